@@ -1,0 +1,143 @@
+"""Physical base backups (issue 4): seawall basebackup beside pg_basebackup and pgBackRest.
+
+Baseline: the command-line pipeline ``pg_basebackup -Ft -X none | zstd | age``
+(the target is "within 10%" of it). A CHECKPOINT precedes every run so no
+tool pays for another's dirty buffers, and every tool asks for a fast
+checkpoint (seawall's own choice is its own).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from bench import measure, peers
+from bench.cluster import chown_postgres
+from bench.context import Context
+from bench.report import Row, apply_baseline
+from bench.suites.common import largest_file, repeat_row, tree_size
+
+SUITE = "basebackup"
+
+
+def run(ctx: Context) -> list[Row]:
+    cluster = ctx.cluster()
+    _, recipient = ctx.age_keys()
+    env = ctx.seawall_env(ctx.root) | cluster.libpq_env()
+    reps = ctx.opts.repeat
+    timeout = ctx.opts.timeout_s
+    rows: list[Row] = []
+    size = int(str(cluster.scalar("SELECT sum(pg_database_size(oid)) FROM pg_database")))
+    ctx.log(f"basebackup: cluster holds {size / 2**20:.0f} MiB")
+
+    def checkpoint() -> None:
+        cluster.execute("CHECKPOINT")
+
+    raw_dir = ctx.root / "bb-raw"
+
+    def raw(i: int) -> measure.RunResult:
+        shutil.rmtree(raw_dir, ignore_errors=True)
+        checkpoint()
+        return measure.run(peers.basebackup_raw(raw_dir), env=env, timeout=timeout)
+
+    rows.append(
+        repeat_row(
+            SUITE, "pg_basebackup -Ft (raw, to dir)", raw, reps, artifact=lambda: tree_size(raw_dir)
+        )
+    )
+    shutil.rmtree(raw_dir, ignore_errors=True)
+
+    pipe_out = ctx.tmpdir("bb-pipe") / "base.tar.zst.age"
+
+    def pipe(i: int) -> measure.RunResult:
+        checkpoint()
+        return measure.run(
+            peers.basebackup_zstd_age(recipient), env=env, stdout_path=pipe_out, timeout=timeout
+        )
+
+    rows.append(
+        repeat_row(
+            SUITE,
+            "pg_basebackup -X none | zstd -3 -T0 | age",
+            pipe,
+            reps,
+            artifact=lambda: pipe_out.stat().st_size,
+            baseline=True,
+        )
+    )
+    pipe_out.unlink(missing_ok=True)
+
+    # pgBackRest: a fresh repo per run so each is a real full backup
+    work = ctx.tmpdir("bb-pgbackrest", for_postgres=True)
+
+    def pgbr(i: int) -> measure.RunResult:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        chown_postgres(work)
+        for d in ("repo", "lock", "spool"):
+            (work / d).mkdir()
+            chown_postgres(work / d)
+        conf = peers.pgbackrest_conf(
+            work / "pgbackrest.conf",
+            repo=work / "repo",
+            work=work,
+            datadir=cluster.datadir,
+            port=cluster.port,
+            socket_dir=cluster.socket_dir,
+        )
+        chown_postgres(conf)
+        subprocess.run(
+            peers.pgbackrest(conf, "stanza-create"),
+            user="postgres",
+            check=True,
+            capture_output=True,
+            timeout=120,
+            cwd="/tmp",
+        )
+        checkpoint()
+        return measure.run(
+            [peers.pgbackrest(conf, "backup", "--type=full")],
+            user="postgres",
+            cwd=Path("/tmp"),
+            timeout=timeout,
+        )
+
+    row = repeat_row(
+        SUITE,
+        "pgbackrest backup --type=full (zst, process-max 2)",
+        pgbr,
+        reps,
+        artifact=lambda: tree_size(work / "repo" / "backup"),
+    )
+    rows.append(row)
+    shutil.rmtree(work, ignore_errors=True)
+
+    sw_dir = ctx.tmpdir("bb-seawall")
+    sw_env = ctx.seawall_env(sw_dir)
+
+    def sw(i: int) -> measure.RunResult:
+        for child in sw_dir.iterdir():
+            subprocess.run(["rm", "-rf", str(child)], check=True)
+        checkpoint()
+        return measure.run(
+            [[*ctx.seawall_cmd(), "postgres", "basebackup"]], env=sw_env, timeout=timeout
+        )
+
+    def sw_artifact() -> int | None:
+        best = largest_file(sw_dir)
+        return best.stat().st_size if best else None
+
+    rows.append(
+        repeat_row(
+            SUITE,
+            "seawall postgres basebackup (zstd+age)",
+            sw,
+            reps,
+            rss="root",
+            artifact=sw_artifact,
+            unavailable=ctx.seawall_unavailable("postgres", "basebackup"),
+        )
+    )
+    apply_baseline(rows)
+    return rows

@@ -1,0 +1,217 @@
+"""Logical backups (issue 2): seawall backup/restore/verify beside pg_dump pipelines.
+
+Backup rows share one baseline (``pg_dump | gzip``); restore rows share
+another (``gunzip | psql``). Every tool dumps the same database of the same
+cluster in the same run, one after the other, so cache effects are equal
+(the first, untimed warm-up dump pulls the tables into the page cache).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from bench import measure, peers
+from bench.cluster import pg_bin
+from bench.context import Context
+from bench.datagen import DB_NAME
+from bench.report import Row, apply_baseline
+from bench.suites.common import largest_file, repeat_row, tree_size
+
+SUITE = "logical"
+
+
+def _gzip_ratio(path: Path) -> tuple[int, float] | None:
+    """(uncompressed bytes, ratio) from ``gzip -l`` (size is mod 4 GiB)."""
+    out = subprocess.run(["gzip", "-l", str(path)], capture_output=True, text=True, check=False)
+    fields = out.stdout.splitlines()[-1].split() if out.returncode == 0 else []
+    if len(fields) < 2:
+        return None
+    comp, raw = int(fields[0]), int(fields[1])
+    return raw, raw / comp if comp else 0.0
+
+
+def run(ctx: Context) -> list[Row]:
+    cluster = ctx.cluster()
+    keyfile, recipient = ctx.age_keys()
+    env = ctx.seawall_env(ctx.tmpdir("unused"))  # libpq env for the peers too
+    env.update(cluster.libpq_env())
+    reps = ctx.opts.repeat
+    out = ctx.tmpdir("logical")
+    rows: list[Row] = []
+
+    def psql(sql: str) -> None:
+        subprocess.run(
+            [pg_bin("psql"), "-X", "-q", "-d", "postgres", "-c", sql],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+
+    # warm-up: page cache equal for everyone
+    measure.run(peers.pg_dump_custom_raw(DB_NAME), env=env, timeout=ctx.opts.timeout_s)
+
+    gz = out / "dump.sql.gz"
+    rows.append(
+        repeat_row(
+            SUITE,
+            "pg_dump | gzip",
+            lambda i: measure.run(
+                peers.pg_dump_gzip(DB_NAME), env=env, stdout_path=gz, timeout=ctx.opts.timeout_s
+            ),
+            reps,
+            artifact=lambda: gz.stat().st_size,
+            baseline=True,
+        )
+    )
+    ratio = _gzip_ratio(gz) if gz.exists() else None
+    if ratio:
+        rows[-1].notes = (
+            f"plain dump {ratio[0] / 2**20:.0f} MiB, gzip ratio {ratio[1]:.2f}x; " + rows[-1].notes
+        )
+        rows[-1].extra["gzip_ratio"] = ratio[1]
+        rows[-1].extra["plain_dump_bytes"] = ratio[0]
+
+    raw = out / "dump.raw"
+    rows.append(
+        repeat_row(
+            SUITE,
+            "pg_dump -Fc -Z0 > /dev/null",
+            lambda i: measure.run(
+                peers.pg_dump_custom_raw(DB_NAME), env=env, timeout=ctx.opts.timeout_s
+            ),
+            reps,
+        )
+    )
+    c_out = out / "dump.zst.age"
+    rows.append(
+        repeat_row(
+            SUITE,
+            "pg_dump -Fc -Z0 | zstd -3 -T0 | age",
+            lambda i: measure.run(
+                peers.pg_dump_zstd_age(DB_NAME, recipient),
+                env=env,
+                stdout_path=c_out,
+                timeout=ctx.opts.timeout_s,
+            ),
+            reps,
+            artifact=lambda: c_out.stat().st_size,
+        )
+    )
+    raw.unlink(missing_ok=True)
+
+    sw_dir = ctx.tmpdir("logical-seawall")
+    sw_env = ctx.seawall_env(sw_dir)
+    unavailable = ctx.seawall_unavailable("postgres", "backup")
+
+    def sw_backup(i: int) -> measure.RunResult:
+        # a fresh volume per run: same work every time, artifact = one dump
+        for child in sw_dir.iterdir():
+            subprocess.run(["rm", "-rf", str(child)], check=True)
+        return measure.run(
+            [[*ctx.seawall_cmd(), "postgres", "backup", "--database", DB_NAME]],
+            env=sw_env,
+            timeout=ctx.opts.timeout_s,
+        )
+
+    def sw_artifact() -> int | None:
+        best = largest_file(sw_dir)
+        return best.stat().st_size if best else None
+
+    sw_row = repeat_row(
+        SUITE,
+        "seawall postgres backup (zstd+age)",
+        sw_backup,
+        reps,
+        rss="root",
+        artifact=sw_artifact,
+        unavailable=unavailable,
+    )
+    if sw_row.median_s is not None:
+        sw_row.extra["volume_bytes"] = tree_size(sw_dir)
+    rows.append(sw_row)
+    apply_baseline(rows)
+
+    # --- restore ------------------------------------------------------------
+    restore_rows: list[Row] = []
+
+    def gz_restore(i: int) -> measure.RunResult:
+        psql("DROP DATABASE IF EXISTS bench_restore_gz")
+        psql("CREATE DATABASE bench_restore_gz")
+        return measure.run(
+            peers.gunzip_psql("bench_restore_gz"),
+            env=env,
+            stdin_path=gz,
+            timeout=ctx.opts.timeout_s,
+        )
+
+    restore_rows.append(
+        repeat_row(
+            SUITE,
+            "restore: gunzip | psql",
+            gz_restore,
+            reps,
+            baseline=True,
+            unavailable=None if gz.exists() else "no gzip dump",
+        )
+    )
+    psql("DROP DATABASE IF EXISTS bench_restore_gz")
+
+    sw_restorable = sw_row.median_s is not None
+    restore_unavail = ctx.seawall_unavailable("postgres", "restore") or (
+        None if sw_restorable else "not available (no seawall backup to restore)"
+    )
+
+    def sw_restore(i: int) -> measure.RunResult:
+        psql("DROP DATABASE IF EXISTS bench_restore_sw")
+        return measure.run(
+            [
+                [
+                    *ctx.seawall_cmd(),
+                    "postgres",
+                    "restore",
+                    "latest",
+                    "--target-db",
+                    "bench_restore_sw",
+                    "--jobs",
+                    "2",
+                ]
+            ],
+            env=sw_env,
+            timeout=ctx.opts.timeout_s,
+        )
+
+    restore_rows.append(
+        repeat_row(
+            SUITE,
+            "restore: seawall --jobs 2",
+            sw_restore,
+            reps,
+            rss="root",
+            unavailable=restore_unavail,
+        )
+    )
+    psql("DROP DATABASE IF EXISTS bench_restore_sw")
+
+    verify_unavail = ctx.seawall_unavailable("postgres", "verify") or (
+        None if sw_restorable else "not available (no seawall backup to verify)"
+    )
+    restore_rows.append(
+        repeat_row(
+            SUITE,
+            "seawall postgres verify latest --deep",
+            lambda i: measure.run(
+                [[*ctx.seawall_cmd(), "postgres", "verify", "latest", "--deep"]],
+                env=sw_env,
+                timeout=ctx.opts.timeout_s,
+            ),
+            reps,
+            rss="root",
+            unavailable=verify_unavail,
+        )
+    )
+    apply_baseline(restore_rows)
+    restore_rows[-1].ratio = None  # verify is not a restore; no ratio
+    del keyfile
+    return rows + restore_rows

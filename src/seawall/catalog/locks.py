@@ -1,0 +1,146 @@
+"""Per-series locks so that overlapping runs do not collide.
+
+A CronJob that starts twice (a slow run, ``concurrencyPolicy`` misconfigured,
+a human running the same command) must not write the same series twice or
+prune while a backup is being written. We take an exclusive ``flock`` on
+``<BACKUP_DIR>/.locks/<engine>.<kind>.<series>.lock``: the kernel drops it
+when the process dies, so a kill -9 never leaves a stale lock behind. The
+file's content (pid, command, start time) is informational; the exporter
+reads it to show a run in progress and prune reads it to never delete what a
+running job holds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from seawall.catalog.naming import decode_segment, encode_segment
+from seawall.errors import LockedError
+
+LOCK_DIR = ".locks"
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds (or last held) a series lock."""
+
+    engine: str
+    kind: str
+    series: str
+    pid: int | None
+    command: str | None
+    started_at: datetime | None
+    held: bool
+    backup_id: str | None = None
+
+
+def lock_path(backup_dir: Path, engine: str, kind: str, series: str) -> Path:
+    name = f"{engine}.{kind}.{encode_segment(series)}.lock"
+    return backup_dir / LOCK_DIR / name
+
+
+@contextmanager
+def series_lock(
+    backup_dir: Path,
+    engine: str,
+    kind: str,
+    series: str,
+    *,
+    timeout: float,
+    command: str,
+    backup_id: str | None = None,
+) -> Iterator[None]:
+    """Hold the series lock; wait up to ``timeout`` seconds, then LockedError."""
+    path = lock_path(backup_dir, engine, kind, series)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _read_info(path)
+                    who = f" (pid {holder.get('pid')}, {holder.get('command')}, since {holder.get('started_at')})" if holder else ""
+                    raise LockedError(
+                        f"another seawall run holds the lock of {engine} {kind} {series!r}{who}; "
+                        "wait for it to finish (it is released automatically if that process dies)"
+                    ) from None
+                time.sleep(0.1)
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command,
+            "started_at": datetime.now(UTC).isoformat(),
+            "backup_id": backup_id,
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _read_info(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def is_held(path: Path) -> bool:
+    """Whether some process holds the lock right now (probe, never blocks)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def list_locks(backup_dir: Path) -> Iterator[LockInfo]:
+    """Every series lock file with whether it is held now (read-only)."""
+    directory = backup_dir / LOCK_DIR
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.glob("*.lock")):
+        parts = path.name[: -len(".lock")].split(".", 2)
+        if len(parts) != 3:
+            continue
+        held = is_held(path)
+        info = _read_info(path) if held else {}
+        started = info.get("started_at")
+        pid = info.get("pid")
+        yield LockInfo(
+            engine=parts[0],
+            kind=parts[1],
+            series=decode_segment(parts[2]),
+            pid=pid if isinstance(pid, int) else None,
+            command=str(info["command"]) if "command" in info else None,
+            started_at=datetime.fromisoformat(started) if isinstance(started, str) else None,
+            held=held,
+            backup_id=str(info["backup_id"]) if info.get("backup_id") else None,
+        )

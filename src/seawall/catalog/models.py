@@ -1,0 +1,159 @@
+"""Manifest models: what a restore and a verification need, as data.
+
+A manifest is the only proof that a backup exists. It is JSON (readable with
+``cat`` during a disaster), carries ``format_version`` so later seawall
+versions can read old volumes, and records everything needed to restore and
+to check a restore: artifacts with their sha256 over the *stored* bytes, the
+decode chain (compression, encryption), tool and server versions, engine
+facts (system identifier, LSNs, Qdrant collection config) and content
+statistics taken at backup time.
+
+Unknown fields are kept (``extra="allow"``) so an older seawall reading a newer
+manifest does not silently drop information when it rewrites it (verification
+results are written back into the manifest).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+Engine = Literal["postgresql", "qdrant"]
+Status = Literal["running", "success", "failed"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Encryption(_Model):
+    """How an artifact is encrypted. Fingerprints only, never key material."""
+
+    format: Literal["age"] = "age"
+    mode: Literal["x25519", "scrypt"]
+    recipient_fingerprints: list[str] = Field(default_factory=list)
+
+
+class Artifact(_Model):
+    """One stored file of a backup and how to turn it back into raw bytes."""
+
+    name: str  # file name inside the backup directory
+    role: str  # dump | globals | base | snapshot | wal
+    stored_size: int
+    raw_size: int
+    sha256: str  # of the stored bytes (after compression and encryption)
+    raw_sha256: str | None = None  # of the raw bytes, when known
+    compression: Literal["zstd", "gzip", "none"]
+    encryption: Encryption | None = None
+    content_type: str = "application/octet-stream"
+
+
+class Verification(_Model):
+    """The latest verification of a backup, written back into its manifest."""
+
+    at: datetime
+    ok: bool
+    deep: bool
+    duration_seconds: float
+    message: str
+    checks: list[str] = Field(default_factory=list)
+
+
+class TableStats(_Model):
+    """Row count and a cheap order-independent checksum of one table."""
+
+    rows: int
+    checksum: str | None = None
+
+
+class ContentStats(_Model):
+    """Content statistics of a database, taken in the dump's snapshot."""
+
+    tables: dict[str, TableStats] = Field(default_factory=dict)
+    sequences: dict[str, int | None] = Field(default_factory=dict)
+    large_objects: int = 0
+    snapshot: str | None = None
+
+
+class PostgresInfo(_Model):
+    """PostgreSQL facts a restore needs."""
+
+    server_version: str | None = None
+    server_version_num: int | None = None
+    database: str | None = None
+    system_identifier: str | None = None
+    timeline: int | None = None
+    start_lsn: str | None = None
+    stop_lsn: str | None = None
+    start_wal: str | None = None
+    stop_wal: str | None = None
+    wal_segment_size: int | None = None
+    stats: ContentStats | None = None
+
+
+class QdrantInfo(_Model):
+    """Qdrant facts a restore needs."""
+
+    version: str | None = None
+    collection: str | None = None
+    config: dict[str, Any] | None = None
+    points_count: int | None = None
+    shards: list[dict[str, Any]] = Field(default_factory=list)
+    snapshot_name: str | None = None
+    snapshot_checksum: str | None = None
+    sample: dict[str, Any] | None = None
+
+
+class Manifest(_Model):
+    """The record of one backup run, successful or not."""
+
+    format_version: int = FORMAT_VERSION
+    id: str
+    engine: Engine
+    kind: str  # logical | base | snapshot | full-storage | shard-snapshot
+    series: str  # database / cluster / collection name
+    target: str  # where it came from, for humans (host:port/db), no secrets
+    status: Status
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+    error: str | None = None
+    artifacts: list[Artifact] = Field(default_factory=list)
+    tool_versions: dict[str, str] = Field(default_factory=dict)
+    seawall_version: str | None = None
+    postgres: PostgresInfo | None = None
+    qdrant: QdrantInfo | None = None
+    verification: Verification | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def stored_size(self) -> int:
+        return sum(a.stored_size for a in self.artifacts)
+
+    @property
+    def raw_size(self) -> int:
+        return sum(a.raw_size for a in self.artifacts)
+
+    @property
+    def time(self) -> datetime:
+        """The time a backup represents: its end (start for failed runs)."""
+        return self.finished_at or self.started_at
+
+    def artifact(self, role: str) -> Artifact | None:
+        return next((a for a in self.artifacts if a.role == role), None)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=2, exclude_none=False).encode() + b"\n"

@@ -1,0 +1,371 @@
+"""Store a stream as an artifact, and decode an artifact back into a stream.
+
+Write side: producer → count (raw size) → compress → encrypt → sha256 →
+atomic file. Read side, the mirror image: sha256 check of the stored bytes
+first (nothing is trusted before it matches the manifest), then decrypt →
+decompress → consumer, hashing again on the way so a file that changes under
+us is caught too.
+
+This module has no pydantic and no settings imports on purpose: ``wal-push``
+uses it and must start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import zstandard
+
+from seawall.errors import DecryptionError, StorageError, VerificationError
+from seawall.pipeline.codecs import CHUNK, Sink, compress_reader, decompress_writer
+from seawall.pipeline.keys import KeyRing
+from seawall.storage.base import Storage
+
+AGE_MAGIC = b"age-encryption.org/v1\n"
+OPENSSL_MAGIC = b"Salted__"
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """How to store: compression and, if ``keys`` can encrypt, encryption."""
+
+    compression: str = "zstd"
+    level: int | None = None
+    threads: int = 0
+    keys: KeyRing | None = None
+    scrypt_work_factor: int = 18
+
+    @property
+    def encryption_mode(self) -> str | None:
+        return self.keys.mode if self.keys is not None else None
+
+    def suffix(self) -> str:
+        """File suffix that tells a human the decode chain (``.zst.age``)."""
+        ext = {"zstd": ".zst", "gzip": ".gz", "none": ""}[self.compression]
+        return ext + (".age" if self.encryption_mode else "")
+
+
+@dataclass
+class StoreResult:
+    raw_size: int
+    stored_size: int
+    sha256: str
+    raw_sha256: str
+    compression: str
+    encryption_mode: str | None
+    recipient_fingerprints: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DecodeResult:
+    raw_size: int
+    stored_size: int
+    sha256: str
+    compression: str | None
+    encryption: str | None
+
+
+class CountingReader:
+    """Counts and hashes raw bytes as they are pulled from the producer."""
+
+    def __init__(self, src: BinaryIO, progress: Progress | None = None) -> None:
+        self._src = src
+        self.count = 0
+        self.hash = hashlib.sha256()
+        self._progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n if n and n > 0 else CHUNK)
+        if data:
+            self.count += len(data)
+            self.hash.update(data)
+            if self._progress is not None:
+                self._progress(len(data))
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class HashingWriter:
+    """Hashes and counts stored bytes; remembers an OSError (ENOSPC) for a clear report."""
+
+    def __init__(self, dst: BinaryIO) -> None:
+        self._dst = dst
+        self.count = 0
+        self.hash = hashlib.sha256()
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            self._dst.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+        self.hash.update(data)
+        self.count += len(data)
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self._dst.flush()
+
+
+class HashingReader:
+    """Hashes stored bytes as the decryptor pulls them."""
+
+    def __init__(self, src: BinaryIO, prefix: bytes = b"") -> None:
+        self._src = src
+        self._prefix = prefix
+        self.count = 0
+        self.hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+        else:
+            data = self._src.read(n if n and n > 0 else CHUNK)
+        self.count += len(data)
+        self.hash.update(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class CountingSink:
+    def __init__(self, sink: Sink, progress: Progress | None = None) -> None:
+        self._sink = sink
+        self.count = 0
+        self._progress = progress
+
+    def write(self, data: bytes) -> int:
+        self._sink.write(data)
+        self.count += len(data)
+        if self._progress is not None:
+            self._progress(len(data))
+        return len(data)
+
+
+def _copy(src: BinaryIO | CountingReader | HashingReader, dst: Sink) -> None:
+    while True:
+        chunk = src.read(CHUNK)
+        if not chunk:
+            return
+        dst.write(chunk)
+
+
+def store_stream(
+    source: BinaryIO,
+    storage: Storage,
+    key: str,
+    spec: PipelineSpec,
+    *,
+    before_commit: Callable[[], None] | None = None,
+    progress: Progress | None = None,
+) -> StoreResult:
+    """Stream ``source`` through compress/encrypt/hash into ``key`` atomically.
+
+    ``before_commit`` runs after the last byte and before the artifact is
+    renamed into place: the producer's exit status is checked there, so a
+    dump that died half-way never becomes a complete-looking artifact.
+    """
+    counting = CountingReader(source, progress)
+    with storage.open_atomic_write(key) as fh:
+        out = HashingWriter(fh)
+        try:
+            compressed = compress_reader(counting, spec.compression, spec.level, spec.threads)  # type: ignore[arg-type]
+            mode = spec.encryption_mode
+            if mode == "x25519":
+                import pyrage
+                from pyrage import x25519
+
+                assert spec.keys is not None
+                recipients = [x25519.Recipient.from_str(r) for r in spec.keys.recipients]
+                pyrage.encrypt_io(compressed, out, recipients)
+            elif mode == "scrypt":
+                from seawall.pipeline.age_scrypt import encrypt_passphrase_io
+
+                assert spec.keys is not None and spec.keys.passphrase is not None
+                encrypt_passphrase_io(
+                    compressed, out, spec.keys.passphrase, work_factor=spec.scrypt_work_factor  # type: ignore[arg-type]
+                )
+            else:
+                _copy(compressed, out)
+        except Exception as exc:
+            if out.error is not None:
+                from seawall.storage.local import storage_error
+
+                raise storage_error(out.error, key) from exc
+            raise
+        if before_commit is not None:
+            before_commit()
+    return StoreResult(
+        raw_size=counting.count,
+        stored_size=out.count,
+        sha256=out.hash.hexdigest(),
+        raw_sha256=counting.hash.hexdigest(),
+        compression=spec.compression,
+        encryption_mode=spec.encryption_mode,
+        recipient_fingerprints=spec.keys.fingerprints() if spec.keys else [],
+    )
+
+
+def sha256_of(storage: Storage, key: str) -> tuple[str, int]:
+    """sha256 and size of the stored bytes of ``key``."""
+    h = hashlib.sha256()
+    size = 0
+    with storage.open_read(key) as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def sniff_encryption(head: bytes) -> str | None:
+    """``x25519`` / ``scrypt`` (age), ``openssl`` (legacy), or None."""
+    if head.startswith(AGE_MAGIC):
+        stanza = head[len(AGE_MAGIC) :].split(b"\n", 1)[0]
+        return "scrypt" if stanza.startswith(b"-> scrypt ") else "x25519"
+    if head.startswith(OPENSSL_MAGIC):
+        return "openssl"
+    return None
+
+
+def decode_to(
+    storage: Storage,
+    key: str,
+    sink: Sink,
+    keys: KeyRing | None,
+    *,
+    expected_sha256: str | None = None,
+    compression: str | None = None,
+    precheck: bool = True,
+    progress: Progress | None = None,
+) -> DecodeResult:
+    """Decode the artifact at ``key`` into ``sink``.
+
+    With ``expected_sha256`` the stored bytes are hashed first (``precheck``)
+    and nothing reaches ``sink`` unless they match; ``compression=None`` and
+    an unknown encryption mean "detect from the bytes" (foreign and legacy
+    files).
+    """
+    if expected_sha256 and precheck:
+        actual, _ = sha256_of(storage, key)
+        if actual != expected_sha256:
+            raise VerificationError(
+                f"{key}: sha256 mismatch (manifest {expected_sha256[:16]}…, file {actual[:16]}…): "
+                "the stored file is corrupt or was modified; restore from another backup"
+            )
+    with storage.open_read(key) as raw:
+        head = raw.read(256)
+        reader = HashingReader(raw, head)
+        encryption = sniff_encryption(head)
+        counting = CountingSink(sink, progress)
+        dec = decompress_writer(counting, compression)
+        try:
+            _decrypt(reader, dec, encryption, keys, key)
+            dec.close()
+        except (zstandard.ZstdError, zlib.error) as exc:
+            raise VerificationError(
+                f"{key}: corrupt compressed data ({exc}); the artifact is damaged"
+            ) from exc
+        except OSError as exc:
+            raise StorageError(f"{key}: I/O error while decoding: {exc}") from exc
+    digest = reader.hash.hexdigest()
+    if expected_sha256 and digest != expected_sha256:
+        raise VerificationError(
+            f"{key}: sha256 mismatch while reading (the file changed or is corrupt)"
+        )
+    detected = getattr(dec, "detected", None) or compression
+    return DecodeResult(counting.count, reader.count, digest, detected, encryption)
+
+
+def _decrypt(
+    reader: HashingReader, dec: Sink, encryption: str | None, keys: KeyRing | None, key: str
+) -> None:
+    if encryption is None:
+        _copy(reader, dec)
+        return
+    if encryption == "x25519":
+        import pyrage
+        from pyrage import x25519
+
+        if keys is None or not keys.identities:
+            raise DecryptionError(
+                f"{key} is encrypted to age X25519 recipients but no identity is configured; "
+                "set ENCRYPTION_IDENTITY or ENCRYPTION_IDENTITY_FILE to the secret key"
+            )
+        identities = [x25519.Identity.from_str(i) for i in keys.identities]
+        try:
+            pyrage.decrypt_io(reader, dec, identities)
+        except pyrage.DecryptError as exc:
+            text = str(exc).lower()
+            if "no matching keys" in text or "no identity matched" in text:
+                raise DecryptionError(
+                    f"cannot decrypt {key}: none of the configured identities matches its "
+                    "recipients; set ENCRYPTION_IDENTITY to the key it was made with "
+                    "(several may be given after a key rotation)"
+                ) from exc
+            raise VerificationError(
+                f"{key}: encrypted data failed authentication ({exc}); the artifact is corrupt"
+            ) from exc
+        except OSError as exc:
+            if "decryption" in str(exc).lower():
+                raise VerificationError(
+                    f"{key}: encrypted data failed authentication; the artifact is corrupt "
+                    "or truncated"
+                ) from exc
+            raise
+        return
+    if encryption == "scrypt":
+        from seawall.pipeline.age_scrypt import (
+            AgeFormatError,
+            WrongPassphraseError,
+            decrypt_passphrase_io,
+        )
+
+        if keys is None or not keys.passphrase:
+            raise DecryptionError(
+                f"{key} is passphrase-encrypted (age scrypt) but ENCRYPTION_KEY is not set"
+            )
+        try:
+            decrypt_passphrase_io(reader, dec, keys.passphrase)  # type: ignore[arg-type]
+        except WrongPassphraseError as exc:
+            raise DecryptionError(
+                f"cannot decrypt {key}: wrong passphrase; set ENCRYPTION_KEY to the one it was made with"
+            ) from exc
+        except AgeFormatError as exc:
+            raise VerificationError(f"{key}: corrupt encrypted data ({exc})") from exc
+        return
+    if encryption == "openssl":
+        from seawall.pipeline.openssl_legacy import LegacyDecryptError, decrypt_openssl_io
+
+        if keys is None or not keys.passphrase:
+            raise DecryptionError(
+                f"{key} is a legacy openssl-encrypted file but ENCRYPTION_KEY is not set"
+            )
+        try:
+            decrypt_openssl_io(reader, dec, keys.passphrase)  # type: ignore[arg-type]
+        except LegacyDecryptError as exc:
+            raise DecryptionError(f"cannot decrypt {key}: {exc}") from exc
+        return
+    raise VerificationError(f"{key}: unknown encryption {encryption!r}")

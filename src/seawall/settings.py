@@ -1,0 +1,417 @@
+"""Configuration: one pydantic-settings model, every option defined once.
+
+Why this shape: operators already run shell scripts driven by environment
+variables (``BACKUP_DIR``, ``DB_HOST``, ``ENCRYPTION_KEY`` …) and libpq
+variables (``PGHOST`` …). Those keep working unchanged. Every option also
+has a ``SEAWALL_``-prefixed name (which wins when both are set), secrets
+have ``*_FILE`` variants because Kubernetes mounts secrets as files, and an
+optional TOML file (``SEAWALL_CONFIG``) carries what is awkward in env vars
+(per-series retention overrides).
+
+Precedence: command-line options > environment > ``*_FILE`` > config file >
+defaults.
+
+Secrets are ``SecretStr`` and never printed: not in errors, logs, manifests
+or ``--help``. :func:`load_settings` turns a pydantic validation failure into
+one :class:`~seawall.errors.ConfigError` listing every bad field and what is
+expected, without echoing secret values.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.exceptions import SettingsError
+
+from seawall.errors import ConfigError
+
+Compression = Literal["zstd", "gzip", "none"]
+
+#: Secret fields and the ``*_FILE`` environment variables that may hold them.
+SECRET_FILE_VARS: dict[str, tuple[str, ...]] = {
+    "db_password": ("SEAWALL_DB_PASSWORD_FILE", "DB_PASSWORD_FILE", "PGPASSWORD_FILE"),
+    "encryption_key": ("SEAWALL_ENCRYPTION_KEY_FILE", "ENCRYPTION_KEY_FILE"),
+    "encryption_identity": (
+        "SEAWALL_ENCRYPTION_IDENTITY_FILE",
+        "ENCRYPTION_IDENTITY_FILE",
+    ),
+    "qdrant_api_key": ("SEAWALL_QDRANT_API_KEY_FILE", "QDRANT_API_KEY_FILE"),
+}
+SECRET_FIELDS = frozenset(SECRET_FILE_VARS)
+
+
+def _env(field: str, *legacy: str) -> Any:
+    """Alias choices: the ``SEAWALL_`` name first, then the legacy names."""
+    return AliasChoices(f"SEAWALL_{field.upper()}", *legacy, field)
+
+
+class RetentionOverride(BaseModel):
+    """Per-series retention counts from the config file (unset = inherit)."""
+
+    last: int | None = None
+    daily: int | None = None
+    weekly: int | None = None
+    monthly: int | None = None
+    yearly: int | None = None
+
+
+class Settings(BaseSettings):
+    """All of seawall's options. See docs/configuration.md for each one."""
+
+    model_config = SettingsConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+        env_prefix="",
+    )
+
+    # --- where backups live -------------------------------------------------
+    backup_dir: Path = Field(Path("/backups"), validation_alias=_env("backup_dir", "BACKUP_DIR"))
+    log_file: Path | None = Field(None, validation_alias=_env("log_file", "LOG_FILE"))
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", validation_alias=_env("log_format", "LOG_FORMAT")
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias=_env("log_level", "LOG_LEVEL")
+    )
+    lock_timeout: float = Field(
+        10.0, ge=0, validation_alias=_env("lock_timeout", "LOCK_TIMEOUT")
+    )
+
+    # --- PostgreSQL -----------------------------------------------------------
+    db_host: str = Field("localhost", validation_alias=_env("db_host", "DB_HOST", "PGHOST"))
+    db_port: int = Field(
+        5432, ge=1, le=65535, validation_alias=_env("db_port", "DB_PORT", "PGPORT")
+    )
+    db_name: str = Field(
+        "postgres", validation_alias=_env("db_name", "DB_NAME", "PGDATABASE")
+    )
+    db_user: str = Field("postgres", validation_alias=_env("db_user", "DB_USER", "PGUSER"))
+    db_password: SecretStr | None = Field(
+        None, validation_alias=_env("db_password", "DB_PASSWORD", "PGPASSWORD")
+    )
+    pgpassfile: Path | None = Field(None, validation_alias=_env("pgpassfile", "PGPASSFILE"))
+    databases: list[str] = Field(
+        default_factory=list, validation_alias=_env("databases", "DATABASES")
+    )
+    pg_bin_dir: Path | None = Field(None, validation_alias=_env("pg_bin_dir", "PG_BIN_DIR"))
+    pg_cluster_name: str = Field(
+        "main", validation_alias=_env("pg_cluster_name", "PG_CLUSTER_NAME")
+    )
+    pgdata: Path | None = Field(None, validation_alias=_env("pgdata", "PGDATA"))
+    pitr_window: timedelta = Field(
+        timedelta(days=7), validation_alias=_env("pitr_window", "PITR_WINDOW")
+    )
+    restore_jobs: int = Field(2, ge=1, validation_alias=_env("restore_jobs", "RESTORE_JOBS"))
+
+    # --- pipeline ----------------------------------------------------------------
+    compression: Compression = Field("zstd", validation_alias=_env("compression", "COMPRESSION"))
+    compression_level: int | None = Field(
+        None, validation_alias=_env("compression_level", "COMPRESSION_LEVEL")
+    )
+    compression_threads: int = Field(
+        0, ge=0, validation_alias=_env("compression_threads", "COMPRESSION_THREADS")
+    )
+    encryption: bool = Field(False, validation_alias=_env("encryption", "ENCRYPTION"))
+    encryption_key: SecretStr | None = Field(
+        None, validation_alias=_env("encryption_key", "ENCRYPTION_KEY")
+    )
+    encryption_recipients: list[str] = Field(
+        default_factory=list,
+        validation_alias=_env("encryption_recipients", "ENCRYPTION_RECIPIENTS"),
+    )
+    encryption_recipients_file: Path | None = Field(
+        None,
+        validation_alias=_env("encryption_recipients_file", "ENCRYPTION_RECIPIENTS_FILE"),
+    )
+    encryption_identity: SecretStr | None = Field(
+        None, validation_alias=_env("encryption_identity", "ENCRYPTION_IDENTITY")
+    )
+    encryption_identity_files: list[Path] = Field(
+        default_factory=list,
+        validation_alias=_env("encryption_identity_files", "ENCRYPTION_IDENTITY_FILES"),
+    )
+    verify_backup: bool = Field(True, validation_alias=_env("verify_backup", "VERIFY_BACKUP"))
+
+    # --- retention ---------------------------------------------------------------
+    retention_last: int = Field(0, ge=0, validation_alias=_env("retention_last", "RETENTION_LAST"))
+    retention_days: int = Field(7, ge=0, validation_alias=_env("retention_days", "RETENTION_DAYS"))
+    retention_weeks: int = Field(
+        4, ge=0, validation_alias=_env("retention_weeks", "RETENTION_WEEKS")
+    )
+    retention_months: int = Field(
+        12, ge=0, validation_alias=_env("retention_months", "RETENTION_MONTHS")
+    )
+    retention_years: int = Field(
+        0, ge=-1, validation_alias=_env("retention_years", "RETENTION_YEARS")
+    )
+    retention_tz: str = Field("UTC", validation_alias=_env("retention_tz", "RETENTION_TZ"))
+    retention_failed_grace: timedelta = Field(
+        timedelta(days=7),
+        validation_alias=_env("retention_failed_grace", "RETENTION_FAILED_GRACE"),
+    )
+    prune_after_backup: bool = Field(
+        True, validation_alias=_env("prune_after_backup", "PRUNE_AFTER_BACKUP")
+    )
+    retention_overrides: dict[str, RetentionOverride] = Field(
+        default_factory=dict, validation_alias=_env("retention_overrides")
+    )
+
+    # --- Qdrant ----------------------------------------------------------------------
+    qdrant_url: str | None = Field(None, validation_alias=_env("qdrant_url", "QDRANT_URL"))
+    qdrant_host: str = Field("localhost", validation_alias=_env("qdrant_host", "QDRANT_HOST"))
+    qdrant_port: int = Field(
+        6333, ge=1, le=65535, validation_alias=_env("qdrant_port", "QDRANT_PORT")
+    )
+    qdrant_https: bool = Field(False, validation_alias=_env("qdrant_https", "QDRANT_HTTPS"))
+    qdrant_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("qdrant_api_key", "QDRANT_API_KEY")
+    )
+    qdrant_ca_bundle: Path | None = Field(
+        None, validation_alias=_env("qdrant_ca_bundle", "QDRANT_CA_BUNDLE")
+    )
+    qdrant_timeout: float = Field(
+        600.0, gt=0, validation_alias=_env("qdrant_timeout", "QDRANT_TIMEOUT")
+    )
+    qdrant_concurrency: int = Field(
+        2, ge=1, validation_alias=_env("qdrant_concurrency", "QDRANT_CONCURRENCY")
+    )
+    qdrant_collections: list[str] = Field(
+        default_factory=list,
+        validation_alias=_env("qdrant_collections", "QDRANT_COLLECTIONS"),
+    )
+    qdrant_peer_urls: list[str] = Field(
+        default_factory=list, validation_alias=_env("qdrant_peer_urls", "QDRANT_PEER_URLS")
+    )
+    engines: list[Literal["postgres", "qdrant"]] = Field(
+        default_factory=lambda: ["postgres"], validation_alias=_env("engines", "ENGINES")
+    )
+
+    @field_validator(
+        "databases",
+        "encryption_recipients",
+        "qdrant_collections",
+        "qdrant_peer_urls",
+        "engines",
+        "encryption_identity_files",
+        mode="before",
+    )
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """Accept ``a,b c`` in env vars as well as real lists (config file)."""
+        if isinstance(value, str):
+            return [item for item in value.replace(",", " ").split() if item]
+        return value
+
+    @field_validator("pitr_window", "retention_failed_grace", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        """Accept ``7d``, ``36h``, ``90m`` as operators write them."""
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
+    @field_validator("retention_tz")
+    @classmethod
+    def _check_tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like UTC") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _check_encryption(self) -> Settings:
+        if self.encryption and not (
+            self.encryption_recipients or self.encryption_recipients_file or self.encryption_key
+        ):
+            raise ValueError(
+                "ENCRYPTION is on but no key is set: set ENCRYPTION_RECIPIENTS "
+                "(age public keys, see `seawall keygen`) or ENCRYPTION_KEY"
+            )
+        return self
+
+    # --- derived ---------------------------------------------------------------------
+    @property
+    def postgres_dir(self) -> Path:
+        return self.backup_dir / "postgresql"
+
+    @property
+    def qdrant_dir(self) -> Path:
+        return self.backup_dir / "qdrant"
+
+    @property
+    def qdrant_base_url(self) -> str:
+        if self.qdrant_url:
+            return self.qdrant_url.rstrip("/")
+        scheme = "https" if self.qdrant_https else "http"
+        return f"{scheme}://{self.qdrant_host}:{self.qdrant_port}"
+
+    def target_databases(self) -> list[str]:
+        return list(self.databases) or [self.db_name]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            _PlainEnvSource(settings_cls),
+            _SecretFileSource(settings_cls),
+            _TomlFileSource(settings_cls),
+        )
+
+
+class _PlainEnvSource(EnvSettingsSource):
+    """Env source that reads lists as plain strings instead of JSON.
+
+    Operators write ``DATABASES=app,billing``; pydantic-settings would insist
+    on JSON for list fields. A value that looks like JSON still parses as JSON.
+    """
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip().startswith(("[", "{")):
+            return value
+        return super().decode_complex_value(field_name, field, value)
+
+
+class _SecretFileSource(PydanticBaseSettingsSource):
+    """``*_FILE`` variants of secrets, as Kubernetes mounts them."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, env_names in SECRET_FILE_VARS.items():
+            for env_name in env_names:
+                path = os.environ.get(env_name)
+                if not path:
+                    continue
+                try:
+                    values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+                except OSError as exc:
+                    raise ConfigError(
+                        f"invalid configuration: {env_name}: cannot read secret file "
+                        f"{path} ({exc.strerror}); point it at a readable file"
+                    ) from exc
+                break
+        return values
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Optional TOML config file named by ``SEAWALL_CONFIG``.
+
+    Keys are the option names in lower case (``backup_dir = "/backups"``);
+    ``[retention_overrides."postgresql/logical/app"]`` tables set per-series
+    retention.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("SEAWALL_CONFIG")
+        if not path:
+            return {}
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(
+                f"invalid configuration: SEAWALL_CONFIG: cannot read {path} ({exc.strerror})"
+            ) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"invalid configuration: SEAWALL_CONFIG: {path} is not valid TOML ({exc})"
+            ) from exc
+        return {key.lower(): value for key, value in data.items()}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``7d``, ``12h``, ``30m``, ``45s``, ``2w`` or plain seconds."""
+    text = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    try:
+        if text and text[-1] in units:
+            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        return timedelta(seconds=float(text))
+    except ValueError as exc:
+        raise ValueError(f"expected a duration like 7d, 36h or 90m, got {text!r}") from exc
+
+
+def _field_for(loc_name: str) -> str | None:
+    """Map a validation error location (an alias or a field name) to its field."""
+    lowered = loc_name.lower()
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else []
+        if lowered == name or any(isinstance(c, str) and c.lower() == lowered for c in choices):
+            return name
+    return None
+
+
+def _env_name(field: str) -> str:
+    """The name operators know best: the legacy variable, else ``SEAWALL_*``."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    names = [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
+    legacy = [n for n in names[1:] if n.isupper()]
+    return legacy[0] if legacy else f"SEAWALL_{field.upper()}"
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line listing every bad field and what is expected; no secret values."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        field = _field_for(loc[0]) if loc else None
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if field is None:
+            parts.append(msg)
+            continue
+        name = _env_name(field)
+        shown = err.get("input")
+        if field in SECRET_FIELDS or isinstance(shown, dict | list):
+            parts.append(f"{name}: {msg}")
+        else:
+            parts.append(f"{name}: {msg} (got {str(shown)[:60]!r})")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings; CLI overrides (``None`` = not given) win over env."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None

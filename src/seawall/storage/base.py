@@ -1,0 +1,93 @@
+"""The storage protocol every backend implements.
+
+Why a protocol and not a path: the local volume is the first backend, S3 is
+next. Everything above storage (pipeline, catalog, engines) speaks keys and
+streams, so a new backend is one class plus the shared contract tests.
+
+The one promise that matters: :meth:`Storage.open_atomic_write` makes an
+object appear under its key only when it is complete and durable. Until
+``commit`` the bytes sit under a temporary name that listing never returns;
+a crash leaves at most such a temporary, which ``prune`` removes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol, runtime_checkable
+
+#: Marker in temporary names; listing skips them, prune removes stale ones.
+PARTIAL_MARKER = ".partial-"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """Size and modification time of a stored object."""
+
+    key: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Capacity of the volume holding the backups."""
+
+    total: int
+    used: int
+    free: int
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """A place to keep artifacts and manifests under string keys."""
+
+    def open_atomic_write(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """Write an object that appears under ``key`` only once complete and durable.
+
+        On a clean exit of the context the data is fsynced and renamed into
+        place (and the directory fsynced). On an exception the temporary is
+        removed and nothing appears.
+        """
+        ...
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Atomically write a small object (manifests)."""
+        ...
+
+    def open_read(self, key: str) -> BinaryIO:
+        """Open an object for streaming reads; NotFoundError when missing."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """Read a small object whole."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether a complete object exists under ``key``."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size and mtime; NotFoundError when missing."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove an object; missing is not an error (deletion is idempotent)."""
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Complete objects under ``prefix`` (recursive), skipping temporaries."""
+        ...
+
+    def list_partials(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Temporaries left by crashed writers, for ``prune`` to clean."""
+        ...
+
+    def usage(self) -> Usage | None:
+        """Volume capacity where the backend knows it (None for object stores)."""
+        ...
+
+    def describe(self) -> str:
+        """Human description for messages (a path or a URL, never a secret)."""
+        ...

@@ -1,0 +1,183 @@
+"""The local (or mounted PersistentVolume) backend.
+
+Durability follows the classic recipe: write to ``<name>.partial-<random>``
+in the destination directory, ``fsync`` the file, ``rename`` over the final
+name, ``fsync`` the directory. Only after the directory fsync does the rename
+survive a power cut, so only then do we report success — this is what lets
+``wal-push`` acknowledge a segment to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from seawall.errors import NotFoundError, StorageError
+from seawall.storage.base import PARTIAL_MARKER, ObjectInfo, Usage
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape the storage root (``..``, absolute, NUL)."""
+    if not key or "\x00" in key or key.startswith("/") or "\\" in key:
+        raise StorageError(f"refusing unsafe storage key {key!r}")
+    parts = PurePosixPath(key).parts
+    if any(p in ("..", ".", "") for p in parts):
+        raise StorageError(f"refusing unsafe storage key {key!r}")
+    return key
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename inside it is durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def storage_error(exc: OSError, what: str) -> StorageError:
+    """Turn an OSError into a one-line StorageError with the likely fix."""
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"backup volume full while writing {what}: free space or grow the volume")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StorageError(
+            f"cannot write {what}: {exc.strerror}; check the volume is mounted read-write "
+            "and owned by the user seawall runs as"
+        )
+    return StorageError(f"storage error on {what}: {exc.strerror or exc}")
+
+
+class LocalStorage:
+    """Objects as files under a root directory."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        """Filesystem path of a key (for tools that need a real file)."""
+        return self.root / check_key(key)
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    @contextmanager
+    def open_atomic_write(self, key: str) -> Iterator[BinaryIO]:
+        final = self.path(key)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, key) from exc
+        tmp = final.with_name(f"{final.name}{PARTIAL_MARKER}{secrets.token_hex(4)}")
+        try:
+            fh = open(tmp, "xb")  # noqa: SIM115 - closed below on every path
+        except OSError as exc:
+            raise storage_error(exc, key) from exc
+        try:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+            os.rename(tmp, final)
+            fsync_dir(final.parent)
+        except OSError as exc:
+            fh.close()
+            tmp.unlink(missing_ok=True)
+            raise storage_error(exc, key) from exc
+        except BaseException:
+            fh.close()
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        with self.open_atomic_write(key) as fh:
+            fh.write(data)
+
+    def open_read(self, key: str) -> BinaryIO:
+        try:
+            return open(self.path(key), "rb")
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{key} not found in {self.root}") from exc
+        except OSError as exc:
+            raise storage_error(exc, key) from exc
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open_read(key) as fh:
+            return fh.read()
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            st = self.path(key).stat()
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{key} not found in {self.root}") from exc
+        return ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise storage_error(exc, key) from exc
+        self._remove_empty_parents(path.parent)
+
+    def delete_tree(self, prefix: str) -> None:
+        """Remove a whole backup directory (after its manifest is gone)."""
+        path = self.path(prefix)
+        shutil.rmtree(path, ignore_errors=True)
+        self._remove_empty_parents(path.parent)
+
+    def _remove_empty_parents(self, directory: Path) -> None:
+        root = self.root.resolve()
+        current = directory
+        while current.resolve() != root and root in current.resolve().parents:
+            try:
+                current.rmdir()
+            except OSError:
+                return
+            current = current.parent
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
+        base = self.path(prefix) if prefix else self.root
+        if not base.is_dir():
+            if base.is_file():
+                yield prefix, base.stat()
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, self.root)
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(full)
+                except FileNotFoundError:
+                    continue
+                key = name if rel_dir == "." else f"{rel_dir}/{name}"
+                yield key.replace(os.sep, "/"), st
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for key, st in self._walk(prefix):
+            if PARTIAL_MARKER not in key.rsplit("/", 1)[-1]:
+                yield ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def list_partials(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for key, st in self._walk(prefix):
+            if PARTIAL_MARKER in key.rsplit("/", 1)[-1]:
+                yield ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def usage(self) -> Usage | None:
+        target = self.root if self.root.exists() else self.root.parent
+        try:
+            du = shutil.disk_usage(target)
+        except OSError:
+            return None
+        return Usage(du.total, du.used, du.free)

@@ -1,0 +1,98 @@
+"""pytest fixtures for the Qdrant test server.
+
+Use from a test module (or a conftest.py) with::
+
+    from tests.qdrant_server.fixtures import qdrant_server, qdrant_cluster  # noqa: F401
+
+``qdrant_server`` yields a started ``QdrantTestServer`` (127.0.0.1, ephemeral
+port) and stops it after the test. At teardown it fails the test if any
+request or response broke the OpenAPI spec: a test that provokes a violation
+on purpose asserts on ``server.spec_violations`` and then clears the list.
+
+With ``QDRANT_URL`` set (and optionally ``QDRANT_API_KEY``) the fixture yields
+a ``RemoteQdrant`` handle on that real server instead; ``require_faults``
+skips fault-injection tests there. ``qdrant_cluster`` needs
+``QDRANT_CLUSTER_URLS`` (comma-separated REST URLs of every peer) in that mode.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .faults import Faults
+from .remote import RemoteQdrant
+from .server import QdrantTestCluster, QdrantTestServer
+
+TEST_API_KEY = "seawall-test-key"
+
+
+def real_qdrant_url() -> str | None:
+    return os.environ.get("QDRANT_URL") or None
+
+
+def require_faults(handle: Any) -> Faults:
+    """The handle's fault registry; skips the test against a real Qdrant."""
+    faults = getattr(handle, "faults", None)
+    if faults is None:
+        pytest.skip("fault injection needs the Qdrant test server (QDRANT_URL is set)")
+    return faults  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def qdrant_server() -> Iterator[QdrantTestServer | RemoteQdrant]:
+    """A Qdrant without API key: the test server, or the real one at QDRANT_URL."""
+    url = real_qdrant_url()
+    if url:
+        handle = RemoteQdrant(url, os.environ.get("QDRANT_API_KEY") or None)
+        try:
+            yield handle
+        finally:
+            handle.close()
+        return
+    server = QdrantTestServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    server.assert_no_spec_violations()
+
+
+@pytest.fixture
+def qdrant_server_with_key() -> Iterator[QdrantTestServer | RemoteQdrant]:
+    """A Qdrant that requires ``api_key`` (``TEST_API_KEY`` on the test server)."""
+    url = real_qdrant_url()
+    if url:
+        key = os.environ.get("QDRANT_API_KEY")
+        if not key:
+            pytest.skip("QDRANT_URL is set without QDRANT_API_KEY")
+        handle = RemoteQdrant(url, key)
+        try:
+            yield handle
+        finally:
+            handle.close()
+        return
+    server = QdrantTestServer(api_key=TEST_API_KEY).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    server.assert_no_spec_violations()
+
+
+@pytest.fixture
+def qdrant_cluster() -> Iterator[QdrantTestCluster]:
+    """Three peers sharing one cluster state (test server only for now)."""
+    if real_qdrant_url():
+        if not os.environ.get("QDRANT_CLUSTER_URLS"):
+            pytest.skip("QDRANT_URL is set: a real cluster needs QDRANT_CLUSTER_URLS")
+        pytest.skip("cluster fixtures against a real Qdrant cluster are not implemented yet")
+    cluster = QdrantTestCluster(peers=3).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+    cluster.assert_no_spec_violations()
