@@ -38,6 +38,9 @@ class StageResult:
     # forked child before exec) and includes reaped descendants.
     maxrss_mb: float
     wait4_maxrss_mb: float = 0.0
+    # True when the process ended before the sampler saw it and wait4's value
+    # is no more than the fork floor: the real peak is at most this
+    upper_bound: bool = False
 
 
 @dataclass
@@ -76,7 +79,12 @@ class RunResult:
         if not self.stages:
             return 0.0
         sampled = [mb for pid, (_, mb) in self.tree_peaks.items() if pid == self._root_pid]
-        return max(sampled) if sampled else self.stages[0].maxrss_mb
+        if not sampled:
+            return self.stages[0].maxrss_mb
+        root = self.stages[0]
+        if not self.child_peaks() and root.wait4_maxrss_mb > self._floor_mb + 1.0:
+            return max(sampled[0], root.wait4_maxrss_mb)  # no descendants: exact
+        return sampled[0]
 
     def child_peaks(self) -> dict[str, float]:
         """Peak RSS by command name of every process other than the root."""
@@ -88,6 +96,7 @@ class RunResult:
         return out
 
     _root_pid: int = 0
+    _floor_mb: float = 0.0
 
     def error(self) -> str:
         """One line describing a failure, for the notes column."""
@@ -96,6 +105,15 @@ class RunResult:
         last = self.stderr_tail.strip().splitlines()
         detail = last[-1][:160] if last else ""
         return f"exit {self.returncode}: {detail}".strip().rstrip(":")
+
+
+def _self_rss_mb() -> float:
+    """Our own RSS: a forked child's ru_maxrss starts at (about) this."""
+    got = _hwm(os.getpid())
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / KIB_PER_MIB
+    return got[1] if got else 0.0
 
 
 def _ppid_map() -> dict[int, int]:
@@ -195,6 +213,7 @@ def run(
         raise TypeError("stages must be a list of argv lists: [[cmd, arg, ...], ...]")
     full_env = dict(os.environ if env is None else env)
     procs: list[subprocess.Popen[bytes]] = []
+    floor_mb = _self_rss_mb()
     with tempfile.TemporaryFile() as err:
         # closed in the finally below; a with-block would not cover both
         stdin_fh = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
@@ -272,8 +291,14 @@ def run(
     peaks = sampler.peaks if sampler else {}
     for proc, stage in zip(procs, results, strict=True):
         stage.wait4_maxrss_mb = stage.maxrss_mb
-        if proc.pid in peaks:
-            stage.maxrss_mb = peaks[proc.pid][1]
+        # wait4 above the fork floor is exact (the process itself, or a
+        # descendant, really got that big); at or below it, only the sample
+        # can tell, and a process shorter than the interval may be missed
+        if stage.maxrss_mb <= floor_mb + 1.0:
+            if proc.pid in peaks:
+                stage.maxrss_mb = peaks[proc.pid][1]
+            else:
+                stage.upper_bound = True
     res = RunResult(
         wall_s=wall,
         stages=results,
@@ -282,6 +307,7 @@ def run(
         timed_out=timed_out.is_set(),
     )
     res._root_pid = procs[0].pid
+    res._floor_mb = floor_mb
     return res
 
 

@@ -95,6 +95,8 @@ def environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "kernel": platform.release(),
+        # other jobs on the machine skew every row alike; worth knowing
+        "loadavg_at_start": tuple(round(x, 2) for x in os.getloadavg()),
     }
 
 

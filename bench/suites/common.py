@@ -43,7 +43,9 @@ def rss_notes(res: RunResult, mode: RssMode) -> tuple[float, str]:
         children = res.child_peaks()
         note = ", ".join(f"{k} {v:.0f}" for k, v in sorted(children.items()) if v >= 1)
         return res.root_peak_mb(), (f"children MB: {note}" if note else "")
-    per = " | ".join(f"{s.argv0} {s.maxrss_mb:.0f}" for s in res.stages)
+    per = " | ".join(
+        f"{s.argv0} {'<=' if s.upper_bound else ''}{s.maxrss_mb:.0f}" for s in res.stages
+    )
     if len(res.stages) == 1:
         return res.max_rss_mb, ""
     if mode == "sum":

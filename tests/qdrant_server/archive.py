@@ -25,164 +25,46 @@ snapshot that fools naive cluster backups.
 A full-storage snapshot is a tar of collection snapshot files plus a
 ``config.json`` with ``collections_mapping`` and ``collections_aliases``.
 
-Archives are written as a stream through a sha256 tap, so memory stays bounded
-and the checksum costs no second read.
+Archives are written by ``tar_writer.TarWriter`` (kernel copies, bounded
+memory); restores stream through ``tarfile`` with path checks.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import shutil
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
 from .storage import CollectionMeta, LocalShard, Node, StorageError
+from .tar_writer import TarWriter, hash_file
 
 COPY_CHUNK = 1024 * 1024
 
 
-class HashingWriter(io.RawIOBase):
-    """File-like sink that hashes and counts what passes through it."""
-
-    def __init__(self, target: IO[bytes]) -> None:
-        self._target = target
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self._target.write(view)
-        self.sha256.update(view)
-        self.size += len(view)
-        return len(view)
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _add_json(tar: tarfile.TarFile, name: str, obj: Any) -> None:
-    _add_bytes(tar, name, json.dumps(obj).encode())
-
-
-def _add_dir(tar: tarfile.TarFile, name: str) -> None:
-    info = tarfile.TarInfo(name)
-    info.type = tarfile.DIRTYPE
-    info.mode = 0o755
-    tar.addfile(info)
-
-
-def _add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = path.stat().st_size
-    info.mode = 0o644
-    with path.open("rb") as fh:
-        tar.addfile(info, fh)
-
-
-class NestedSegmentTar(io.RawIOBase):
-    """A segment's nested tar (``snapshot/files/<relative path>`` per file),
-    generated on the fly while the outer tar copies it.
-
-    Why: the outer tar header needs the nested archive's size up front. Tar
-    sizes are computable (512-byte header + data padded to 512 per file, then
-    two zero blocks), so the nested archive never touches the disk: creating a
-    snapshot writes each byte once, as Qdrant's streaming tar builder does.
-    The files must not change while this is read (the caller holds the shard
-    lock).
-    """
-
-    def __init__(self, segment_dir: Path) -> None:
-        self._members: list[tuple[bytes, Path, int]] = []
-        for root, dirs, files in os.walk(segment_dir):
-            dirs.sort()
-            for fname in sorted(files):
-                full = Path(root) / fname
-                info = tarfile.TarInfo(f"snapshot/files/{full.relative_to(segment_dir).as_posix()}")
-                info.size = full.stat().st_size
-                info.mode = 0o644
-                header = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
-                self._members.append((header, full, info.size))
-        self.size = sum(len(h) + _padded(n) for h, _p, n in self._members) + 2 * tarfile.BLOCKSIZE
-        self._chunks = self._generate()
-        self._pending = b""
-
-    def _generate(self) -> Iterator[bytes]:
-        for header, path, size in self._members:
-            yield header
-            with path.open("rb") as fh:
-                left = size
-                while left:
-                    data = fh.read(min(COPY_CHUNK, left))
-                    if not data:
-                        raise OSError(f"{path} shrank while being archived")
-                    left -= len(data)
-                    yield data
-            if size % tarfile.BLOCKSIZE:
-                yield tarfile.NUL * (tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE)
-        yield tarfile.NUL * (2 * tarfile.BLOCKSIZE)
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        """Exactly ``size`` bytes unless at the end (tarfile insists on it)."""
-        parts = [self._pending]
-        have = len(self._pending)
-        while size < 0 or have < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
-        if size >= 0:
-            data, self._pending = data[:size], data[size:]
-        else:
-            self._pending = b""
-        return data
-
-
-def _padded(size: int) -> int:
-    return (size + tarfile.BLOCKSIZE - 1) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE
-
-
-def add_shard_data(tar: tarfile.TarFile, prefix: str, shard: LocalShard) -> int:
+def _shard_data(tar: TarWriter, prefix: str, shard: LocalShard) -> int:
     """Append a local shard's segments (nested tars) and an empty WAL directory.
 
-    The shard lock is held from flush to the last file so no write lands
+    The shard lock is held from flush to the last byte so no write lands
     half-way through the copy (Qdrant proxies segments for the same reason).
     Returns the number of segments archived.
     """
     segments = 0
     with shard.lock:
         shard.edge.flush()
-        _add_dir(tar, f"{prefix}segments")
+        tar.add_dir(f"{prefix}segments")
         seg_root = shard.path / "segments"
         for seg in sorted(
             p for p in seg_root.iterdir() if p.is_dir() and not p.name.startswith(".")
         ):
-            nested = NestedSegmentTar(seg)
-            info = tarfile.TarInfo(f"{prefix}segments/{seg.name}.tar")
-            info.size = nested.size
-            info.mode = 0o644
-            tar.addfile(info, nested)
+            tar.add_segment_tar(f"{prefix}segments/{seg.name}.tar", seg)
             segments += 1
         # Our shards run without a WAL (see storage.edge_config); Qdrant ships
         # an empty WAL in the same situation (LocalShard::snapshot_empty_wal).
-        _add_dir(tar, f"{prefix}wal")
+        tar.add_dir(f"{prefix}wal")
     return segments
 
 
@@ -197,12 +79,14 @@ def replica_state(
     }
 
 
-def _collection_files(tar: tarfile.TarFile, meta: CollectionMeta, version: str) -> None:
-    config = meta.api_config()
-    config["uuid"] = meta.uuid
-    _add_json(tar, "config.json", config)
-    _add_bytes(tar, "version.info", version.encode())
-    _add_json(tar, "payload_index.json", {"schema": {}})
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def _finish(path: Path, out: Any) -> tuple[int, str]:
+    out.flush()
+    os.fsync(out.fileno())
+    return path.stat().st_size, hash_file(path)
 
 
 def write_collection_snapshot(
@@ -210,27 +94,24 @@ def write_collection_snapshot(
 ) -> tuple[int, str]:
     """Write this peer's snapshot of ``meta`` to ``path``; returns (size, sha256)."""
     distributed = node.cluster.distributed
-    with path.open("wb") as raw:
-        sink = HashingWriter(raw)
-        with tarfile.open(
-            fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT, bufsize=COPY_CHUNK
-        ) as tar:
-            _collection_files(tar, meta, version)
-            for shard_id in range(meta.shard_number):
-                local = node.has_local_shard(meta, shard_id)
-                prefix = f"{shard_id}/"
-                _add_dir(tar, str(shard_id))
-                if local:
-                    add_shard_data(tar, prefix, node.local_shard(meta, shard_id))
-                _add_json(
-                    tar,
-                    f"{prefix}replica_state.json",
-                    replica_state(meta, shard_id, node.peer_id, local, distributed),
-                )
-                _add_json(tar, f"{prefix}shard_config.json", {"type": "ReplicaSet"})
-        raw.flush()
-        os.fsync(raw.fileno())
-    return sink.size, sink.sha256.hexdigest()
+    with path.open("wb") as out:
+        tar = TarWriter(out)
+        config = meta.api_config()
+        config["uuid"] = meta.uuid
+        tar.add_bytes("config.json", _json(config))
+        tar.add_bytes("version.info", version.encode())
+        tar.add_bytes("payload_index.json", _json({"schema": {}}))
+        for shard_id in range(meta.shard_number):
+            local = node.has_local_shard(meta, shard_id)
+            prefix = f"{shard_id}/"
+            tar.add_dir(str(shard_id))
+            if local:
+                _shard_data(tar, prefix, node.local_shard(meta, shard_id))
+            state = replica_state(meta, shard_id, node.peer_id, local, distributed)
+            tar.add_bytes(f"{prefix}replica_state.json", _json(state))
+            tar.add_bytes(f"{prefix}shard_config.json", _json({"type": "ReplicaSet"}))
+        tar.close()
+        return _finish(path, out)
 
 
 def write_shard_snapshot(
@@ -238,43 +119,28 @@ def write_shard_snapshot(
 ) -> tuple[int, str]:
     """Write a snapshot of one local shard replica; returns (size, sha256)."""
     shard = node.local_shard(meta, shard_id)
-    with path.open("wb") as raw:
-        sink = HashingWriter(raw)
-        with tarfile.open(
-            fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT, bufsize=COPY_CHUNK
-        ) as tar:
-            add_shard_data(tar, "", shard)
-            _add_json(
-                tar,
-                "replica_state.json",
-                replica_state(meta, shard_id, node.peer_id, True, node.cluster.distributed),
-            )
-            _add_json(tar, "shard_config.json", {"type": "ReplicaSet"})
-        raw.flush()
-        os.fsync(raw.fileno())
-    return sink.size, sink.sha256.hexdigest()
+    with path.open("wb") as out:
+        tar = TarWriter(out)
+        _shard_data(tar, "", shard)
+        state = replica_state(meta, shard_id, node.peer_id, True, node.cluster.distributed)
+        tar.add_bytes("replica_state.json", _json(state))
+        tar.add_bytes("shard_config.json", _json({"type": "ReplicaSet"}))
+        tar.close()
+        return _finish(path, out)
 
 
 def write_full_snapshot(path: Path, members: dict[str, tuple[str, Path]]) -> tuple[int, str]:
     """``members``: collection name -> (snapshot file name, path of that file)."""
-    with path.open("wb") as raw:
-        sink = HashingWriter(raw)
-        with tarfile.open(
-            fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT, bufsize=COPY_CHUNK
-        ) as tar:
-            for _coll, (fname, fpath) in sorted(members.items()):
-                _add_file(tar, fname, fpath)
-            _add_json(
-                tar,
-                "config.json",
-                {
-                    "collections_mapping": {c: f for c, (f, _p) in members.items()},
-                    "collections_aliases": {},
-                },
-            )
-        raw.flush()
-        os.fsync(raw.fileno())
-    return sink.size, sink.sha256.hexdigest()
+    with path.open("wb") as out:
+        tar = TarWriter(out)
+        for _coll, (fname, fpath) in sorted(members.items()):
+            tar.add_file(fname, fpath)
+        mapping = {c: f for c, (f, _p) in members.items()}
+        tar.add_bytes(
+            "config.json", _json({"collections_mapping": mapping, "collections_aliases": {}})
+        )
+        tar.close()
+        return _finish(path, out)
 
 
 # -- restore ------------------------------------------------------------------------
@@ -383,6 +249,7 @@ class RestoredShard:
 @dataclass
 class RestoredCollection:
     config: dict[str, Any]
+    version: str | None = None
     shards: dict[int, RestoredShard] = field(default_factory=dict)
 
 
@@ -396,7 +263,9 @@ def read_collection_archive(archive: Path, work_dir: Path) -> RestoredCollection
         config = json.loads(config_path.read_text())
     except ValueError as exc:
         raise _invalid(f"config.json is not JSON ({exc})") from exc
-    restored = RestoredCollection(config)
+    version_path = work_dir / "version.info"
+    version = version_path.read_text().strip() if version_path.is_file() else None
+    restored = RestoredCollection(config, version)
     for entry in sorted(work_dir.iterdir()):
         if not (entry.is_dir() and entry.name.isdigit()):
             continue
@@ -418,3 +287,36 @@ def read_shard_archive(archive: Path, work_dir: Path) -> Path:
     if not _has_segments(work_dir):
         raise _invalid("shard snapshot has no segment data")
     return work_dir
+
+
+def check_version_compatible(snapshot_version: str | None, server_version: str) -> None:
+    """Qdrant recovers snapshots of its own minor version or the previous one."""
+    if snapshot_version is None:
+        return
+    try:
+        snap = [int(x) for x in snapshot_version.split(".")[:2]]
+        server = [int(x) for x in server_version.split(".")[:2]]
+    except ValueError as exc:
+        raise _invalid(f"unparsable version.info {snapshot_version!r}") from exc
+    if snap[0] != server[0] or not (0 <= server[1] - snap[1] <= 1):
+        raise StorageError(
+            400,
+            f"Wrong input: Cannot recover snapshot of version {snapshot_version} "
+            f"on Qdrant {server_version}: only the same or the previous minor version is supported",
+        )
+
+
+def peek_version(archive: Path) -> str | None:
+    """``version.info`` of a collection snapshot, read before extracting
+    anything (it sits at the front of the archive)."""
+    with _open_tar(archive) as tar:
+        try:
+            for index, member in enumerate(tar):
+                if member.name in ("version.info", "./version.info") and member.isfile():
+                    src = tar.extractfile(member)
+                    return src.read(64).decode("utf-8", "replace").strip() if src else None
+                if index > 16:
+                    return None
+        except tarfile.TarError as exc:
+            raise _invalid(f"corrupt tar archive ({exc})") from exc
+    return None

@@ -243,6 +243,7 @@ class QdrantTestServer:
     def restore_collection(self, name: str, snapshot: Path) -> None:
         """Recover ``name`` from a collection snapshot file, like Qdrant's upload endpoint."""
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
+            archive.check_version_compatible(archive.peek_version(snapshot), self.version)
             restored = archive.read_collection_archive(snapshot, Path(tmp))
             params = restored.config.get("params", {})
             vectors = parse_vectors_config(params.get("vectors"))

@@ -295,3 +295,26 @@ def test_concurrent_backups_of_several_collections(qdrant_server: Any) -> None:
     with client(qdrant_server) as http:
         for name in names:
             assert http.get(f"/collections/{name}/snapshots").json()["result"] == []
+
+
+def test_restore_across_versions(qdrant_server: Any) -> None:
+    """Qdrant restores a snapshot of the same or the previous minor only."""
+    if getattr(qdrant_server, "is_real", False):
+        pytest.skip("needs servers of several versions")
+    from tests.qdrant_server import QdrantTestServer
+
+    qdrant_server.create_collection("ver", DIM, points=12, seed=9)
+    with client(qdrant_server) as http:
+        snap = create_snapshot(http, "ver")
+        data = http.get(f"/collections/ver/snapshots/{snap['name']}").content
+    for version, expected in (("1.20.3", 200), ("1.21.0", 400), ("1.18.0", 400), ("2.19.0", 400)):
+        with QdrantTestServer(version=version) as other:
+            response = httpx.post(
+                f"{other.url}/collections/ver/snapshots/upload",
+                files={"snapshot": ("v.snapshot", data)},
+                timeout=60,
+            )
+            assert response.status_code == expected, (version, response.text)
+            if expected == 400:
+                assert "version" in response.json()["status"]["error"]
+            other.assert_no_spec_violations()

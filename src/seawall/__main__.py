@@ -1,0 +1,7 @@
+"""``python -m seawall``."""
+
+import sys
+
+from seawall.entry import main
+
+sys.exit(main())

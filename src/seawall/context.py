@@ -1,0 +1,85 @@
+"""The run context handed to every use case: settings plus what they imply.
+
+Building storage, the catalog, the key ring and the pipeline spec from
+settings happens once, here, so engines receive ready objects and tests can
+build a Context directly without environment variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cached_property
+
+from seawall.catalog.store import Catalog
+from seawall.pipeline.keys import KeyRing
+from seawall.pipeline.stream import PipelineSpec
+from seawall.errors import ConfigError
+from seawall.retention import EmptyPolicyError, InvalidPolicyError, Policy
+from seawall.settings import Settings
+from seawall.storage.local import LocalStorage
+
+
+@dataclass
+class Context:
+    settings: Settings
+
+    @cached_property
+    def storage(self) -> LocalStorage:
+        return LocalStorage(self.settings.backup_dir)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.storage)
+
+    @cached_property
+    def keys(self) -> KeyRing:
+        s = self.settings
+        files = list(s.encryption_identity_files)
+        return KeyRing.build(
+            key=s.encryption_key.get_secret_value() if s.encryption_key else None,
+            recipients=s.encryption_recipients,
+            recipients_file=s.encryption_recipients_file,
+            identity=s.encryption_identity.get_secret_value() if s.encryption_identity else None,
+            identity_files=files,
+        )
+
+    @cached_property
+    def spec(self) -> PipelineSpec:
+        s = self.settings
+        return PipelineSpec(
+            compression=s.compression,
+            level=s.compression_level,
+            threads=s.compression_threads,
+            keys=self.keys if s.encryption else None,
+        )
+
+    def retention_policy(self, engine: str, kind: str, series: str) -> Policy:
+        """The policy of one series: defaults, then engine/kind/series overrides.
+
+        Override keys in the config file: ``"<engine>"``, ``"<engine>/<kind>"``
+        or ``"<engine>/<kind>/<series>"``; the most specific wins.
+        """
+        try:
+            return self._policy(engine, kind, series)
+        except (EmptyPolicyError, InvalidPolicyError) as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from None
+
+    def _policy(self, engine: str, kind: str, series: str) -> Policy:
+        s = self.settings
+        policy = Policy(
+            last=s.retention_last,
+            daily=s.retention_days,
+            weekly=s.retention_weeks,
+            monthly=s.retention_months,
+            yearly=s.retention_years,
+            tz=s.retention_tz,
+            failed_grace=s.retention_failed_grace,
+            require_verified=s.verify_backup,
+        )
+        for key in (engine, f"{engine}/{kind}", f"{engine}/{kind}/{series}"):
+            override = s.retention_overrides.get(key)
+            if override is not None:
+                changes = {k: v for k, v in override.model_dump().items() if v is not None}
+                policy = dataclasses.replace(policy, **changes)
+        return policy

@@ -1,0 +1,103 @@
+"""Logging: stderr (text on a TTY, JSON lines otherwise) and an optional file.
+
+CronJob logs are read by machines (Loki, CloudWatch), so off a TTY every line
+is a JSON object. ``LOG_FILE`` adds a file (the operators'
+/var/log/postgresql-backup.log). A redaction filter scrubs every configured
+secret from every record as a last line of defence: secrets are never passed
+to the logger on purpose, and this catches the accident.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+LOGGER_NAME = "seawall"
+_SECRETS: set[str] = set()
+
+_STD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so that it is scrubbed from any log output."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "********")
+    return text
+
+
+class _Redact(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SECRETS:
+            record.msg = scrub(record.getMessage())
+            record.args = ()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STD_ATTRS and not key.startswith("_"):
+                payload[key] = value if isinstance(value, int | float | bool | None) else str(value)
+        if record.exc_info and record.levelno >= logging.ERROR:
+            payload["exc"] = self.formatException(record.exc_info).splitlines()[-1]
+        return scrub(json.dumps(payload, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extras = {
+            k: v for k, v in vars(record).items() if k not in _STD_ATTRS and not k.startswith("_")
+        }
+        tail = " ".join(f"{k}={v}" for k, v in extras.items())
+        ts = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
+        return scrub(f"{ts} {record.levelname.lower():<7} {record.getMessage()} {tail}".rstrip())
+
+
+def setup_logging(
+    level: str = "info",
+    fmt: str = "auto",
+    log_file: Path | None = None,
+    quiet: bool = False,
+) -> logging.Logger:
+    """Configure the ``seawall`` logger once per process."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.handlers.clear()
+    logger.propagate = False
+    logger.setLevel(level.upper())
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    stderr.addFilter(_Redact())
+    if quiet:
+        stderr.setLevel(logging.WARNING)
+    logger.addHandler(stderr)
+    if log_file is not None:
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            fh = logging.FileHandler(log_file)
+        except OSError as exc:
+            logger.warning("cannot open LOG_FILE %s (%s); logging to stderr only", log_file, exc)
+        else:
+            fh.setFormatter(JsonFormatter())
+            fh.addFilter(_Redact())
+            logger.addHandler(fh)
+    return logger
+
+
+def get_logger(name: str = "") -> logging.Logger:
+    return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)

@@ -1,0 +1,90 @@
+"""What every command shares: settings from options, logging, error exits.
+
+Commands are thin: they turn options into settings overrides, call one use
+case, and print. :func:`command` wraps a command so that any
+:class:`SeawallError` becomes its one-line message on stderr and its exit
+code, and an unexpected exception becomes exit 1 with a one-line summary
+(the traceback goes to the log at debug level, never to the user's face).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+
+from seawall.errors import SeawallError
+from seawall.log import get_logger, register_secret, scrub, setup_logging
+from seawall.settings import Settings, load_settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class State:
+    """Global options given before the sub-command."""
+
+    quiet: bool = False
+    overrides: dict[str, Any] = {}
+
+
+def settings(**overrides: Any) -> Settings:
+    """Load settings with CLI overrides and configure logging and redaction."""
+    merged = {**State.overrides, **overrides}
+    s = load_settings(**merged)
+    for secret in (s.db_password, s.encryption_key, s.encryption_identity, s.qdrant_api_key):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    setup_logging(s.log_level, s.log_format, s.log_file, quiet=State.quiet)
+    return s
+
+
+def fail(exc: SeawallError) -> None:
+    typer.echo(f"seawall: error: {scrub(str(exc))}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def command(fn: Callable[P, R]) -> Callable[P, R]:
+    """Map SeawallError to its exit code and a one-line message."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except SeawallError as exc:
+            fail(exc)
+            raise AssertionError("unreachable") from exc
+        except KeyboardInterrupt:
+            typer.echo("seawall: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            get_logger().debug("unexpected error", exc_info=True)
+            typer.echo(
+                f"seawall: internal error: {type(exc).__name__}: {scrub(str(exc))[:300]} "
+                "(please report it; run with LOG_LEVEL=debug for the traceback)",
+                err=True,
+            )
+            raise typer.Exit(1) from exc
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def human_size(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
