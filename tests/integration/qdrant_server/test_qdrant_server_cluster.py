@@ -79,7 +79,7 @@ def test_shard_snapshots_create_download_upload_delete(qdrant_cluster: QdrantTes
     uploaded = httpx.post(
         f"{holder.url}/collections/sh/shards/0/snapshots/upload",
         params={"priority": "snapshot", "checksum": snap["checksum"]},
-        files={"snapshot": ("s.snapshot", data)},
+        files={"snapshot": ("s.snapshot", io.BytesIO(data))},
         timeout=60,
     )
     assert uploaded.status_code == 200, uploaded.text

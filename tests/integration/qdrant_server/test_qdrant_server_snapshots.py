@@ -133,7 +133,7 @@ def test_upload_restores_collection_and_points(qdrant_server: Any) -> None:
         response = http.post(
             "/collections/restored/snapshots/upload",
             params={"priority": "snapshot", "checksum": snap["checksum"], "wait": "true"},
-            files={"snapshot": ("src.snapshot", data, "application/octet-stream")},
+            files={"snapshot": ("src.snapshot", io.BytesIO(data), "application/octet-stream")},
         )
         assert response.status_code == 200, response.text
         assert response.json()["result"] is True
@@ -158,7 +158,7 @@ def test_upload_with_wrong_checksum_is_refused(qdrant_server: Any) -> None:
         response = http.post(
             "/collections/sumdst/snapshots/upload",
             params={"checksum": "0" * 64},
-            files={"snapshot": ("x.snapshot", data)},
+            files={"snapshot": ("x.snapshot", io.BytesIO(data))},
         )
         assert response.status_code == 400
         assert "checksum" in response.json()["status"]["error"].lower()
@@ -311,7 +311,7 @@ def test_restore_across_versions(qdrant_server: Any) -> None:
         with QdrantTestServer(version=version) as other:
             response = httpx.post(
                 f"{other.url}/collections/ver/snapshots/upload",
-                files={"snapshot": ("v.snapshot", data)},
+                files={"snapshot": ("v.snapshot", io.BytesIO(data))},
                 timeout=60,
             )
             assert response.status_code == expected, (version, response.text)

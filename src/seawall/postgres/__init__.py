@@ -1,0 +1,1 @@
+"""PostgreSQL: typed wrappers per external binary and the use cases built on them."""
