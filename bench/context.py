@@ -20,6 +20,7 @@ from typing import Any
 
 from bench import datagen
 from bench.cluster import Cluster, cache_dir, chown_postgres, make_tmpdir
+from bench.measure import last_line
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
@@ -181,6 +182,6 @@ class Context:
         except (OSError, subprocess.SubprocessError) as exc:
             return f"not available ({exc})"
         if proc.returncode != 0:
-            lines = (proc.stderr or proc.stdout).strip().splitlines()
-            return f"not available (error: {lines[-1][:140] if lines else proc.returncode})"
+            line = last_line(proc.stderr or proc.stdout) or f"exit {proc.returncode}"
+            return f"not available (error: {line})"
         return None

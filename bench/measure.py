@@ -102,9 +102,20 @@ class RunResult:
         """One line describing a failure, for the notes column."""
         if self.timed_out:
             return "timed out"
-        last = self.stderr_tail.strip().splitlines()
-        detail = last[-1][:160] if last else ""
+        detail = last_line(self.stderr_tail)
         return f"exit {self.returncode}: {detail}".strip().rstrip(":")
+
+
+_BOX = "│╭╮╰╯─┃━┏┓┗┛ \t"
+
+
+def last_line(text: str, width: int = 160) -> str:
+    """The last line that says something (rich error boxes are stripped)."""
+    for line in reversed(text.splitlines()):
+        core = line.strip(_BOX)
+        if any(ch.isalnum() for ch in core):
+            return core[:width]
+    return ""
 
 
 def _self_rss_mb() -> float:

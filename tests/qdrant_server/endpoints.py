@@ -324,20 +324,41 @@ def _delete(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx, scope: str) -> No
         h.send_accepted(ctx)
 
 
-def _receive_upload(app: QdrantTestServer, ctx: Ctx) -> tuple[Path, str, int]:
-    """Stream the multipart ``snapshot`` part to a temp file; verify ``checksum``."""
+def _receive_upload(app: QdrantTestServer, ctx: Ctx, shard_id: int | None) -> Path:
+    """Stream the multipart ``snapshot`` part to a temp file, record it in
+    ``app.uploads``, verify ``checksum``."""
     if not ctx.content_type.lower().startswith("multipart/form-data"):
         raise StorageError(400, "Bad request: expected multipart/form-data with a `snapshot` part")
     target = app.work_dir / f"upload-{time.monotonic_ns()}.snapshot"
     with target.open("wb") as out:
         part = save_multipart_file(ctx.reader, ctx.content_type, "snapshot", out)
+    app.uploads.append(
+        {
+            "collection": ctx.params.get("collection_name"),
+            "shard_id": shard_id,
+            "priority": ctx.q("priority"),
+            "checksum": ctx.q("checksum"),
+            "size": part.size,
+            "sha256": part.sha256,
+        }
+    )
+    armed = app.faults.take("fail_upload", ctx.params.get("collection_name"))
+    if armed is not None:
+        target.unlink(missing_ok=True)
+        status = int(armed.value)
+        detail = (
+            "No space left on device (os error 28)"
+            if status == 507
+            else "failed to restore snapshot (injected by the test)"
+        )
+        raise StorageError(status, f"Service internal error: {detail}")
     expected = ctx.q("checksum")
     if expected is not None and expected.lower() != part.sha256:
         target.unlink(missing_ok=True)
         raise StorageError(
             400, f"Bad request: Checksum mismatch: expected {expected}, got {part.sha256}"
         )
-    return target, part.sha256, part.size
+    return target
 
 
 # -- collection snapshots -------------------------------------------------------------
@@ -376,17 +397,7 @@ def delete_snapshot(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> None:
 @route("POST", "/collections/{collection_name}/snapshots/upload")
 def upload_snapshot(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> None:
     name = ctx.params["collection_name"]
-    path, sha, size = _receive_upload(app, ctx)
-    app.uploads.append(
-        {
-            "collection": name,
-            "shard_id": None,
-            "priority": ctx.q("priority"),
-            "checksum": ctx.q("checksum"),
-            "size": size,
-            "sha256": sha,
-        }
-    )
+    path = _receive_upload(app, ctx, None)
     try:
         app.restore_collection(name, path)
     finally:
@@ -508,17 +519,7 @@ def delete_shard_snapshot(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> 
 @route("POST", "/collections/{collection_name}/shards/{shard_id}/snapshots/upload")
 def upload_shard_snapshot(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> None:
     meta, shard_id = _shard_params(app, ctx)
-    path, sha, size = _receive_upload(app, ctx)
-    app.uploads.append(
-        {
-            "collection": meta.name,
-            "shard_id": shard_id,
-            "priority": ctx.q("priority"),
-            "checksum": ctx.q("checksum"),
-            "size": size,
-            "sha256": sha,
-        }
-    )
+    path = _receive_upload(app, ctx, shard_id)
     try:
         app.restore_shard(meta, shard_id, path)
     finally:

@@ -145,6 +145,20 @@ class Faults:
         """Delete ``collection`` right after a ``GET /collections`` listed it."""
         self._arm("delete_after_list", times, collection)
 
+    def fail_upload(
+        self, status: int = 500, times: int | None = 1, collection: str | None = None
+    ) -> None:
+        """Receive a snapshot upload completely, then answer ``status``
+        (500 restore failure, 507 disk full) without restoring anything."""
+        self._arm("fail_upload", times, status, collection)
+
+    def lose_points_on_restore(
+        self, count: int = 1, times: int | None = 1, collection: str | None = None
+    ) -> None:
+        """After a successful restore, delete ``count`` points (ids from 0 up):
+        the restore answers 200 but the points count no longer matches."""
+        self._arm("lose_points", times, count, collection)
+
     # -- consulted by the handler -----------------------------------------------------
 
     def take(self, kind: str, key: str | None = None) -> _Armed | None:

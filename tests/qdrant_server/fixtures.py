@@ -12,7 +12,8 @@ on purpose asserts on ``server.spec_violations`` and then clears the list.
 With ``QDRANT_URL`` set (and optionally ``QDRANT_API_KEY``) the fixture yields
 a ``RemoteQdrant`` handle on that real server instead; ``require_faults``
 skips fault-injection tests there. ``qdrant_cluster`` needs
-``QDRANT_CLUSTER_URLS`` (comma-separated REST URLs of every peer) in that mode.
+``QDRANT_CLUSTER_URLS`` (comma-separated REST URLs of every peer) in that mode,
+and ``require_test_cluster`` skips tests that steer replica states.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 from .faults import Faults
-from .remote import RemoteQdrant
+from .remote import RemoteCluster, RemoteQdrant
 from .server import QdrantTestCluster, QdrantTestServer
 
 TEST_API_KEY = "seawall-test-key"
@@ -83,13 +84,30 @@ def qdrant_server_with_key() -> Iterator[QdrantTestServer | RemoteQdrant]:
     server.assert_no_spec_violations()
 
 
+def require_test_cluster(cluster: Any) -> QdrantTestCluster:
+    """Skip a test that needs test-cluster-only controls (replica states...)."""
+    if not isinstance(cluster, QdrantTestCluster):
+        pytest.skip("needs the Qdrant test cluster (a real cluster is in use)")
+    return cluster
+
+
 @pytest.fixture
-def qdrant_cluster() -> Iterator[QdrantTestCluster]:
-    """Three peers sharing one cluster state (test server only for now)."""
+def qdrant_cluster() -> Iterator[QdrantTestCluster | RemoteCluster]:
+    """Three peers sharing one cluster state, or the real cluster whose peers'
+    REST URLs are in ``QDRANT_CLUSTER_URLS`` (comma-separated) when
+    ``QDRANT_URL`` is set."""
     if real_qdrant_url():
-        if not os.environ.get("QDRANT_CLUSTER_URLS"):
+        urls = [
+            u.strip() for u in os.environ.get("QDRANT_CLUSTER_URLS", "").split(",") if u.strip()
+        ]
+        if not urls:
             pytest.skip("QDRANT_URL is set: a real cluster needs QDRANT_CLUSTER_URLS")
-        pytest.skip("cluster fixtures against a real Qdrant cluster are not implemented yet")
+        remote = RemoteCluster(urls, os.environ.get("QDRANT_API_KEY") or None)
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
     cluster = QdrantTestCluster(peers=3).start()
     try:
         yield cluster

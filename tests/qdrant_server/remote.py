@@ -104,3 +104,60 @@ class RemoteQdrant:
             except httpx.HTTPError:
                 pass
         self._client.close()
+
+
+class RemoteCluster:
+    """A real Qdrant cluster (``QDRANT_CLUSTER_URLS``) with the helpers of
+    ``QdrantTestCluster`` that exist over the public API."""
+
+    is_real = True
+    faults = None
+
+    def __init__(self, urls: list[str], api_key: str | None = None) -> None:
+        self.servers = [RemoteQdrant(url, api_key) for url in urls]
+        self.api_key = api_key
+        self.peer_ids: list[int] = []
+        for server in self.servers:
+            info = server._ok(server._client.get("/cluster"))
+            self.peer_ids.append(int(info["peer_id"]))
+
+    @property
+    def urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    def server_of(self, peer_id: int) -> RemoteQdrant:
+        return self.servers[self.peer_ids.index(peer_id)]
+
+    def create_collection(
+        self,
+        name: str,
+        dim: int,
+        distance: str = "Cosine",
+        points: int = 0,
+        seed: int = 0,
+        *,
+        shard_number: int = 2,
+        replication_factor: int = 1,
+        placement: Any = None,
+    ) -> None:
+        if placement is not None:
+            raise NotImplementedError("explicit shard placement exists only on the test cluster")
+        self.servers[0].create_collection(
+            name,
+            dim,
+            distance,
+            points,
+            seed,
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+        )
+
+    def points_count(self, name: str) -> int:
+        return self.servers[0].points_count(name)
+
+    def assert_no_spec_violations(self) -> None:
+        """Nothing to check: a real server is the reference."""
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()

@@ -242,6 +242,15 @@ class QdrantTestServer:
 
     def restore_collection(self, name: str, snapshot: Path) -> None:
         """Recover ``name`` from a collection snapshot file, like Qdrant's upload endpoint."""
+        self._restore_collection(name, snapshot)
+        armed = self.faults.take("lose_points", name)
+        if armed is not None:
+            meta = self.cluster.get(name)
+            lost = list(range(int(armed.value)))
+            for shard_id in self.node.local_shard_ids(meta):
+                self.node.local_shard(meta, shard_id).delete(list(lost))
+
+    def _restore_collection(self, name: str, snapshot: Path) -> None:
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
             archive.check_version_compatible(archive.peek_version(snapshot), self.version)
             restored = archive.read_collection_archive(snapshot, Path(tmp))
@@ -299,6 +308,7 @@ class QdrantTestCluster:
         seed: int = 7,
     ) -> None:
         rng = random.Random(seed)
+        self.api_key = api_key
         self.state = ClusterState(distributed=True)
         self.peer_uris: dict[int, str] = {}
         self.servers: list[QdrantTestServer] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,8 +25,20 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "qdrant" / "openapi.json"
-"""The spec sits next to the repository (../shared/qdrant/openapi.json)."""
+
+def spec_path() -> Path:
+    """Where the Qdrant v1.19.0 OpenAPI document is.
+
+    ``QDRANT_OPENAPI_SPEC`` if set, else a vendored ``openapi.json`` next to
+    this module, else ``../shared/qdrant/openapi.json`` beside the repository.
+    """
+    env = os.environ.get("QDRANT_OPENAPI_SPEC")
+    if env:
+        return Path(env)
+    vendored = Path(__file__).resolve().with_name("openapi.json")
+    if vendored.is_file():
+        return vendored
+    return Path(__file__).resolve().parents[3] / "shared" / "qdrant" / "openapi.json"
 
 
 @dataclass(frozen=True)
@@ -86,9 +99,10 @@ def _error_text(exc: BaseException) -> str:
 class SpecValidator:
     """Validates requests/responses; thread-safe, one instance per spec file."""
 
-    def __init__(self, spec_path: Path = SPEC_PATH) -> None:
-        self._api = OpenAPI.from_file_path(str(spec_path))
-        self._raw: dict[str, Any] = json.loads(spec_path.read_text())
+    def __init__(self, path: Path | None = None) -> None:
+        path = path or spec_path()
+        self._api = OpenAPI.from_file_path(str(path))
+        self._raw: dict[str, Any] = json.loads(path.read_text())
         # openapi-core keeps internal caches; serialize use to stay on the safe side.
         self._lock = threading.Lock()
 

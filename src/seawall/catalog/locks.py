@@ -111,7 +111,8 @@ def is_held(path: Path) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        # Exclusive probe: fails while anybody holds it, shared or exclusive.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     else:
@@ -144,3 +145,37 @@ def list_locks(backup_dir: Path) -> Iterator[LockInfo]:
             held=held,
             backup_id=str(info["backup_id"]) if info.get("backup_id") else None,
         )
+
+
+def hold_path(backup_dir: Path, engine: str, kind: str, series: str, backup_id: str) -> Path:
+    name = f"hold.{engine}.{kind}.{encode_segment(series)}.{backup_id}.lock"
+    return backup_dir / LOCK_DIR / name
+
+
+@contextmanager
+def backup_hold(
+    backup_dir: Path, engine: str, kind: str, series: str, backup_id: str
+) -> Iterator[None]:
+    """Hold one backup (shared lock) while it is being restored or verified.
+
+    Several readers may hold it at once; ``prune`` probes it exclusively and
+    keeps the backup ("locked by a running job") while anybody holds it.
+    """
+    path = hold_path(backup_dir, engine, kind, series, backup_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        try:
+            if not is_held(path):
+                path.unlink()
+        except OSError:
+            pass
+
+
+def is_backup_held(backup_dir: Path, engine: str, kind: str, series: str, backup_id: str) -> bool:
+    return is_held(hold_path(backup_dir, engine, kind, series, backup_id))

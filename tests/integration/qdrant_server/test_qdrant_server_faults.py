@@ -6,6 +6,7 @@ Skipped against a real Qdrant (QDRANT_URL): faults exist only here.
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from typing import Any
 
@@ -174,3 +175,39 @@ def test_stop_removes_data_and_snapshots() -> None:
     assert not data_dir.exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(url, timeout=2)
+
+
+def _download(http: httpx.Client) -> tuple[dict[str, Any], bytes]:
+    snap = _snapshot(http)
+    data = http.get(f"/collections/col/snapshots/{snap['name']}").content
+    http.delete(f"/collections/col/snapshots/{snap['name']}")
+    return snap, data
+
+
+@pytest.mark.parametrize("status", [500, 507])
+def test_upload_fails_after_receiving(server: QdrantTestServer, status: int) -> None:
+    server.faults.fail_upload(status=status, collection="back")
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        snap, data = _download(http)
+        failed = http.post(
+            "/collections/back/snapshots/upload",
+            params={"checksum": snap["checksum"]},
+            files={"snapshot": ("s", io.BytesIO(data))},
+        )
+        assert failed.status_code == status and failed.json()["status"]["error"]
+        assert http.get("/collections/back").status_code == 404
+        assert server.uploads[-1]["size"] == len(data)  # the body was received whole
+
+
+def test_restore_that_loses_points(server: QdrantTestServer) -> None:
+    server.faults.lose_points_on_restore(count=3, collection="back")
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        _snap, data = _download(http)
+        ok = http.post(
+            "/collections/back/snapshots/upload", files={"snapshot": ("s", io.BytesIO(data))}
+        )
+        assert ok.status_code == 200
+        count = http.post("/collections/back/points/count", json={"exact": True}).json()["result"][
+            "count"
+        ]
+        assert count == 30 - 3

@@ -1,0 +1,1 @@
+"""Physical base backups (pg_basebackup), their verification, and PITR."""

@@ -1,0 +1,44 @@
+"""``pg_dump``: the custom-format dump, streamed to the pipeline.
+
+We always run ``-Fc -Z0``: custom format so ``pg_restore -j`` and
+``pg_restore --list`` work, no compression inside pg_dump because the
+pipeline compresses (multithreaded zstd beats pg_dump's single-threaded
+gzip by a wide margin). ``--snapshot`` lets the content statistics and the
+dump see exactly the same data.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from seawall.postgres.tools.base import ConnParams, binary_version, spawn_tool, tool_error
+
+
+@dataclass(frozen=True)
+class PgDump:
+    binary: Path
+    conn: ConnParams
+
+    def version(self) -> str:
+        return binary_version(self.binary)
+
+    def argv(self, dbname: str, snapshot: str | None = None) -> list[str]:
+        args = [str(self.binary), "--format=custom", "--compress=0", "--no-password"]
+        if snapshot:
+            args.append(f"--snapshot={snapshot}")
+        args += ["--dbname", dbname]
+        return args
+
+    def spawn(self, dbname: str, snapshot: str | None = None) -> subprocess.Popen[bytes]:
+        """Start pg_dump writing the archive to its stdout pipe."""
+        return spawn_tool(self.argv(dbname, snapshot), env=self.conn.env(dbname=dbname))
+
+    @staticmethod
+    def check(proc: subprocess.Popen[bytes]) -> None:
+        """Wait for pg_dump and raise a classified error if it failed."""
+        stderr = proc.stderr.read() if proc.stderr is not None else b""
+        code = proc.wait()
+        if code != 0:
+            raise tool_error("pg_dump", code, stderr)
