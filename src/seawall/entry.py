@@ -17,11 +17,12 @@ FAST_WAL_COMMANDS = ("wal-push", "wal-fetch")
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) >= 2 and args[0] == "postgres" and args[1] in FAST_WAL_COMMANDS:
-        if not any(a in ("-h", "--help") for a in args[2:]):
-            from seawall.runner.wal_fast import main as wal_main
+    fast = len(args) >= 2 and args[0] == "postgres" and args[1] in FAST_WAL_COMMANDS
+    if fast and not any(a in ("-h", "--help") for a in args[2:]):
+        from seawall.runner.wal_fast import main as wal_main
 
-            return wal_main(args[1:])
+        code: int = wal_main(args[1:])
+        return code
     from seawall.runner.app import run
 
     return run(args)

@@ -26,9 +26,11 @@ def progress(label: str, *, total: int | None = None, quiet: bool = False) -> It
         from rich.progress import (
             BarColumn,
             DownloadColumn,
-            Progress as RichProgress,
             TimeElapsedColumn,
             TransferSpeedColumn,
+        )
+        from rich.progress import (
+            Progress as RichProgress,
         )
 
         with RichProgress(
@@ -52,7 +54,8 @@ def progress(label: str, *, total: int | None = None, quiet: bool = False) -> It
             state["last"] = now
             rate = state["bytes"] / max(now - state["start"], 1e-6)
             log.info(
-                "progress", extra={"task": label, "bytes": int(state["bytes"]), "rate_bps": int(rate)}
+                "progress",
+                extra={"task": label, "bytes": int(state["bytes"]), "rate_bps": int(rate)},
             )
 
     yield tick

@@ -150,7 +150,9 @@ def plan(
     # PostgreSQL base backups: plug the WAL archive into the decision, per cluster.
     wal_actions: list[Action] = []
     if decision is not None:
-        clusters = sorted({m.series for m in manifests if m.engine == "postgresql" and m.kind == "base"})
+        clusters = sorted(
+            {m.series for m in manifests if m.engine == "postgresql" and m.kind == "base"}
+        )
         for cluster in clusters:
             decision, actions = _wal_plan(ctx, cluster, manifests, decision, now)
             wal_actions.extend(actions)
@@ -206,7 +208,11 @@ def _wal_plan(
         policies=decision.policies,
     )
     seg_size = next(
-        (m.postgres.wal_segment_size for m in manifests if m.postgres and m.postgres.wal_segment_size),
+        (
+            m.postgres.wal_segment_size
+            for m in manifests
+            if m.postgres and m.postgres.wal_segment_size
+        ),
         16 * 1024 * 1024,
     )
     wal = apply_wal_policy(
@@ -240,7 +246,15 @@ def _stale_leftovers(ctx: Context, engine: str | None, now: datetime) -> list[Ac
     for info in ctx.storage.list_partials(engine or ""):
         if info.mtime < cutoff and not _series_locked(ctx, info.key):
             actions.append(
-                Action("partial", "drop", _series_of(info.key), info.key, ["stale partial"], info.size, key=info.key)
+                Action(
+                    "partial",
+                    "drop",
+                    _series_of(info.key),
+                    info.key,
+                    ["stale partial"],
+                    info.size,
+                    key=info.key,
+                )
             )
     for prefix in ctx.catalog.orphans(engine):
         if prefix.startswith(WAL_ROOT) or _series_locked(ctx, prefix):
@@ -296,8 +310,12 @@ def execute(ctx: Context, the_plan: PrunePlan) -> PruneResult:
         result.freed_bytes += action.size
         log.info(
             "pruned",
-            extra={"what": action.what, "series": action.series, "item": action.name,
-                   "reasons": "; ".join(action.reasons)},
+            extra={
+                "what": action.what,
+                "series": action.series,
+                "item": action.name,
+                "reasons": "; ".join(action.reasons),
+            },
         )
     return result
 

@@ -94,18 +94,14 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", validation_alias=_env("log_level", "LOG_LEVEL")
     )
-    lock_timeout: float = Field(
-        10.0, ge=0, validation_alias=_env("lock_timeout", "LOCK_TIMEOUT")
-    )
+    lock_timeout: float = Field(10.0, ge=0, validation_alias=_env("lock_timeout", "LOCK_TIMEOUT"))
 
     # --- PostgreSQL -----------------------------------------------------------
     db_host: str = Field("localhost", validation_alias=_env("db_host", "DB_HOST", "PGHOST"))
     db_port: int = Field(
         5432, ge=1, le=65535, validation_alias=_env("db_port", "DB_PORT", "PGPORT")
     )
-    db_name: str = Field(
-        "postgres", validation_alias=_env("db_name", "DB_NAME", "PGDATABASE")
-    )
+    db_name: str = Field("postgres", validation_alias=_env("db_name", "DB_NAME", "PGDATABASE"))
     db_user: str = Field("postgres", validation_alias=_env("db_user", "DB_USER", "PGUSER"))
     db_password: SecretStr | None = Field(
         None, validation_alias=_env("db_password", "DB_PASSWORD", "PGPASSWORD")
@@ -204,7 +200,8 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("qdrant_peer_urls", "QDRANT_PEER_URLS")
     )
     engines: list[Literal["postgres", "qdrant"]] = Field(
-        default_factory=lambda: ["postgres"], validation_alias=_env("engines", "ENGINES")
+        default_factory=lambda: ["postgres"],  # type: ignore[arg-type]
+        validation_alias=_env("engines", "ENGINES"),
     )
 
     @field_validator(
@@ -382,7 +379,9 @@ def _env_name(field: str) -> str:
     """The name operators know best: the legacy variable, else ``SEAWALL_*``."""
     info = Settings.model_fields[field]
     alias = info.validation_alias
-    names = [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
+    names = (
+        [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
+    )
     legacy = [n for n in names[1:] if n.isupper()]
     return legacy[0] if legacy else f"SEAWALL_{field.upper()}"
 

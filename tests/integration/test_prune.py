@@ -36,9 +36,7 @@ def count_manifests(root: Path) -> int:
 
 def files_on_disk(root: Path) -> set[str]:
     return {
-        str(p.relative_to(root))
-        for p in root.rglob("*")
-        if p.is_file() and ".locks" not in p.parts
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".locks" not in p.parts
     }
 
 
@@ -69,11 +67,7 @@ def test_prune_leaves_exactly_the_kept_artifacts(backup_dir: Path) -> None:
     real = subprocess.run([SEAWALL, "prune"], env=env, capture_output=True, text=True)
     assert real.returncode == 0, real.stderr
     after = files_on_disk(backup_dir)
-    expected = {
-        f
-        for f in before
-        if any(f"/{bid}/" in f for bid in kept)
-    }
+    expected = {f for f in before if any(f"/{bid}/" in f for bid in kept)}
     assert after == expected
     # Every remaining manifest points at artifacts that exist.
     for m in Catalog(LocalStorage(backup_dir)).scan().manifests:
@@ -110,7 +104,9 @@ def test_kill_9_during_prune_then_prune_again(backup_dir: Path) -> None:
     for i in range(1500):
         add_backup(catalog, end=NOW - timedelta(hours=6 * i), payload=b"y" * 200)
     env = env_for(backup_dir, RETENTION_DAYS="3", RETENTION_WEEKS="0", RETENTION_MONTHS="0")
-    proc = subprocess.Popen([SEAWALL, "prune"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [SEAWALL, "prune"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     # Wait until deletion has visibly started, then kill it hard.
     start_count = count_manifests(backup_dir)
     deadline = time.monotonic() + 60

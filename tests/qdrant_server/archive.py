@@ -96,11 +96,6 @@ def write_collection_snapshot(
     distributed = node.cluster.distributed
     with path.open("wb") as out:
         tar = TarWriter(out)
-        config = meta.api_config()
-        config["uuid"] = meta.uuid
-        tar.add_bytes("config.json", _json(config))
-        tar.add_bytes("version.info", version.encode())
-        tar.add_bytes("payload_index.json", _json({"schema": {}}))
         for shard_id in range(meta.shard_number):
             local = node.has_local_shard(meta, shard_id)
             prefix = f"{shard_id}/"
@@ -110,6 +105,12 @@ def write_collection_snapshot(
             state = replica_state(meta, shard_id, node.peer_id, local, distributed)
             tar.add_bytes(f"{prefix}replica_state.json", _json(state))
             tar.add_bytes(f"{prefix}shard_config.json", _json({"type": "ReplicaSet"}))
+        # Qdrant appends the collection files after the shards
+        config = meta.api_config()
+        config["uuid"] = meta.uuid
+        tar.add_bytes("version.info", version.encode())
+        tar.add_bytes("config.json", _json(config))
+        tar.add_bytes("payload_index.json", _json({"schema": {}}))
         tar.close()
         return _finish(path, out)
 
@@ -308,15 +309,14 @@ def check_version_compatible(snapshot_version: str | None, server_version: str) 
 
 def peek_version(archive: Path) -> str | None:
     """``version.info`` of a collection snapshot, read before extracting
-    anything (it sits at the front of the archive)."""
+    anything (Qdrant writes it after the shards: walking the headers seeks
+    over the data, so this stays cheap)."""
     with _open_tar(archive) as tar:
         try:
-            for index, member in enumerate(tar):
+            for member in tar:
                 if member.name in ("version.info", "./version.info") and member.isfile():
                     src = tar.extractfile(member)
                     return src.read(64).decode("utf-8", "replace").strip() if src else None
-                if index > 16:
-                    return None
         except tarfile.TarError as exc:
             raise _invalid(f"corrupt tar archive ({exc})") from exc
     return None

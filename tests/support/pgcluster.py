@@ -73,15 +73,16 @@ class PgCluster:
     @property
     def version(self) -> int:
         out = subprocess.run(
-            [str(self.bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
+            [str(self.bin_dir / "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         return int(out.split()[-1].split(".")[0])
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for seawall/libpq tools pointing at this cluster."""
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("PG", "DB_", "SEAWALL_"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DB_", "SEAWALL_"))}
         env.update(
             PGHOST=self.host,
             PGPORT=str(self.port),
@@ -159,7 +160,11 @@ class PgCluster:
             ]
         )
         if res.returncode != 0:
-            log = (self.base / "server.log").read_text() if (self.base / "server.log").exists() else ""
+            log = (
+                (self.base / "server.log").read_text()
+                if (self.base / "server.log").exists()
+                else ""
+            )
             raise RuntimeError(f"pg_ctl start failed: {res.stderr}\n{log[-3000:]}")
 
     def stop(self, mode: str = "fast") -> None:

@@ -72,7 +72,11 @@ def series_lock(
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = _read_info(path)
-                    who = f" (pid {holder.get('pid')}, {holder.get('command')}, since {holder.get('started_at')})" if holder else ""
+                    who = (
+                        f" (pid {holder.get('pid')}, {holder.get('command')}, since {holder.get('started_at')})"
+                        if holder
+                        else ""
+                    )
                     raise LockedError(
                         f"another seawall run holds the lock of {engine} {kind} {series!r}{who}; "
                         "wait for it to finish (it is released automatically if that process dies)"

@@ -233,8 +233,6 @@ class CatalogCache:
             log.warning("%s", exc)
             return str(exc)
         engine, kind, series = key
-        if kind == "drill":
-            kind = manifest.kind  # drills are filed by engine and series only
         if (manifest.engine, manifest.kind, manifest.series, manifest.id) != (
             engine,
             kind,

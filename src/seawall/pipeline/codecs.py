@@ -70,7 +70,7 @@ def compress_reader(src: BinaryIO, compression: str, level: int | None, threads:
         cctx = zstandard.ZstdCompressor(
             level=level if level is not None else 3, threads=threads or -1
         )
-        return cctx.stream_reader(src, read_size=CHUNK, closefd=False)  # type: ignore[no-any-return]
+        return cctx.stream_reader(src, read_size=CHUNK, closefd=False)
     if compression == "gzip":
         return io.BufferedReader(GzipCompressReader(src, level if level is not None else 6), CHUNK)
     if compression == "none":

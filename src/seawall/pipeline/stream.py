@@ -206,7 +206,7 @@ def store_stream(
 
                 assert spec.keys is not None and spec.keys.passphrase is not None
                 encrypt_passphrase_io(
-                    compressed, out, spec.keys.passphrase, work_factor=spec.scrypt_work_factor  # type: ignore[arg-type]
+                    compressed, out, spec.keys.passphrase, work_factor=spec.scrypt_work_factor
                 )
             else:
                 _copy(compressed, out)
@@ -348,7 +348,7 @@ def _decrypt(
                 f"{key} is passphrase-encrypted (age scrypt) but ENCRYPTION_KEY is not set"
             )
         try:
-            decrypt_passphrase_io(reader, dec, keys.passphrase)  # type: ignore[arg-type]
+            decrypt_passphrase_io(reader, dec, keys.passphrase)
         except WrongPassphraseError as exc:
             raise DecryptionError(
                 f"cannot decrypt {key}: wrong passphrase; set ENCRYPTION_KEY to the one it was made with"
@@ -364,7 +364,7 @@ def _decrypt(
                 f"{key} is a legacy openssl-encrypted file but ENCRYPTION_KEY is not set"
             )
         try:
-            decrypt_openssl_io(reader, dec, keys.passphrase)  # type: ignore[arg-type]
+            decrypt_openssl_io(reader, dec, keys.passphrase)
         except LegacyDecryptError as exc:
             raise DecryptionError(f"cannot decrypt {key}: {exc}") from exc
         return

@@ -293,6 +293,9 @@ class SnapshotDownload:
         while True:
             if self._iter is None:
                 self._open()
+                if self._pending:
+                    chunk, self._pending = self._pending, b""
+                    return chunk
             assert self._iter is not None
             try:
                 return next(self._iter, b"")

@@ -13,7 +13,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import typer
 
@@ -28,8 +28,8 @@ R = TypeVar("R")
 class State:
     """Global options given before the sub-command."""
 
-    quiet: bool = False
-    overrides: dict[str, Any] = {}
+    quiet: ClassVar[bool] = False
+    overrides: ClassVar[dict[str, Any]] = {}
 
 
 def settings(**overrides: Any) -> Settings:

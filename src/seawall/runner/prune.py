@@ -14,7 +14,9 @@ from seawall.runner.common import command, human_size, print_json, settings
 
 @command
 def prune(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print decisions, delete nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print decisions, delete nothing.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     engine: Annotated[
         Literal["postgres", "qdrant"] | None,
@@ -24,7 +26,9 @@ def prune(
         list[str] | None,
         typer.Option("--series", help="Only these series (database, cluster or collection)."),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list kept WAL files.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also list kept WAL files.")
+    ] = False,
 ) -> None:
     """Delete what the retention policy no longer keeps, saying why for every item."""
     from seawall.prune import execute, plan
@@ -42,8 +46,12 @@ def prune(
                 eng, kind, name = key.split("/", 2)
                 stack.enter_context(
                     series_lock(
-                        ctx.settings.backup_dir, eng, kind, name,
-                        timeout=ctx.settings.lock_timeout, command="prune",
+                        ctx.settings.backup_dir,
+                        eng,
+                        kind,
+                        name,
+                        timeout=ctx.settings.lock_timeout,
+                        command="prune",
                     )
                 )
             result = execute(ctx, the_plan)

@@ -44,7 +44,9 @@ def fsync_dir(path: Path) -> None:
 def storage_error(exc: OSError, what: str) -> StorageError:
     """Turn an OSError into a one-line StorageError with the likely fix."""
     if exc.errno == errno.ENOSPC:
-        return StorageError(f"backup volume full while writing {what}: free space or grow the volume")
+        return StorageError(
+            f"backup volume full while writing {what}: free space or grow the volume"
+        )
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return StorageError(
             f"cannot write {what}: {exc.strerror}; check the volume is mounted read-write "

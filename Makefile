@@ -1,0 +1,19 @@
+# The two commands README.md starts with. Both work on a fresh Debian 12 machine.
+.PHONY: demo test lint unit setup setup-test
+
+demo:  ## set up, then run seawall's main job on a throwaway local PostgreSQL
+	scripts/setup.sh
+	.venv/bin/seawall demo
+
+test:  ## set up, then run linters and the whole test suite
+	scripts/setup.sh --test
+	$(MAKE) lint
+	.venv/bin/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider
+
+lint:
+	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+unit:
+	.venv/bin/python -m pytest -q tests/unit

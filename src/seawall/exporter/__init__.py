@@ -1,0 +1,1 @@
+"""The exporter sidecar: backup health as Prometheus metrics, read-only."""

@@ -1,0 +1,235 @@
+"""Every metric the exporter serves, defined once.
+
+The collector emits exactly these and docs/metrics.md is generated from
+them (``python -m seawall.exporter.metrics_doc``), so the documentation
+cannot drift from the code. The eight ``postgres_backup_*`` /
+``qdrant_backup_*`` names are fixed by the operators' existing dashboards;
+everything else follows the Prometheus naming guide with a ``seawall_``
+prefix. Labels are bounded (engine, kind, series, tier, result, cluster):
+never a backup id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+    type: str = "gauge"
+    group: str = ""
+
+
+SERIES = ("engine", "kind", "series")
+
+_DEFS: list[MetricDef] = [
+    # --- compatible names (fixed) -------------------------------------------------
+    MetricDef(
+        "postgres_backup_last_success_timestamp",
+        "UNIX time at which the newest successful PostgreSQL backup ended.",
+        ("database", "type"),
+        group="Compatible PostgreSQL/Qdrant metrics (names fixed)",
+    ),
+    MetricDef(
+        "postgres_backup_duration_seconds",
+        "Duration of the last finished PostgreSQL backup run (successful or not).",
+        ("database", "type"),
+    ),
+    MetricDef(
+        "postgres_backup_size_bytes",
+        "Stored size (after compression and encryption) of the newest successful PostgreSQL backup.",
+        ("database", "type"),
+    ),
+    MetricDef(
+        "postgres_backup_status",
+        "Result of the last finished PostgreSQL backup run: 1 success, 0 failure.",
+        ("database", "type"),
+    ),
+    MetricDef(
+        "qdrant_backup_last_success_timestamp",
+        "UNIX time at which the newest successful Qdrant snapshot backup of the collection ended.",
+        ("collection",),
+    ),
+    MetricDef(
+        "qdrant_backup_duration_seconds",
+        "Duration of the last finished Qdrant backup run of the collection (successful or not).",
+        ("collection",),
+    ),
+    MetricDef(
+        "qdrant_backup_size_bytes",
+        "Stored size of the newest successful Qdrant backup of the collection.",
+        ("collection",),
+    ),
+    MetricDef(
+        "qdrant_backup_status",
+        "Result of the last finished Qdrant backup run of the collection: 1 success, 0 failure.",
+        ("collection",),
+    ),
+    # --- per series ---------------------------------------------------------------------
+    MetricDef(
+        "seawall_backup_last_success_timestamp_seconds",
+        "UNIX time at which the newest successful backup of the series ended.",
+        SERIES,
+        group="Backup series (every engine and kind)",
+    ),
+    MetricDef(
+        "seawall_backup_last_run_timestamp_seconds",
+        "UNIX time at which the last finished run of the series ended (or started, if it recorded no end).",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backup_last_run_success",
+        "Result of the last finished run of the series: 1 success, 0 failure.",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backup_last_run_duration_seconds",
+        "Duration of the last finished run of the series.",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backup_last_success_size_bytes",
+        "Stored size of the newest successful backup of the series.",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backup_runs",
+        "Runs recorded in the catalog by result (success|failed). The catalog "
+        "keeps failed runs for RETENTION_FAILED_GRACE, so "
+        "success/(success+failed) is the success rate over that period.",
+        (*SERIES, "result"),
+    ),
+    MetricDef(
+        "seawall_backups",
+        "Successful backups of the series currently in the catalog.",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backups_by_tier",
+        "Successful backups of the series kept by each retention tier "
+        "(last|daily|weekly|monthly|yearly); a backup in several tiers counts in each.",
+        (*SERIES, "tier"),
+    ),
+    MetricDef(
+        "seawall_backup_stored_bytes",
+        "Stored bytes of every backup of the series in the catalog.",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backup_last_verification_timestamp_seconds",
+        "UNIX time of the most recent verification of any backup of the series "
+        "(absent if none was ever verified).",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backup_last_verification_success",
+        "Result of the most recent verification of the series: 1 passed, 0 failed.",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backup_running_start_timestamp_seconds",
+        "UNIX time at which the run holding the series lock started (absent when no run is in progress).",
+        SERIES,
+    ),
+    # --- PITR / WAL ----------------------------------------------------------------------
+    MetricDef(
+        "seawall_pitr_earliest_timestamp_seconds",
+        "Oldest restorable point: end of the oldest base backup from which WAL replays without a gap.",
+        ("cluster",),
+        group="Point-in-time recovery and WAL archive",
+    ),
+    MetricDef(
+        "seawall_pitr_latest_timestamp_seconds",
+        "Newest restorable point: archive time of the last segment of the contiguous WAL run "
+        "that follows the newest complete base backup.",
+        ("cluster",),
+    ),
+    MetricDef(
+        "seawall_pitr_window_seconds",
+        "Length of the point-in-time recovery window (latest - earliest).",
+        ("cluster",),
+    ),
+    MetricDef("seawall_wal_segments", "WAL segments in the archive.", ("cluster",)),
+    MetricDef("seawall_wal_archive_bytes", "Stored bytes of the WAL segments in the archive.", ("cluster",)),
+    MetricDef(
+        "seawall_wal_gaps",
+        "Holes in the WAL archive: ranges of missing segments between the oldest and newest "
+        "segment of each timeline. Anything above 0 breaks point-in-time recovery across the hole.",
+        ("cluster",),
+    ),
+    MetricDef(
+        "seawall_wal_missing_segments",
+        "Segments missing between the oldest and newest archived segment of each timeline.",
+        ("cluster",),
+    ),
+    MetricDef(
+        "seawall_wal_last_archived_timestamp_seconds",
+        "Archive time (file mtime) of the newest archived WAL segment.",
+        ("cluster",),
+    ),
+    MetricDef(
+        "seawall_wal_newest_segment_age_seconds",
+        "Age at scrape time of the newest archived WAL segment.",
+        ("cluster",),
+    ),
+    # --- drills ---------------------------------------------------------------------------
+    MetricDef(
+        "seawall_drill_last_timestamp_seconds",
+        "UNIX time at which the last DR drill of the series ended (absent when no drill was recorded).",
+        ("engine", "series"),
+        group="Disaster-recovery drills",
+    ),
+    MetricDef(
+        "seawall_drill_last_success",
+        "Result of the last DR drill: 1 passed, 0 failed.",
+        ("engine", "series"),
+    ),
+    MetricDef(
+        "seawall_drill_last_success_timestamp_seconds",
+        "UNIX time at which the newest passed DR drill ended.",
+        ("engine", "series"),
+    ),
+    MetricDef(
+        "seawall_drill_rto_seconds",
+        "Recovery time measured by the last drill that recorded one.",
+        ("engine", "series"),
+    ),
+    MetricDef(
+        "seawall_drill_rpo_seconds",
+        "Recovery point (data loss window) measured by the last drill that recorded one.",
+        ("engine", "series"),
+    ),
+    # --- volume and exporter ---------------------------------------------------------
+    MetricDef(
+        "seawall_storage_size_bytes",
+        "Size of the volume holding BACKUP_DIR.",
+        group="Backup volume and the exporter itself",
+    ),
+    MetricDef("seawall_storage_used_bytes", "Used bytes of the volume holding BACKUP_DIR."),
+    MetricDef("seawall_storage_free_bytes", "Bytes available to seawall on the volume."),
+    MetricDef(
+        "seawall_storage_used_ratio",
+        "used / (used + free) of the volume, as df reports it (0..1).",
+    ),
+    MetricDef(
+        "seawall_backup_dir_accessible",
+        "1 if BACKUP_DIR exists and is a readable directory, else 0.",
+    ),
+    MetricDef("seawall_catalog_manifests", "Valid manifests read at this scrape."),
+    MetricDef(
+        "seawall_catalog_errors",
+        "Corrupt, foreign or unreadable manifests and directories met at this scrape "
+        "(skipped; see the exporter's log for which).",
+    ),
+    MetricDef("seawall_scrape_duration_seconds", "Time this scrape took to read the catalog."),
+    MetricDef(
+        "seawall_build_info",
+        "Always 1; the labels say which seawall and Python serve the metrics.",
+        ("version", "python"),
+    ),
+]
+
+METRICS: dict[str, MetricDef] = {d.name: d for d in _DEFS}

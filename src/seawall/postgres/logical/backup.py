@@ -1,0 +1,278 @@
+"""``seawall postgres backup``: one logical backup per database.
+
+Order of events, and why:
+
+1. take the series lock (two overlapping CronJob runs must not collide);
+2. connect with psycopg, open a REPEATABLE READ transaction and export its
+   snapshot; ``pg_dump --snapshot`` then dumps exactly what the statistics
+   (taken in that transaction, in a thread, while the dump streams) see;
+3. stream ``pg_dump -Fc -Z0`` through the pipeline; pg_dump's exit status is
+   checked *before* the artifact is renamed into place, so a dump that died
+   half-way never becomes a complete-looking file;
+4. store ``pg_dumpall --globals-only`` beside it (roles and grants are not
+   in a pg_dump archive);
+5. write the manifest, last and atomically; then verify (the result goes
+   into the manifest) and apply retention.
+
+Any failure removes what this run stored, writes a *failed* manifest (for
+the exporter and alerts) and re-raises with the error's exit code; earlier
+backups are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from seawall import __version__
+from seawall.catalog.locks import series_lock
+from seawall.catalog.models import (
+    Artifact,
+    ContentStats,
+    Encryption,
+    Manifest,
+    PostgresInfo,
+    utcnow,
+)
+from seawall.catalog.naming import new_backup_id
+from seawall.catalog.store import artifact_key
+from seawall.context import Context
+from seawall.errors import SeawallError, SourceUnavailableError
+from seawall.log import get_logger
+from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
+from seawall.postgres.logical import server, stats
+from seawall.postgres.tools.base import ConnParams
+from seawall.postgres.tools.pg_dump import PgDump
+from seawall.postgres.tools.pg_dumpall import PgDumpAll
+
+ENGINE: Final = "postgresql"
+KIND = "logical"
+DUMP_BASENAME = "dump.pgdump"
+GLOBALS_BASENAME = "globals.sql"
+
+ProgressFactory = Callable[[str], "ProgressCtx"]
+
+log = get_logger("postgres.backup")
+
+
+class ProgressCtx:
+    """A byte-count callback that can be replaced by the runner (bar/log)."""
+
+    def __init__(self, callback: Callable[[int], None] | None = None) -> None:
+        self.callback = callback or (lambda n: None)
+
+    def __call__(self, n: int) -> None:
+        self.callback(n)
+
+
+@dataclass
+class BackupResult:
+    manifest: Manifest
+    verified: bool | None
+
+
+def _artifact(name: str, role: str, res: StoreResult, content_type: str) -> Artifact:
+    enc = (
+        Encryption(mode=res.encryption_mode, recipient_fingerprints=res.recipient_fingerprints)  # type: ignore[arg-type]
+        if res.encryption_mode
+        else None
+    )
+    return Artifact(
+        name=name,
+        role=role,
+        stored_size=res.stored_size,
+        raw_size=res.raw_size,
+        sha256=res.sha256,
+        raw_sha256=res.raw_sha256,
+        compression=res.compression,  # type: ignore[arg-type]
+        encryption=enc,
+        content_type=content_type,
+    )
+
+
+class _StatsThread(threading.Thread):
+    """Computes table statistics in the exporting transaction while pg_dump streams."""
+
+    def __init__(self, conn: stats.Conn) -> None:
+        super().__init__(name="seawall-stats", daemon=True)
+        self.conn = conn
+        self.result: dict[str, object] | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = dict(stats.tables(self.conn))
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+
+
+def backup_database(
+    ctx: Context,
+    database: str,
+    *,
+    progress: Callable[[int], None] | None = None,
+    verify: bool | None = None,
+) -> BackupResult:
+    """Back up one database; returns the (successful) manifest or raises."""
+    s = ctx.settings
+    backup_id = new_backup_id()
+    params = server.conn_params(s)
+    with series_lock(
+        s.backup_dir,
+        ENGINE,
+        KIND,
+        database,
+        timeout=s.lock_timeout,
+        command=f"seawall postgres backup --database {database}",
+        backup_id=backup_id,
+    ):
+        manifest = Manifest(
+            id=backup_id,
+            engine=ENGINE,
+            kind=KIND,
+            series=database,
+            target=params.describe(database),
+            status="running",
+            started_at=utcnow(),
+            seawall_version=__version__,
+            labels={"database": database, "type": "logical"},
+        )
+        t0 = time.monotonic()
+        try:
+            _run(ctx, params, manifest, progress)
+        except BaseException as exc:
+            _fail(ctx, manifest, exc, time.monotonic() - t0)
+            raise
+        manifest.status = "success"
+        manifest.finished_at = utcnow()
+        manifest.duration_seconds = round(time.monotonic() - t0, 3)
+        ctx.catalog.write(manifest)
+        log.info(
+            "backup stored",
+            extra={"database": database, "backup_id": backup_id, "bytes": manifest.stored_size},
+        )
+        verified: bool | None = None
+        if verify if verify is not None else s.verify_backup:
+            from seawall.postgres.logical.select import BackupSource
+            from seawall.postgres.logical.verify import verify_source
+
+            source = BackupSource(ctx.storage, f"backup {backup_id}", manifest, in_catalog=True)
+            verification = verify_source(ctx, source, deep=False)
+            verified = verification.ok
+        _prune(ctx, database)
+    return BackupResult(manifest, verified)
+
+
+def _run(
+    ctx: Context, params: ConnParams, manifest: Manifest, progress: Callable[[int], None] | None
+) -> None:
+    s = ctx.settings
+    database = manifest.series
+    spec: PipelineSpec = ctx.spec
+    conn = server.connect(params, database)
+    try:
+        version_num = server.server_version_num(conn)
+        major = version_num // 10000
+        info = PostgresInfo(
+            server_version=server.server_version(conn),
+            server_version_num=version_num,
+            database=database,
+        )
+        try:
+            row = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
+            info.system_identifier = str(row[0]) if row else None
+        except Exception:  # not allowed for non-superusers: informational only
+            info.system_identifier = None
+        manifest.postgres = info
+        dump = PgDump(server.tool_path(s, "pg_dump", major), params)
+        dumpall = PgDumpAll(server.tool_path(s, "pg_dumpall", major), params)
+        manifest.tool_versions = {"pg_dump": dump.version(), "pg_dumpall": dumpall.version()}
+
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        snapshot = str(row[0])
+        content = ContentStats(
+            sequences=stats.sequences(conn),
+            large_objects=stats.large_objects(conn),
+            snapshot=snapshot,
+        )
+        proc = dump.spawn(database, snapshot)
+        worker = _StatsThread(conn)
+        worker.start()
+        dump_name = DUMP_BASENAME + spec.suffix()
+        dump_key = artifact_key(manifest, dump_name)
+        try:
+            assert proc.stdout is not None
+            res = store_stream(
+                proc.stdout,  # type: ignore[arg-type]
+                ctx.storage,
+                dump_key,
+                spec,
+                before_commit=lambda: PgDump.check(proc),
+                progress=progress,
+            )
+        except BaseException:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            raise
+        finally:
+            worker.join()
+        manifest.artifacts.append(_artifact(dump_name, "dump", res, "application/x-pg-dump"))
+        if worker.error is not None:
+            raise SourceUnavailableError(
+                f"content statistics of {database} failed: {worker.error}"
+            ) if "connection" in str(worker.error).lower() else SeawallError(
+                f"content statistics of {database} failed: {worker.error}"
+            )
+        content.tables = worker.result  # type: ignore[assignment]
+        info.stats = content
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+    script, with_passwords = dumpall.globals_only(database)
+    if not with_passwords:
+        manifest.labels["globals"] = "no-role-passwords"
+    globals_name = GLOBALS_BASENAME + spec.suffix()
+    import io
+
+    gres = store_stream(
+        io.BytesIO(script), ctx.storage, artifact_key(manifest, globals_name), spec
+    )
+    manifest.artifacts.append(_artifact(globals_name, "globals", gres, "application/sql"))
+
+
+def _fail(ctx: Context, manifest: Manifest, exc: BaseException, duration: float) -> None:
+    """Remove what this run stored and record the failure (best effort)."""
+    for art in manifest.artifacts:
+        with contextlib.suppress(Exception):
+            ctx.storage.delete(artifact_key(manifest, art.name))
+    manifest.artifacts = []
+    manifest.status = "failed"
+    manifest.finished_at = utcnow()
+    manifest.duration_seconds = round(duration, 3)
+    manifest.error = (
+        str(exc) if isinstance(exc, SeawallError)
+        else ("interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+    )[:1000]
+    try:
+        ctx.catalog.write(manifest)
+    except Exception as write_exc:  # the volume may be full: say so, keep the first error
+        log.warning("could not write the failed manifest: %s", write_exc)
+
+
+def _prune(ctx: Context, database: str) -> None:
+    if not ctx.settings.prune_after_backup:
+        return
+    try:
+        from seawall import prune  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        log.debug("seawall.prune not available; skipping retention")
+        return
+    prune.prune_series(ctx, ENGINE, KIND, database)

@@ -1,0 +1,291 @@
+"""``seawall postgres verify``: prove a backup can be restored.
+
+Shallow (always): every artifact's stored bytes match the manifest's sha256
+(before anything is decrypted), it decrypts and decompresses to bytes whose
+sha256 matches the raw digest taken at backup time, and ``pg_restore
+--list`` reads the archive's table of contents.
+
+Deep (``--deep``): a real ``pg_restore`` into a scratch database on the
+configured server and the content statistics compared with those taken in
+the dump's snapshot. The scratch database is always dropped, also when the
+restore fails or the run is interrupted.
+
+The result is written back into the manifest (atomically) so the exporter
+and retention see it. Only definite results are recorded: a wrong key or an
+unreachable server says nothing about the backup itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from seawall.catalog.models import Manifest, Verification, utcnow
+from seawall.context import Context
+from seawall.errors import NotFoundError, SeawallError, VerificationError
+from seawall.log import get_logger
+from seawall.pipeline.stream import decode_to
+from seawall.postgres.logical import server, stats
+from seawall.postgres.logical.select import BackupSource
+from seawall.postgres.tools.pg_restore import PgRestore
+
+log = get_logger("postgres.verify")
+PGDMP_MAGIC = b"PGDMP"
+
+Progress = Callable[[int], None]
+
+
+class _ListFeeder:
+    """Feeds decoded bytes to ``pg_restore --list`` and hashes them.
+
+    pg_restore stops reading after the table of contents; the rest of the
+    stream is still decoded (to check authentication tags and the raw
+    digest) but no longer sent.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.hash = hashlib.sha256()
+        self.open = proc.stdin is not None
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        if self.open and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.open = False
+        return len(data)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.proc.stdin.close()
+
+
+class _HashSink:
+    def __init__(self, fh: object | None = None) -> None:
+        self.hash = hashlib.sha256()
+        self.fh = fh
+        self.head = b""
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        if len(self.head) < 64:
+            self.head += data[: 64 - len(self.head)]
+        if self.fh is not None:
+            self.fh.write(data)  # type: ignore[attr-defined]
+        return len(data)
+
+
+def _pg_restore(ctx: Context, min_major: int | None) -> PgRestore:
+    params = server.conn_params(ctx.settings)
+    return PgRestore(server.tool_path(ctx.settings, "pg_restore", min_major), params)
+
+
+def _dump_major(m: Manifest | None) -> int | None:
+    if m is None or m.postgres is None or m.postgres.server_version_num is None:
+        return None
+    return m.postgres.server_version_num // 10000
+
+
+def check_artifacts(ctx: Context, source: BackupSource, progress: Progress | None = None) -> list[str]:
+    """Shallow checks of a manifest's artifacts; raises on the first failure."""
+    m = source.manifest
+    assert m is not None
+    if not m.ok:
+        raise VerificationError(f"{source.label} is a failed backup ({m.error}); nothing to verify")
+    checks: list[str] = []
+    dump = m.artifact("dump")
+    if dump is None:
+        raise VerificationError(f"{source.label}: the manifest lists no dump artifact")
+    for art in m.artifacts:
+        key = source.key(art.name)
+        if not source.storage.exists(key):
+            raise NotFoundError(
+                f"{source.label}: artifact {art.name} is missing from {source.storage.describe()}; "
+                "the backup is incomplete, restore from another one"
+            )
+        if art.role == "dump":
+            restore = _pg_restore(ctx, _dump_major(m))
+            proc = restore.spawn_list()
+            feeder = _ListFeeder(proc)
+            try:
+                decode_to(
+                    source.storage, key, feeder, ctx.keys,
+                    expected_sha256=art.sha256, compression=art.compression, progress=progress,
+                )
+            finally:
+                feeder.close()
+                out = proc.stdout.read() if proc.stdout is not None else b""
+                err = proc.stderr.read() if proc.stderr is not None else b""
+                code = proc.wait()
+            raw = feeder.hash.hexdigest()
+            if art.raw_sha256 and raw != art.raw_sha256:
+                raise VerificationError(
+                    f"{source.label}: {art.name} decodes to different bytes than were dumped "
+                    "(raw sha256 mismatch); the artifact is corrupt"
+                )
+            if code != 0:
+                detail = err.decode(errors="replace").strip().splitlines()
+                raise VerificationError(
+                    f"{source.label}: pg_restore --list cannot read {art.name}: "
+                    f"{detail[-1] if detail else f'exit {code}'}"
+                )
+            entries = sum(1 for ln in out.decode(errors="replace").splitlines() if ln and not ln.startswith(";"))
+            checks.append(f"{art.name}: sha256 ok, decoded ok, pg_restore --list ok ({entries} entries)")
+        else:
+            sink = _HashSink()
+            decode_to(
+                source.storage, key, sink, ctx.keys,
+                expected_sha256=art.sha256, compression=art.compression,
+            )
+            if art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
+                raise VerificationError(
+                    f"{source.label}: {art.name} decodes to different bytes than were stored "
+                    "(raw sha256 mismatch); the artifact is corrupt"
+                )
+            checks.append(f"{art.name}: sha256 ok, decoded ok")
+    return checks
+
+
+def decode_dump_to_file(
+    ctx: Context, source: BackupSource, directory: Path, progress: Progress | None = None
+) -> tuple[Path, bool]:
+    """Decode the dump (or foreign file) into ``directory``; returns (path, is_archive)."""
+    path = directory / "dump"
+    if source.manifest is not None:
+        art = source.manifest.artifact("dump")
+        if art is None:
+            raise VerificationError(f"{source.label}: the manifest lists no dump artifact")
+        key, expected, compression = source.key(art.name), art.sha256, art.compression
+        if not source.storage.exists(key):
+            raise NotFoundError(f"{source.label}: artifact {art.name} is missing; the backup is incomplete")
+    else:
+        assert source.foreign_key is not None
+        key, expected, compression = source.foreign_key, None, None
+    with open(path, "wb") as fh:
+        sink = _HashSink(fh)
+        decode_to(
+            source.storage, key, sink, ctx.keys,
+            expected_sha256=expected, compression=compression, progress=progress,
+        )
+    if source.manifest is not None:
+        art = source.manifest.artifact("dump")
+        if art is not None and art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
+            raise VerificationError(f"{source.label}: dump decodes to different bytes than were dumped")
+    return path, sink.head.startswith(PGDMP_MAGIC)
+
+
+def scratch_name(prefix: str) -> str:
+    return f"seawall_{prefix}_{int(time.time())}_{secrets.token_hex(3)}"
+
+
+def deep_check(ctx: Context, source: BackupSource, progress: Progress | None = None) -> list[str]:
+    """Restore into a scratch database and compare statistics; always drops it."""
+    from seawall.postgres.logical.legacy import restore_plain_sql
+
+    params = server.conn_params(ctx.settings)
+    workdir = Path(tempfile.mkdtemp(prefix="seawall-verify-"))
+    name = scratch_name("verify")
+    checks: list[str] = []
+    try:
+        path, is_archive = decode_dump_to_file(ctx, source, workdir, progress)
+        with server.admin(params) as conn:
+            major = server.server_version_num(conn) // 10000
+            server.create_database(conn, name)
+            try:
+                if is_archive:
+                    dump_major = _dump_major(source.manifest)
+                    restore = _pg_restore(ctx, max(major, dump_major or 0))
+                    restore.restore(
+                        path, name, jobs=ctx.settings.restore_jobs, no_owner=True, exit_on_error=True
+                    )
+                else:
+                    restore_plain_sql(ctx, path, name, major)
+                checks.append(f"restored into scratch database {name}")
+                with server.connect(params, name) as sconn:
+                    actual = stats.collect(sconn)
+                expected = (
+                    source.manifest.postgres.stats
+                    if source.manifest is not None and source.manifest.postgres is not None
+                    else None
+                )
+                if expected is None:
+                    checks.append(
+                        f"no statistics recorded; restored {len(actual.tables)} tables, "
+                        f"{sum(t.rows for t in actual.tables.values())} rows"
+                    )
+                else:
+                    problems = stats.compare(expected, actual)
+                    if problems:
+                        raise VerificationError(
+                            f"{source.label}: restored data differs from the backup: "
+                            + "; ".join(problems[:5])
+                            + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
+                        )
+                    checks.append(
+                        f"statistics match: {len(expected.tables)} tables, "
+                        f"{sum(t.rows for t in expected.tables.values())} rows, "
+                        f"{len(expected.sequences)} sequences, {expected.large_objects} large objects"
+                    )
+            finally:
+                try:
+                    server.drop_database(conn, name)
+                except Exception as exc:  # report, do not hide the first error
+                    log.error("could not drop scratch database %s: %s; drop it by hand", name, exc)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return checks
+
+
+def verify_source(
+    ctx: Context, source: BackupSource, *, deep: bool, progress: Progress | None = None
+) -> Verification:
+    """Verify and record; raises VerificationError (exit 3) if it failed."""
+    t0 = time.monotonic()
+    checks: list[str] = []
+    try:
+        if source.manifest is not None:
+            checks += check_artifacts(ctx, source, progress)
+        else:
+            from seawall.postgres.logical.legacy import check_foreign
+
+            checks += check_foreign(ctx, source, progress)
+        if deep:
+            checks += deep_check(ctx, source, progress)
+    except (VerificationError, NotFoundError) as exc:
+        _record(ctx, source, Verification(
+            at=utcnow(), ok=False, deep=deep, duration_seconds=round(time.monotonic() - t0, 3),
+            message=str(exc), checks=checks,
+        ))
+        raise
+    result = Verification(
+        at=utcnow(), ok=True, deep=deep, duration_seconds=round(time.monotonic() - t0, 3),
+        message="ok", checks=checks,
+    )
+    _record(ctx, source, result)
+    return result
+
+
+def _record(ctx: Context, source: BackupSource, verification: Verification) -> None:
+    m = source.manifest
+    if m is None or not m.ok:
+        return
+    m.verification = verification
+    try:
+        if source.in_catalog:
+            ctx.catalog.write(m)
+        else:
+            loc = source.manifest_location()
+            assert loc is not None
+            source.storage.write_bytes(loc, m.to_json())
+    except SeawallError as exc:
+        log.warning("could not record the verification in the manifest: %s", exc)

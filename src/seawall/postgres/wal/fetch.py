@@ -1,0 +1,92 @@
+"""``wal-fetch``: hand PostgreSQL one archived file during recovery.
+
+PostgreSQL asks for files that do not exist as a normal part of recovery
+(the next timeline's history file, the segment after the last one): a
+missing file is :class:`NotFoundError`, which the command turns into a quiet
+exit 1. Anything else — a corrupt file, a wrong key — is loud.
+
+The destination is written to a temporary name beside it and renamed, so
+PostgreSQL never sees half a segment; the raw sha256 prefix in the archive
+key is checked after decoding, before the rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from seawall.catalog.wal_layout import SHA_LEN, parse_wal_key
+from seawall.errors import ConfigError, NotFoundError, StorageError, VerificationError
+from seawall.pipeline.stream import decode_to
+from seawall.postgres.wal.envconfig import WalConfig
+from seawall.postgres.wal.push import existing_versions
+from seawall.retention.walnames import parse_wal_name
+from seawall.storage.local import LocalStorage
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    name: str
+    key: str
+    raw_size: int
+
+
+class _HashingFile:
+    def __init__(self, fh: object) -> None:
+        self._fh = fh
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self._fh.write(data)  # type: ignore[attr-defined]
+        self.hash.update(data)
+        self.count += len(data)
+        return len(data)
+
+
+def find_wal(storage: LocalStorage, cluster: str, name: str) -> str:
+    """The archive key of WAL file ``name``; NotFoundError if absent."""
+    keys = existing_versions(storage, cluster, name)
+    if not keys:
+        raise NotFoundError(f"{name} is not in the archive {storage.root}")
+    if len(keys) > 1:
+        raise VerificationError(
+            f"{name} is archived more than once with different content ({', '.join(keys)}); "
+            "the archive is inconsistent: keep the right one and remove the other"
+        )
+    return keys[0]
+
+
+def fetch_wal(cfg: WalConfig, name: str, dest: Path) -> FetchResult:
+    """Decode archived ``name`` into ``dest`` (atomically)."""
+    try:
+        parse_wal_name(name)
+    except ValueError:
+        raise ConfigError(
+            f"wal-fetch: {name!r} is not a WAL file name; restore_command must pass %f %p"
+        ) from None
+    storage = LocalStorage(cfg.backup_dir)
+    key = find_wal(storage, cfg.cluster, name)
+    obj = parse_wal_key(key)
+    assert obj is not None
+    tmp = dest.with_name(f".{dest.name}.seawall-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            sink = _HashingFile(fh)
+            decode_to(storage, key, sink, cfg.keys, compression=obj.compression)
+        digest = sink.hash.hexdigest()
+        if digest[:SHA_LEN] != obj.sha256_prefix:
+            raise VerificationError(
+                f"wal-fetch: {key} decodes to content with sha256 {digest[:12]}…, not the "
+                f"{obj.sha256_prefix[:12]}… its name records: the archived file is corrupt"
+            )
+        os.rename(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"wal-fetch: cannot write {dest}: {exc.strerror or exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return FetchResult(name, key, sink.count)

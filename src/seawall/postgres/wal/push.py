@@ -1,0 +1,215 @@
+"""``wal-push``: store one file PostgreSQL hands to archive_command.
+
+Order of events, and why:
+
+1. Hash the raw file and read the segment header (first pass). The archive
+   key carries the raw sha256, so it must be known before writing; the
+   header says which cluster the segment belongs to.
+2. Compare with ``archive.json`` (system identifier, segment size): a foreign
+   segment is refused.
+3. Look for the same WAL name in its directory: same hash means PostgreSQL is
+   retrying a push that already succeeded (a crash after our fsync, before it
+   recorded the success): report success. A different hash is refused and
+   nothing is overwritten.
+4. Stream the file through compress/encrypt into a temporary name, fsync,
+   rename, fsync the directory (``open_atomic_write``), and only then return
+   success. The second read of the file is checked against the first hash
+   before the rename, so a file that changed under us is never archived
+   under the wrong name.
+
+A ``kill -9`` at any moment leaves at most a temporary file that listing
+ignores (``prune`` removes stale ones); PostgreSQL retries and the retry
+stores the segment normally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from seawall.catalog.wal_layout import SHA_LEN, parse_wal_key, wal_dir, wal_key, wal_prefix
+from seawall.errors import ConfigError, NotFoundError, RefusedError, VerificationError
+from seawall.pipeline.codecs import CHUNK
+from seawall.pipeline.stream import store_stream
+from seawall.postgres.wal.archive_info import ArchiveInfo, read_archive_info, write_archive_info
+from seawall.postgres.wal.envconfig import WalConfig
+from seawall.postgres.wal.segment import LONG_HEADER_SIZE, SegmentHeaderError, read_header
+from seawall.retention.walnames import parse_wal_name
+from seawall.storage.local import LocalStorage, fsync_dir, storage_error
+
+
+@dataclass(frozen=True)
+class PushResult:
+    name: str
+    key: str
+    duplicate: bool
+    raw_size: int
+    stored_size: int
+
+
+def _hash_file(path: Path) -> tuple[str, bytes, int]:
+    """sha256, the first bytes (header) and size of ``path``."""
+    h = hashlib.sha256()
+    size = 0
+    head = b""
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK * 4):
+                if not head:
+                    head = chunk[:LONG_HEADER_SIZE]
+                h.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        raise NotFoundError(f"wal-push: {path} does not exist; archive_command passes %p") from None
+    except OSError as exc:
+        raise ConfigError(f"wal-push: cannot read {path}: {exc.strerror}") from exc
+    return h.hexdigest(), head, size
+
+
+def _ensure_dir(storage: LocalStorage, prefix: str) -> None:
+    """Create a directory of the archive durably (its entry fsynced in the parent)."""
+    path = storage.path(prefix)
+    if path.is_dir():
+        return
+    missing = []
+    cur = path
+    while not cur.is_dir():
+        missing.append(cur)
+        cur = cur.parent
+    try:
+        for d in reversed(missing):
+            d.mkdir(exist_ok=True)
+            fsync_dir(d.parent)
+    except OSError as exc:
+        raise storage_error(exc, prefix) from exc
+
+
+def _check_identity(
+    storage: LocalStorage, cfg: WalConfig, name: str, head: bytes, size: int
+) -> None:
+    """Refuse a segment of another cluster; record the identity on first push."""
+    try:
+        header = read_header(head)
+    except SegmentHeaderError as exc:
+        raise RefusedError(f"wal-push: {name} is not a WAL segment ({exc}); nothing archived") from exc
+    wal = parse_wal_name(name, header.segment_size)
+    if wal.segno is not None and header.pageaddr != wal.segno * header.segment_size:
+        raise RefusedError(
+            f"wal-push: {name}: its header says it starts at "
+            f"{header.pageaddr >> 32:X}/{header.pageaddr & 0xFFFFFFFF:X}, which is not that "
+            "segment's position; the file is corrupt or renamed; nothing archived"
+        )
+    if wal.kind == "segment" and size != header.segment_size:
+        raise RefusedError(
+            f"wal-push: {name} is {size} bytes but the segment size is {header.segment_size}; "
+            "nothing archived"
+        )
+    info = read_archive_info(storage, cfg.cluster)
+    sysid = str(header.system_identifier)
+    if info is None:
+        _ensure_dir(storage, wal_prefix(cfg.cluster))
+        write_archive_info(storage, ArchiveInfo(sysid, header.segment_size, cfg.cluster))
+        return
+    if info.system_identifier != sysid:
+        raise RefusedError(
+            f"wal-push: {name} belongs to the cluster with system identifier {sysid}, but the "
+            f"archive {wal_prefix(cfg.cluster)} holds cluster {info.system_identifier}; set "
+            "PG_CLUSTER_NAME to a distinct name for each cluster; nothing archived"
+        )
+    if info.wal_segment_size != header.segment_size:
+        raise RefusedError(
+            f"wal-push: {name} has segment size {header.segment_size} but the archive was made "
+            f"with {info.wal_segment_size}; nothing archived"
+        )
+
+
+def existing_versions(storage: LocalStorage, cluster: str, name: str) -> list[str]:
+    """Keys already archived under WAL name ``name`` (normally zero or one)."""
+    directory = storage.path(wal_dir(cluster, name))
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    prefix = f"{name}-"
+    found = []
+    for entry in entries:
+        if entry.startswith(prefix):
+            obj = parse_wal_key(entry)
+            if obj is not None and obj.name == name:
+                found.append(f"{wal_dir(cluster, name)}/{entry}")
+    return sorted(found)
+
+
+def push_wal(cfg: WalConfig, path: Path) -> PushResult:
+    """Archive ``path``; returns once the stored file is durable."""
+    name = path.name
+    try:
+        wal = parse_wal_name(name)
+    except ValueError:
+        raise ConfigError(
+            f"wal-push: {name!r} is not a WAL file name (segment, .partial, .backup or "
+            ".history); archive_command must pass %p"
+        ) from None
+    storage = LocalStorage(cfg.backup_dir)
+    raw_sha, head, size = _hash_file(path)
+    if wal.kind in ("segment", "partial"):
+        _check_identity(storage, cfg, name, head, size)
+
+    for key in existing_versions(storage, cfg.cluster, name):
+        obj = parse_wal_key(key)
+        assert obj is not None
+        if obj.sha256_prefix == raw_sha[:SHA_LEN]:
+            return PushResult(name, key, True, size, storage.stat(key).size)
+        raise RefusedError(
+            f"wal-push: {name} is already archived with different content "
+            f"(archived sha256 {obj.sha256_prefix[:12]}…, this file {raw_sha[:12]}…); "
+            "refusing to overwrite it. Two clusters may share one archive (set "
+            "PG_CLUSTER_NAME per cluster), or the archive holds WAL of an old incarnation "
+            "of this cluster: investigate before removing either copy"
+        )
+
+    spec = cfg.spec()
+    if spec.encryption_mode == "scrypt":
+        sys.stderr.write(
+            "seawall: warning: ENCRYPTION_KEY is a passphrase (age scrypt mode, ~1.5 s per "
+            "WAL segment); archiving may fall behind: use ENCRYPTION_RECIPIENTS (age public "
+            "keys, `seawall keygen`)\n"
+        )
+    key = wal_key(cfg.cluster, name, raw_sha, spec.suffix())
+    _ensure_dir(storage, wal_dir(cfg.cluster, name))
+    with open(path, "rb") as src:
+        second = _TeeHash(src)
+
+        def before_commit() -> None:
+            if second.hash.hexdigest() != raw_sha:
+                raise VerificationError(
+                    f"wal-push: {name} changed while it was being archived; nothing archived "
+                    "(PostgreSQL will retry)"
+                )
+
+        result = store_stream(second, storage, key, spec, before_commit=before_commit)  # type: ignore[arg-type]
+    return PushResult(name, key, False, result.raw_size, result.stored_size)
+
+
+class _TeeHash:
+    """Hashes the bytes as the pipeline pulls them (the second read of the file)."""
+
+    def __init__(self, src: object) -> None:
+        self._src = src
+        self.hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._src.read(n)  # type: ignore[attr-defined]
+        self.hash.update(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
