@@ -15,7 +15,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 from seawall.errors import NotFoundError, StorageError
@@ -26,7 +26,7 @@ def check_key(key: str) -> str:
     """Refuse keys that could escape the storage root (``..``, absolute, NUL)."""
     if not key or "\x00" in key or key.startswith("/") or "\\" in key:
         raise StorageError(f"refusing unsafe storage key {key!r}")
-    parts = PurePosixPath(key).parts
+    parts = key.split("/")
     if any(p in ("..", ".", "") for p in parts):
         raise StorageError(f"refusing unsafe storage key {key!r}")
     return key
