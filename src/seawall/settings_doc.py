@@ -1,0 +1,59 @@
+"""Generate docs/configuration.md from the Settings model (a test keeps it current)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices
+
+from seawall.settings import SECRET_FILE_VARS, Settings
+
+
+def render() -> str:
+    rows = [
+        "# Configuration",
+        "",
+        "Generated from `src/seawall/settings.py` by `python -m seawall.settings_doc`;",
+        "a test fails when this file is stale.",
+        "",
+        "Precedence: command-line options > environment > `*_FILE` secrets > the TOML",
+        "file named by `SEAWALL_CONFIG` (keys are the option names in lower case) > defaults.",
+        "Every option can be set with any of the names in its row; the first listed wins",
+        "when several are set. Lists accept `a,b c` or JSON. Durations accept `7d`, `36h`, `90m`.",
+        "",
+        "| option | environment variables | default | secret file variables |",
+        "|---|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names = (
+            [c for c in alias.choices if isinstance(c, str) and c.isupper()]
+            if isinstance(alias, AliasChoices)
+            else []
+        )
+        if name in SECRET_FILE_VARS:
+            default = "(secret, unset)"
+        elif field.default_factory is not None:
+            default = repr(field.default_factory())  # type: ignore[call-arg]
+        else:
+            default = repr(field.default)
+        files = ", ".join(f"`{v}`" for v in SECRET_FILE_VARS.get(name, ()))
+        env = ", ".join(f"`{n}`" for n in names)
+        rows.append(f"| `{name}` | {env} | `{default}` | {files} |")
+    rows += [
+        "",
+        "Per-series retention overrides go in the TOML file:",
+        "",
+        "```toml",
+        "[retention_overrides.qdrant]            # every Qdrant series",
+        "daily = 3",
+        '[retention_overrides."postgresql/logical/audit"]',
+        "yearly = -1                             # keep one per year forever",
+        "```",
+        "",
+    ]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import pathlib
+
+    pathlib.Path("docs/configuration.md").write_text(render())
