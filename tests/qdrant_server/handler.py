@@ -204,9 +204,11 @@ class QdrantHandler(BaseHTTPRequestHandler):
             )
             return
         if found is None:
-            self.send_error_json(
-                ctx, 404, f"Not found: {ctx.method} {ctx.raw_path}", validate=False
-            )
+            # In the spec but not implemented here: say so loudly rather than
+            # answer a 404 a client could take for "collection not found".
+            message = f"the Qdrant test server does not implement {ctx.method} {ctx.raw_path}"
+            app.internal_errors.append(message)
+            self.send_error_json(ctx, 501, f"Service internal error: {message}", validate=False)
             return
         func, params = found
         ctx.params = params

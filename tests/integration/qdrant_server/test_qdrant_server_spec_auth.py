@@ -100,3 +100,14 @@ def test_fixture_key_is_the_documented_one(qdrant_server_with_key: Any) -> None:
     if getattr(qdrant_server_with_key, "is_real", False):
         pytest.skip("real server uses QDRANT_API_KEY")
     assert qdrant_server_with_key.api_key == TEST_API_KEY
+
+
+def test_unimplemented_endpoint_is_loud(qdrant_server: Any) -> None:
+    server = _test_server_only(qdrant_server)
+    server.create_collection("u", 4)
+    answer = httpx.post(f"{server.url}/collections/u/points/delete", json={"points": [1]})
+    assert answer.status_code == 501
+    assert "does not implement" in answer.json()["status"]["error"]
+    assert server.spec_violations == []
+    assert len(server.internal_errors) == 1
+    server.internal_errors.clear()
