@@ -24,7 +24,7 @@ from typing import Any
 from seawall.catalog.locks import is_backup_held, is_held, lock_path
 from seawall.catalog.models import Manifest
 from seawall.catalog.naming import decode_segment
-from seawall.catalog.store import backup_prefix
+from seawall.catalog.store import Inventory, backup_prefix
 from seawall.catalog.wal_layout import WAL_ROOT, WalObject, parse_wal_key, wal_prefix
 from seawall.context import Context
 from seawall.log import get_logger
@@ -136,7 +136,8 @@ def plan(
     """Everything prune would do, with reasons; changes nothing."""
     now = now or datetime.now(UTC)
     result = PrunePlan(now=now)
-    scan = ctx.catalog.scan(engine, kind if engine else None)
+    inventory = ctx.catalog.inventory(engine)
+    scan = ctx.catalog.scan(keys=inventory.manifest_keys)
     result.errors.extend(scan.errors)
     manifests = [
         m
@@ -172,7 +173,7 @@ def plan(
                 )
             )
     result.actions.extend(wal_actions)
-    result.actions.extend(_stale_leftovers(ctx, engine, now))
+    result.actions.extend(_stale_leftovers(ctx, inventory, now))
     return result
 
 
@@ -239,11 +240,11 @@ def _wal_plan(
     return new_decision, actions
 
 
-def _stale_leftovers(ctx: Context, engine: str | None, now: datetime) -> list[Action]:
+def _stale_leftovers(ctx: Context, inventory: Inventory, now: datetime) -> list[Action]:
     """Temporaries of crashed writers and backup dirs without a manifest."""
     actions: list[Action] = []
     cutoff = (now - STALE_AFTER).timestamp()
-    for info in ctx.storage.list_partials(engine or ""):
+    for info in inventory.partials:
         if info.mtime < cutoff and not _series_locked(ctx, info.key):
             actions.append(
                 Action(
@@ -256,10 +257,10 @@ def _stale_leftovers(ctx: Context, engine: str | None, now: datetime) -> list[Ac
                     key=info.key,
                 )
             )
-    for prefix in ctx.catalog.orphans(engine):
+    for prefix in inventory.orphans:
         if prefix.startswith(WAL_ROOT) or _series_locked(ctx, prefix):
             continue
-        files = list(ctx.storage.list(prefix))
+        files = inventory.dir_files.get(prefix, [])
         if files and max(f.mtime for f in files) >= cutoff:
             continue
         actions.append(

@@ -24,13 +24,23 @@ from pydantic import ValidationError
 from seawall.catalog.models import FORMAT_VERSION, MANIFEST_NAME, Manifest
 from seawall.catalog.naming import decode_segment, encode_segment, is_backup_id
 from seawall.errors import NotFoundError, SeawallError, StorageError
-from seawall.storage.base import Storage
+from seawall.storage.base import ObjectInfo, Storage
 
 
 class CatalogError(SeawallError):
     """A manifest is corrupt, foreign or from a newer seawall."""
 
     exit_code = 3
+
+
+@dataclass
+class Inventory:
+    """One pass over the volume: manifests, manifest-less backup dirs, temporaries."""
+
+    manifest_keys: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    partials: list[ObjectInfo] = field(default_factory=list)
+    dir_files: dict[str, list[ObjectInfo]] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +65,14 @@ def artifact_key(m: Manifest, name: str) -> str:
 
 def parse_manifest(data: bytes, where: str) -> Manifest:
     """Parse and check a manifest; CatalogError with the reason otherwise."""
+    try:
+        # Fast path (the exporter and prune parse thousands): pydantic's JSON parser.
+        fast = Manifest.model_validate_json(data)
+    except ValidationError:
+        pass  # fall through for a precise message
+    else:
+        if fast.format_version <= FORMAT_VERSION:
+            return fast
     try:
         raw = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -109,12 +127,35 @@ class Catalog:
                     continue
                 yield info.key
 
+    def inventory(self, engine: str | None = None) -> Inventory:
+        """Walk the volume once (prune needs manifests, orphans and partials)."""
+        inv = Inventory()
+        with_manifest: set[str] = set()
+        for info, partial in self.storage.walk(engine or ""):
+            parts = info.key.split("/")
+            if partial:
+                inv.partials.append(info)
+                continue
+            if len(parts) == 5 and is_backup_id(parts[3]):
+                d = "/".join(parts[:4])
+                inv.dir_files.setdefault(d, []).append(info)
+                if parts[4] == MANIFEST_NAME:
+                    with_manifest.add(d)
+                    inv.manifest_keys.append(info.key)
+        inv.orphans = sorted(set(inv.dir_files) - with_manifest)
+        return inv
+
     def scan(
-        self, engine: str | None = None, kind: str | None = None, series: str | None = None
+        self,
+        engine: str | None = None,
+        kind: str | None = None,
+        series: str | None = None,
+        *,
+        keys: list[str] | None = None,
     ) -> ScanResult:
         """All readable manifests (filtered), newest first, plus errors met."""
         result = ScanResult()
-        for key in self.manifest_keys(engine, kind, series):
+        for key in keys if keys is not None else self.manifest_keys(engine, kind, series):
             try:
                 result.manifests.append(self.load(key))
             except (CatalogError, NotFoundError) as exc:

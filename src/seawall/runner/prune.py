@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import ExitStack
 from typing import Annotated, Literal
 
@@ -63,12 +64,15 @@ def prune(
             data["skipped"] = result.skipped
         print_json(data)
         return
+    lines = []
     for a in the_plan.actions:
         if a.what == "wal" and a.action == "keep" and not verbose:
             continue
         mark = "keep" if a.action == "keep" else ("would drop" if dry_run else "drop")
         tiers = f" [{', '.join(a.tiers)}]" if a.tiers else ""
-        typer.echo(f"{mark:<10} {a.what:<7} {a.series:<40} {a.name}{tiers}: {'; '.join(a.reasons)}")
+        lines.append(f"{mark:<10} {a.what:<7} {a.series:<40} {a.name}{tiers}: {'; '.join(a.reasons)}")
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
     drops = the_plan.drops()
     kept_wal = sum(1 for a in the_plan.actions if a.what == "wal" and a.action == "keep")
     summary = (

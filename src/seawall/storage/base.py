@@ -80,6 +80,10 @@ class Storage(Protocol):
         """Complete objects under ``prefix`` (recursive), skipping temporaries."""
         ...
 
+    def walk(self, prefix: str = "") -> Iterator[tuple[ObjectInfo, bool]]:
+        """Every object under ``prefix``, temporaries included (flag True), in one pass."""
+        ...
+
     def list_partials(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Temporaries left by crashed writers, for ``prune`` to clean."""
         ...

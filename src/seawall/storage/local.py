@@ -60,6 +60,7 @@ class LocalStorage:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._root_str = str(self.root)
 
     def path(self, key: str) -> Path:
         """Filesystem path of a key (for tools that need a real file)."""
@@ -109,8 +110,14 @@ class LocalStorage:
             raise storage_error(exc, key) from exc
 
     def read_bytes(self, key: str) -> bytes:
-        with self.open_read(key) as fh:
-            return fh.read()
+        check_key(key)
+        try:
+            with open(os.path.join(self._root_str, key), "rb") as fh:
+                return fh.read()
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{key} not found in {self.root}") from exc
+        except OSError as exc:
+            raise storage_error(exc, key) from exc
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -148,33 +155,51 @@ class LocalStorage:
                 return
             current = current.parent
 
-    def _walk(self, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
+    def walk(self, prefix: str = "") -> Iterator[tuple[ObjectInfo, bool]]:
+        """Every object under ``prefix`` with whether it is a temporary; one pass.
+
+        ``os.scandir`` recursion with string keys: at 100,000 files this is
+        several times faster than ``os.walk`` + ``relpath``.
+        """
         base = self.path(prefix) if prefix else self.root
-        if not base.is_dir():
-            if base.is_file():
-                yield prefix, base.stat()
+        if base.is_file():
+            st = base.stat()
+            yield ObjectInfo(prefix, st.st_size, st.st_mtime), PARTIAL_MARKER in base.name
             return
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, self.root)
-            for name in sorted(filenames):
-                full = os.path.join(dirpath, name)
+        if not base.is_dir():
+            return
+        stack = [(str(base), f"{prefix}/" if prefix else "")]
+        while stack:
+            path, rel = stack.pop()
+            try:
+                entries = sorted(os.scandir(path), key=lambda e: e.name, reverse=True)
+            except FileNotFoundError:
+                continue
+            files = []
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{rel}{entry.name}/"))
+                else:
+                    files.append(entry)
+            for entry in reversed(files):
                 try:
-                    st = os.stat(full)
+                    st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                key = name if rel_dir == "." else f"{rel_dir}/{name}"
-                yield key.replace(os.sep, "/"), st
+                yield (
+                    ObjectInfo(f"{rel}{entry.name}", st.st_size, st.st_mtime),
+                    PARTIAL_MARKER in entry.name,
+                )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for key, st in self._walk(prefix):
-            if PARTIAL_MARKER not in key.rsplit("/", 1)[-1]:
-                yield ObjectInfo(key, st.st_size, st.st_mtime)
+        for info, partial in self.walk(prefix):
+            if not partial:
+                yield info
 
     def list_partials(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for key, st in self._walk(prefix):
-            if PARTIAL_MARKER in key.rsplit("/", 1)[-1]:
-                yield ObjectInfo(key, st.st_size, st.st_mtime)
+        for info, partial in self.walk(prefix):
+            if partial:
+                yield info
 
     def usage(self) -> Usage | None:
         target = self.root if self.root.exists() else self.root.parent
