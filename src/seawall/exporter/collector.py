@@ -8,9 +8,9 @@ builds the metric families from scratch, so a series that disappeared
 from the catalog disappears from the metrics: no stale label sets.
 
 Per-series aggregates (last success, run counts, retention tiers …) are
-memoized on the series' *signature* (its manifests' mtimes and sizes), so a
-warm scrape of 10,000 backups costs the ``stat`` calls and the emission,
-not a recomputation.
+memoized on the series' *signature* (a number the catalog cache changes
+whenever it re-reads the series), so a warm scrape of 10,000 backups costs
+the emission of the metrics, not a recomputation.
 
 It never raises because of what is on the volume: anything bad is counted
 in ``seawall_catalog_errors`` and skipped.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ def series_stats(records: list[Record], policy: Policy | None, now: float) -> Se
         except ValueError as exc:  # duplicate ids and the like: skip tiers, keep the rest
             log.warning("retention tiers not computed: %s", exc)
         else:
-            tiers = dict.fromkeys(KINDS, 0)
+            tiers: dict[str, int] = dict.fromkeys(KINDS, 0)
             for verdict in decision.verdicts:
                 for tier in verdict.tiers:
                     tiers[tier] += 1
@@ -144,6 +145,7 @@ class SeawallCollector:
         self.memo = memo
         self.storage = LocalStorage(self.backup_dir)
         self._memo: dict[SeriesKey, tuple[object, SeriesStats]] = {}
+        self._scrape_lock = threading.Lock()
 
     def describe(self) -> Iterable[Metric]:
         """The families this collector may emit (lets the registry check names)."""
@@ -151,6 +153,11 @@ class SeawallCollector:
             yield GaugeMetricFamily(d.name, d.help, labels=list(d.labels))
 
     def collect(self) -> Iterable[Metric]:
+        # one scrape at a time: the caches are not built for concurrent scans
+        with self._scrape_lock:
+            return self._collect()
+
+    def _collect(self) -> list[Metric]:
         t0 = time.perf_counter()
         now = self.clock()
         out = _Families()
@@ -181,13 +188,15 @@ class SeawallCollector:
             log.warning("no retention policy for %s: %s", "/".join(key), exc)
             return None
 
-    def _stats(self, groups: dict[SeriesKey, SeriesGroup], now: float) -> dict[SeriesKey, SeriesStats]:
+    def _stats(
+        self, groups: dict[SeriesKey, SeriesGroup], now: float
+    ) -> dict[SeriesKey, SeriesStats]:
         result: dict[SeriesKey, SeriesStats] = {}
         memo: dict[SeriesKey, tuple[object, SeriesStats]] = {}
         for key, group in groups.items():
             policy = self._policy(key)
-            # tiers depend on the day boundary in the policy's time zone: keep
-            # the day in the memo key so they are recomputed once per day
+            # tiers depend on day boundaries in the policy's time zone: keep
+            # the hour in the memo key so they follow the clock
             token = (group.signature, policy, int(now // 3600))
             cached = self._memo.get(key)
             if self.memo and cached is not None and cached[0] == token:
@@ -273,7 +282,9 @@ class SeawallCollector:
             if not lock.held or lock.started_at is None or lock.engine == "hold" or key in seen:
                 continue
             seen.add(key)
-            out.add("seawall_backup_running_start_timestamp_seconds", key, lock.started_at.timestamp())
+            out.add(
+                "seawall_backup_running_start_timestamp_seconds", key, lock.started_at.timestamp()
+            )
         return 0
 
     def _storage(self, out: _Families) -> None:
@@ -304,7 +315,9 @@ class SeawallCollector:
             out.add("seawall_wal_missing_segments", labels, float(s.missing_segments))
             if s.newest_mtime is not None:
                 out.add("seawall_wal_last_archived_timestamp_seconds", labels, s.newest_mtime)
-                out.add("seawall_wal_newest_segment_age_seconds", labels, max(now - s.newest_mtime, 0.0))
+                out.add(
+                    "seawall_wal_newest_segment_age_seconds", labels, max(now - s.newest_mtime, 0.0)
+                )
             group = groups.get(("postgresql", "base", s.cluster))
             bases = [
                 BaseRef(r.time, r.timeline, r.start_wal, r.stop_wal)
@@ -322,7 +335,9 @@ class SeawallCollector:
                 out.add("seawall_pitr_window_seconds", labels, max(latest - earliest, 0.0))
 
 
-def _compat_one(out: _Families, prefix: str, labels: tuple[str, ...], parts: list[SeriesStats]) -> None:
+def _compat_one(
+    out: _Families, prefix: str, labels: tuple[str, ...], parts: list[SeriesStats]
+) -> None:
     last_success = max(
         (p.last_success for p in parts if p.last_success is not None),
         key=lambda r: (r.time, r.id),

@@ -153,7 +153,11 @@ _DEFS: list[MetricDef] = [
         ("cluster",),
     ),
     MetricDef("seawall_wal_segments", "WAL segments in the archive.", ("cluster",)),
-    MetricDef("seawall_wal_archive_bytes", "Stored bytes of the WAL segments in the archive.", ("cluster",)),
+    MetricDef(
+        "seawall_wal_archive_bytes",
+        "Stored bytes of the WAL segments in the archive.",
+        ("cluster",),
+    ),
     MetricDef(
         "seawall_wal_gaps",
         "Holes in the WAL archive: ranges of missing segments between the oldest and newest "

@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from watchdog.observers import Observer
 
 from seawall.catalog.naming import decode_segment
 from seawall.catalog.wal_layout import ARCHIVE_INFO, WAL_ROOT, parse_wal_key
+from seawall.exporter.fsevents import EVENT_FILTER
 from seawall.retention.walnames import DEFAULT_WAL_SEGMENT_SIZE, parse_wal_name
 from seawall.storage.base import PARTIAL_MARKER
 
@@ -65,22 +66,39 @@ def segment_name_of(file_name: str) -> str | None:
     return m.group(1) if m else None
 
 
+_SIZE_BITS = 40  # stored size < 1 TiB per segment file
+
+
+def _pack(mtime: float, size: int) -> int:
+    """(mtime in whole seconds, size) as one int: half the memory of a tuple."""
+    return (int(mtime) << _SIZE_BITS) | min(size, (1 << _SIZE_BITS) - 1)
+
+
+def _mtime(packed: int) -> float:
+    return float(packed >> _SIZE_BITS)
+
+
+def _size(packed: int) -> int:
+    return packed & ((1 << _SIZE_BITS) - 1)
+
+
 @dataclass
 class _Timeline:
-    """Segments of one timeline: segno -> (mtime, size), and the run count."""
+    """Segments of one timeline: segno -> packed (mtime, size), and the run count."""
 
-    segs: dict[int, tuple[float, int]] = field(default_factory=dict)
+    segs: dict[int, int] = field(default_factory=dict)
     runs: int = 0
     bytes: int = 0
 
     def add(self, segno: int, mtime: float, size: int) -> bool:
+        packed = _pack(mtime, size)
         old = self.segs.get(segno)
         if old is not None:
-            self.bytes += size - old[1]
-            self.segs[segno] = (mtime, size)
+            self.bytes += size - _size(old)
+            self.segs[segno] = packed
             return False
         self.runs += 1 - ((segno - 1) in self.segs) - ((segno + 1) in self.segs)
-        self.segs[segno] = (mtime, size)
+        self.segs[segno] = packed
         self.bytes += size
         return True
 
@@ -89,8 +107,11 @@ class _Timeline:
         if old is None:
             return False
         self.runs -= 1 - ((segno - 1) in self.segs) - ((segno + 1) in self.segs)
-        self.bytes -= old[1]
+        self.bytes -= _size(old)
         return True
+
+    def mtime(self, segno: int) -> float:
+        return _mtime(self.segs[segno])
 
     def run_end(self, segno: int) -> int | None:
         """Last segment of the contiguous run starting at ``segno``."""
@@ -132,8 +153,12 @@ class BaseRef:
 
 
 def _read_segment_size(cluster_dir: Path) -> int:
+    path = cluster_dir / ARCHIVE_INFO
     try:
-        info: Any = json.loads((cluster_dir / ARCHIVE_INFO).read_bytes())
+        # a regular, small file only: never block on a FIFO or read /dev/zero
+        if not path.is_file() or path.stat().st_size > 1024 * 1024:
+            return DEFAULT_WAL_SEGMENT_SIZE
+        info: Any = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return DEFAULT_WAL_SEGMENT_SIZE
     if isinstance(info, dict):
@@ -165,6 +190,8 @@ class WalWatcher:
         self._need_rescan = True
         self._pitr_memo: dict[str, tuple[tuple[Any, ...], tuple[float, float] | None]] = {}
         self._summary_memo: tuple[int, list[WalSummary]] | None = None
+        self._rescan_lock = threading.Lock()
+        self._journal: list[tuple[bool, str]] | None = None
         self.rescans = 0
 
     # --- lifecycle -------------------------------------------------------------
@@ -202,7 +229,7 @@ class WalWatcher:
         if self._observer is not None or not self.root.is_dir():
             return
         observer = Observer()
-        observer.schedule(_Handler(self), str(self.root), recursive=True)
+        observer.schedule(_Handler(self), str(self.root), recursive=True, event_filter=EVENT_FILTER)
         observer.daemon = True
         try:
             observer.start()
@@ -215,12 +242,16 @@ class WalWatcher:
     # --- full scan -------------------------------------------------------------
     def rescan(self) -> None:
         """Rebuild every cluster's state from the directory tree."""
+        with self._rescan_lock:
+            self._rescan()
+
+    def _rescan(self) -> None:
+        # events that arrive while we walk are journaled and replayed on the
+        # new state: a segment archived mid-walk must not look like a gap
+        with self._lock:
+            self._journal = []
         fresh: dict[str, _Cluster] = {}
-        try:
-            clusters = list(os.scandir(self.root))
-        except OSError:
-            clusters = []
-        for entry in clusters:
+        for entry in _scandir(str(self.root)):
             if not entry.is_dir(follow_symlinks=False):
                 continue
             state = _Cluster(segment_size=_read_segment_size(Path(entry.path)))
@@ -228,22 +259,30 @@ class WalWatcher:
             for sub in _scandir(entry.path):
                 if not sub.is_dir(follow_symlinks=False):
                     continue
-                for f in _scandir(sub.path):
-                    self._add_to(state, f.name, f.path)
+                for f in _iter_dir(sub.path):
+                    self._add_to(state, f.name, f.path, f)
         with self._lock:
             self._clusters = fresh
+            journal, self._journal = self._journal or [], None
+            for added, path in journal:
+                if added:
+                    self._apply_add(path)
+                else:
+                    self._apply_remove(path)
             self._version += 1
             self._need_rescan = False
             self.rescans += 1
 
     @staticmethod
-    def _add_to(state: _Cluster, name: str, path: str) -> bool:
+    def _add_to(
+        state: _Cluster, name: str, path: str, entry: os.DirEntry[str] | None = None
+    ) -> bool:
         seg = segment_name_of(name)
         if seg is None:
             return False
         try:
             parsed = parse_wal_name(seg, state.segment_size)
-            st = os.stat(path)
+            st = entry.stat(follow_symlinks=False) if entry is not None else os.stat(path)
         except (ValueError, OSError):
             return False
         assert parsed.segno is not None
@@ -260,41 +299,55 @@ class WalWatcher:
         return decode_segment(parts[0]), parts[0], parts[2]
 
     def file_added(self, path: str) -> None:
-        where = self._split(path)
-        if where is None:
+        if self._split(path) is None:
             if os.path.basename(path) == ARCHIVE_INFO:
                 self.request_rescan()
             return
-        cluster, directory, name = where
         with self._lock:
-            state = self._clusters.get(cluster)
-            if state is None:
-                size = _read_segment_size(self.root / directory)
-                state = self._clusters[cluster] = _Cluster(segment_size=size)
-            if self._add_to(state, name, path):
-                self._version += 1
+            self._apply_add(path)
+            if self._journal is not None:
+                self._journal.append((True, path))
 
     def file_removed(self, path: str) -> None:
+        if self._split(path) is None:
+            return
+        with self._lock:
+            self._apply_remove(path)
+            if self._journal is not None:
+                self._journal.append((False, path))
+
+    def _apply_add(self, path: str) -> None:
+        where = self._split(path)
+        if where is None:
+            return
+        cluster, directory, name = where
+        state = self._clusters.get(cluster)
+        if state is None:
+            if segment_name_of(name) is None:
+                return
+            size = _read_segment_size(self.root / directory)
+            state = self._clusters[cluster] = _Cluster(segment_size=size)
+        if self._add_to(state, name, path):
+            self._version += 1
+
+    def _apply_remove(self, path: str) -> None:
         where = self._split(path)
         if where is None:
             return
         cluster, _, name = where
         seg = segment_name_of(name)
-        if seg is None:
+        state = self._clusters.get(cluster)
+        if seg is None or state is None:
             return
-        with self._lock:
-            state = self._clusters.get(cluster)
-            if state is None:
-                return
-            try:
-                parsed = parse_wal_name(seg, state.segment_size)
-            except ValueError:
-                return
-            tl = state.timelines.get(parsed.timeline)
-            if tl is not None and parsed.segno is not None and tl.remove(parsed.segno):
-                self._version += 1
-                if not tl.segs:
-                    del state.timelines[parsed.timeline]
+        try:
+            parsed = parse_wal_name(seg, state.segment_size)
+        except ValueError:
+            return
+        tl = state.timelines.get(parsed.timeline)
+        if tl is not None and parsed.segno is not None and tl.remove(parsed.segno):
+            self._version += 1
+            if not tl.segs:
+                del state.timelines[parsed.timeline]
 
     def request_rescan(self) -> None:
         """A directory-level event we cannot apply file by file."""
@@ -331,7 +384,7 @@ class WalWatcher:
                     size += tl.bytes
                     if newest_key is None or (timeline, hi) > newest_key:
                         newest_key = (timeline, hi)
-                    mtime = tl.segs[hi][0]
+                    mtime = tl.mtime(hi)
                     newest = mtime if newest is None else max(newest, mtime)
                 out.append(
                     WalSummary(
@@ -368,7 +421,9 @@ class WalWatcher:
             self._pitr_memo[cluster] = (memo_key, result)
             return result
 
-    def _compute_window(self, cluster: str, refs: tuple[BaseRef, ...]) -> tuple[float, float] | None:
+    def _compute_window(
+        self, cluster: str, refs: tuple[BaseRef, ...]
+    ) -> tuple[float, float] | None:
         state = self._clusters.get(cluster)
         if state is None:
             return None
@@ -387,7 +442,7 @@ class WalWatcher:
             end = tl.run_end(start)
             if end is None or end < stop:
                 continue  # this base backup's own WAL is incomplete
-            latest = tl.segs[end][0]
+            latest = tl.mtime(end)
             earliest = newest.end_time
             for older in refs:
                 if older.timeline != newest.timeline or older.end_time >= earliest:
@@ -431,6 +486,15 @@ class _Handler(FileSystemEventHandler):
 
 def _str(path: str | bytes) -> str:
     return path.decode(errors="surrogateescape") if isinstance(path, bytes) else path
+
+
+def _iter_dir(path: str) -> Iterator[os.DirEntry[str]]:
+    """Entries one by one (a directory may hold 100,000 segments)."""
+    try:
+        with os.scandir(path) as it:
+            yield from it
+    except OSError:
+        return
 
 
 def _scandir(path: str) -> list[os.DirEntry[str]]:
