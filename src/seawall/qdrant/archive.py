@@ -83,8 +83,8 @@ class ArchiveReport:
                         "does not hold this shard)"
                     )
         elif self.kind == "shard":
-            shard = self.shards.get(-1)
-            if shard is None or shard.segments == 0:
+            root = self.shards.get(-1)
+            if root is None or root.segments == 0:
                 out.append("shard snapshot holds no segment data")
         else:
             if self.config is None:
@@ -103,7 +103,9 @@ class ArchiveReport:
         shards = [s for s in self.shards.values() if s.has_data]
         segs = sum(s.segments for s in self.shards.values())
         what = "shard" if self.kind == "shard" else f"{len(shards)}/{len(self.shards)} shard(s)"
-        return f"tar structure ok: {what} with data, {segs} segment(s), version {self.version or '?'}"
+        return (
+            f"tar structure ok: {what} with data, {segs} segment(s), version {self.version or '?'}"
+        )
 
 
 def _clean_name(name: str) -> PurePosixPath:
@@ -159,7 +161,13 @@ def _segment_tar(src: IO[bytes] | None, where: str) -> tuple[int, int]:
     return files, size
 
 
-def _shard_member(report: ShardReport, tar: tarfile.TarFile, member: tarfile.TarInfo, rel: PurePosixPath, where: str) -> None:
+def _shard_member(
+    report: ShardReport,
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    rel: PurePosixPath,
+    where: str,
+) -> None:
     """Account for one member inside a shard directory (``rel`` is relative to it)."""
     parts = rel.parts
     if parts == ("replica_state.json",) and member.isfile():
@@ -211,7 +219,9 @@ def inspect_archive(fileobj: IO[bytes], kind: ArchiveKind) -> ArchiveReport:
     return report
 
 
-def _member(report: ArchiveReport, tar: tarfile.TarFile, member: tarfile.TarInfo, rel: PurePosixPath) -> None:
+def _member(
+    report: ArchiveReport, tar: tarfile.TarFile, member: tarfile.TarInfo, rel: PurePosixPath
+) -> None:
     parts = rel.parts
     if report.kind == "shard":
         _shard_member(report.shards[-1], tar, member, rel, "")
@@ -226,7 +236,7 @@ def _member(report: ArchiveReport, tar: tarfile.TarFile, member: tarfile.TarInfo
         elif len(parts) == 1 and member.isfile():
             nested_src = tar.extractfile(member)
             if nested_src is not None:
-                report.nested[parts[0]] = inspect_archive(nested_src, "collection")  # type: ignore[arg-type]
+                report.nested[parts[0]] = inspect_archive(nested_src, "collection")
                 _drain(nested_src)
         elif member.isfile():
             _drain(tar.extractfile(member))

@@ -19,6 +19,7 @@ never put in an error message and never written into a manifest.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from seawall.errors import NotFoundError, SeawallError, SourceUnavailableError
+from seawall.errors import ConfigError, NotFoundError, SeawallError, SourceUnavailableError
 from seawall.log import get_logger, register_secret
 
 log = get_logger("qdrant")
@@ -57,9 +58,18 @@ def url_path(*parts: str | int) -> str:
 
     httpx does not encode ``/`` in a path we format ourselves, so a
     collection called ``a/../../x`` would otherwise address another
-    endpoint. ``quote(safe="")`` encodes ``/``, ``%``, ``?``, ``#`` and NUL.
+    endpoint. ``quote(safe="")`` encodes ``/``, ``%``, ``?``, ``#`` and NUL;
+    a name made only of dots (``.``, ``..``) is encoded as ``%2E`` too,
+    because httpx (like every URL library) removes dot segments.
     """
-    return "/" + "/".join(quote(str(p), safe="") for p in parts)
+    return "/" + "/".join(_segment(str(p)) for p in parts)
+
+
+def _segment(part: str) -> str:
+    quoted = quote(part, safe="")
+    if quoted and quoted.strip(".") == "":
+        return quoted.replace(".", "%2E")
+    return quoted
 
 
 def redact_url(url: str) -> str:
@@ -104,7 +114,15 @@ class QdrantClient:
         if api_key:
             register_secret(api_key)
             headers["api-key"] = api_key
-        verify: Any = str(ca_bundle) if ca_bundle is not None else True
+        verify: ssl.SSLContext | bool = True
+        if ca_bundle is not None:
+            try:
+                verify = ssl.create_default_context(cafile=str(ca_bundle))
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"QDRANT_CA_BUNDLE {ca_bundle}: cannot load it as PEM certificates "
+                    f"({getattr(exc, 'strerror', None) or exc}); point it at the CA file"
+                ) from None
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=headers,
@@ -222,7 +240,9 @@ class QdrantClient:
                 f"(HTTP {response.status_code}, {ctype}); check QDRANT_URL points at Qdrant's "
                 "REST port (6333), not a proxy or another service"
             ) from None
-        if not isinstance(body, dict) or "result" not in body and body.get("status") != "accepted":
+        if not isinstance(body, dict) or (
+            "result" not in body and body.get("status") != "accepted"
+        ):
             raise SourceUnavailableError(
                 f"{self.display_url} answered {what} with JSON that is not a Qdrant response; "
                 "check QDRANT_URL"
@@ -340,9 +360,7 @@ class QdrantClient:
         points = result.get("points", []) if isinstance(result, dict) else []
         return [{"id": p["id"], "vector": p.get("vector")} for p in points if "id" in p]
 
-    def query(
-        self, name: str, vector: list[float], using: str | None, limit: int = 3
-    ) -> list[Any]:
+    def query(self, name: str, vector: list[float], using: str | None, limit: int = 3) -> list[Any]:
         body: dict[str, Any] = {"query": vector, "limit": limit, "with_payload": False}
         if using:
             body["using"] = using

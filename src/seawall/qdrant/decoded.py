@@ -14,7 +14,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import BinaryIO
 
 from seawall.errors import StorageError
@@ -98,10 +98,8 @@ def open_decoded(
         raise
     finally:
         if failed is None:
-            try:
+            with suppress(OSError):
                 stream.drain()
-            except OSError:
-                pass
         reader.close()
         thread.join()
         if errors:

@@ -22,7 +22,10 @@ Why each step looks the way it does:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,7 +95,9 @@ class SnapshotInfo:
             name=raw["name"],
             size=int(size) if isinstance(size, int) else None,
             checksum=checksum.lower() if isinstance(checksum, str) else None,
-            creation_time=raw.get("creation_time") if isinstance(raw.get("creation_time"), str) else None,
+            creation_time=raw.get("creation_time")
+            if isinstance(raw.get("creation_time"), str)
+            else None,
         )
 
 
@@ -151,7 +156,11 @@ def create_snapshot(
     info = SnapshotInfo.parse(result)
     log.info(
         "snapshot created",
-        extra={"scope": scope.label, "size": info.size, "seconds": round(time.monotonic() - started, 2)},
+        extra={
+            "scope": scope.label,
+            "size": info.size,
+            "seconds": round(time.monotonic() - started, 2),
+        },
     )
     return info
 
@@ -241,7 +250,9 @@ class SnapshotDownload:
         if self.offset:
             headers["range"] = f"bytes={self.offset}-"
         what = f"downloading snapshot of {self._scope.label}"
-        ctx = self._client.stream("GET", self._scope.item(self.info.name), what=what, headers=headers)
+        ctx = self._client.stream(
+            "GET", self._scope.item(self.info.name), what=what, headers=headers
+        )
         response = ctx.__enter__()
         self._ctx = ctx
         if self.offset:
@@ -277,10 +288,8 @@ class SnapshotDownload:
     def _close(self) -> None:
         if self._ctx is not None:
             ctx, self._ctx = self._ctx, None
-            try:
+            with contextlib.suppress(httpx.HTTPError, SeawallError):
                 ctx.__exit__(None, None, None)
-            except (httpx.HTTPError, SeawallError):
-                pass
         self._iter = None
 
     def close(self) -> None:
@@ -310,7 +319,11 @@ class SnapshotDownload:
                 self.resumes += 1
                 log.warning(
                     "snapshot download interrupted; resuming with a Range request",
-                    extra={"scope": self._scope.label, "offset": self.offset, "attempt": self.resumes},
+                    extra={
+                        "scope": self._scope.label,
+                        "offset": self.offset,
+                        "attempt": self.resumes,
+                    },
                 )
                 time.sleep(min(0.2 * self.resumes, 2.0))
 
@@ -381,3 +394,76 @@ def _content_range_start(value: str | None) -> int | None:
         return int(value[6:].split("-", 1)[0])
     except ValueError:
         return None
+
+
+class Prefetcher:
+    """Run a :class:`SnapshotDownload` in a thread, a few chunks ahead.
+
+    The pipeline is single-threaded (hash, compress, encrypt, hash, write);
+    receiving and hashing the download in a second thread overlaps the
+    network with that work. The queue holds at most ``depth`` chunks of
+    1 MiB, so memory stays bounded; errors of the download (a checksum
+    mismatch, a connection that cannot be resumed) are re-raised by
+    ``read`` in the pipeline's thread, before anything is committed.
+    """
+
+    def __init__(self, download: SnapshotDownload, depth: int = 4) -> None:
+        self.download = download
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+        self._thread = threading.Thread(target=self._run, name="snapshot-download", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: bytes | BaseException) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk = self.download.read(CHUNK)
+                if not self._put(chunk) or not chunk:
+                    return
+        except BaseException as exc:
+            self._put(exc)
+
+    def read(self, n: int = -1) -> bytes:
+        if self._pos >= len(self._buf):
+            if self._eof:
+                return b""
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            if not item:
+                self._eof = True
+                return b""
+            self._buf, self._pos = item, 0
+        want = len(self._buf) - self._pos if n is None or n < 0 else n
+        if self._pos == 0 and want >= len(self._buf):
+            self._pos = len(self._buf)
+            return self._buf
+        data = self._buf[self._pos : self._pos + want]
+        self._pos += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=5)
+        self.download.close()

@@ -1,0 +1,119 @@
+"""``--full-storage``: a snapshot of a whole Qdrant node (all collections + aliases).
+
+Qdrant restores a full-storage snapshot **only at startup**
+(``qdrant --storage-snapshot FILE``, or ``--snapshot FILE:collection`` per
+collection), never through the API, and only on a single node: in cluster
+mode the endpoint is refused. So this is a disaster-recovery artifact for
+single-node installs; collection snapshots remain the everyday backup.
+The series is the server's ``host:port`` (one node, one series).
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from seawall import __version__
+from seawall.catalog.locks import series_lock
+from seawall.catalog.models import Manifest, QdrantInfo, utcnow
+from seawall.catalog.naming import new_backup_id
+from seawall.context import Context
+from seawall.errors import RefusedError, VerificationError
+from seawall.log import get_logger
+from seawall.qdrant.backup import (
+    ENGINE,
+    ProgressFactory,
+    _fail,
+    _no_progress,
+    _prune,
+    connect,
+    store_snapshot,
+)
+from seawall.qdrant.snapshots import SnapshotScope, create_snapshot, delete_snapshot
+
+KIND = "full-storage"
+BASENAME = "full-storage.tar"
+log = get_logger("qdrant.full_storage")
+
+
+def series_of(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def backup_full_storage(
+    ctx: Context, *, verify: bool | None = None, progress: ProgressFactory = _no_progress
+) -> Manifest:
+    from seawall.qdrant.cluster import detect
+
+    s = ctx.settings
+    client, version = connect(ctx)
+    try:
+        topo = detect(client, [])
+        if topo is not None:
+            topo.close()
+            raise RefusedError(
+                "full-storage snapshots are single-node only and this Qdrant runs in cluster "
+                "mode; back up collections instead (`seawall qdrant backup`)"
+            )
+        series = series_of(client.base_url)
+        backup_id = new_backup_id()
+        with series_lock(
+            s.backup_dir,
+            ENGINE,
+            KIND,
+            series,
+            timeout=s.lock_timeout,
+            command="seawall qdrant backup --full-storage",
+            backup_id=backup_id,
+        ):
+            m = Manifest(
+                id=backup_id,
+                engine=ENGINE,
+                kind=KIND,
+                series=series,
+                target=client.display_url,
+                status="running",
+                started_at=utcnow(),
+                seawall_version=__version__,
+                tool_versions={"qdrant": version, "seawall": __version__},
+                labels={"collection": series, "type": KIND},
+                qdrant=QdrantInfo(version=version),
+            )
+            t0 = time.monotonic()
+            try:
+                scope = SnapshotScope.full()
+                snap = create_snapshot(client, scope)
+                assert m.qdrant is not None
+                m.qdrant.snapshot_name = snap.name
+                m.qdrant.snapshot_checksum = snap.checksum
+                try:
+                    m.artifacts.append(
+                        store_snapshot(
+                            ctx, client, scope, snap, m, BASENAME, "full-storage", progress
+                        )
+                    )
+                finally:
+                    delete_snapshot(client, scope, snap.name)
+            except BaseException as exc:
+                _fail(ctx, m, exc, time.monotonic() - t0)
+                raise
+            m.status = "success"
+            m.finished_at = utcnow()
+            m.duration_seconds = round(time.monotonic() - t0, 3)
+            ctx.catalog.write(m)
+            if verify if verify is not None else s.verify_backup:
+                from seawall.qdrant.verify import verify_backup
+
+                res = verify_backup(ctx, ctx.storage, m, deep=False, write_back=True)
+                if not res.ok:
+                    m.status = "failed"
+                    m.error = (
+                        f"verification right after the backup failed: {res.verification.message}"
+                    )
+                    ctx.catalog.write(m)
+                    raise VerificationError(m.error)
+            _prune(ctx, KIND, series)
+        return m
+    finally:
+        client.close()

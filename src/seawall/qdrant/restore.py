@@ -1,0 +1,331 @@
+"""``seawall qdrant restore``: put a snapshot back and prove it worked.
+
+- **Version guard first**: Qdrant recovers snapshots of its own minor
+  version or the previous one. Uploading a 1.12 snapshot into 1.15 fails
+  deep inside the server after the whole upload; we refuse up front with
+  :class:`RefusedError` and say which Qdrant version to restore into.
+- **Streamed upload**: the artifact is decoded (checksum-verified) to a
+  temporary file, then httpx streams the multipart body from that file
+  (``POST /collections/{c}/snapshots/upload?priority=..&checksum=..``), so
+  memory stays bounded whatever the size and Qdrant checks the sha256 too.
+  The temporary copy is needed because a multipart upload must announce its
+  length and Qdrant must be able to retry-free read it once.
+- **Proof**: after the upload (``wait=true``) the exact points count must
+  equal the one recorded at backup time, and each sample vector recorded at
+  backup time must find its own point.
+- **Clusters**: shard snapshots go back with
+  ``POST /collections/{c}/shards/{s}/snapshots/upload`` to every reachable
+  peer holding a replica of the shard; the collection is created from the
+  recorded config first if it does not exist.
+- **Full-storage** snapshots are restored by Qdrant only at startup
+  (``--storage-snapshot``); ``--output`` writes the decoded file for that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from seawall.catalog.models import Artifact, Manifest
+from seawall.catalog.naming import encode_segment
+from seawall.context import Context
+from seawall.errors import (
+    ConfigError,
+    NotFoundError,
+    RefusedError,
+    StorageError,
+    VerificationError,
+)
+from seawall.log import get_logger
+from seawall.pipeline.stream import decode_to
+from seawall.qdrant.client import QdrantClient, url_path
+from seawall.qdrant.select import BackupSource
+
+log = get_logger("qdrant.restore")
+
+Priority = Literal["snapshot", "replica", "no_sync"]
+
+
+@dataclass
+class RestoreResult:
+    collection: str
+    points_count: int | None = None
+    expected_points: int | None = None
+    checks: list[str] = field(default_factory=list)
+    output: Path | None = None
+
+
+def parse_version(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        parts = text.strip().lstrip("v").split(".")
+        return int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        return None
+
+
+def check_version(snapshot_version: str | None, server_version: str) -> None:
+    """Refuse what Qdrant cannot recover: only the same or the next minor."""
+    snap = parse_version(snapshot_version)
+    server = parse_version(server_version)
+    if snap is None or server is None:
+        log.warning(
+            "cannot compare versions; Qdrant will decide",
+            extra={"snapshot_version": snapshot_version, "server_version": server_version},
+        )
+        return
+    if snap[0] != server[0] or server[1] - snap[1] > 1:
+        raise RefusedError(
+            f"refusing to restore a Qdrant {snapshot_version} snapshot into Qdrant {server_version}: "
+            "Qdrant recovers only snapshots of its own or the previous minor version; restore "
+            f"into Qdrant {snap[0]}.{snap[1]}.x or {snap[0]}.{snap[1] + 1}.x, then upgrade one "
+            "minor version at a time"
+        )
+    if server[1] < snap[1]:
+        raise RefusedError(
+            f"refusing to restore a Qdrant {snapshot_version} snapshot into the older Qdrant "
+            f"{server_version}: upgrade the server to {snap[0]}.{snap[1]}.x first"
+        )
+
+
+class _Sink:
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.fh.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+def decode_artifact(ctx: Context, source: BackupSource, art: Artifact, dest: Path) -> str:
+    """Decode one artifact to ``dest``; returns its sha256 (checked against the manifest)."""
+    try:
+        with dest.open("wb") as fh:
+            sink = _Sink(fh)
+            decode_to(
+                source.storage, source.key(art.name), sink, ctx.keys, expected_sha256=art.sha256
+            )
+    except OSError as exc:
+        raise StorageError(f"cannot write the decoded snapshot to {dest}: {exc.strerror}") from exc
+    digest = sink.hash.hexdigest()
+    expected = art.raw_sha256
+    if expected and digest != expected:
+        raise VerificationError(
+            f"{art.name}: decoded snapshot sha256 differs from the manifest; the backup is corrupt"
+        )
+    return digest
+
+
+def _upload(
+    client: QdrantClient, path: str, file: Path, checksum: str, priority: str, what: str
+) -> None:
+    with file.open("rb") as fh:
+        client.post_stream(
+            path,
+            what=what,
+            params={"priority": priority, "checksum": checksum, "wait": "true"},
+            files={"snapshot": ("snapshot.tar", fh, "application/octet-stream")},
+        )
+
+
+def restore(
+    ctx: Context,
+    source: BackupSource,
+    *,
+    target: str | None = None,
+    priority: Priority = "snapshot",
+    output: Path | None = None,
+    check: bool = True,
+) -> RestoreResult:
+    m = source.manifest
+    if not m.ok:
+        raise RefusedError(f"{source.label} is a failed backup ({m.error}); choose another")
+    collection = target or m.series
+    result = RestoreResult(collection)
+    if output is not None:
+        return _to_output(ctx, source, output, result)
+    if m.kind == "full-storage":
+        raise RefusedError(
+            "Qdrant restores full-storage snapshots only at startup: write the file with "
+            "`seawall qdrant restore BACKUP --output FILE`, copy it to the node and start Qdrant "
+            "with --storage-snapshot FILE (see docs/runbooks/restore-qdrant-cluster.md)"
+        )
+    from seawall.qdrant.backup import connect
+
+    client, version = connect(ctx)
+    try:
+        check_version(m.qdrant.version if m.qdrant else None, version)
+        tmp_root = Path(tempfile.mkdtemp(prefix="seawall-qdrant-restore-"))
+        try:
+            if m.kind == "shard-snapshot":
+                _restore_shards(ctx, client, source, collection, priority, tmp_root, result)
+            else:
+                art = m.artifact("snapshot") or m.artifacts[0]
+                file = tmp_root / "snapshot.tar"
+                digest = decode_artifact(ctx, source, art, file)
+                log.info(
+                    "uploading snapshot",
+                    extra={"collection": collection, "bytes": file.stat().st_size},
+                )
+                _upload(
+                    client,
+                    url_path("collections", collection, "snapshots", "upload"),
+                    file,
+                    digest,
+                    priority,
+                    f"uploading the snapshot of {collection!r}",
+                )
+                result.checks.append(
+                    f"uploaded {file.stat().st_size} bytes (checksum verified by Qdrant)"
+                )
+        finally:
+            shutil.rmtree(tmp_root, ignore_errors=True)
+        if check:
+            post_restore_checks(client, m, collection, result)
+    finally:
+        client.close()
+    return result
+
+
+def post_restore_checks(
+    client: QdrantClient, m: Manifest, collection: str, result: RestoreResult
+) -> None:
+    """Points count and sample searches against what was recorded at backup time."""
+    from seawall.qdrant.deep import sample_queries
+
+    count = client.count(collection)
+    result.points_count = count
+    expected = m.qdrant.points_count if m.qdrant else None
+    result.expected_points = expected
+    if expected is not None and count != expected:
+        raise VerificationError(
+            f"restored {collection!r} has {count} points, the backup recorded {expected}; "
+            "check Qdrant's log for the restore"
+        )
+    result.checks.append(f"points count {count} matches the backup")
+    queries = sample_queries(m)
+    missing = []
+    for pid, vector, using in queries:
+        ids = client.query(collection, vector, using, limit=3)
+        if pid not in ids:
+            missing.append(pid)
+    if missing:
+        raise VerificationError(
+            f"restored {collection!r}: sample point(s) {missing} not found by searching their "
+            "own vectors; the restore is incomplete"
+        )
+    if queries:
+        result.checks.append(f"{len(queries)} sample search(es) found their points")
+
+
+def _ensure_collection(client: QdrantClient, m: Manifest, collection: str) -> None:
+    try:
+        client.collection_info(collection)
+        return
+    except NotFoundError:
+        pass
+    config = (m.qdrant.config if m.qdrant else None) or {}
+    params = config.get("params") if isinstance(config.get("params"), dict) else None
+    if not params or "vectors" not in params:
+        raise ConfigError(
+            f"collection {collection!r} does not exist and the manifest has no config to create "
+            "it; create it with the same shard_number and vectors first"
+        )
+    body = {
+        k: params[k]
+        for k in (
+            "vectors",
+            "shard_number",
+            "replication_factor",
+            "write_consistency_factor",
+            "on_disk_payload",
+            "sparse_vectors",
+            "sharding_method",
+        )
+        if k in params and params[k] is not None
+    }
+    client.request(
+        "PUT",
+        url_path("collections", collection),
+        what=f"creating collection {collection!r}",
+        json_body=body,
+    )
+    log.info("collection created from the backup's config", extra={"collection": collection})
+
+
+def _restore_shards(
+    ctx: Context,
+    client: QdrantClient,
+    source: BackupSource,
+    collection: str,
+    priority: str,
+    tmp: Path,
+    result: RestoreResult,
+) -> None:
+    from seawall.qdrant.cluster import Topology, detect, holders
+
+    m = source.manifest
+    _ensure_collection(client, m, collection)
+    topo = detect(client, ctx.settings.qdrant_peer_urls)
+    if topo is None:
+        pid = int(client.collection_cluster(collection).get("peer_id") or 0)
+        topo = Topology(pid, {pid}, {pid: client})
+    try:
+        where = holders(topo, collection)
+        for art in m.artifacts:
+            sid = int(getattr(art, "shard_id", 0) or 0)
+            peers = where.get(sid) or []
+            if not peers:
+                raise RefusedError(
+                    f"no reachable peer holds shard {sid} of {collection!r}; set QDRANT_PEER_URLS "
+                    "to every peer's REST URL (and check the collection's shard_number)"
+                )
+            file = tmp / f"shard-{sid}.tar"
+            digest = decode_artifact(ctx, source, art, file)
+            for pid in peers:
+                peer = topo.clients[pid]
+                _upload(
+                    peer,
+                    url_path("collections", collection, "shards", sid, "snapshots", "upload"),
+                    file,
+                    digest,
+                    priority,
+                    f"uploading shard {sid} of {collection!r} to peer {pid}",
+                )
+                result.checks.append(f"shard {sid} restored on peer {pid}")
+            file.unlink()
+    finally:
+        topo.close()
+
+
+def _to_output(
+    ctx: Context, source: BackupSource, output: Path, result: RestoreResult
+) -> RestoreResult:
+    """Write the decoded snapshot(s) to a file (one artifact) or a directory (several)."""
+    m = source.manifest
+    if len(m.artifacts) == 1:
+        if output.is_dir():
+            output = output / f"{encode_segment(m.series)}-{m.id}.snapshot"
+        if output.exists():
+            raise RefusedError(f"{output} exists; refusing to overwrite it")
+        decode_artifact(ctx, source, m.artifacts[0], output)
+        result.checks.append(f"decoded snapshot written to {output}")
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        for art in m.artifacts:
+            dest = output / f"shard-{int(getattr(art, 'shard_id', 0) or 0)}.snapshot"
+            if dest.exists():
+                raise RefusedError(f"{dest} exists; refusing to overwrite it")
+            decode_artifact(ctx, source, art, dest)
+            result.checks.append(f"decoded {art.name} to {dest}")
+    result.output = output
+    return result

@@ -1,0 +1,46 @@
+"""``seawall qdrant list``: Qdrant backups in the catalog, newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from seawall.runner.common import command, human_size, print_json, settings
+
+
+@command
+def list_backups(
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="Only this collection.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List Qdrant backups (collection, shard and full-storage snapshots)."""
+    from seawall.context import Context
+
+    ctx = Context(settings())
+    scan = ctx.catalog.scan("qdrant")
+    manifests = [m for m in scan.manifests if collection is None or m.series == collection]
+    if json_out:
+        print_json(
+            {
+                "backups": [m.model_dump(mode="json") for m in manifests],
+                "errors": scan.errors,
+            }
+        )
+        return
+    if not manifests:
+        typer.echo(f"no Qdrant backups in {ctx.storage.describe()}")
+    for m in manifests:
+        verified = "-" if m.verification is None else ("ok" if m.verification.ok else "FAILED")
+        if m.verification is not None and m.verification.deep and m.verification.ok:
+            verified = "deep-ok"
+        points = m.qdrant.points_count if m.qdrant and m.qdrant.points_count is not None else "-"
+        typer.echo(
+            f"{m.id}  {m.status:<7}  {m.kind:<14}  {m.series!r:<24}  "
+            f"{human_size(m.stored_size):>10}  points {points!s:>8}  verified {verified}"
+            + (f"  error: {m.error}" if m.error else "")
+        )
+    for err in scan.errors:
+        typer.echo(f"seawall: warning: {err}", err=True)

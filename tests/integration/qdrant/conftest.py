@@ -1,0 +1,54 @@
+"""Fixtures for seawall's Qdrant tests: the Qdrant test server (or a real
+Qdrant at QDRANT_URL), a backup directory and a Context wired to both."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_ROOT = str(Path(__file__).resolve().parents[3])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from seawall.context import Context  # noqa: E402
+from seawall.settings import Settings  # noqa: E402
+from tests.qdrant_server.fixtures import (  # noqa: E402, F401
+    qdrant_cluster,
+    qdrant_server,
+    qdrant_server_with_key,
+)
+
+MakeCtx = Callable[..., Context]
+
+
+@pytest.fixture
+def qdir() -> Iterator[Path]:
+    """A backup root outside pytest's tmp (like production volumes)."""
+    path = Path(tempfile.mkdtemp(prefix="seawall-qdrant-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def make_ctx(qdir: Path) -> MakeCtx:
+    """Context for a server handle: ``make_ctx(server, **settings)``."""
+
+    def make(handle: Any, **overrides: Any) -> Context:
+        values: dict[str, Any] = {
+            "backup_dir": qdir,
+            "qdrant_url": handle.url if handle is not None else "http://127.0.0.1:9",
+            "prune_after_backup": False,
+            "compression": "zstd",
+        }
+        # explicit, so a QDRANT_API_KEY in the environment (real-Qdrant mode) cannot leak in
+        values["qdrant_api_key"] = getattr(handle, "api_key", None) or None
+        values.update(overrides)
+        return Context(Settings(**values))
+
+    return make

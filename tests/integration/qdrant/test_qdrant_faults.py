@@ -1,0 +1,248 @@
+"""The failures Qdrant backups meet in production, provoked on the test server
+(skipped against a real Qdrant: faults cannot be injected there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seawall.errors import (
+    BackupFailedError,
+    NotFoundError,
+    PartialFailureError,
+    SourceUnavailableError,
+    VerificationError,
+)
+from seawall.qdrant.backup import backup
+from seawall.qdrant.client import QdrantClient, QdrantError
+from seawall.qdrant.restore import restore
+from seawall.qdrant.select import resolve
+from tests.qdrant_server import QdrantTestServer
+from tests.qdrant_server.fixtures import require_faults
+
+from .conftest import MakeCtx
+
+DIM = 4
+
+
+@pytest.fixture
+def server(qdrant_server: Any) -> QdrantTestServer:
+    require_faults(qdrant_server)
+    return qdrant_server  # type: ignore[no-any-return]
+
+
+def artifacts(qdir: Path) -> list[Path]:
+    return [p for p in qdir.rglob("*.tar*") if p.is_file()]
+
+
+def only_failed_manifest(ctx: Any, collection: str) -> str:
+    manifests = ctx.catalog.scan("qdrant", None, collection).manifests
+    assert [m.status for m in manifests] == ["failed"]
+    assert manifests[0].artifacts == []
+    return str(manifests[0].error)
+
+
+def test_download_cut_mid_stream_resumes_with_range(
+    server: QdrantTestServer, make_ctx: MakeCtx
+) -> None:
+    server.create_collection("cut", DIM, points=100, seed=1)
+    server.faults.cut_download(after_bytes=5_000_000, times=2)
+    ctx = make_ctx(server)
+    m = backup(ctx, ["cut"]).results[0].manifest
+    assert m is not None and m.ok and m.verification is not None and m.verification.ok
+    assert server.faults.fired["cut_download"] == 2
+    assert getattr(m.artifacts[0], "download_resumes", 0) == 2
+    downloads = [r for r in server.requests if r[0] == "GET" and "/snapshots/" in r[1]]
+    assert [status for _m, _p, status in downloads].count(206) == 2
+    assert server.all_snapshots() == []
+
+
+def test_download_cut_every_time_fails_cleanly(
+    server: QdrantTestServer, make_ctx: MakeCtx, qdir: Path
+) -> None:
+    server.create_collection("cutall", DIM, points=50, seed=2)
+    server.faults.cut_download(after_bytes=1_000_000, times=None)
+    ctx = make_ctx(server)
+    run = backup(ctx, ["cutall"])
+    with pytest.raises(SourceUnavailableError, match="broke"):
+        run.raise_for_status()
+    assert artifacts(qdir) == []  # nothing committed, no partial left
+    assert not list(qdir.rglob("*.partial*"))
+    only_failed_manifest(ctx, "cutall")
+    assert server.all_snapshots() == []  # deleted after the failure too
+
+
+def test_checksum_mismatch_commits_nothing(
+    server: QdrantTestServer, make_ctx: MakeCtx, qdir: Path
+) -> None:
+    server.create_collection("sum", DIM, points=30, seed=3)
+    server.faults.wrong_checksum(times=1, collection="sum")
+    ctx = make_ctx(server)
+    with pytest.raises(VerificationError, match="sha256 mismatch"):
+        backup(ctx, ["sum"]).raise_for_status()
+    assert server.faults.fired["wrong_checksum"] == 1
+    assert artifacts(qdir) == []
+    assert "sha256" in only_failed_manifest(ctx, "sum")
+    assert server.all_snapshots() == []
+
+
+def test_server_500_on_create(server: QdrantTestServer, make_ctx: MakeCtx) -> None:
+    server.create_collection("c500", DIM, points=10, seed=4)
+    server.faults.fail_create(500)
+    ctx = make_ctx(server)
+    with pytest.raises(QdrantError, match=r"HTTP 500.*failed to create snapshot"):
+        backup(ctx, ["c500"]).raise_for_status()
+    only_failed_manifest(ctx, "c500")
+
+
+def test_server_disk_full_507(server: QdrantTestServer, make_ctx: MakeCtx) -> None:
+    server.create_collection("full", DIM, points=10, seed=5)
+    server.faults.disk_full_on_create()
+    ctx = make_ctx(server)
+    with pytest.raises(QdrantError, match=r"ran out of disk space.*507") as info:
+        backup(ctx, ["full"]).raise_for_status()
+    assert "free space on the Qdrant volume" in str(info.value)
+
+
+def test_create_timeout_then_snapshot_appears(server: QdrantTestServer, make_ctx: MakeCtx) -> None:
+    server.create_collection("slow", DIM, points=20, seed=6)
+    server.faults.slow_create(delay=2.5, collection="slow")
+    server.faults.hostile_snapshot_names(collection="slow")  # junk in the list while polling
+    ctx = make_ctx(server, qdrant_timeout=0.7)
+    m = backup(ctx, ["slow"]).results[0].manifest
+    assert m is not None and m.ok
+    assert server.faults.fired["slow_create"] == 1
+    assert m.qdrant is not None and m.qdrant.snapshot_name is not None
+    assert m.qdrant.snapshot_name.startswith("slow-")  # not one of the hostile entries
+    creates = [r for r in server.requests if r[0] == "POST" and r[1].endswith("/snapshots")]
+    assert len(creates) == 1  # polled, did not create a second snapshot
+    assert [s for s in server.all_snapshots() if s.name.startswith("slow-")] == []
+
+
+def test_wrong_api_key_and_missing_key(qdrant_server_with_key: Any, make_ctx: MakeCtx) -> None:
+    server = qdrant_server_with_key
+    server.create_collection("k", DIM, points=5, seed=7)
+    wrong = "definitely-wrong-key-123"
+    ctx = make_ctx(server, qdrant_api_key=wrong)
+    with pytest.raises(SourceUnavailableError, match=r"rejected the API key.*403") as info:
+        backup(ctx)
+    assert wrong not in str(info.value)
+    ctx_none = make_ctx(None, qdrant_url=server.url)
+    with pytest.raises(SourceUnavailableError, match=r"rejected the API key.*401"):
+        backup(ctx_none)
+
+
+def test_collection_deleted_between_list_and_backup(
+    server: QdrantTestServer, make_ctx: MakeCtx
+) -> None:
+    # Test-server quirk (reported): delete_after_list deletes the FIRST listed
+    # collection whatever name it was armed with, so the vanishing one sorts first.
+    server.create_collection("stays", DIM, points=10, seed=8)
+    server.create_collection("a-vanishes", DIM, points=10, seed=9)
+    server.faults.delete_after_list("a-vanishes")
+    ctx = make_ctx(server)
+    run = backup(ctx)
+    errors = {r.collection: r.error for r in run.results}
+    assert errors["stays"] is None
+    assert isinstance(errors["a-vanishes"], NotFoundError)
+    assert "deleted since it was listed" in str(errors["a-vanishes"])
+    with pytest.raises(PartialFailureError) as info:
+        run.raise_for_status()
+    assert info.value.exit_code == 10
+
+
+def test_one_failing_collection_does_not_stop_the_others(
+    server: QdrantTestServer, make_ctx: MakeCtx
+) -> None:
+    for i in range(4):
+        server.create_collection(f"c{i}", DIM, points=10, seed=i)
+    server.faults.fail_create(500, collection="c1")
+    ctx = make_ctx(server, qdrant_concurrency=3)
+    run = backup(ctx)
+    assert [r.collection for r in run.failed] == ["c1"]
+    assert sum(1 for r in run.results if r.ok) == 3
+    with pytest.raises(PartialFailureError):
+        run.raise_for_status()
+
+
+def test_all_failing_is_exit_1(server: QdrantTestServer, make_ctx: MakeCtx) -> None:
+    server.create_collection("a", DIM, points=5, seed=1)
+    server.create_collection("b", DIM, points=5, seed=2)
+    server.faults.fail_create(500, times=None)
+    with pytest.raises(BackupFailedError):
+        backup(make_ctx(server)).raise_for_status()
+
+
+def test_hostile_snapshot_name_is_one_url_segment(
+    server: QdrantTestServer, make_ctx: MakeCtx, qdir: Path
+) -> None:
+    server.create_collection("h", DIM, points=15, seed=10)
+    server.faults.name_next_snapshot("../../etc/passwd", collection="h")
+    ctx = make_ctx(server)
+    m = backup(ctx, ["h"]).results[0].manifest
+    assert m is not None and m.ok
+    assert m.qdrant is not None and m.qdrant.snapshot_name == "../../etc/passwd"
+    paths = [r[1] for r in server.requests]
+    assert any("..%2F..%2Fetc%2Fpasswd" in p for p in paths)
+    assert server.all_snapshots() == []  # and it was deleted through the same encoding
+    for p in qdir.rglob("*"):
+        assert "passwd" not in p.name
+
+
+def test_garbage_answer_is_a_clear_error(server: QdrantTestServer, make_ctx: MakeCtx) -> None:
+    server.create_collection("g", DIM, points=5, seed=11)
+    server.faults.garbage(times=1, path_prefix="/collections")
+    with pytest.raises(SourceUnavailableError, match="not the Qdrant API"):
+        backup(make_ctx(server))
+
+
+def test_server_not_ready(server: QdrantTestServer, make_ctx: MakeCtx) -> None:
+    server.ready = False
+    with pytest.raises(SourceUnavailableError, match=r"unavailable.*503"):
+        backup(make_ctx(server))
+
+
+def test_connection_refused(make_ctx: MakeCtx) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = make_ctx(None, qdrant_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(SourceUnavailableError, match="cannot reach Qdrant") as info:
+        backup(ctx)
+    assert info.value.exit_code == 5
+
+
+def test_client_encodes_every_name_as_one_segment(server: QdrantTestServer) -> None:
+    with QdrantClient(server.url) as client, pytest.raises(NotFoundError):
+        client.collection_info("../collections")  # would be GET /collections unencoded
+    assert server.requests[-1][1].endswith("..%2Fcollections")
+
+
+def test_restore_upload_failure_is_reported(server: QdrantTestServer, make_ctx: MakeCtx) -> None:
+    server.create_collection("up", DIM, points=10, seed=12)
+    ctx = make_ctx(server)
+    backup(ctx, ["up"]).raise_for_status()
+    server.faults.fail_upload(507, collection="up")
+    with pytest.raises(QdrantError, match="disk space"):
+        restore(ctx, resolve(ctx, "latest"))
+
+
+@pytest.mark.parametrize("name", ["..", "q?x#y", "%2F..%2F"])
+def test_hostile_collection_names_round_trip(
+    server: QdrantTestServer, make_ctx: MakeCtx, qdir: Path, name: str
+) -> None:
+    """A server may report any collection name: it stays one URL segment and
+    one path segment, and backup + restore work under it."""
+    server.create_collection(name, DIM, points=12, seed=13)
+    ctx = make_ctx(server)
+    m = backup(ctx, [name]).results[0].manifest
+    assert m is not None and m.ok and m.series == name
+    for p in qdir.rglob("*"):
+        assert p.resolve().is_relative_to(qdir.resolve())
+    server.delete_collection(name)
+    assert restore(ctx, resolve(ctx, "latest", name)).points_count == 12
+    assert server.collection_names() == [name]
