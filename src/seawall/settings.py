@@ -256,6 +256,19 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_level(self) -> Settings:
+        level = self.compression_level
+        if level is None:
+            return self
+        allowed = {"zstd": (1, 22), "gzip": (1, 9), "none": (0, 0)}[self.compression]
+        if not allowed[0] <= level <= allowed[1]:
+            raise ValueError(
+                f"COMPRESSION_LEVEL: {level} is out of range for {self.compression} "
+                f"(expected {allowed[0]}..{allowed[1]}, or unset for the default)"
+            )
+        return self
+
     # --- derived ---------------------------------------------------------------------
     @property
     def postgres_dir(self) -> Path:

@@ -76,3 +76,11 @@ def test_disk_full_is_a_storage_error(tmp_path: Path) -> None:
         assert exc.errno == errno.ENOSPC
         err = storage_error(exc, "obj")
         assert err.exit_code == 7 and "full" in str(err)
+
+
+def test_archived_wal_partial_segments_are_not_temporaries(storage: Storage) -> None:
+    """PostgreSQL's own ``.partial`` WAL files (archived at promotion) are real objects."""
+    name = "w/000000010000000000000007.partial-" + "a" * 40 + ".zst.age"
+    storage.write_bytes(name, b"wal")
+    assert [o.key for o in storage.list("w")] == [name]
+    assert list(storage.list_partials("w")) == []

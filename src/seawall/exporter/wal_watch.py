@@ -46,7 +46,7 @@ from seawall.catalog.naming import decode_segment
 from seawall.catalog.wal_layout import ARCHIVE_INFO, WAL_ROOT, parse_wal_key
 from seawall.exporter.fsevents import EVENT_FILTER
 from seawall.retention.walnames import DEFAULT_WAL_SEGMENT_SIZE, parse_wal_name
-from seawall.storage.base import PARTIAL_MARKER
+from seawall.storage.base import is_partial_name
 
 log = logging.getLogger("seawall.exporter.wal")
 
@@ -57,7 +57,7 @@ _BARE_SEGMENT = re.compile(r"^([0-9A-F]{24})(?:\.(?:zst|gz|age|lz4|br))*$")
 
 def segment_name_of(file_name: str) -> str | None:
     """The 24-hex segment a stored file holds, or None (history, temp, other)."""
-    if PARTIAL_MARKER in file_name:
+    if is_partial_name(file_name):
         return None
     obj = parse_wal_key(file_name)
     if obj is not None:

@@ -40,6 +40,7 @@ class PipelineSpec:
     threads: int = 0
     keys: KeyRing | None = None
     scrypt_work_factor: int = 18
+    prefetch: bool = True  # compress in a thread while the main thread encrypts
 
     @property
     def encryption_mode(self) -> str | None:
@@ -135,7 +136,8 @@ class HashingReader:
 
     def read(self, n: int = -1) -> bytes:
         if self._prefix:
-            data, self._prefix = self._prefix, b""
+            take = len(self._prefix) if n is None or n < 0 else n
+            data, self._prefix = self._prefix[:take], self._prefix[take:]
         else:
             data = self._src.read(n if n and n > 0 else CHUNK)
         self.count += len(data)
@@ -165,6 +167,75 @@ class CountingSink:
         return len(data)
 
 
+class PrefetchReader:
+    """Run the upstream stages (producer read, raw hash, compression) in a thread.
+
+    The encryptor pulls from this reader while a background thread keeps a
+    bounded queue (``depth`` chunks of 1 MiB) filled. zstd, sha256 and the
+    pipe reads release the GIL, so compression and encryption use both cores
+    the way ``zstd | age`` does as two processes. Memory stays bounded by
+    the queue depth.
+    """
+
+    def __init__(self, src: BinaryIO, depth: int = 4) -> None:
+        import queue
+        import threading
+
+        self._src = src
+        self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+        self._buf = b""
+        self._done = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="seawall-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk = self._src.read(CHUNK)
+                if not chunk:
+                    break
+                self._q.put(chunk)
+            self._q.put(None)
+        except BaseException as exc:  # handed to the consumer thread
+            self._q.put(exc)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = CHUNK
+        while not self._buf and not self._done:
+            item = self._q.get()
+            if item is None:
+                self._done = True
+            elif isinstance(item, BaseException):
+                self._done = True
+                raise item
+            else:
+                self._buf = item
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Stop the thread (on an error downstream) without blocking forever."""
+        import queue
+
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._q.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+
 def _copy(src: BinaryIO | CountingReader | HashingReader, dst: Sink) -> None:
     while True:
         chunk = src.read(CHUNK)
@@ -192,7 +263,14 @@ def store_stream(
     with storage.open_atomic_write(key) as fh:
         out = HashingWriter(fh)
         try:
-            compressed = compress_reader(counting, spec.compression, spec.level, spec.threads)  # type: ignore[arg-type]
+            compressed: BinaryIO | PrefetchReader = compress_reader(
+                counting,  # type: ignore[arg-type]
+                spec.compression,
+                spec.level,
+                spec.threads,
+            )
+            if spec.prefetch:
+                compressed = prefetch = PrefetchReader(compressed)  # type: ignore[arg-type]
             mode = spec.encryption_mode
             if mode == "x25519":
                 import pyrage
@@ -211,6 +289,8 @@ def store_stream(
             else:
                 _copy(compressed, out)
         except Exception as exc:
+            if spec.prefetch:
+                prefetch.close()
             if out.error is not None:
                 from seawall.storage.local import storage_error
 

@@ -69,7 +69,7 @@ def _register() -> None:
             if exc.name == f"seawall.runner.{module}":
                 continue  # command not built yet
             raise
-        target.command(name)(getattr(mod, func))
+        target.command(name, epilog=EPILOG)(getattr(mod, func))
 
 
 def _version(value: bool) -> None:

@@ -29,21 +29,30 @@ USAGE = (
 )
 
 
-def _light_catalog_package() -> None:
-    """Make ``seawall.catalog.wal_layout`` importable without the catalog's models.
+#: Packages whose ``__init__`` re-exports heavy modules the WAL path does not
+#: need: ``seawall.catalog`` (pydantic manifest models) and
+#: ``seawall.retention`` (the GFS policy, zoneinfo). The WAL path uses only
+#: their pure leaf modules (``wal_layout``, ``naming``, ``walnames``).
+LIGHT_PACKAGES = ("catalog", "retention")
 
-    ``seawall/catalog/__init__.py`` re-exports the pydantic manifest models;
-    the WAL path needs only the pure ``wal_layout`` and ``naming`` modules.
-    Registering the package without running its ``__init__`` keeps pydantic
-    out of this process. Harmless when the package is already imported.
+
+def _light_packages() -> None:
+    """Make leaf modules importable without running their packages' ``__init__``.
+
+    Registering the package object without executing its ``__init__`` keeps
+    pydantic (and a few ms of imports) out of this process. Harmless when a
+    package is already imported.
     """
-    if "seawall.catalog" in sys.modules:
-        return
     import seawall
 
-    pkg = types.ModuleType("seawall.catalog")
-    pkg.__path__ = [os.path.join(os.path.dirname(seawall.__file__), "catalog")]
-    sys.modules["seawall.catalog"] = pkg
+    root = os.path.dirname(seawall.__file__)
+    for name in LIGHT_PACKAGES:
+        full = f"seawall.{name}"
+        if full in sys.modules:
+            continue
+        pkg = types.ModuleType(full)
+        pkg.__path__ = [os.path.join(root, name)]
+        sys.modules[full] = pkg
 
 
 def _err(message: str) -> None:
@@ -56,10 +65,10 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(USAGE)
         return 2
     cmd, args = argv[0], argv[1:]
-    if cmd == "wal-push" and len(args) != 1 or cmd == "wal-fetch" and len(args) != 2:
+    if (cmd == "wal-push" and len(args) != 1) or (cmd == "wal-fetch" and len(args) != 2):
         sys.stderr.write(USAGE)
         return 2
-    _light_catalog_package()
+    _light_packages()
     from seawall.errors import NotFoundError, SeawallError
 
     try:
@@ -86,6 +95,6 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         _err(f"{cmd}: interrupted")
         return 130
-    except Exception as exc:  # noqa: BLE001 - archive_command must get a clear line
+    except Exception as exc:
         _err(f"{cmd}: internal error: {type(exc).__name__}: {exc}")
         return 1

@@ -14,11 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+import re
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
 #: Marker in temporary names; listing skips them, prune removes stale ones.
 PARTIAL_MARKER = ".partial-"
+#: A temporary is ``<final name>.partial-<8 hex>`` exactly: WAL's own ``.partial``
+#: segments (archived at promotion, ``…0007.partial-<sha>.zst``) must not match.
+_PARTIAL_RE = re.compile(r"\.partial-[0-9a-f]{8}$")
+
+
+def is_partial_name(name: str) -> bool:
+    """Whether a file name is an in-progress temporary of an atomic write."""
+    return bool(_PARTIAL_RE.search(name))
 
 
 @dataclass(frozen=True)

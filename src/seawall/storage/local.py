@@ -9,6 +9,7 @@ survive a power cut, so only then do we report success — this is what lets
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from seawall.errors import NotFoundError, StorageError
-from seawall.storage.base import PARTIAL_MARKER, ObjectInfo, Usage
+from seawall.storage.base import PARTIAL_MARKER, ObjectInfo, Usage, is_partial_name
 
 
 def check_key(key: str) -> str:
@@ -89,11 +90,13 @@ class LocalStorage:
             os.rename(tmp, final)
             fsync_dir(final.parent)
         except OSError as exc:
-            fh.close()
+            with contextlib.suppress(OSError):  # closing a full disk's file fails again
+                fh.close()
             tmp.unlink(missing_ok=True)
             raise storage_error(exc, key) from exc
         except BaseException:
-            fh.close()
+            with contextlib.suppress(OSError):
+                fh.close()
             tmp.unlink(missing_ok=True)
             raise
 
@@ -164,7 +167,7 @@ class LocalStorage:
         base = self.path(prefix) if prefix else self.root
         if base.is_file():
             st = base.stat()
-            yield ObjectInfo(prefix, st.st_size, st.st_mtime), PARTIAL_MARKER in base.name
+            yield ObjectInfo(prefix, st.st_size, st.st_mtime), is_partial_name(base.name)
             return
         if not base.is_dir():
             return
@@ -188,7 +191,7 @@ class LocalStorage:
                     continue
                 yield (
                     ObjectInfo(f"{rel}{entry.name}", st.st_size, st.st_mtime),
-                    PARTIAL_MARKER in entry.name,
+                    is_partial_name(entry.name),
                 )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:

@@ -22,11 +22,14 @@ backups are never touched.
 from __future__ import annotations
 
 import contextlib
+import io
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
+
+import psycopg
 
 from seawall import __version__
 from seawall.catalog.locks import series_lock
@@ -36,10 +39,11 @@ from seawall.catalog.models import (
     Encryption,
     Manifest,
     PostgresInfo,
+    TableStats,
     utcnow,
 )
 from seawall.catalog.naming import new_backup_id
-from seawall.catalog.store import artifact_key
+from seawall.catalog.store import artifact_key, backup_prefix
 from seawall.context import Context
 from seawall.errors import SeawallError, SourceUnavailableError
 from seawall.log import get_logger
@@ -48,25 +52,14 @@ from seawall.postgres.logical import server, stats
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump
 from seawall.postgres.tools.pg_dumpall import PgDumpAll
+from seawall.storage.local import storage_error
 
 ENGINE: Final = "postgresql"
 KIND = "logical"
 DUMP_BASENAME = "dump.pgdump"
 GLOBALS_BASENAME = "globals.sql"
 
-ProgressFactory = Callable[[str], "ProgressCtx"]
-
 log = get_logger("postgres.backup")
-
-
-class ProgressCtx:
-    """A byte-count callback that can be replaced by the runner (bar/log)."""
-
-    def __init__(self, callback: Callable[[int], None] | None = None) -> None:
-        self.callback = callback or (lambda n: None)
-
-    def __call__(self, n: int) -> None:
-        self.callback(n)
 
 
 @dataclass
@@ -100,12 +93,12 @@ class _StatsThread(threading.Thread):
     def __init__(self, conn: stats.Conn) -> None:
         super().__init__(name="seawall-stats", daemon=True)
         self.conn = conn
-        self.result: dict[str, object] | None = None
+        self.result: dict[str, TableStats] = {}
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = dict(stats.tables(self.conn))
+            self.result = stats.tables(self.conn)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
 
@@ -143,7 +136,12 @@ def backup_database(
         )
         t0 = time.monotonic()
         try:
-            _run(ctx, params, manifest, progress)
+            try:
+                _run(ctx, params, manifest, progress)
+            except psycopg.Error as exc:
+                raise server.sql_error(f"backup of {database}", exc) from None
+            except OSError as exc:  # e.g. ENOSPC surfacing on close, outside the pipeline
+                raise storage_error(exc, f"backup of {database}") from None
         except BaseException as exc:
             _fail(ctx, manifest, exc, time.monotonic() - t0)
             raise
@@ -225,12 +223,10 @@ def _run(
             worker.join()
         manifest.artifacts.append(_artifact(dump_name, "dump", res, "application/x-pg-dump"))
         if worker.error is not None:
-            raise SourceUnavailableError(
-                f"content statistics of {database} failed: {worker.error}"
-            ) if "connection" in str(worker.error).lower() else SeawallError(
-                f"content statistics of {database} failed: {worker.error}"
-            )
-        content.tables = worker.result  # type: ignore[assignment]
+            text = str(worker.error).lower()
+            cls = SourceUnavailableError if "connection" in text else SeawallError
+            raise cls(f"content statistics of {database} failed: {worker.error}")
+        content.tables = worker.result
         info.stats = content
         conn.execute("COMMIT")
     finally:
@@ -240,11 +236,7 @@ def _run(
     if not with_passwords:
         manifest.labels["globals"] = "no-role-passwords"
     globals_name = GLOBALS_BASENAME + spec.suffix()
-    import io
-
-    gres = store_stream(
-        io.BytesIO(script), ctx.storage, artifact_key(manifest, globals_name), spec
-    )
+    gres = store_stream(io.BytesIO(script), ctx.storage, artifact_key(manifest, globals_name), spec)
     manifest.artifacts.append(_artifact(globals_name, "globals", gres, "application/sql"))
 
 
@@ -253,13 +245,21 @@ def _fail(ctx: Context, manifest: Manifest, exc: BaseException, duration: float)
     for art in manifest.artifacts:
         with contextlib.suppress(Exception):
             ctx.storage.delete(artifact_key(manifest, art.name))
+    # temporaries a failing writer could not remove (a full volume can fail the cleanup too)
+    prefix = backup_prefix(manifest.engine, manifest.kind, manifest.series, manifest.id)
+    with contextlib.suppress(Exception):
+        for info in list(ctx.storage.list_partials(prefix)):
+            ctx.storage.delete(info.key)
     manifest.artifacts = []
     manifest.status = "failed"
     manifest.finished_at = utcnow()
     manifest.duration_seconds = round(duration, 3)
     manifest.error = (
-        str(exc) if isinstance(exc, SeawallError)
-        else ("interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+        str(exc)
+        if isinstance(exc, SeawallError)
+        else (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        )
     )[:1000]
     try:
         ctx.catalog.write(manifest)
@@ -268,11 +268,9 @@ def _fail(ctx: Context, manifest: Manifest, exc: BaseException, duration: float)
 
 
 def _prune(ctx: Context, database: str) -> None:
+    """Retention for this series, inside its lock (PRUNE_AFTER_BACKUP)."""
     if not ctx.settings.prune_after_backup:
         return
-    try:
-        from seawall import prune  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        log.debug("seawall.prune not available; skipping retention")
-        return
-    prune.prune_series(ctx, ENGINE, KIND, database)
+    from seawall.prune import prune_series
+
+    prune_series(ctx, ENGINE, KIND, database)

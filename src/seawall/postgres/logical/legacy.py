@@ -10,11 +10,8 @@ a plain SQL script) and replays plain scripts with psql.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import subprocess
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from seawall.context import Context
@@ -22,39 +19,25 @@ from seawall.errors import VerificationError
 from seawall.pipeline.stream import decode_to
 from seawall.postgres.logical import server
 from seawall.postgres.logical.select import BackupSource
-from seawall.postgres.tools.pg_restore import PgRestore
+from seawall.postgres.tools.pg_restore import ArchiveLister, PgRestore
 from seawall.postgres.tools.psql import Psql
 
-LEGACY_NAME = re.compile(r"^(?P<db>.+)-full-(?P<ts>\d{8}-\d{6})\.sql(\.(gz|zst|zstd))?(\.enc)?$")
 PGDMP_MAGIC = b"PGDMP"
 
 
-def legacy_time(name: str) -> datetime | None:
-    """The time encoded in a legacy file name (``aidb-full-20260101-020000.sql.gz``)."""
-    m = LEGACY_NAME.match(name)
-    if not m:
-        return None
-    return datetime.strptime(m.group("ts"), "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
-
-
 class _Sniffer:
-    """Keeps the head of the decoded stream and optionally forwards to pg_restore --list."""
+    """Keeps the head of the decoded stream and forwards it to pg_restore --list."""
 
-    def __init__(self) -> None:
+    def __init__(self, lister: ArchiveLister) -> None:
         self.head = b""
         self.size = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.lister = lister
 
     def write(self, data: bytes) -> int:
         if len(self.head) < 4096:
             self.head += data[: 4096 - len(self.head)]
         self.size += len(data)
-        if self.proc is not None and self.proc.stdin is not None:
-            try:
-                self.proc.stdin.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                self.proc.stdin = None
-        return len(data)
+        return self.lister.write(data)
 
 
 def looks_like_sql(head: bytes) -> bool:
@@ -72,23 +55,15 @@ def check_foreign(
     pg_restore = PgRestore(
         server.tool_path(ctx.settings, "pg_restore", None), server.conn_params(ctx.settings)
     )
-    proc = pg_restore.spawn_list()
-    sniff = _Sniffer()
-    sniff.proc = proc
+    sniff = _Sniffer(pg_restore.lister())
     try:
         result = decode_to(source.storage, source.foreign_key, sniff, ctx.keys, progress=progress)
     finally:
-        if proc.stdin is not None:
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()
-        err = proc.stderr.read() if proc.stderr is not None else b""
-        if proc.stdout is not None:
-            proc.stdout.read()
-        code = proc.wait()
+        code, _, err = sniff.lister.finish()
     chain = f"{result.encryption or 'not encrypted'}, {result.compression or 'uncompressed'}"
     if sniff.head.startswith(PGDMP_MAGIC):
         if code != 0:
-            lines = err.decode(errors="replace").strip().splitlines()
+            lines = err.strip().splitlines()
             raise VerificationError(
                 f"{source.label}: pg_restore --list cannot read it: {lines[-1] if lines else code}"
             )

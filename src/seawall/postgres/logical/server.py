@@ -8,15 +8,20 @@ programs, via the typed wrappers in :mod:`seawall.postgres.tools`.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from seawall.errors import SourceUnavailableError
-from seawall.postgres.tools.base import ConnParams, find_binary
+from seawall.errors import ConfigError, SeawallError, SourceUnavailableError
+from seawall.postgres.tools.base import DEBIAN_ROOT, ConnParams, find_binary
 from seawall.settings import Settings
 
 
@@ -31,7 +36,9 @@ def conn_params(settings: Settings) -> ConnParams:
     )
 
 
-def connect(params: ConnParams, dbname: str | None = None, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
+def connect(
+    params: ConnParams, dbname: str | None = None, *, autocommit: bool = True
+) -> psycopg.Connection[tuple[object, ...]]:
     """Open a connection; connection/auth failures become SourceUnavailableError."""
     try:
         return psycopg.connect(**params.conninfo(dbname), autocommit=autocommit)  # type: ignore[arg-type]
@@ -47,13 +54,19 @@ def connect(params: ConnParams, dbname: str | None = None, *, autocommit: bool =
         ) from None
 
 
+def maintenance_db(avoid: str | None = None) -> str:
+    """Where to run CREATE/RENAME/DROP DATABASE and globals: ``postgres``
+    (``template1`` when ``postgres`` itself is being replaced). Not DB_NAME,
+    which is often the very database being restored into a new cluster."""
+    return "template1" if avoid == "postgres" else "postgres"
+
+
 @contextmanager
-def admin(params: ConnParams, avoid: str | None = None) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    """A connection to a maintenance database (not ``avoid``, which we may rename)."""
-    dbname = params.dbname if params.dbname != avoid else None
-    if dbname is None:
-        dbname = "postgres" if avoid != "postgres" else "template1"
-    conn = connect(params, dbname)
+def admin(
+    params: ConnParams, avoid: str | None = None
+) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A connection to the maintenance database (never ``avoid``, which we may rename)."""
+    conn = connect(params, maintenance_db(avoid))
     try:
         yield conn
     finally:
@@ -77,30 +90,92 @@ def database_exists(conn: psycopg.Connection[tuple[object, ...]], name: str) -> 
     return row is not None
 
 
+def sql_error(what: str, exc: psycopg.Error) -> SeawallError:
+    """A one-line error from a server error (connection loss → exit 5)."""
+    diag = getattr(exc, "diag", None)
+    primary = diag.message_primary if diag is not None else None
+    detail = primary or str(exc).strip() or type(exc).__name__
+    if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None:
+        return SourceUnavailableError(f"{what}: lost the connection to PostgreSQL ({detail})")
+    hint = ""
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        hint = "; the database user needs CREATEDB (and ownership to rename or drop)"
+    return SeawallError(f"{what}: {detail}{hint}")
+
+
+@contextmanager
+def ddl(what: str) -> Iterator[None]:
+    """Turn server errors inside the block into one-line SeawallErrors."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise sql_error(what, exc) from None
+
+
 def create_database(conn: psycopg.Connection[tuple[object, ...]], name: str) -> None:
-    conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+    with ddl(f"cannot create database {name!r}"):
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
 
 
 def drop_database(conn: psycopg.Connection[tuple[object, ...]], name: str) -> None:
     """Drop a database, disconnecting its sessions (WITH FORCE, PG 13+)."""
-    conn.execute(
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    )
+    with ddl(f"cannot drop database {name!r}"):
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def terminate_sessions(conn: psycopg.Connection[tuple[object, ...]], name: str) -> None:
-    conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = %s AND pid <> pg_backend_pid()",
-        (name,),
-    )
+    with ddl(f"cannot disconnect the sessions of {name!r}"):
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
 
 
 def rename_database(conn: psycopg.Connection[tuple[object, ...]], old: str, new: str) -> None:
-    conn.execute(
-        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new))
-    )
+    with ddl(f"cannot rename database {old!r} to {new!r}"):
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(old), sql.Identifier(new)
+            )
+        )
+
+
+@lru_cache(maxsize=64)
+def _major(path: str) -> int:
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    m = re.search(r"\(PostgreSQL\)\s+(\d+)", out)
+    return int(m.group(1)) if m else 0
 
 
 def tool_path(settings: Settings, name: str, min_major: int | None) -> Path:
-    return find_binary(name, settings.pg_bin_dir, min_major)
+    """A PostgreSQL program of at least ``min_major``: PG_BIN_DIR, Debian dirs, PATH.
+
+    Selection is done here rather than by ``find_binary(min_major=...)``, whose
+    version parsing misreads Debian's ``pg_dump (PostgreSQL) 15.8 (Debian …)``.
+    """
+    if min_major is None:
+        return find_binary(name, settings.pg_bin_dir)
+    candidates: list[Path] = []
+    if settings.pg_bin_dir is not None:
+        candidates.append(Path(settings.pg_bin_dir) / name)
+    if DEBIAN_ROOT.is_dir():
+        majors = sorted(
+            (int(d.name) for d in DEBIAN_ROOT.iterdir() if d.name.isdigit()), reverse=True
+        )
+        candidates += [DEBIAN_ROOT / str(v) / "bin" / name for v in majors]
+    found = shutil.which(name)
+    if found:
+        candidates.append(Path(found))
+    existing = [c for c in candidates if c.is_file() and os.access(c, os.X_OK)]
+    for cand in existing:
+        if _major(str(cand)) >= min_major:
+            return cand
+    if not existing:
+        return find_binary(name, settings.pg_bin_dir)  # raises the not-found ConfigError
+    raise ConfigError(
+        f"{name} at {existing[0]} is PostgreSQL {_major(str(existing[0]))} but PostgreSQL "
+        f"{min_major} or newer is needed; set PG_BIN_DIR to PostgreSQL {min_major}+ binaries"
+    )

@@ -1,8 +1,11 @@
 """Content statistics: what verify --deep compares a restored copy against.
 
-Per table: the row count and a cheap order-independent checksum (the sum of
-the first 60 bits of md5 over each row's text form; md5 because its output
-is identical across PostgreSQL majors, unlike the internal hash functions).
+Per table: the row count and a cheap order-independent checksum: the sum of
+``hashtextextended(row::text, 0)`` over all rows. The extended (64-bit) hash
+functions are stable across PostgreSQL majors because hash-partitioned tables
+depend on them surviving pg_upgrade, so a dump from 15 restored into 18 gives
+the same sum. It costs about a third of md5 (0.5 s vs 1.7 s for a 165 MB
+table here), and runs in the database while pg_dump streams.
 Per sequence: ``last_value``. And the number of large objects.
 
 At backup time the statistics are taken in the transaction that exported
@@ -54,8 +57,7 @@ def tables(conn: Conn) -> dict[str, TableStats]:
     result: dict[str, TableStats] = {}
     for schema, name in conn.execute(_TABLES).fetchall():
         query = sql.SQL(
-            "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)"
-            " FROM ONLY {}.{} AS t"
+            "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) FROM ONLY {}.{} AS t"
         ).format(sql.Identifier(schema), sql.Identifier(name))
         row = conn.execute(query).fetchone()
         assert row is not None

@@ -17,11 +17,9 @@ unreachable server says nothing about the backup itself.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import secrets
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,7 +32,7 @@ from seawall.log import get_logger
 from seawall.pipeline.stream import decode_to
 from seawall.postgres.logical import server, stats
 from seawall.postgres.logical.select import BackupSource
-from seawall.postgres.tools.pg_restore import PgRestore
+from seawall.postgres.tools.pg_restore import ArchiveLister, PgRestore
 
 log = get_logger("postgres.verify")
 PGDMP_MAGIC = b"PGDMP"
@@ -43,31 +41,15 @@ Progress = Callable[[int], None]
 
 
 class _ListFeeder:
-    """Feeds decoded bytes to ``pg_restore --list`` and hashes them.
+    """Hashes decoded bytes and hands them to ``pg_restore --list``."""
 
-    pg_restore stops reading after the table of contents; the rest of the
-    stream is still decoded (to check authentication tags and the raw
-    digest) but no longer sent.
-    """
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.proc = proc
+    def __init__(self, lister: ArchiveLister) -> None:
+        self.lister = lister
         self.hash = hashlib.sha256()
-        self.open = proc.stdin is not None
 
     def write(self, data: bytes) -> int:
         self.hash.update(data)
-        if self.open and self.proc.stdin is not None:
-            try:
-                self.proc.stdin.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                self.open = False
-        return len(data)
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.proc.stdin.close()
+        return self.lister.write(data)
 
 
 class _HashSink:
@@ -96,7 +78,9 @@ def _dump_major(m: Manifest | None) -> int | None:
     return m.postgres.server_version_num // 10000
 
 
-def check_artifacts(ctx: Context, source: BackupSource, progress: Progress | None = None) -> list[str]:
+def check_artifacts(
+    ctx: Context, source: BackupSource, progress: Progress | None = None
+) -> list[str]:
     """Shallow checks of a manifest's artifacts; raises on the first failure."""
     m = source.manifest
     assert m is not None
@@ -115,18 +99,19 @@ def check_artifacts(ctx: Context, source: BackupSource, progress: Progress | Non
             )
         if art.role == "dump":
             restore = _pg_restore(ctx, _dump_major(m))
-            proc = restore.spawn_list()
-            feeder = _ListFeeder(proc)
+            feeder = _ListFeeder(restore.lister())
             try:
                 decode_to(
-                    source.storage, key, feeder, ctx.keys,
-                    expected_sha256=art.sha256, compression=art.compression, progress=progress,
+                    source.storage,
+                    key,
+                    feeder,
+                    ctx.keys,
+                    expected_sha256=art.sha256,
+                    compression=art.compression,
+                    progress=progress,
                 )
             finally:
-                feeder.close()
-                out = proc.stdout.read() if proc.stdout is not None else b""
-                err = proc.stderr.read() if proc.stderr is not None else b""
-                code = proc.wait()
+                code, out, err = feeder.lister.finish()
             raw = feeder.hash.hexdigest()
             if art.raw_sha256 and raw != art.raw_sha256:
                 raise VerificationError(
@@ -134,18 +119,24 @@ def check_artifacts(ctx: Context, source: BackupSource, progress: Progress | Non
                     "(raw sha256 mismatch); the artifact is corrupt"
                 )
             if code != 0:
-                detail = err.decode(errors="replace").strip().splitlines()
+                detail = err.strip().splitlines()
                 raise VerificationError(
                     f"{source.label}: pg_restore --list cannot read {art.name}: "
                     f"{detail[-1] if detail else f'exit {code}'}"
                 )
-            entries = sum(1 for ln in out.decode(errors="replace").splitlines() if ln and not ln.startswith(";"))
-            checks.append(f"{art.name}: sha256 ok, decoded ok, pg_restore --list ok ({entries} entries)")
+            entries = sum(1 for ln in out.splitlines() if ln and not ln.startswith(";"))
+            checks.append(
+                f"{art.name}: sha256 ok, decoded ok, pg_restore --list ok ({entries} entries)"
+            )
         else:
             sink = _HashSink()
             decode_to(
-                source.storage, key, sink, ctx.keys,
-                expected_sha256=art.sha256, compression=art.compression,
+                source.storage,
+                key,
+                sink,
+                ctx.keys,
+                expected_sha256=art.sha256,
+                compression=art.compression,
             )
             if art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
                 raise VerificationError(
@@ -167,20 +158,29 @@ def decode_dump_to_file(
             raise VerificationError(f"{source.label}: the manifest lists no dump artifact")
         key, expected, compression = source.key(art.name), art.sha256, art.compression
         if not source.storage.exists(key):
-            raise NotFoundError(f"{source.label}: artifact {art.name} is missing; the backup is incomplete")
+            raise NotFoundError(
+                f"{source.label}: artifact {art.name} is missing; the backup is incomplete"
+            )
     else:
         assert source.foreign_key is not None
         key, expected, compression = source.foreign_key, None, None
     with open(path, "wb") as fh:
         sink = _HashSink(fh)
         decode_to(
-            source.storage, key, sink, ctx.keys,
-            expected_sha256=expected, compression=compression, progress=progress,
+            source.storage,
+            key,
+            sink,
+            ctx.keys,
+            expected_sha256=expected,
+            compression=compression,
+            progress=progress,
         )
     if source.manifest is not None:
         art = source.manifest.artifact("dump")
         if art is not None and art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
-            raise VerificationError(f"{source.label}: dump decodes to different bytes than were dumped")
+            raise VerificationError(
+                f"{source.label}: dump decodes to different bytes than were dumped"
+            )
     return path, sink.head.startswith(PGDMP_MAGIC)
 
 
@@ -206,12 +206,19 @@ def deep_check(ctx: Context, source: BackupSource, progress: Progress | None = N
                     dump_major = _dump_major(source.manifest)
                     restore = _pg_restore(ctx, max(major, dump_major or 0))
                     restore.restore(
-                        path, name, jobs=ctx.settings.restore_jobs, no_owner=True, exit_on_error=True
+                        path,
+                        name,
+                        jobs=ctx.settings.restore_jobs,
+                        no_owner=True,
+                        exit_on_error=True,
                     )
                 else:
                     restore_plain_sql(ctx, path, name, major)
                 checks.append(f"restored into scratch database {name}")
-                with server.connect(params, name) as sconn:
+                with (
+                    server.connect(params, name) as sconn,
+                    server.ddl("statistics of the restored copy"),
+                ):
                     actual = stats.collect(sconn)
                 expected = (
                     source.manifest.postgres.stats
@@ -262,14 +269,26 @@ def verify_source(
         if deep:
             checks += deep_check(ctx, source, progress)
     except (VerificationError, NotFoundError) as exc:
-        _record(ctx, source, Verification(
-            at=utcnow(), ok=False, deep=deep, duration_seconds=round(time.monotonic() - t0, 3),
-            message=str(exc), checks=checks,
-        ))
+        _record(
+            ctx,
+            source,
+            Verification(
+                at=utcnow(),
+                ok=False,
+                deep=deep,
+                duration_seconds=round(time.monotonic() - t0, 3),
+                message=str(exc),
+                checks=checks,
+            ),
+        )
         raise
     result = Verification(
-        at=utcnow(), ok=True, deep=deep, duration_seconds=round(time.monotonic() - t0, 3),
-        message="ok", checks=checks,
+        at=utcnow(),
+        ok=True,
+        deep=deep,
+        duration_seconds=round(time.monotonic() - t0, 3),
+        message="ok",
+        checks=checks,
     )
     _record(ctx, source, result)
     return result

@@ -90,7 +90,8 @@ def _major_of_dir(path: Path) -> int:
 @lru_cache(maxsize=64)
 def _binary_version(path: str) -> int:
     out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
-    m = re.search(r"(\d+)(?:\.\d+)?", out.split(")")[-1] if ")" in out else out)
+    # "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" -> 15
+    m = re.search(r"\(PostgreSQL\)\s+(\d+)", out) or re.search(r"(\d+)(?:\.\d+)?", out)
     return int(m.group(1)) if m else 0
 
 

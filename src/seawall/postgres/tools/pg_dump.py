@@ -28,7 +28,8 @@ class PgDump:
         args = [str(self.binary), "--format=custom", "--compress=0", "--no-password"]
         if snapshot:
             args.append(f"--snapshot={snapshot}")
-        args += ["--dbname", dbname]
+        # The database goes in PGDATABASE (see spawn), not --dbname, which would
+        # read a name containing "=" as a connection string.
         return args
 
     def spawn(self, dbname: str, snapshot: str | None = None) -> subprocess.Popen[bytes]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from seawall.log import get_logger
 from seawall.postgres.tools.base import ConnParams, binary_version, run_tool, tool_error
+from seawall.postgres.tools.pg_restore import conninfo_dbname
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,13 @@ class PgDumpAll:
 
     def globals_only(self, dbname: str) -> tuple[bytes, bool]:
         """The globals script and whether role passwords are included."""
-        argv = [str(self.binary), "--globals-only", "--no-password", "-l", dbname]
+        argv = [
+            str(self.binary),
+            "--globals-only",
+            "--no-password",
+            "--dbname",
+            conninfo_dbname(dbname),
+        ]
         env = self.conn.env(dbname=dbname)
         res = run_tool(argv, env=env, check=False)
         if res.returncode == 0:

@@ -8,17 +8,59 @@ needs a seekable file, so restore decodes to a temporary file first.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from seawall.postgres.tools.base import (
-    ConnParams,
-    binary_version,
-    run_tool,
-    spawn_tool,
-    tool_error,
-)
+from seawall.postgres.tools.base import ConnParams, binary_version, run_tool, tool_error
+
+
+def conninfo_dbname(dbname: str) -> str:
+    """``dbname='…'`` so that any database name (even one with ``=``) is taken literally."""
+    escaped = dbname.replace("\\", "\\\\").replace("'", "\\'")
+    return f"dbname='{escaped}'"
+
+
+class ArchiveLister:
+    """Feed an archive to ``pg_restore --list`` through :meth:`write`.
+
+    Output goes to temporary files, not pipes: a large table of contents
+    would fill a stdout pipe nobody reads while we are still writing to
+    stdin, and both sides would wait forever. pg_restore stops reading after
+    the table of contents; later writes are silently dropped so the caller
+    can keep decoding (and checking) the rest of the stream.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            argv, env=env, stdin=subprocess.PIPE, stdout=self._out, stderr=self._err
+        )
+        self.open = True
+
+    def write(self, data: bytes) -> int:
+        if self.open and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.open = False
+        return len(data)
+
+    def finish(self) -> tuple[int, str, str]:
+        """Close stdin, wait; (exit code, stdout, stderr)."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.proc.stdin.close()
+        code = self.proc.wait()
+        texts = []
+        for fh in (self._out, self._err):
+            fh.seek(0)
+            texts.append(fh.read().decode(errors="replace"))
+            fh.close()
+        return code, texts[0], texts[1]
 
 
 @dataclass(frozen=True)
@@ -29,14 +71,9 @@ class PgRestore:
     def version(self) -> str:
         return binary_version(self.binary)
 
-    def spawn_list(self) -> subprocess.Popen[bytes]:
-        """``pg_restore --list`` reading the archive from stdin."""
-        return spawn_tool(
-            [str(self.binary), "--list"],
-            env=self.conn.env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+    def lister(self) -> ArchiveLister:
+        """``pg_restore --list`` reading the archive from what is written to it."""
+        return ArchiveLister([str(self.binary), "--list"], self.conn.env())
 
     def list_file(self, path: Path) -> str:
         res = run_tool([str(self.binary), "--list", str(path)], env=self.conn.env())
@@ -52,7 +89,13 @@ class PgRestore:
         exit_on_error: bool = True,
     ) -> None:
         """Restore ``path`` into the existing database ``dbname``."""
-        argv = [str(self.binary), "--no-password", "--dbname", dbname, f"--jobs={max(jobs, 1)}"]
+        argv = [
+            str(self.binary),
+            "--no-password",
+            "--dbname",
+            conninfo_dbname(dbname),
+            f"--jobs={max(jobs, 1)}",
+        ]
         if exit_on_error:
             argv.append("--exit-on-error")
         if no_owner:

@@ -20,7 +20,6 @@ the same keys, below the environment, as in settings.py.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +61,8 @@ class _Reader:
         self.toml: dict[str, object] = {}
         path = env.get("SEAWALL_CONFIG")
         if path:
+            import tomllib  # only when a config file is used: import time matters here
+
             try:
                 with open(path, "rb") as fh:
                     self.toml = {k.lower(): v for k, v in tomllib.load(fh).items()}
@@ -165,7 +166,9 @@ def load_wal_config(env: Mapping[str, str] | None = None) -> WalConfig:
     level = _as_int("COMPRESSION_LEVEL", r.value("compression_level", "COMPRESSION_LEVEL"))
     threads = _as_int("COMPRESSION_THREADS", r.value("compression_threads", "COMPRESSION_THREADS"))
     encryption = _as_bool("ENCRYPTION", r.value("encryption", "ENCRYPTION"), False)
-    key = r.secret("encryption_key", "ENCRYPTION_KEY", ("SEAWALL_ENCRYPTION_KEY_FILE", "ENCRYPTION_KEY_FILE"))
+    key = r.secret(
+        "encryption_key", "ENCRYPTION_KEY", ("SEAWALL_ENCRYPTION_KEY_FILE", "ENCRYPTION_KEY_FILE")
+    )
     identity = r.secret(
         "encryption_identity",
         "ENCRYPTION_IDENTITY",

@@ -1,0 +1,378 @@
+"""Physical base backups: ``pg_basebackup`` streamed through the pipeline.
+
+One pass: pg_basebackup's tar (with the injected ``backup_manifest``) is
+pulled through a tar scanner (structure check, and it keeps
+``backup_label`` and ``backup_manifest``) into compress → encrypt → sha256 →
+atomic file. The label gives the start LSN and timeline, the manifest's
+``WAL-Ranges`` the end LSN, the server the system identifier and version.
+
+The WAL a base backup needs to become consistent (start..stop segment) is
+*not* in the tar (``-X none``); it reaches the archive through
+``archive_command``. The backup waits (``wal_wait`` seconds) for the stop
+segment to be archived so that a PITR right after it works, and says so in
+the log if it did not arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from seawall import __version__
+from seawall.catalog.locks import series_lock
+from seawall.catalog.models import Artifact, Encryption, Manifest, PostgresInfo
+from seawall.catalog.naming import new_backup_id
+from seawall.catalog.store import artifact_key
+from seawall.context import Context
+from seawall.errors import (
+    BackupFailedError,
+    ConfigError,
+    RefusedError,
+    SeawallError,
+    SourceUnavailableError,
+)
+from seawall.log import get_logger
+from seawall.pipeline.stream import store_stream
+from seawall.postgres.physical.tarscan import (
+    ScanningReader,
+    TarScanner,
+    TarStructureError,
+    parse_backup_label,
+)
+from seawall.postgres.tools.base import ConnParams, binary_version, tool_error
+from seawall.postgres.tools.pg_basebackup import spawn_basebackup
+from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
+from seawall.postgres.wal.fetch import find_wal
+from seawall.retention.walnames import format_lsn, lsn_to_segment_name, parse_lsn, segment_range
+
+ENGINE: Final = "postgresql"
+KIND = "base"
+ARTIFACT_ROLE = "base"
+
+log = get_logger("postgres.basebackup")
+
+
+def conn_params(ctx: Context) -> ConnParams:
+    s = ctx.settings
+    return ConnParams(
+        host=s.db_host,
+        port=s.db_port,
+        user=s.db_user,
+        dbname=s.db_name,
+        password=s.db_password.get_secret_value() if s.db_password else None,
+        passfile=s.pgpassfile,
+    )
+
+
+@dataclass
+class ServerFacts:
+    version: str
+    version_num: int
+    system_identifier: str
+    wal_segment_size: int
+    archive_mode: str
+
+
+def server_facts(conn: ConnParams) -> ServerFacts:
+    """What the manifest needs from the server (psycopg is fine off the WAL path)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(**conn.conninfo()) as db:  # type: ignore[arg-type]
+            row = db.execute(
+                "SELECT current_setting('server_version'), "
+                "current_setting('server_version_num')::int, "
+                "(SELECT system_identifier::text FROM pg_control_system()), "
+                "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), "
+                "current_setting('archive_mode')"
+            ).fetchone()
+    except psycopg.OperationalError as exc:
+        raise tool_error("postgresql", 1, str(exc)) from exc
+    if row is None:
+        raise SourceUnavailableError("postgresql: the server returned nothing for its settings")
+    return ServerFacts(str(row[0]), int(row[1]), str(row[2]), int(row[3]), str(row[4]))
+
+
+def next_xid(conn: ConnParams) -> int | None:
+    """The next transaction id, recorded after the backup (picks a base for --target-xid)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(**conn.conninfo()) as db:  # type: ignore[arg-type]
+            row = db.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text").fetchone()
+    except psycopg.Error:
+        return None
+    return int(row[0]) if row else None
+
+
+def wal_range(label: dict[str, str], manifest: dict[str, Any], seg_size: int) -> dict[str, Any]:
+    """Start/stop LSN, timeline and WAL segment names from label + manifest."""
+    start_field = label.get("START WAL LOCATION", "")
+    start_lsn = parse_lsn(start_field.split()[0])
+    timeline = int(label.get("START TIMELINE", "1"))
+    ranges = manifest.get("WAL-Ranges") or []
+    if not ranges:
+        raise TarStructureError("backup_manifest has no WAL-Ranges")
+    last = ranges[-1]
+    stop_lsn = parse_lsn(str(last["End-LSN"]))
+    stop_tl = int(last["Timeline"])
+    return {
+        "timeline": stop_tl if stop_tl else timeline,
+        "start_lsn": format_lsn(start_lsn),
+        "stop_lsn": format_lsn(stop_lsn),
+        "start_wal": lsn_to_segment_name(start_lsn, timeline, seg_size),
+        # a stop LSN on a segment boundary belongs to the previous segment
+        "stop_wal": lsn_to_segment_name(max(stop_lsn - 1, start_lsn), stop_tl, seg_size),
+    }
+
+
+class StderrWatch:
+    """Drain pg_basebackup's stderr in a thread and say why it may seem stuck.
+
+    With ``-X none`` the server ends the backup only once its WAL is
+    archived; if archive_command fails, pg_basebackup waits (the server says
+    "still waiting for all required WAL segments to be archived"). That is
+    surfaced as a warning naming the likely cause instead of a silent hang.
+    Draining also keeps a chatty stderr from filling its pipe.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._lines: list[bytes] = []
+        self._proc = proc
+        self._thread = threading.Thread(
+            target=self._drain, name="pg_basebackup-stderr", daemon=True
+        )
+        self._thread.start()
+
+    def _drain(self) -> None:
+        assert self._proc.stderr is not None
+        for line in iter(self._proc.stderr.readline, b""):
+            self._lines.append(line)
+            if b"still waiting for all required WAL segments" in line:
+                log.warning(
+                    "pg_basebackup is waiting for the backup's WAL to be archived: check "
+                    "archive_command and pg_stat_archiver on the server (%s)",
+                    line.decode(errors="replace").strip()[:200],
+                )
+
+    def text(self) -> bytes:
+        self._thread.join(timeout=5)
+        return b"".join(self._lines[-50:])
+
+
+def wait_for_wal(ctx: Context, cluster: str, names: list[str], timeout: float) -> list[str]:
+    """Wait until ``names`` are archived; returns those still missing."""
+    deadline = time.monotonic() + timeout
+    missing = list(names)
+    while True:
+        still = []
+        for name in missing:
+            try:
+                find_wal(ctx.storage, cluster, name)
+            except SeawallError:
+                still.append(name)
+        missing = still
+        if not missing or time.monotonic() >= deadline:
+            return missing
+        time.sleep(0.2)
+
+
+def run_basebackup(
+    ctx: Context,
+    *,
+    wal_wait: float = 60.0,
+    fast_checkpoint: bool = True,
+    verify: bool | None = None,
+    progress: Any = None,
+) -> Manifest:
+    """Take a base backup of the configured server; returns its manifest."""
+    s = ctx.settings
+    cluster = s.pg_cluster_name
+    conn = conn_params(ctx)
+    facts = server_facts(conn)
+    if facts.archive_mode == "off":
+        log.warning(
+            "archive_mode is off on the server: a base backup without archived WAL cannot be "
+            "restored; set archive_command = 'seawall postgres wal-push %p'"
+        )
+    from seawall.postgres.wal.archive_info import read_archive_info
+
+    info = read_archive_info(ctx.storage, cluster)
+    if info is not None and info.system_identifier != facts.system_identifier:
+        raise RefusedError(
+            f"the server {conn.describe()} has system identifier {facts.system_identifier} but "
+            f"the WAL archive of PG_CLUSTER_NAME={cluster!r} belongs to "
+            f"{info.system_identifier}; set PG_CLUSTER_NAME to this cluster's own name"
+        )
+    major = facts.version_num // 10000
+    binary = find_binary("pg_basebackup", s.pg_bin_dir, min_major=major)
+    backup_id = new_backup_id()
+    started = datetime.now(UTC)
+    manifest = Manifest(
+        id=backup_id,
+        engine=ENGINE,
+        kind=KIND,
+        series=cluster,
+        target=conn.describe(),
+        status="running",
+        started_at=started,
+        tool_versions={"pg_basebackup": binary_version(binary)},
+        seawall_version=__version__,
+        postgres=PostgresInfo(
+            server_version=facts.version,
+            server_version_num=facts.version_num,
+            system_identifier=facts.system_identifier,
+            wal_segment_size=facts.wal_segment_size,
+        ),
+    )
+    spec = ctx.spec
+    name = "base.tar" + spec.suffix()
+    key = artifact_key(manifest, name)
+    with series_lock(
+        s.backup_dir,
+        ENGINE,
+        KIND,
+        cluster,
+        timeout=s.lock_timeout,
+        command="basebackup",
+        backup_id=backup_id,
+    ):
+        try:
+            proc = spawn_basebackup(
+                binary, conn, f"seawall {backup_id}", fast_checkpoint=fast_checkpoint
+            )
+            scanner = TarScanner()
+            assert proc.stdout is not None
+            stderr = StderrWatch(proc)
+
+            def before_commit() -> None:
+                rc = proc.wait()
+                err = stderr.text()
+                if rc != 0:
+                    raise tool_error("pg_basebackup", rc, err)
+                scanner.finish()
+                if (
+                    "backup_label" not in scanner.captured
+                    or "backup_manifest" not in scanner.captured
+                ):
+                    raise TarStructureError(
+                        "pg_basebackup's tar has no backup_label/backup_manifest"
+                    )
+
+            try:
+                result = store_stream(
+                    ScanningReader(proc.stdout, scanner),  # type: ignore[arg-type]
+                    ctx.storage,
+                    key,
+                    spec,
+                    before_commit=before_commit,
+                    progress=progress,
+                )
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            label = parse_backup_label(scanner.captured["backup_label"].decode(errors="replace"))
+            pg_manifest = json.loads(scanner.captured["backup_manifest"])
+            rng = wal_range(label, pg_manifest, facts.wal_segment_size)
+        except (SeawallError, TarStructureError, OSError, ValueError) as exc:
+            _record_failure(ctx, manifest, exc)
+            if isinstance(exc, SeawallError) and not isinstance(exc, ConfigError):
+                raise BackupFailedError(f"base backup of {cluster} failed: {exc}") from exc
+            raise BackupFailedError(f"base backup of {cluster} failed: {exc}") from exc
+        pg = manifest.postgres
+        assert pg is not None
+        pg.timeline = rng["timeline"]
+        pg.start_lsn = rng["start_lsn"]
+        pg.stop_lsn = rng["stop_lsn"]
+        pg.start_wal = rng["start_wal"]
+        pg.stop_wal = rng["stop_wal"]
+        manifest.labels["next_xid"] = str(next_xid(conn) or "")
+        manifest.labels["backup_label_start_time"] = label.get("START TIME", "")
+        manifest.artifacts = [
+            Artifact(
+                name=name,
+                role=ARTIFACT_ROLE,
+                stored_size=result.stored_size,
+                raw_size=result.raw_size,
+                sha256=result.sha256,
+                raw_sha256=result.raw_sha256,
+                compression=spec.compression,  # type: ignore[arg-type]
+                encryption=Encryption(
+                    mode=result.encryption_mode,  # type: ignore[arg-type]
+                    recipient_fingerprints=result.recipient_fingerprints,
+                )
+                if result.encryption_mode
+                else None,
+                content_type="application/x-tar",
+            )
+        ]
+        needed = list(segment_range(pg.start_wal, pg.stop_wal, facts.wal_segment_size))
+        missing = wait_for_wal(ctx, cluster, needed, wal_wait) if wal_wait > 0 else needed
+        if missing:
+            log.warning(
+                "base backup %s: WAL %s not archived yet; it is not restorable until it is "
+                "(check archive_command)",
+                backup_id,
+                ", ".join(missing),
+            )
+            manifest.labels["wal_pending"] = ",".join(missing)
+        finished = datetime.now(UTC)
+        manifest.finished_at = finished
+        manifest.duration_seconds = (finished - started).total_seconds()
+        manifest.status = "success"
+        do_verify = s.verify_backup if verify is None else verify
+        if do_verify:
+            from seawall.postgres.physical.verify import verify_base_backup
+
+            manifest.verification = verify_base_backup(ctx, manifest, deep=False)
+            if not manifest.verification.ok:
+                manifest.status = "failed"
+                manifest.error = manifest.verification.message
+        ctx.catalog.write(manifest)
+        if manifest.status != "success":
+            raise BackupFailedError(
+                f"base backup {backup_id} failed verification: {manifest.error}"
+            )
+        if s.prune_after_backup:
+            _prune(ctx, cluster)
+    return manifest
+
+
+def _record_failure(ctx: Context, manifest: Manifest, exc: BaseException) -> None:
+    manifest.status = "failed"
+    manifest.error = str(exc)
+    manifest.finished_at = datetime.now(UTC)
+    manifest.duration_seconds = (manifest.finished_at - manifest.started_at).total_seconds()
+    manifest.artifacts = []
+    try:
+        ctx.catalog.write(manifest)
+    except SeawallError:
+        log.error("could not record the failed base backup %s", manifest.id)
+
+
+def _prune(ctx: Context, cluster: str) -> None:
+    try:
+        from seawall.prune import prune_series
+    except ImportError:  # pragma: no cover - prune is the lead's module
+        return
+    try:
+        prune_series(ctx, ENGINE, KIND, cluster)
+    except SeawallError as exc:
+        log.warning("retention after the base backup failed: %s", exc)
+
+
+def base_manifests(ctx: Context, cluster: str) -> list[Manifest]:
+    """Successful base backups of a cluster, oldest first."""
+    scan = ctx.catalog.scan(ENGINE, KIND, cluster)
+    return sorted((m for m in scan.manifests if m.ok and m.postgres), key=lambda m: m.time)
+
+
+def scratch_dir_for(ctx: Context) -> Path:
+    return Path("/tmp")

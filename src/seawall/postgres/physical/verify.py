@@ -1,0 +1,158 @@
+"""Verification of a base backup.
+
+Shallow (after every backup): the stored bytes match the manifest's sha256,
+they decode (decrypt, decompress) to the raw sha256 recorded at backup time,
+and the result is a well-formed tar holding ``backup_label`` and
+``backup_manifest``.
+
+Deep (``verify_base_backup(..., deep=True)``): unpack into a scratch
+directory, fetch the backup's WAL (start..stop segment) from the archive —
+a missing segment fails the check, since the backup cannot become
+consistent without it — and run ``pg_verifybackup`` with that WAL, which
+checks every file against ``backup_manifest`` and parses the WAL range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from seawall.catalog.models import Manifest, Verification
+from seawall.catalog.store import artifact_key
+from seawall.context import Context
+from seawall.errors import NotFoundError, SeawallError
+from seawall.pipeline.stream import decode_to
+from seawall.postgres.physical.tarscan import TarScanner, TarStructureError
+from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
+from seawall.postgres.tools.pg_verifybackup import verifybackup
+from seawall.postgres.wal.envconfig import WalConfig
+from seawall.postgres.wal.fetch import fetch_wal
+from seawall.retention.walnames import segment_range
+
+
+def wal_config(ctx: Context) -> WalConfig:
+    """The WAL commands' view of a full Settings (same storage and keys)."""
+    s = ctx.settings
+    return WalConfig(
+        backup_dir=s.backup_dir,
+        cluster=s.pg_cluster_name,
+        compression=s.compression,
+        compression_level=s.compression_level,
+        compression_threads=s.compression_threads,
+        encryption=s.encryption,
+        keys=ctx.keys,
+    )
+
+
+class _ScanSink:
+    def __init__(self, scanner: TarScanner, extra: object | None = None) -> None:
+        self.scanner = scanner
+        self.hash = hashlib.sha256()
+        self._extra = extra
+
+    def write(self, data: bytes) -> int:
+        self.scanner.feed(data)
+        self.hash.update(data)
+        if self._extra is not None:
+            self._extra.write(data)  # type: ignore[attr-defined]
+        return len(data)
+
+
+def verify_base_backup(ctx: Context, manifest: Manifest, deep: bool = False) -> Verification:
+    """Check a base backup; never raises for a failed check (the result says)."""
+    t0 = time.monotonic()
+    checks: list[str] = []
+    ok = True
+    message = "ok"
+    scratch: Path | None = None
+    try:
+        art = manifest.artifact("base")
+        if art is None:
+            raise TarStructureError("the manifest lists no base artifact")
+        key = artifact_key(manifest, art.name)
+        scanner = TarScanner()
+        tar_proc: subprocess.Popen[bytes] | None = None
+        if deep:
+            scratch = Path(tempfile.mkdtemp(prefix="seawall-verify-", dir=str(_scratch_root(ctx))))
+            (scratch / "data").mkdir()
+            tar_proc = subprocess.Popen(
+                ["tar", "-x", "-f", "-", "-C", str(scratch / "data")],
+                stdin=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        sink = _ScanSink(scanner, tar_proc.stdin if tar_proc else None)
+        try:
+            decode_to(ctx.storage, key, sink, ctx.keys, expected_sha256=art.sha256)
+        finally:
+            if tar_proc is not None:
+                assert tar_proc.stdin is not None
+                tar_proc.stdin.close()
+                tar_proc.wait()
+        checks.append("sha256 of stored bytes")
+        if art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
+            raise TarStructureError("decoded content does not match the recorded raw sha256")
+        checks.append("decrypt + decompress, raw sha256")
+        scanner.finish()
+        for member in ("backup_label", "backup_manifest"):
+            if member not in scanner.captured:
+                raise TarStructureError(f"the tar has no {member}")
+        checks.append(f"tar structure ({scanner.members} members)")
+        if deep:
+            assert scratch is not None and tar_proc is not None
+            if tar_proc.returncode != 0:
+                err = tar_proc.stderr.read().decode(errors="replace") if tar_proc.stderr else ""
+                raise TarStructureError(f"tar could not unpack the backup: {err.strip()[:200]}")
+            ok, message = _deep(ctx, manifest, scratch, checks)
+    except (SeawallError, TarStructureError) as exc:
+        ok = False
+        message = str(exc)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return Verification(
+        at=datetime.now(UTC),
+        ok=ok,
+        deep=deep,
+        duration_seconds=round(time.monotonic() - t0, 3),
+        message=message,
+        checks=checks,
+    )
+
+
+def _scratch_root(ctx: Context) -> Path:
+    return Path(tempfile.gettempdir())
+
+
+def _deep(ctx: Context, manifest: Manifest, scratch: Path, checks: list[str]) -> tuple[bool, str]:
+    pg = manifest.postgres
+    if pg is None or not pg.start_wal or not pg.stop_wal:
+        return False, "the manifest has no WAL range; cannot verify deeply"
+    seg_size = pg.wal_segment_size or 16 * 1024 * 1024
+    wal_dir = scratch / "wal"
+    wal_dir.mkdir()
+    cfg = wal_config(ctx)
+    missing = []
+    for name in segment_range(pg.start_wal, pg.stop_wal, seg_size):
+        try:
+            fetch_wal(cfg, name, wal_dir / name)
+        except NotFoundError:
+            missing.append(name)
+    if missing:
+        return False, (
+            f"WAL needed by base backup {manifest.id} is missing from the archive: "
+            f"{', '.join(missing)}; the backup cannot be restored"
+        )
+    checks.append(f"WAL {pg.start_wal}..{pg.stop_wal} in the archive")
+    major = (pg.server_version_num or 0) // 10000 or None
+    binary = find_binary("pg_verifybackup", ctx.settings.pg_bin_dir, min_major=major)
+    ok, out = verifybackup(binary, scratch / "data", wal_dir=wal_dir)
+    if not ok:
+        lines = [ln for ln in out.splitlines() if ln.strip()]
+        return False, "pg_verifybackup: " + "; ".join(lines[:5])
+    checks.append("pg_verifybackup (files + WAL)")
+    return True, "ok"

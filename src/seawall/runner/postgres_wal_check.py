@@ -1,0 +1,54 @@
+"""``seawall postgres wal-check``: continuity of the WAL archive and the PITR window."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from seawall.runner.common import command, print_json, settings
+
+
+@command
+def wal_check(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Gaps per timeline, base backups without their WAL, the recoverable window,
+    and the age of the newest segment. Exit 3 on a gap or a base backup missing WAL."""
+    from datetime import UTC, datetime
+
+    from seawall.context import Context
+    from seawall.errors import VerificationError
+    from seawall.postgres.wal.archive import describe_window
+    from seawall.postgres.wal.check import check_archive
+
+    ctx = Context(settings())
+    report = check_archive(ctx, datetime.now(UTC))
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        typer.echo(
+            f"cluster {report.cluster}: {report.segments} segments on timelines "
+            f"{', '.join(str(t) for t in report.timelines) or '-'}"
+        )
+        for gap in report.gaps:
+            typer.echo(
+                f"GAP on timeline {gap.timeline}: {gap.count} segment(s) missing, "
+                f"{gap.first_missing}..{gap.last_missing}"
+            )
+        for b in report.base_backups:
+            status = "ok" if b["consistent"] else f"MISSING WAL {b['missing'] or b['stop_wal']}"
+            typer.echo(f"base backup {b['id']}: WAL {b['start_wal']}..{b['stop_wal']} {status}")
+        typer.echo(describe_window(report))
+        if report.newest_segment:
+            typer.echo(
+                f"newest segment {report.newest_segment}, "
+                f"{report.newest_segment_age_seconds or 0:.0f}s old"
+            )
+        for err in report.errors:
+            typer.echo(f"warning: {err}", err=True)
+    if not report.ok:
+        raise VerificationError(
+            "the WAL archive has gaps: point-in-time recovery cannot cross them; "
+            "take a new base backup and check archive_command"
+        )

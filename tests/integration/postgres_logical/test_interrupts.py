@@ -1,0 +1,116 @@
+"""A backup killed with SIGKILL mid-stream leaves nothing that counts as a
+backup, and the next run succeeds; two overlapping runs of one series do
+not collide (the second exits 6 with the lock message)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SEAWALL, run_seawall
+from tests.integration.postgres_logical.helpers import manifests, seawall_env
+from tests.support.pgcluster import PgCluster, make_cluster
+
+# gzip at level 9 in-process is slow enough (~15 MB/s) to give a window of seconds.
+SLOW = {"COMPRESSION": "gzip", "COMPRESSION_LEVEL": "9", "VERIFY_BACKUP": "false"}
+
+
+@pytest.fixture(scope="module")
+def big() -> Iterator[PgCluster]:
+    c = make_cluster()
+    c.psql("CREATE DATABASE big")
+    c.psql(
+        "CREATE TABLE noise AS SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS a"
+        " FROM generate_series(1, 400000) g",
+        "big",
+    )
+    yield c
+    c.destroy()
+
+
+def _wait_for_bytes(backup_dir: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> Path:
+    """Wait until the running backup has written some bytes to its partial file."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "backup finished before it could be interrupted"
+        partials = [p for p in backup_dir.rglob("*partial*") if p.is_file()]
+        if partials and partials[0].stat().st_size > 256 * 1024:
+            return partials[0]
+        time.sleep(0.02)
+    raise AssertionError("no bytes flowing")
+
+
+def test_kill_9_mid_stream_then_next_run_succeeds(big: PgCluster, backup_dir: Path) -> None:
+    env = seawall_env(big, backup_dir, **SLOW)
+    proc = subprocess.Popen([SEAWALL, "postgres", "backup", "-d", "big"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    _wait_for_bytes(backup_dir, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not [m for m in manifests(backup_dir, "big") if m["status"] == "success"]
+    res = run_seawall(["postgres", "list", "--json"], env)
+    assert [r for r in json.loads(res.stdout) if r["status"] == "success"] == []
+    res = run_seawall(["postgres", "verify", "latest", "-d", "big"], env)
+    assert res.returncode == 4
+
+    res = run_seawall(["postgres", "backup", "-d", "big"], {**env, "COMPRESSION_LEVEL": "1"})
+    assert res.returncode == 0, res.stderr
+    assert [m["status"] for m in manifests(backup_dir, "big")] == ["success"]
+    res = run_seawall(["postgres", "verify", "latest", "-d", "big"], env)
+    assert res.returncode == 0, res.stderr
+
+
+def test_concurrent_backups_of_one_series(big: PgCluster, backup_dir: Path) -> None:
+    env = seawall_env(big, backup_dir, LOCK_TIMEOUT="0.5", **SLOW)
+    first = subprocess.Popen([SEAWALL, "postgres", "backup", "-d", "big"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    _wait_for_bytes(backup_dir, first)
+    second = run_seawall(["postgres", "backup", "-d", "big"], env)
+    assert second.returncode == 6, second.stderr
+    assert "holds the lock" in second.stderr and str(first.pid) in second.stderr
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert [m["status"] for m in manifests(backup_dir, "big")] == ["success"]
+
+
+def test_interrupted_deep_verify_drops_its_scratch_database(
+    big: PgCluster, backup_dir: Path
+) -> None:
+    env = seawall_env(big, backup_dir, VERIFY_BACKUP="false")
+    assert run_seawall(["postgres", "backup", "-d", "big"], env).returncode == 0
+    proc = subprocess.Popen([SEAWALL, "postgres", "verify", "latest", "-d", "big", "--deep"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    query = "SELECT count(*) FROM pg_database WHERE datname LIKE 'seawall_verify_%'"
+    deadline = time.monotonic() + 60
+    while big.psql(query) == "0":
+        assert proc.poll() is None, "verify finished before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert big.psql(query) == "0"
+
+
+def test_sigterm_mid_backup_records_a_failed_run(big: PgCluster, backup_dir: Path) -> None:
+    """A stopped Job (SIGTERM) cleans up and leaves a failed manifest for alerting."""
+    env = seawall_env(big, backup_dir, **SLOW)
+    proc = subprocess.Popen([SEAWALL, "postgres", "backup", "-d", "big"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    _wait_for_bytes(backup_dir, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    [m] = manifests(backup_dir, "big")
+    assert m["status"] == "failed" and m["error"] == "interrupted"
+    assert not [p for p in backup_dir.rglob("*partial*")]
+    assert [p.name for p in (backup_dir / "postgresql/logical/big" / m["id"]).iterdir()] == [
+        "manifest.json"
+    ]

@@ -1,0 +1,71 @@
+"""The WAL hot path stays light: wal-push / wal-fetch run without Typer,
+pydantic(-settings), psycopg, rich, httpx or qdrant_client in the process.
+
+Run in a fresh interpreter on a real (synthetic-header) segment so the check
+covers the whole path, including encryption and the archive.json write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+FORBIDDEN = (
+    "typer",
+    "pydantic",
+    "pydantic_settings",
+    "pydantic_core",
+    "psycopg",
+    "rich",
+    "httpx",
+    "qdrant_client",
+    "click",
+)
+
+PROBE = """
+import json, sys
+from seawall.entry import main
+codes = [main(["postgres", "wal-push", sys.argv[1]]), main(["postgres", "wal-fetch", sys.argv[2], sys.argv[3]]),
+         main(["postgres", "wal-fetch", "000000010000000000000099", sys.argv[3] + "x"])]
+roots = sorted({m.split(".")[0] for m in sys.modules})
+print(json.dumps({"codes": codes, "modules": roots}))
+"""
+
+
+def segment(tmp: Path, name: str = "000000010000000000000003", size: int = 16 << 20) -> Path:
+    """A segment whose first page carries a valid long header (sysid 42)."""
+    segno = int(name[8:16], 16) * 256 + int(name[16:], 16)
+    head = struct.pack("<HHIQI", 0xD110, 0x0002, 1, segno * size, 0) + b"\0" * 4
+    head += struct.pack("<QII", 42, size, 8192)
+    path = tmp / name
+    path.write_bytes(head + os.urandom(4096) + b"\0" * (size - len(head) - 4096))
+    return path
+
+
+def test_wal_fast_path_imports(tmp_path: Path, age_keys: tuple[Path, str]) -> None:
+    key, public = age_keys
+    seg = segment(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEAWALL_", "ENCRYPTION"))}
+    env.update(
+        BACKUP_DIR=str(tmp_path / "backups"),
+        ENCRYPTION="true",
+        ENCRYPTION_RECIPIENTS=public,
+        ENCRYPTION_IDENTITY_FILE=str(key),
+    )
+    dest = tmp_path / "fetched"
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE, str(seg), seg.name, str(dest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["codes"] == [0, 0, 1], res.stderr
+    assert dest.read_bytes() == seg.read_bytes()
+    loaded = [m for m in FORBIDDEN if m in out["modules"]]
+    assert loaded == [], f"the WAL hot path imported {loaded}"

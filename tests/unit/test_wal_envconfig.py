@@ -1,0 +1,85 @@
+"""The WAL hot path's light env reader agrees with settings.py.
+
+envconfig.py duplicates, on purpose, the names and precedence of the few
+options wal-push / wal-fetch need (pydantic-settings is too slow to import
+once per WAL segment); this test is what keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seawall.context import Context
+from seawall.errors import ConfigError
+from seawall.pipeline.keys import generate_identity
+from seawall.postgres.physical.verify import wal_config
+from seawall.postgres.wal.envconfig import load_wal_config
+from seawall.settings import load_settings
+
+SECRET, PUBLIC = generate_identity()
+SECRET2, PUBLIC2 = generate_identity()
+
+
+def _cases(tmp: Path) -> list[dict[str, str]]:
+    ident = tmp / "id.txt"
+    ident.write_text(f"# comment\n{SECRET2}\n")
+    recips = tmp / "recipients.txt"
+    recips.write_text(f"{PUBLIC}\n{PUBLIC2}\n")
+    keyfile = tmp / "key"
+    keyfile.write_text(SECRET + "\n")
+    return [
+        {},
+        {"BACKUP_DIR": "/b"},
+        {"BACKUP_DIR": "/b", "SEAWALL_BACKUP_DIR": "/s"},
+        {"backup_dir": "/lower"},
+        {"COMPRESSION": "gzip", "COMPRESSION_LEVEL": "5", "COMPRESSION_THREADS": "2"},
+        {"SEAWALL_COMPRESSION": "none", "COMPRESSION": "gzip"},
+        {"PG_CLUSTER_NAME": "prod"},
+        {"PG_CLUSTER_NAME": "prod", "SEAWALL_PG_CLUSTER_NAME": "other"},
+        {"ENCRYPTION": "true", "ENCRYPTION_RECIPIENTS": f"{PUBLIC},{PUBLIC2}"},
+        {"ENCRYPTION": "yes", "ENCRYPTION_RECIPIENTS": f"{PUBLIC} {PUBLIC2}"},
+        {"ENCRYPTION": "1", "ENCRYPTION_RECIPIENTS_FILE": str(recips)},
+        {"ENCRYPTION": "on", "ENCRYPTION_KEY": SECRET},
+        {"ENCRYPTION": "true", "ENCRYPTION_KEY_FILE": str(keyfile)},
+        {"ENCRYPTION": "true", "ENCRYPTION_KEY": "a passphrase"},
+        {"ENCRYPTION": "false", "ENCRYPTION_KEY": SECRET},
+        {"ENCRYPTION_IDENTITY": SECRET},
+        {"ENCRYPTION_IDENTITY_FILE": str(ident)},
+        {"SEAWALL_ENCRYPTION_IDENTITY_FILE": str(ident), "ENCRYPTION_IDENTITY": SECRET},
+        {"ENCRYPTION_IDENTITY_FILES": f"{ident}"},
+        {"ENCRYPTION_RECIPIENTS": f'["{PUBLIC}"]', "ENCRYPTION": "TRUE"},
+    ]
+
+
+def test_both_readers_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in _cases(tmp_path):
+        for var in list(__import__("os").environ):
+            monkeypatch.delenv(var)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        light = load_wal_config(env)
+        full = wal_config(Context(load_settings()))
+        assert light.backup_dir == full.backup_dir, env
+        assert light.cluster == full.cluster, env
+        assert light.compression == full.compression, env
+        assert light.compression_level == full.compression_level, env
+        assert light.compression_threads == full.compression_threads, env
+        assert light.encryption == full.encryption, env
+        assert light.keys.recipients == full.keys.recipients, env
+        assert set(light.keys.identities) == set(full.keys.identities), env
+        assert light.keys.passphrase == full.keys.passphrase, env
+        assert light.spec().suffix() == Context(load_settings()).spec.suffix(), env
+
+
+def test_both_readers_refuse_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in ({"ENCRYPTION": "true"}, {"COMPRESSION": "lz4"}, {"ENCRYPTION": "maybe"}):
+        for var in list(__import__("os").environ):
+            monkeypatch.delenv(var)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        with pytest.raises(ConfigError):
+            load_wal_config(env)
+        with pytest.raises(ConfigError):
+            load_settings()
