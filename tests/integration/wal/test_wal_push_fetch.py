@@ -158,7 +158,12 @@ def test_kill_9_mid_push_then_postgres_retries(
         f"  env BACKUP_DIR={backup_dir} PG_CLUSTER_NAME=main ENCRYPTION=true "
         f'ENCRYPTION_KEY=slow-passphrase {SEAWALL} postgres wal-push "$1" &\n'
         "  pid=$!\n"
-        "  sleep 0.6\n"
+        "  i=0\n"
+        "  while [ $i -lt 400 ]; do\n"
+        f'    if ls {backup_dir}/postgresql/wal/main/*/ 2>/dev/null | grep -q "age.partial-"; '
+        "then break; fi\n"
+        "    sleep 0.05; i=$((i+1))\n"
+        "  done\n"
         f'  ls {backup_dir}/postgresql/wal/main/*/ | grep -c "age.partial-" > "$mark"\n'
         "  kill -9 $pid\n"
         "  exit 1\n"

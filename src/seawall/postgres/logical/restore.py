@@ -33,7 +33,7 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import decode_to
+from seawall.pipeline.stream import decode_to, sniff_encryption
 from seawall.postgres.logical import server
 from seawall.postgres.logical.select import BackupSource
 from seawall.postgres.logical.stats import Conn
@@ -167,6 +167,11 @@ class _SwitchSink:
             self.psql.kill()
 
 
+class _NullSink:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
 def _decode_into(
     ctx: Context,
     source: BackupSource,
@@ -176,6 +181,14 @@ def _decode_into(
     """Decode the dump (checked against the manifest when there is one) into ``sink``."""
     if source.manifest is None:
         assert source.foreign_key is not None
+        with source.storage.open_read(source.foreign_key) as fh:
+            head = fh.read(16)
+        if sniff_encryption(head) == "openssl":
+            # Legacy `openssl enc` (CBC) has no MAC: a wrong key is only noticed
+            # at the last block (padding) or by the gzip CRC, after garbage has
+            # been streamed. Decode once to nowhere first, so nothing unchecked
+            # ever reaches psql.
+            decode_to(source.storage, source.foreign_key, _NullSink(), ctx.keys)
         decode_to(source.storage, source.foreign_key, sink, ctx.keys, progress=progress)
         return
     art = source.manifest.artifact("dump")
