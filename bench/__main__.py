@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         no_cache=args.no_cache,
     )
     signal.signal(signal.SIGTERM, _sigterm)
+    # also when started in the background with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ctx = Context(opts)
     rows: list[Row] = []
     meta = environment() | {"size_mb": opts.size_mb, "repeat": opts.repeat, "suites": chosen}

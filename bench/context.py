@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -164,6 +165,24 @@ class Context:
             env["PGDATA"] = str(self._cluster.datadir)
         env.update(extra)
         return env
+
+    def seawall_archive_command(self, backup_dir: Path) -> str:
+        """archive_command pushing into ``backup_dir`` (runs as postgres via sh)."""
+        env = self.seawall_env(backup_dir)
+        keep = (
+            "BACKUP_DIR",
+            "COMPRESSION",
+            "ENCRYPTION",
+            "ENCRYPTION_RECIPIENTS",
+            "PGDATA",
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "LOG_FORMAT",
+            "PYTHONPATH",
+        )
+        assigns = " ".join(f"{k}={shlex.quote(env[k])}" for k in keep if k in env)
+        return f"env {assigns} {shlex.join(self.seawall_cmd())} postgres wal-push %p"
 
     def seawall_unavailable(self, *args: str) -> str | None:
         """None if ``seawall ARGS --help`` works, else a one-line reason."""

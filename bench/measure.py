@@ -119,11 +119,12 @@ def last_line(text: str, width: int = 160) -> str:
 
 
 def _self_rss_mb() -> float:
-    """Our own RSS: a forked child's ru_maxrss starts at (about) this."""
+    """Our own peak RSS: a forked child's ru_maxrss starts at this.
+
+    fork copies the parent's mm including its RSS high-water mark, so the
+    floor is the harness's VmHWM, not its current RSS.
+    """
     got = _hwm(os.getpid())
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / KIB_PER_MIB
     return got[1] if got else 0.0
 
 
@@ -185,9 +186,10 @@ class _TreeSampler(threading.Thread):
             got = _hwm(pid)
             if got is None:
                 continue
-            old = self.peaks.get(pid)
-            if old is None or got[1] >= old[1]:
-                self.peaks[pid] = got
+            # keep the latest, not the largest: a sample taken between fork
+            # and exec shows the parent's memory; VmHWM restarts at exec and
+            # only grows after it, so the last sample is the final image's peak
+            self.peaks[pid] = got
 
     def run(self) -> None:
         while not self._stop_evt.is_set():

@@ -35,9 +35,10 @@ def pg_dump_custom_raw(db: str) -> Stages:
     return [[pg_bin("pg_dump"), "-Fc", "-Z0", "-d", db]]
 
 
-def pg_dump_zstd_age(db: str, recipient: str) -> Stages:
+def pg_dump_zstd_age(db: str, recipient: str, level: int = 3) -> Stages:
     """The C-tool equivalent of seawall's logical backup."""
-    return [[pg_bin("pg_dump"), "-Fc", "-Z0", "-d", db], ZSTD, age_encrypt(recipient)]
+    zstd = ["zstd", f"-{level}", "-T0", "-q", "-c"]
+    return [[pg_bin("pg_dump"), "-Fc", "-Z0", "-d", db], zstd, age_encrypt(recipient)]
 
 
 def gunzip_psql(db: str) -> Stages:

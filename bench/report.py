@@ -43,7 +43,7 @@ def apply_baseline(rows: list[Row]) -> None:
 def _fmt_size(n: int | None) -> str:
     if n is None:
         return "-"
-    if n >= 10 * 2**20:
+    if n >= 2**30:
         return f"{n / 2**20:.0f} MiB"
     if n >= 2**20:
         return f"{n / 2**20:.1f} MiB"

@@ -113,7 +113,11 @@ def run(ctx: Context) -> list[Row]:
     rows.append(row)
     shutil.rmtree(work, ignore_errors=True)
 
-    sw_dir = ctx.tmpdir("bb-seawall")
+    # seawall's basebackup waits until the WAL it needs is in *its* archive
+    # (that is what makes it restorable), so archive_command must be seawall
+    # wal-push into the same volume, as in a real deployment. Both run as
+    # postgres so they can share the volume.
+    sw_dir = ctx.tmpdir("bb-seawall", for_postgres=True)
     sw_env = ctx.seawall_env(sw_dir)
 
     def sw(i: int) -> measure.RunResult:
@@ -121,23 +125,33 @@ def run(ctx: Context) -> list[Row]:
             subprocess.run(["rm", "-rf", str(child)], check=True)
         checkpoint()
         return measure.run(
-            [[*ctx.seawall_cmd(), "postgres", "basebackup"]], env=sw_env, timeout=timeout
+            [[*ctx.seawall_cmd(), "postgres", "basebackup"]],
+            env=sw_env,
+            timeout=timeout,
+            user="postgres",
+            cwd=Path("/tmp"),
         )
 
     def sw_artifact() -> int | None:
         best = largest_file(sw_dir)
         return best.stat().st_size if best else None
 
+    unavailable = ctx.seawall_unavailable("postgres", "basebackup")
+    if not unavailable:
+        cluster.set_archive_command(ctx.seawall_archive_command(sw_dir))
+        ctx.defer(lambda: cluster.set_archive_command("/bin/true"))
     rows.append(
         repeat_row(
             SUITE,
-            "seawall postgres basebackup (zstd+age)",
+            "seawall postgres basebackup (zstd+age, archive_command = seawall)",
             sw,
             reps,
             rss="root",
             artifact=sw_artifact,
-            unavailable=ctx.seawall_unavailable("postgres", "basebackup"),
+            unavailable=unavailable,
         )
     )
+    if not unavailable:
+        cluster.set_archive_command("/bin/true")
     apply_baseline(rows)
     return rows

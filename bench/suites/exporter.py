@@ -130,7 +130,8 @@ def measure_exporter(
         "idle_cpu_percent": round(idle_cpu * 100, 2),
     }
     row.notes = (
-        f"median = warm scrape p50; first scrape {first * 1000:.0f} ms, warm p99 "
+        f"median = warm scrape p50; listening after {startup:.2f}s, first scrape "
+        f"{first * 1000:.0f} ms, warm p99 "
         f"{p99 * 1000:.1f} ms (n={len(warm)}), idle CPU {idle_cpu * 100:.2f}% over "
         f"{idle:.0f}s, RSS {rss_end:.0f} MB (peak {hwm:.0f}); artifact = /metrics body"
     )

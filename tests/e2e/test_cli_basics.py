@@ -19,7 +19,9 @@ def test_help_lists_exit_codes() -> None:
 def test_python_dash_m_and_version() -> None:
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "seawall", "--version"], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "seawall", "--version"], capture_output=True, text=True
+    )
     assert res.returncode == 0 and res.stdout.startswith("seawall ")
 
 
@@ -31,7 +33,9 @@ def test_keygen_key_works_with_stock_age(tmp_path: Path) -> None:
     assert public.startswith("age1")
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     assert "AGE-SECRET-KEY" not in res.stdout + res.stderr
-    enc = subprocess.run(["age", "-r", public], input=b"hello", capture_output=True, check=True).stdout
+    enc = subprocess.run(
+        ["age", "-r", public], input=b"hello", capture_output=True, check=True
+    ).stdout
     dec = subprocess.run(["age", "-d", "-i", str(key)], input=enc, capture_output=True, check=True)
     assert dec.stdout == b"hello"
     again = subprocess.run([SEAWALL, "keygen", "-o", str(key)], capture_output=True, text=True)
@@ -40,7 +44,9 @@ def test_keygen_key_works_with_stock_age(tmp_path: Path) -> None:
 
 def test_invalid_configuration_exits_2_listing_fields(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEAWALL_", "DB_", "PG"))}
-    env.update(BACKUP_DIR=str(tmp_path), COMPRESSION="brotli", DB_PORT="x", DB_PASSWORD="pw-XYZZY-123")
+    env.update(
+        BACKUP_DIR=str(tmp_path), COMPRESSION="brotli", DB_PORT="x", DB_PASSWORD="pw-XYZZY-123"
+    )
     res = subprocess.run([SEAWALL, "prune", "--dry-run"], env=env, capture_output=True, text=True)
     assert res.returncode == 2
     assert "COMPRESSION" in res.stderr and "DB_PORT" in res.stderr

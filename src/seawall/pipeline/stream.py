@@ -12,6 +12,7 @@ uses it and must start fast.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import zlib
 from collections.abc import Callable
@@ -229,10 +230,8 @@ class PrefetchReader:
 
         self._stop.set()
         while self._thread.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 self._q.get(timeout=0.1)
-            except queue.Empty:
-                pass
         self._thread.join()
 
 

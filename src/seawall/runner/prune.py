@@ -70,7 +70,9 @@ def prune(
             continue
         mark = "keep" if a.action == "keep" else ("would drop" if dry_run else "drop")
         tiers = f" [{', '.join(a.tiers)}]" if a.tiers else ""
-        lines.append(f"{mark:<10} {a.what:<7} {a.series:<40} {a.name}{tiers}: {'; '.join(a.reasons)}")
+        lines.append(
+            f"{mark:<10} {a.what:<7} {a.series:<40} {a.name}{tiers}: {'; '.join(a.reasons)}"
+        )
     if lines:
         sys.stdout.write("\n".join(lines) + "\n")
     drops = the_plan.drops()

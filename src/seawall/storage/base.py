@@ -12,9 +12,9 @@ a crash leaves at most such a temporary, which ``prune`` removes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-import re
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 

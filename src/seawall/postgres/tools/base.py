@@ -40,7 +40,9 @@ class ConnParams:
     password: str | None = field(default=None, repr=False)
     passfile: Path | None = None
 
-    def env(self, base: Mapping[str, str] | None = None, dbname: str | None = None) -> dict[str, str]:
+    def env(
+        self, base: Mapping[str, str] | None = None, dbname: str | None = None
+    ) -> dict[str, str]:
         """Environment for a libpq program; strips inherited PG* to avoid surprises."""
         env = {k: v for k, v in (base if base is not None else os.environ).items()}
         for key in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGPASSFILE"):
