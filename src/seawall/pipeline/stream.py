@@ -235,7 +235,7 @@ class PrefetchReader:
         self._thread.join()
 
 
-def _copy(src: BinaryIO | CountingReader | HashingReader, dst: Sink) -> None:
+def _copy(src: BinaryIO | CountingReader | HashingReader | PrefetchReader, dst: Sink) -> None:
     while True:
         chunk = src.read(CHUNK)
         if not chunk:
