@@ -119,6 +119,9 @@ class Settings(BaseSettings):
         timedelta(days=7), validation_alias=_env("pitr_window", "PITR_WINDOW")
     )
     restore_jobs: int = Field(2, ge=1, validation_alias=_env("restore_jobs", "RESTORE_JOBS"))
+    content_checksums: bool = Field(
+        True, validation_alias=_env("content_checksums", "CONTENT_CHECKSUMS")
+    )
 
     # --- pipeline ----------------------------------------------------------------
     compression: Compression = Field("zstd", validation_alias=_env("compression", "COMPRESSION"))

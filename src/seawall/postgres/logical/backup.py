@@ -90,15 +90,16 @@ def _artifact(name: str, role: str, res: StoreResult, content_type: str) -> Arti
 class _StatsThread(threading.Thread):
     """Computes table statistics in the exporting transaction while pg_dump streams."""
 
-    def __init__(self, conn: stats.Conn) -> None:
+    def __init__(self, conn: stats.Conn, checksums: bool = True) -> None:
         super().__init__(name="seawall-stats", daemon=True)
         self.conn = conn
+        self.checksums = checksums
         self.result: dict[str, TableStats] = {}
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = stats.tables(self.conn)
+            self.result = stats.tables(self.conn, self.checksums)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
 
@@ -200,7 +201,7 @@ def _run(
             snapshot=snapshot,
         )
         proc = dump.spawn(database, snapshot)
-        worker = _StatsThread(conn)
+        worker = _StatsThread(conn, ctx.settings.content_checksums)
         worker.start()
         dump_name = DUMP_BASENAME + spec.suffix()
         dump_key = artifact_key(manifest, dump_name)
