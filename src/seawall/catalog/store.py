@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from seawall.catalog.models import FORMAT_VERSION, MANIFEST_NAME, Manifest
 from seawall.catalog.naming import decode_segment, encode_segment, is_backup_id
+from seawall.catalog.wal_layout import WAL_ROOT
 from seawall.errors import NotFoundError, SeawallError, StorageError
 from seawall.storage.base import ObjectInfo, Storage
 
@@ -131,7 +132,8 @@ class Catalog:
         """Walk the volume once (prune needs manifests, orphans and partials)."""
         inv = Inventory()
         with_manifest: set[str] = set()
-        for info, partial in self.storage.walk(engine or ""):
+        # The WAL archive (100,000s of files) has its own layout and listing.
+        for info, partial in self.storage.walk(engine or "", exclude=(WAL_ROOT,)):
             parts = info.key.split("/")
             if partial:
                 inv.partials.append(info)

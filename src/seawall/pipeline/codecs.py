@@ -68,7 +68,7 @@ def compress_reader(src: BinaryIO, compression: str, level: int | None, threads:
     """Wrap ``src`` so reading yields compressed bytes."""
     if compression == "zstd":
         cctx = zstandard.ZstdCompressor(
-            level=level if level is not None else 3, threads=threads or -1
+            level=level if level is not None else 3, threads=threads or -1, write_checksum=True
         )
         return cctx.stream_reader(src, read_size=CHUNK, closefd=False)
     if compression == "gzip":

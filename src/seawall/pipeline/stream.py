@@ -42,6 +42,10 @@ class PipelineSpec:
     keys: KeyRing | None = None
     scrypt_work_factor: int = 18
     prefetch: bool = True  # compress in a thread while the main thread encrypts
+    #: sha256 of the raw stream as well (costs a hash pass over the raw bytes;
+    #: the stored-bytes sha256, age's MACs and zstd's frame checksum already
+    #: cover integrity, so big dumps turn it off).
+    raw_hash: bool = True
 
     @property
     def encryption_mode(self) -> str | None:
@@ -76,17 +80,20 @@ class DecodeResult:
 class CountingReader:
     """Counts and hashes raw bytes as they are pulled from the producer."""
 
-    def __init__(self, src: BinaryIO, progress: Progress | None = None) -> None:
+    def __init__(
+        self, src: BinaryIO, progress: Progress | None = None, hashing: bool = True
+    ) -> None:
         self._src = src
         self.count = 0
-        self.hash = hashlib.sha256()
+        self.hash = hashlib.sha256() if hashing else None
         self._progress = progress
 
     def read(self, n: int = -1) -> bytes:
         data = self._src.read(n if n and n > 0 else CHUNK)
         if data:
             self.count += len(data)
-            self.hash.update(data)
+            if self.hash is not None:
+                self.hash.update(data)
             if self._progress is not None:
                 self._progress(len(data))
         return data
@@ -258,7 +265,7 @@ def store_stream(
     renamed into place: the producer's exit status is checked there, so a
     dump that died half-way never becomes a complete-looking artifact.
     """
-    counting = CountingReader(source, progress)
+    counting = CountingReader(source, progress, hashing=spec.raw_hash)
     with storage.open_atomic_write(key) as fh:
         out = HashingWriter(fh)
         try:
@@ -301,7 +308,7 @@ def store_stream(
         raw_size=counting.count,
         stored_size=out.count,
         sha256=out.hash.hexdigest(),
-        raw_sha256=counting.hash.hexdigest(),
+        raw_sha256=counting.hash.hexdigest() if counting.hash is not None else "",
         compression=spec.compression,
         encryption_mode=spec.encryption_mode,
         recipient_fingerprints=spec.keys.fingerprints() if spec.keys else [],

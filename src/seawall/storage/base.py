@@ -89,8 +89,11 @@ class Storage(Protocol):
         """Complete objects under ``prefix`` (recursive), skipping temporaries."""
         ...
 
-    def walk(self, prefix: str = "") -> Iterator[tuple[ObjectInfo, bool]]:
-        """Every object under ``prefix``, temporaries included (flag True), in one pass."""
+    def walk(
+        self, prefix: str = "", exclude: tuple[str, ...] = ()
+    ) -> Iterator[tuple[ObjectInfo, bool]]:
+        """Every object under ``prefix``, temporaries included (flag True), in one pass,
+        skipping the sub-trees whose keys are in ``exclude``."""
         ...
 
     def list_partials(self, prefix: str = "") -> Iterator[ObjectInfo]:

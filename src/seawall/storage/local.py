@@ -158,7 +158,9 @@ class LocalStorage:
                 return
             current = current.parent
 
-    def walk(self, prefix: str = "") -> Iterator[tuple[ObjectInfo, bool]]:
+    def walk(
+        self, prefix: str = "", exclude: tuple[str, ...] = ()
+    ) -> Iterator[tuple[ObjectInfo, bool]]:
         """Every object under ``prefix`` with whether it is a temporary; one pass.
 
         ``os.scandir`` recursion with string keys: at 100,000 files this is
@@ -181,7 +183,9 @@ class LocalStorage:
             files = []
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, f"{rel}{entry.name}/"))
+                    sub = f"{rel}{entry.name}"
+                    if sub not in exclude:
+                        stack.append((entry.path, f"{sub}/"))
                 else:
                     files.append(entry)
             for entry in reversed(files):
