@@ -179,8 +179,14 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
             ".history); archive_command must pass %p"
         ) from None
     storage = LocalStorage(cfg.backup_dir)
+    spec = _wal_spec(cfg)
     data = _read_small(path)
+    encoder: _Encoder | None = None
     if data is not None:
+        if spec.encryption_mode != "scrypt":
+            # Compress and encrypt in a thread while this one hashes and checks:
+            # zstd, age and sha256 all release the GIL, so the two overlap.
+            encoder = _Encoder(data, spec)
         raw_sha, head, size = _sha256_hex(data), data[:LONG_HEADER_SIZE], len(data)
     else:
         raw_sha, head, size = _hash_file(path)
@@ -200,11 +206,6 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
             "of this cluster: investigate before removing either copy"
         )
 
-    spec = cfg.spec()
-    if cfg.compression_level is None and spec.compression == "zstd":
-        # WAL compresses about as well at level 1 as at 3, at a third of the CPU
-        # time, and archive_command latency is what keeps pg_wal from filling up
-        spec = dataclasses.replace(spec, level=WAL_ZSTD_LEVEL)
     if spec.encryption_mode == "scrypt":
         sys.stderr.write(
             "seawall: warning: ENCRYPTION_KEY is a passphrase (age scrypt mode, ~1.5 s per "
@@ -213,8 +214,8 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
         )
     key = wal_key(cfg.cluster, name, raw_sha, spec.suffix())
     _ensure_dir(storage, wal_dir(cfg.cluster, name))
-    if data is not None and spec.encryption_mode != "scrypt":
-        stored = _store_one_shot(storage, key, data, spec)
+    if encoder is not None:
+        stored = _store_one_shot(storage, key, encoder.result())
         return PushResult(name, key, False, size, stored)
     with open(path, "rb") as src:
         second = _TeeHash(src)
@@ -230,15 +231,43 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
     return PushResult(name, key, False, result.raw_size, result.stored_size)
 
 
-def _store_one_shot(storage: LocalStorage, key: str, data: bytes, spec: PipelineSpec) -> int:
-    """Compress and encrypt a segment in memory, then write it atomically.
+def _wal_spec(cfg: WalConfig) -> PipelineSpec:
+    spec = cfg.spec()
+    if cfg.compression_level is None and spec.compression == "zstd":
+        # WAL compresses about as well at level 1 as at 3, at a third of the CPU
+        # time, and archive_command latency is what keeps pg_wal from filling up
+        spec = dataclasses.replace(spec, level=WAL_ZSTD_LEVEL)
+    return spec
 
-    Same formats as :func:`store_stream` (one zstd frame, one age file), but
-    without its per-chunk Python loop and its second and third sha256 passes
-    over the raw bytes: for a 16 MiB segment that is most of the CPU time.
-    The bytes compressed are the bytes hashed (read once), so a file changing
-    under us cannot be archived under the wrong name.
-    """
+
+class _Encoder:
+    """Compress + encrypt a segment in a background thread (see push_wal)."""
+
+    def __init__(self, data: bytes, spec: PipelineSpec) -> None:
+        import threading
+
+        self._data = data
+        self._spec = spec
+        self._blob: bytes | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="seawall-wal-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._blob = _encode(self._data, self._spec)
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._error = exc
+
+    def result(self) -> bytes:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._blob is not None
+        return self._blob
+
+
+def _encode(data: bytes, spec: PipelineSpec) -> bytes:
     blob = compress_bytes(data, spec)
     if spec.encryption_mode == "x25519":
         import pyrage
@@ -246,6 +275,18 @@ def _store_one_shot(storage: LocalStorage, key: str, data: bytes, spec: Pipeline
 
         assert spec.keys is not None
         blob = pyrage.encrypt(blob, [x25519.Recipient.from_str(r) for r in spec.keys.recipients])
+    return blob
+
+
+def _store_one_shot(storage: LocalStorage, key: str, blob: bytes) -> int:
+    """Write a segment compressed and encrypted in memory (by _Encoder), atomically.
+
+    Same formats as :func:`store_stream` (one zstd frame, one age file), but
+    without its per-chunk Python loop and its second and third sha256 passes
+    over the raw bytes: for a 16 MiB segment that is most of the CPU time.
+    The bytes compressed are the bytes hashed (read once), so a file changing
+    under us cannot be archived under the wrong name.
+    """
     with storage.open_atomic_write(key) as fh:
         fh.write(blob)
     return len(blob)
