@@ -22,6 +22,7 @@ turns "some failed" into :class:`PartialFailureError` (exit 10).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -160,7 +161,9 @@ def store_snapshot(
     **extra: Any,
 ) -> Artifact:
     """Download ``snap`` into the catalog (checksum checked before commit)."""
-    spec = qdrant_spec(ctx)
+    # The download already hashes the raw snapshot (checked against the
+    # server's checksum); a second raw hash in the pipeline would be wasted.
+    spec = dataclasses.replace(qdrant_spec(ctx), raw_hash=False)
     name = basename + spec.suffix()
     download = SnapshotDownload(client, scope, snap)
     reader = Prefetcher(download)
@@ -178,6 +181,7 @@ def store_snapshot(
         reader.close()
     if download.resumes:
         extra.setdefault("download_resumes", download.resumes)
+    res.raw_sha256 = download.sha256
     return artifact_from(name, role, res, **extra)
 
 
