@@ -368,14 +368,27 @@ def decode_to(
         counting = CountingSink(sink, progress)
         dec = decompress_writer(counting, compression)
         try:
-            _decrypt(reader, dec, encryption, keys, key)
-            dec.close()
-        except (zstandard.ZstdError, zlib.error) as exc:
-            raise VerificationError(
-                f"{key}: corrupt compressed data ({exc}); the artifact is damaged"
-            ) from exc
-        except OSError as exc:
-            raise StorageError(f"{key}: I/O error while decoding: {exc}") from exc
+            try:
+                _decrypt(reader, dec, encryption, keys, key)
+                dec.close()
+            except (zstandard.ZstdError, zlib.error) as exc:
+                raise VerificationError(
+                    f"{key}: corrupt compressed data ({exc}); the artifact is damaged"
+                ) from exc
+            except OSError as exc:
+                raise StorageError(f"{key}: I/O error while decoding: {exc}") from exc
+        except VerificationError as exc:
+            # Name the root cause: if the stored bytes differ from the manifest,
+            # say so rather than which decoding stage tripped over them first.
+            if expected_sha256:
+                while reader.read(CHUNK):
+                    pass
+                if reader.hash.hexdigest() != expected_sha256:
+                    raise VerificationError(
+                        f"{key}: sha256 mismatch (the stored file is corrupt or was modified; "
+                        f"decoding failed: {exc}); restore from another backup"
+                    ) from exc
+            raise
     digest = reader.hash.hexdigest()
     if expected_sha256 and digest != expected_sha256:
         raise VerificationError(
