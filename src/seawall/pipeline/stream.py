@@ -133,6 +133,64 @@ class HashingWriter:
         self._dst.flush()
 
 
+class BackgroundWriter:
+    """Hash and write stored bytes in a thread while the encryptor keeps going.
+
+    age hands over 64 KiB pieces; they are gathered into 1 MiB blocks and a
+    bounded queue (``depth`` blocks) feeds a thread that hashes (GIL released)
+    and writes them, so encryption, hashing and I/O overlap.
+    """
+
+    def __init__(self, inner: HashingWriter, depth: int = 4) -> None:
+        import queue
+        import threading
+
+        self._inner = inner
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="seawall-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            block = self._q.get()
+            if block is None:
+                return
+            if self._error is None:
+                try:
+                    self._inner.write(block)
+                except BaseException as exc:  # reported to the producer thread
+                    self._error = exc
+
+    def write(self, data: bytes) -> int:
+        if self._error is not None:
+            raise self._error
+        self._pending.append(bytes(data))
+        self._pending_size += len(data)
+        if self._pending_size >= CHUNK:
+            self._q.put(b"".join(self._pending))
+            self._pending, self._pending_size = [], 0
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        """Drain everything to the file; re-raise a write error (ENOSPC)."""
+        if self._pending:
+            self._q.put(b"".join(self._pending))
+            self._pending, self._pending_size = [], 0
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 class HashingReader:
     """Hashes stored bytes as the decryptor pulls them."""
 
@@ -192,6 +250,7 @@ class PrefetchReader:
         self._src = src
         self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
         self._buf = b""
+        self._pos = 0
         self._done = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="seawall-prefetch", daemon=True)
@@ -211,7 +270,7 @@ class PrefetchReader:
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = CHUNK
-        while not self._buf and not self._done:
+        while self._pos >= len(self._buf) and not self._done:
             item = self._q.get()
             if item is None:
                 self._done = True
@@ -219,8 +278,14 @@ class PrefetchReader:
                 self._done = True
                 raise item
             else:
-                self._buf = item
-        data, self._buf = self._buf[:n], self._buf[n:]
+                self._buf, self._pos = item, 0
+        if self._pos == 0 and n >= len(self._buf):
+            data, self._buf = self._buf, b""
+            return data
+        # Slice by offset: re-slicing the remainder would copy the whole chunk
+        # at every small read (age pulls 64 KiB at a time).
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += len(data)
         return data
 
     def readable(self) -> bool:
@@ -268,6 +333,7 @@ def store_stream(
     counting = CountingReader(source, progress, hashing=spec.raw_hash)
     with storage.open_atomic_write(key) as fh:
         out = HashingWriter(fh)
+        sink: HashingWriter | BackgroundWriter = BackgroundWriter(out) if spec.prefetch else out
         try:
             compressed: BinaryIO | PrefetchReader = compress_reader(
                 counting,  # type: ignore[arg-type]
@@ -284,17 +350,22 @@ def store_stream(
 
                 assert spec.keys is not None
                 recipients = [x25519.Recipient.from_str(r) for r in spec.keys.recipients]
-                pyrage.encrypt_io(compressed, out, recipients)
+                pyrage.encrypt_io(compressed, sink, recipients)
             elif mode == "scrypt":
                 from seawall.pipeline.age_scrypt import encrypt_passphrase_io
 
                 assert spec.keys is not None and spec.keys.passphrase is not None
                 encrypt_passphrase_io(
-                    compressed, out, spec.keys.passphrase, work_factor=spec.scrypt_work_factor
+                    compressed, sink, spec.keys.passphrase, work_factor=spec.scrypt_work_factor
                 )
             else:
-                _copy(compressed, out)
+                _copy(compressed, sink)
+            if isinstance(sink, BackgroundWriter):
+                sink.close()
         except Exception as exc:
+            if isinstance(sink, BackgroundWriter):
+                with contextlib.suppress(BaseException):
+                    sink.close()
             if spec.prefetch:
                 prefetch.close()
             if out.error is not None:

@@ -298,7 +298,9 @@ def compress_bytes(data: bytes, spec: PipelineSpec) -> bytes:
 
         level = spec.level if spec.level is not None else 3
         # 16 MiB in 2 jobs: libzstd threads halve the latency of archive_command.
-        cctx = zstandard.ZstdCompressor(level=level, threads=spec.threads or -1, write_checksum=True)
+        cctx = zstandard.ZstdCompressor(
+            level=level, threads=spec.threads or -1, write_checksum=True
+        )
         return cctx.compress(data)
     if spec.compression == "gzip":
         import gzip
