@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,6 +133,19 @@ class HashingWriter:
     def flush(self) -> None:
         self._dst.flush()
 
+    def sync(self) -> None:
+        """fdatasync what was written so far (a no-op for non-file sinks)."""
+        self._dst.flush()
+        try:
+            fd = self._dst.fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+        os.fdatasync(fd)
+
+
+#: Background writer: fdatasync every this many bytes to overlap writeback.
+SYNC_EVERY = 64 << 20
+
 
 class BackgroundWriter:
     """Hash and write stored bytes in a thread while the encryptor keeps going.
@@ -154,6 +168,7 @@ class BackgroundWriter:
         self._thread.start()
 
     def _run(self) -> None:
+        unsynced = 0
         while True:
             block = self._q.get()
             if block is None:
@@ -161,6 +176,12 @@ class BackgroundWriter:
             if self._error is None:
                 try:
                     self._inner.write(block)
+                    unsynced += len(block)
+                    if unsynced >= SYNC_EVERY:
+                        # Start writeback while encryption continues, so the final
+                        # fsync (durability before the rename) has little left to do.
+                        self._inner.sync()
+                        unsynced = 0
                 except BaseException as exc:  # reported to the producer thread
                     self._error = exc
 
