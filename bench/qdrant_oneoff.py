@@ -1,0 +1,148 @@
+"""One-off measurement: Qdrant snapshot download+store and restore upload,
+seawall vs the shell pipelines (curl | zstd -T0 | age), on real segment data
+(float32 vectors of dim 768 in qdrant-edge shards of the test server).
+
+Run from the repo root:  PYTHONPATH=. .venv/bin/python bench/qdrant_oneoff.py [POINTS]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.getcwd())
+from tests.qdrant_server import QdrantTestServer
+from tests.qdrant_server.storage import PointData
+
+POINTS = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+DIM = 768
+SEAWALL = str(Path(sys.executable).parent / "seawall")
+
+
+def timed(cmd: str | list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS KiB of the largest process, stderr) via GNU time."""
+    shell = isinstance(cmd, str)
+    full = ["/usr/bin/time", "-v", "bash", "-c", cmd] if shell else ["/usr/bin/time", "-v", *cmd]
+    t0 = time.monotonic()
+    res = subprocess.run(full, env=env, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"failed: {cmd}\n{res.stderr[-2000:]}")
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", res.stderr).group(1))  # type: ignore[union-attr]
+    return wall, rss, res.stderr
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="seawall-bench-", dir="/tmp"))
+    key = work / "age.key"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    public = subprocess.run(
+        ["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    rng = np.random.default_rng(1)
+    rows: list[tuple[str, float, int, int]] = []
+    with QdrantTestServer() as server:
+        server.create_collection("bench", DIM, distance="Cosine")
+        t0 = time.monotonic()
+        batch = 5000
+        for start in range(0, POINTS, batch):
+            n = min(batch, POINTS - start)
+            vecs = rng.standard_normal((n, DIM), dtype=np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            server.upsert(
+                "bench",
+                [PointData(start + i, vecs[i].tolist(), {"i": start + i}) for i in range(n)],
+                batch=batch,
+            )
+        print(f"filled {POINTS} points x {DIM} float32 in {time.monotonic() - t0:.0f}s", flush=True)
+        # a kept snapshot for the shell pipelines
+        import httpx
+
+        with httpx.Client(base_url=server.url, timeout=3600) as http:
+            snap = http.post("/collections/bench/snapshots").json()["result"]
+        size = int(snap["size"])
+        url = f"{server.url}/collections/bench/snapshots/{snap['name']}"
+        print(f"snapshot {size / 1e6:.0f} MB", flush=True)
+        env = {
+            **os.environ,
+            "QDRANT_URL": server.url,
+            "BACKUP_DIR": str(work / "backups"),
+            "PRUNE_AFTER_BACKUP": "false",
+            "LOG_FORMAT": "json",
+            "ENCRYPTION": "true",
+            "ENCRYPTION_RECIPIENTS": public,
+            "ENCRYPTION_IDENTITY_FILE": str(key),
+        }
+        for comp in ("zstd", "none"):
+            e = {**env, "COMPRESSION": comp}
+            # seawall: create + download + compress + encrypt + store (no verify: measured alone)
+            wall, rss, _ = timed([SEAWALL, "-q", "qdrant", "backup", "bench", "--no-verify"], e)
+            stored = sum(p.stat().st_size for p in (work / "backups").rglob("snapshot.tar*"))
+            rows.append((f"seawall qdrant backup (compression={comp}, age)", wall, rss, stored))
+            shutil.rmtree(work / "backups")
+            # the shell pipeline on the same snapshot (no create: it already exists)
+            out = work / "pipe.out"
+            stage = "zstd -T0 -q |" if comp == "zstd" else ""
+            wall, rss, _ = timed(f"curl -sf {url} | {stage} age -r {public} > {out}")
+            rows.append(
+                (f"curl | {'zstd -T0 | ' if stage else ''}age", wall, rss, out.stat().st_size)
+            )
+            out.unlink()
+        # create alone (server side), to separate it from the transfer
+        t0 = time.monotonic()
+        with httpx.Client(base_url=server.url, timeout=3600) as http:
+            s2 = http.post("/collections/bench/snapshots").json()["result"]
+            http.delete(f"/collections/bench/snapshots/{s2['name']}")
+        create_s = time.monotonic() - t0
+        # zstd ratio/time on the raw snapshot (levels 1 and 3)
+        raw = work / "raw.snapshot"
+        subprocess.run(f"curl -sf {url} -o {raw}", shell=True, check=True)
+        for level in (1, 3):
+            t0 = time.monotonic()
+            res = subprocess.run(
+                f"zstd -T0 -{level} -q -c {raw} | wc -c",
+                shell=True,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            rows.append((f"zstd -T0 -{level} alone", time.monotonic() - t0, 0, int(res.stdout)))
+        # restore upload: seawall vs age -d | zstd -d | curl -F
+        e = {**env, "COMPRESSION": "zstd"}
+        subprocess.run(
+            [SEAWALL, "-q", "qdrant", "backup", "bench", "--no-verify"], env=e, check=True
+        )
+        wall, rss, _ = timed(
+            [SEAWALL, "-q", "qdrant", "restore", "latest", "--to", "bench-restored"], e
+        )
+        rows.append(("seawall qdrant restore (decode+upload+checks)", wall, rss, 0))
+        (art,) = [p for p in (work / "backups").rglob("snapshot.tar*") if p.is_file()]
+        wall, rss, _ = timed(
+            f"age -d -i {key} {art} | zstd -dc | curl -sf -F snapshot=@- "
+            f"'{server.url}/collections/bench-pipe/snapshots/upload?priority=snapshot' > /dev/null"
+        )
+        rows.append(("age -d | zstd -d | curl -F (upload)", wall, rss, 0))
+        server.delete_collection("bench-restored")
+        server.delete_collection("bench-pipe")
+    print(
+        f"\nsnapshot: {size / 1e6:.0f} MB raw ({POINTS} points, dim {DIM}); server-side create {create_s:.1f}s"
+    )
+    print(f"{'what':<50} {'wall s':>8} {'peak RSS MB':>12} {'bytes out MB':>13} {'ratio':>7}")
+    for what, wall, rss, out_size in rows:
+        ratio = f"{size / out_size:.2f}" if out_size else "-"
+        print(f"{what:<50} {wall:>8.1f} {rss / 1024:>12.0f} {out_size / 1e6:>13.0f} {ratio:>7}")
+    shutil.rmtree(work, ignore_errors=True)
+    _ = hashlib
+
+
+if __name__ == "__main__":
+    main()
