@@ -32,8 +32,9 @@ from typing import Any, Final
 
 from seawall import __version__
 from seawall.catalog.locks import series_lock
-from seawall.catalog.models import Artifact, Encryption, Manifest, QdrantInfo, utcnow
+from seawall.catalog.models import Artifact, Manifest, QdrantInfo, utcnow
 from seawall.catalog.naming import new_backup_id
+from seawall.catalog.runs import artifact_from_store, record_failure
 from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import (
@@ -130,23 +131,7 @@ def qdrant_spec(ctx: Context) -> PipelineSpec:
 
 
 def artifact_from(name: str, role: str, res: StoreResult, **extra: Any) -> Artifact:
-    enc = (
-        Encryption(mode=res.encryption_mode, recipient_fingerprints=res.recipient_fingerprints)  # type: ignore[arg-type]
-        if res.encryption_mode
-        else None
-    )
-    return Artifact(
-        name=name,
-        role=role,
-        stored_size=res.stored_size,
-        raw_size=res.raw_size,
-        sha256=res.sha256,
-        raw_sha256=res.raw_sha256,
-        compression=res.compression,  # type: ignore[arg-type]
-        encryption=enc,
-        content_type="application/x-tar",
-        **extra,
-    )
+    return artifact_from_store(name, role, res, "application/x-tar", **extra)
 
 
 def store_snapshot(
@@ -339,24 +324,7 @@ def _run(
 
 def _fail(ctx: Context, manifest: Manifest, exc: BaseException, duration: float) -> None:
     """Remove what this run stored and record the failure (best effort)."""
-    for art in manifest.artifacts:
-        with contextlib.suppress(Exception):
-            ctx.storage.delete(artifact_key(manifest, art.name))
-    manifest.artifacts = []
-    manifest.status = "failed"
-    manifest.finished_at = utcnow()
-    manifest.duration_seconds = round(duration, 3)
-    manifest.error = (
-        str(exc)
-        if isinstance(exc, SeawallError)
-        else (
-            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-        )
-    )[:1000]
-    try:
-        ctx.catalog.write(manifest)
-    except Exception as write_exc:
-        log.warning("could not write the failed manifest: %s", write_exc)
+    record_failure(ctx.catalog, manifest, exc, duration)
 
 
 def _prune(ctx: Context, kind: str, collection: str) -> None:

@@ -21,7 +21,6 @@ backups are never touched.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import threading
@@ -37,14 +36,14 @@ from seawall.catalog.locks import series_lock
 from seawall.catalog.models import (
     Artifact,
     ContentStats,
-    Encryption,
     Manifest,
     PostgresInfo,
     TableStats,
     utcnow,
 )
 from seawall.catalog.naming import new_backup_id
-from seawall.catalog.store import artifact_key, backup_prefix
+from seawall.catalog.runs import artifact_from_store, record_failure
+from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import SeawallError, SourceUnavailableError
 from seawall.log import get_logger
@@ -70,22 +69,7 @@ class BackupResult:
 
 
 def _artifact(name: str, role: str, res: StoreResult, content_type: str) -> Artifact:
-    enc = (
-        Encryption(mode=res.encryption_mode, recipient_fingerprints=res.recipient_fingerprints)  # type: ignore[arg-type]
-        if res.encryption_mode
-        else None
-    )
-    return Artifact(
-        name=name,
-        role=role,
-        stored_size=res.stored_size,
-        raw_size=res.raw_size,
-        sha256=res.sha256,
-        raw_sha256=res.raw_sha256 or None,
-        compression=res.compression,  # type: ignore[arg-type]
-        encryption=enc,
-        content_type=content_type,
-    )
+    return artifact_from_store(name, role, res, content_type)
 
 
 class _StatsThread(threading.Thread):
@@ -246,29 +230,7 @@ def _run(
 
 def _fail(ctx: Context, manifest: Manifest, exc: BaseException, duration: float) -> None:
     """Remove what this run stored and record the failure (best effort)."""
-    for art in manifest.artifacts:
-        with contextlib.suppress(Exception):
-            ctx.storage.delete(artifact_key(manifest, art.name))
-    # temporaries a failing writer could not remove (a full volume can fail the cleanup too)
-    prefix = backup_prefix(manifest.engine, manifest.kind, manifest.series, manifest.id)
-    with contextlib.suppress(Exception):
-        for info in list(ctx.storage.list_partials(prefix)):
-            ctx.storage.delete(info.key)
-    manifest.artifacts = []
-    manifest.status = "failed"
-    manifest.finished_at = utcnow()
-    manifest.duration_seconds = round(duration, 3)
-    manifest.error = (
-        str(exc)
-        if isinstance(exc, SeawallError)
-        else (
-            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-        )
-    )[:1000]
-    try:
-        ctx.catalog.write(manifest)
-    except Exception as write_exc:  # the volume may be full: say so, keep the first error
-        log.warning("could not write the failed manifest: %s", write_exc)
+    record_failure(ctx.catalog, manifest, exc, duration)
 
 
 def _prune(ctx: Context, database: str) -> None:

@@ -26,8 +26,9 @@ from typing import Any, Final
 
 from seawall import __version__
 from seawall.catalog.locks import series_lock
-from seawall.catalog.models import Artifact, Encryption, Manifest, PostgresInfo
+from seawall.catalog.models import Manifest, PostgresInfo
 from seawall.catalog.naming import new_backup_id
+from seawall.catalog.runs import artifact_from_store, record_failure
 from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import (
@@ -295,24 +296,7 @@ def run_basebackup(
         pg.stop_wal = rng["stop_wal"]
         manifest.labels["next_xid"] = str(next_xid(conn) or "")
         manifest.labels["backup_label_start_time"] = label.get("START TIME", "")
-        manifest.artifacts = [
-            Artifact(
-                name=name,
-                role=ARTIFACT_ROLE,
-                stored_size=result.stored_size,
-                raw_size=result.raw_size,
-                sha256=result.sha256,
-                raw_sha256=result.raw_sha256,
-                compression=spec.compression,  # type: ignore[arg-type]
-                encryption=Encryption(
-                    mode=result.encryption_mode,  # type: ignore[arg-type]
-                    recipient_fingerprints=result.recipient_fingerprints,
-                )
-                if result.encryption_mode
-                else None,
-                content_type="application/x-tar",
-            )
-        ]
+        manifest.artifacts = [artifact_from_store(name, ARTIFACT_ROLE, result, "application/x-tar")]
         needed = list(segment_range(pg.start_wal, pg.stop_wal, facts.wal_segment_size))
         missing = wait_for_wal(ctx, cluster, needed, wal_wait) if wal_wait > 0 else needed
         if missing:
@@ -346,15 +330,7 @@ def run_basebackup(
 
 
 def _record_failure(ctx: Context, manifest: Manifest, exc: BaseException) -> None:
-    manifest.status = "failed"
-    manifest.error = str(exc)
-    manifest.finished_at = datetime.now(UTC)
-    manifest.duration_seconds = (manifest.finished_at - manifest.started_at).total_seconds()
-    manifest.artifacts = []
-    try:
-        ctx.catalog.write(manifest)
-    except SeawallError:
-        log.error("could not record the failed base backup %s", manifest.id)
+    record_failure(ctx.catalog, manifest, exc)
 
 
 def _prune(ctx: Context, cluster: str) -> None:
