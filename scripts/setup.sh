@@ -35,9 +35,13 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
   /usr/bin/python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-if (( want_test )); then
-  .venv/bin/python -m pip install -q -e '.[test]'
-else
-  .venv/bin/python -m pip install -q -e .
+log=$(mktemp)
+target='.'
+(( want_test )) && target='.[test]'
+if ! { .venv/bin/python -m pip install -q --upgrade pip && \
+       .venv/bin/python -m pip install -q -e "$target"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "setup: pip install failed (log above)" >&2
+  exit 1
 fi
+rm -f "$log"
