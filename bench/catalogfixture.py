@@ -13,6 +13,7 @@ format as it evolves; otherwise a documented guess is used and noted.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -52,7 +53,11 @@ def wal_template(sample_dir: Path | None) -> tuple[str, str]:
                 if m and not name.startswith("."):
                     rel = (Path(dirpath) / name).relative_to(sample_dir).as_posix()
                     return rel.replace(m.group(0), "{segment}"), "layout of a real wal-push"
-    return FALLBACK_WAL_TEMPLATE, "guessed WAL layout (wal-push did not run)"
+    import importlib.util
+
+    if importlib.util.find_spec("seawall.catalog.wal_layout") is None:
+        return FALLBACK_WAL_TEMPLATE, "guessed WAL layout (wal-push did not run)"
+    return "", "seawall.catalog.wal_layout (as wal-push writes it)"
 
 
 def build(
@@ -116,7 +121,13 @@ def build(
     first_segno = 0x100
     made_dirs: set[Path] = set()
     for i in range(n_wal):
-        path = root / template.format(segment=segment_name(1, first_segno + i))
+        seg = segment_name(1, first_segno + i)
+        if template:
+            path = root / template.format(segment=seg)
+        else:
+            from seawall.catalog.wal_layout import wal_key
+
+            path = root / wal_key("main", seg, hashlib.sha256(seg.encode()).hexdigest(), ".zst.age")
         if path.parent not in made_dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
             made_dirs.add(path.parent)
