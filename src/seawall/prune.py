@@ -16,14 +16,16 @@ Nothing here imports an engine; WAL names come from the catalog's layout.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from seawall.catalog.locks import is_backup_held, is_held, lock_path
 from seawall.catalog.models import Manifest
-from seawall.catalog.naming import decode_segment
+from seawall.catalog.naming import decode_segment, is_backup_id
 from seawall.catalog.store import Inventory, backup_prefix
 from seawall.catalog.wal_layout import WAL_ROOT, WalObject, parse_wal_key, wal_prefix
 from seawall.context import Context
@@ -318,7 +320,35 @@ def execute(ctx: Context, the_plan: PrunePlan) -> PruneResult:
                 "reasons": "; ".join(action.reasons),
             },
         )
+    remove_empty_backup_dirs(ctx)
     return result
+
+
+def remove_empty_backup_dirs(ctx: Context) -> int:
+    """Remove empty backup directories (a prune killed between a file and its rmdir).
+
+    Listing works on files, so an empty directory is invisible to the
+    catalog; this sweeps them, skipping the WAL archive and locked series.
+    """
+    root = Path(ctx.storage.describe())
+    removed = 0
+    for engine_dir in ("postgresql", "qdrant"):
+        base = root / engine_dir
+        if not base.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base, topdown=False):
+            rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            parts = rel.split("/")
+            if rel.startswith(WAL_ROOT) or len(parts) != 4 or not is_backup_id(parts[3]):
+                continue
+            if filenames or dirnames or _series_locked(ctx, rel):
+                continue
+            try:
+                os.rmdir(dirpath)
+                removed += 1
+            except OSError:
+                continue
+    return removed
 
 
 def prune_series(ctx: Context, engine: str, kind: str, series: str) -> PruneResult:

@@ -136,3 +136,21 @@ def test_kill_9_during_prune_then_prune_again(backup_dir: Path) -> None:
     subprocess.run([SEAWALL, "prune"], env=env, capture_output=True, text=True, check=True)
     dirs = {p.name for p in (backup_dir / "postgresql/logical/app").iterdir()}
     assert dirs == {m.id for m in final}
+
+
+def test_prune_removes_empty_backup_dirs_left_by_a_crash(backup_dir: Path) -> None:
+    """A kill between a backup's last unlink and its rmdir leaves an empty
+    directory that no listing sees; the next prune sweeps it."""
+    catalog = Catalog(LocalStorage(backup_dir))
+    kept = add_backup(catalog, end=NOW - timedelta(hours=1))
+    empty = backup_dir / "postgresql/logical/app/20250101T000000Z-dead"
+    empty.mkdir(parents=True)
+    wal_dir = backup_dir / "postgresql/wal/main/0000000100000000"
+    wal_dir.mkdir(parents=True)
+    res = subprocess.run(
+        [SEAWALL, "prune"], env=env_for(backup_dir), capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    assert not empty.exists()
+    assert wal_dir.is_dir(), "the WAL archive is not prune's to sweep"
+    assert (backup_dir / "postgresql/logical/app" / kept.id).is_dir()
