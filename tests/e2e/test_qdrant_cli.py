@@ -79,6 +79,10 @@ def test_cli_collections_backup_list_verify_restore(qdrant_server: Any, qdir: Pa
     backups = json.loads(res.stdout)["backups"]
     assert sorted(b["series"] for b in backups) == ["docs", "more"]
     docs_id = next(b["id"] for b in backups if b["series"] == "docs")
+    # Tiers come from the retention decision: the only backup fills every bucket.
+    assert all(set(b["tiers"]) >= {"daily", "weekly", "monthly"} for b in backups)
+    res = sw(["qdrant", "list"], env)
+    assert "tiers daily,weekly,monthly" in res.stdout
 
     res = sw(["qdrant", "verify", "latest"], env)
     assert res.returncode == 0, res.stderr

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from seawall.catalog.models import Manifest
+from seawall.context import Context
 from seawall.runner.common import command, human_size, print_json, settings
 
 
@@ -17,15 +19,16 @@ def list_backups(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List Qdrant backups (collection, shard and full-storage snapshots)."""
-    from seawall.context import Context
-
     ctx = Context(settings())
     scan = ctx.catalog.scan("qdrant")
     manifests = [m for m in scan.manifests if collection is None or m.series == collection]
+    tiers = _tiers(ctx, manifests)
     if json_out:
         print_json(
             {
-                "backups": [m.model_dump(mode="json") for m in manifests],
+                "backups": [
+                    {**m.model_dump(mode="json"), "tiers": tiers.get(m.id, [])} for m in manifests
+                ],
                 "errors": scan.errors,
             }
         )
@@ -40,7 +43,22 @@ def list_backups(
         typer.echo(
             f"{m.id}  {m.status:<7}  {m.kind:<14}  {m.series!r:<24}  "
             f"{human_size(m.stored_size):>10}  points {points!s:>8}  verified {verified}"
+            + (f"  tiers {','.join(tiers[m.id])}" if tiers.get(m.id) else "")
             + (f"  error: {m.error}" if m.error else "")
         )
     for err in scan.errors:
         typer.echo(f"seawall: warning: {err}", err=True)
+
+
+def _tiers(ctx: Context, manifests: list[Manifest]) -> dict[str, list[str]]:
+    """Retention tiers per backup id, from the same decision prune makes."""
+    from seawall.catalog.models import utcnow
+    from seawall.prune import decide
+
+    if not manifests:
+        return {}
+    try:
+        decision = decide(ctx, manifests, utcnow())
+    except Exception:  # an invalid policy must not hide the list
+        return {}
+    return {v.entry.id: list(v.tiers) for v in decision.verdicts}

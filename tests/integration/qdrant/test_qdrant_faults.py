@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,10 @@ def test_connection_refused(make_ctx: MakeCtx) -> None:
 def test_client_encodes_every_name_as_one_segment(server: QdrantTestServer) -> None:
     with QdrantClient(server.url) as client, pytest.raises(NotFoundError):
         client.collection_info("../collections")  # would be GET /collections unencoded
+    # The server records a request after answering it: wait for the record.
+    deadline = time.monotonic() + 5
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert server.requests[-1][1].endswith("..%2Fcollections")
 
 
