@@ -26,11 +26,9 @@ def progress(label: str, *, total: int | None = None, quiet: bool = False) -> It
         from rich.progress import (
             BarColumn,
             DownloadColumn,
+            Progress as RichProgress,
             TimeElapsedColumn,
             TransferSpeedColumn,
-        )
-        from rich.progress import (
-            Progress as RichProgress,
         )
 
         with RichProgress(

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SEAWALL
-from tests.qdrant_server import QdrantTestServer
-from tests.qdrant_server import fixtures as qfx
+from tests.qdrant_server import QdrantTestServer, fixtures as qfx
 from tests.qdrant_server.fixtures import require_faults
 from tests.support.pgcluster import PASSWORD, PgCluster
 

@@ -18,8 +18,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import archive
-from . import endpoints as _endpoints  # noqa: F401  (registers the routes)
+from . import (
+    archive,
+    endpoints as _endpoints,  # noqa: F401  (registers the routes)
+)
 from .faults import Faults
 from .handler import QdrantHandler
 from .snapshots import SnapshotEntry, SnapshotStore, collection_scope, timestamp_name

@@ -12,8 +12,7 @@ import os
 
 import pyrage
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from seawall.pipeline.age_scrypt import (
     CHUNK_SIZE,

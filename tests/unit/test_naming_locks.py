@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from seawall.catalog.locks import list_locks, series_lock
 from seawall.catalog.naming import decode_segment, encode_segment

@@ -6,8 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from seawall.errors import DecryptionError, VerificationError
 from seawall.pipeline import KeyRing, PipelineSpec, decode_to, store_stream

@@ -2,62 +2,75 @@
 
 ``apply_policy`` decides GFS retention for backup series;
 ``apply_wal_policy`` plugs a cluster's WAL archive into that decision.
-See docs/retention.md.
+See docs/retention.md. Re-exports resolve lazily (see seawall._lazy).
 """
 
 from __future__ import annotations
 
-from seawall.retention.policy import (
-    KINDS,
-    Decision,
-    EmptyPolicyError,
-    Entry,
-    InvalidEntryError,
-    InvalidPolicyError,
-    Kind,
-    Policy,
-    PolicySource,
-    Verdict,
-    apply_policy,
-    counts_as_successful,
-)
-from seawall.retention.wal import BaseBackup, WalDecision, WalVerdict, apply_wal_policy
-from seawall.retention.walnames import (
-    DEFAULT_WAL_SEGMENT_SIZE,
-    WalFile,
-    lsn_to_segment_name,
-    next_segment_name,
-    parse_lsn,
-    parse_wal_name,
-    segment_name,
-    segment_range,
-    segno_of,
-)
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "DEFAULT_WAL_SEGMENT_SIZE",
-    "KINDS",
-    "BaseBackup",
-    "Decision",
-    "EmptyPolicyError",
-    "Entry",
-    "InvalidEntryError",
-    "InvalidPolicyError",
-    "Kind",
-    "Policy",
-    "PolicySource",
-    "Verdict",
-    "WalDecision",
-    "WalFile",
-    "WalVerdict",
-    "apply_policy",
-    "apply_wal_policy",
-    "counts_as_successful",
-    "lsn_to_segment_name",
-    "next_segment_name",
-    "parse_lsn",
-    "parse_wal_name",
-    "segment_name",
-    "segment_range",
-    "segno_of",
-]
+from seawall._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from seawall.retention.policy import (
+        KINDS as KINDS,
+        Decision as Decision,
+        EmptyPolicyError as EmptyPolicyError,
+        Entry as Entry,
+        InvalidEntryError as InvalidEntryError,
+        InvalidPolicyError as InvalidPolicyError,
+        Kind as Kind,
+        Policy as Policy,
+        PolicySource as PolicySource,
+        Verdict as Verdict,
+        apply_policy as apply_policy,
+        counts_as_successful as counts_as_successful,
+    )
+    from seawall.retention.wal import (
+        BaseBackup as BaseBackup,
+        WalDecision as WalDecision,
+        WalVerdict as WalVerdict,
+        apply_wal_policy as apply_wal_policy,
+    )
+    from seawall.retention.walnames import (
+        DEFAULT_WAL_SEGMENT_SIZE as DEFAULT_WAL_SEGMENT_SIZE,
+        WalFile as WalFile,
+        lsn_to_segment_name as lsn_to_segment_name,
+        next_segment_name as next_segment_name,
+        parse_lsn as parse_lsn,
+        parse_wal_name as parse_wal_name,
+        segment_name as segment_name,
+        segment_range as segment_range,
+        segno_of as segno_of,
+    )
+
+#: Re-exported name -> leaf module, imported on first use (see seawall._lazy).
+_EXPORTS = {
+    "KINDS": "policy",
+    "Decision": "policy",
+    "EmptyPolicyError": "policy",
+    "Entry": "policy",
+    "InvalidEntryError": "policy",
+    "InvalidPolicyError": "policy",
+    "Kind": "policy",
+    "Policy": "policy",
+    "PolicySource": "policy",
+    "Verdict": "policy",
+    "apply_policy": "policy",
+    "counts_as_successful": "policy",
+    "BaseBackup": "wal",
+    "WalDecision": "wal",
+    "WalVerdict": "wal",
+    "apply_wal_policy": "wal",
+    "DEFAULT_WAL_SEGMENT_SIZE": "walnames",
+    "WalFile": "walnames",
+    "lsn_to_segment_name": "walnames",
+    "next_segment_name": "walnames",
+    "parse_lsn": "walnames",
+    "parse_wal_name": "walnames",
+    "segment_name": "walnames",
+    "segment_range": "walnames",
+    "segno_of": "walnames",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from pathlib import Path
 
 USAGE = (
@@ -27,32 +26,6 @@ USAGE = (
     "(archive_command = 'seawall postgres wal-push %p', "
     "restore_command = 'seawall postgres wal-fetch %f %p')\n"
 )
-
-
-#: Packages whose ``__init__`` re-exports heavy modules the WAL path does not
-#: need: ``seawall.catalog`` (pydantic manifest models) and
-#: ``seawall.retention`` (the GFS policy, zoneinfo). The WAL path uses only
-#: their pure leaf modules (``wal_layout``, ``naming``, ``walnames``).
-LIGHT_PACKAGES = ("catalog", "retention")
-
-
-def _light_packages() -> None:
-    """Make leaf modules importable without running their packages' ``__init__``.
-
-    Registering the package object without executing its ``__init__`` keeps
-    pydantic (and a few ms of imports) out of this process. Harmless when a
-    package is already imported.
-    """
-    import seawall
-
-    root = os.path.dirname(seawall.__file__)
-    for name in LIGHT_PACKAGES:
-        full = f"seawall.{name}"
-        if full in sys.modules:
-            continue
-        pkg = types.ModuleType(full)
-        pkg.__path__ = [os.path.join(root, name)]
-        sys.modules[full] = pkg
 
 
 def _err(message: str) -> None:
@@ -68,7 +41,6 @@ def main(argv: list[str]) -> int:
     if (cmd == "wal-push" and len(args) != 1) or (cmd == "wal-fetch" and len(args) != 2):
         sys.stderr.write(USAGE)
         return 2
-    _light_packages()
     from seawall.errors import NotFoundError, SeawallError
 
     try:

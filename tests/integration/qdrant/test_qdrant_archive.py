@@ -9,8 +9,7 @@ import tarfile
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from seawall.errors import VerificationError
 from seawall.qdrant.archive import inspect_archive

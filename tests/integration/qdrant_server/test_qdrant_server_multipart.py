@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from tests.qdrant_server.http_io import BodyReader, save_multipart_file
 
 BOUNDARY = "b0undary"
