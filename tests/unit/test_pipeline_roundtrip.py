@@ -119,3 +119,31 @@ def test_producer_failure_before_commit_leaves_nothing(tmp_path: Path) -> None:
 def test_secrets_not_in_repr() -> None:
     assert SECRET not in repr(X25519)
     assert "correct horse" not in repr(PASSPHRASE)
+
+
+def test_source_that_differs_from_its_earlier_hash_is_not_stored(tmp_path: Path) -> None:
+    """wal-push names a segment by a hash taken first; if the bytes streamed
+    later differ (the file changed under us), nothing may be committed."""
+    import hashlib
+
+    storage = LocalStorage(tmp_path)
+    original = b"segment" * 10_000
+    changed = bytearray(original)
+    changed[5_000] ^= 1
+    with pytest.raises(VerificationError, match="source changed"):
+        store_stream(
+            io.BytesIO(bytes(changed)),
+            storage,
+            "wal/seg.zst",
+            spec("zstd", X25519),
+            expected_raw_sha256=hashlib.sha256(original).hexdigest(),
+        )
+    assert list(storage.list("")) == [] and list(storage.list_partials("")) == []
+    res = store_stream(
+        io.BytesIO(original),
+        storage,
+        "wal/seg.zst",
+        spec("zstd", X25519),
+        expected_raw_sha256=hashlib.sha256(original).hexdigest(),
+    )
+    assert res.raw_size == len(original)

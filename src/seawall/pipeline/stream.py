@@ -344,12 +344,16 @@ def store_stream(
     *,
     before_commit: Callable[[], None] | None = None,
     progress: Progress | None = None,
+    expected_raw_sha256: str | None = None,
 ) -> StoreResult:
     """Stream ``source`` through compress/encrypt/hash into ``key`` atomically.
 
     ``before_commit`` runs after the last byte and before the artifact is
     renamed into place: the producer's exit status is checked there, so a
     dump that died half-way never becomes a complete-looking artifact.
+    ``expected_raw_sha256`` (needs ``spec.raw_hash``) refuses to commit when
+    the source's bytes differ from a hash taken earlier (a file that changed
+    under us must not be stored under a name derived from that hash).
     """
     counting = CountingReader(source, progress, hashing=spec.raw_hash)
     with storage.open_atomic_write(key) as fh:
@@ -394,6 +398,13 @@ def store_stream(
 
                 raise storage_error(out.error, key) from exc
             raise
+        if expected_raw_sha256 is not None:
+            actual = counting.hash.hexdigest() if counting.hash is not None else None
+            if actual != expected_raw_sha256:
+                raise VerificationError(
+                    f"{key}: the source changed while it was being stored (its sha256 "
+                    "differs from the one taken before); nothing stored"
+                )
         if before_commit is not None:
             before_commit()
     return StoreResult(

@@ -218,16 +218,13 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
         stored = _store_one_shot(storage, key, encoder.result())
         return PushResult(name, key, False, size, stored)
     with open(path, "rb") as src:
-        second = _TeeHash(src)
-
-        def before_commit() -> None:
-            if second.hash.hexdigest() != raw_sha:
-                raise VerificationError(
-                    f"wal-push: {name} changed while it was being archived; nothing archived "
-                    "(PostgreSQL will retry)"
-                )
-
-        result = store_stream(second, storage, key, spec, before_commit=before_commit)  # type: ignore[arg-type]
+        try:
+            result = store_stream(src, storage, key, spec, expected_raw_sha256=raw_sha)
+        except VerificationError as exc:
+            raise VerificationError(
+                f"wal-push: {name} changed while it was being archived; nothing archived "
+                "(PostgreSQL will retry)"
+            ) from exc
     return PushResult(name, key, False, result.raw_size, result.stored_size)
 
 
@@ -309,24 +306,3 @@ def compress_bytes(data: bytes, spec: PipelineSpec) -> bytes:
             data, compresslevel=spec.level if spec.level is not None else 6, mtime=0
         )
     return data
-
-
-class _TeeHash:
-    """Hashes the bytes as the pipeline pulls them (the second read of the file)."""
-
-    def __init__(self, src: object) -> None:
-        self._src = src
-        self.hash = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        data: bytes = self._src.read(n)  # type: ignore[attr-defined]
-        self.hash.update(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
