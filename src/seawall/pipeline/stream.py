@@ -79,18 +79,32 @@ class DecodeResult:
 
 
 class CountingReader:
-    """Counts and hashes raw bytes as they are pulled from the producer."""
+    """Counts and (optionally) hashes bytes as a downstream stage pulls them.
+
+    Used on both sides: raw bytes pulled from the producer (write side) and
+    stored bytes pulled by the decryptor (read side, with the already-read
+    ``prefix`` that format sniffing consumed).
+    """
 
     def __init__(
-        self, src: BinaryIO, progress: Progress | None = None, hashing: bool = True
+        self,
+        src: BinaryIO,
+        progress: Progress | None = None,
+        hashing: bool = True,
+        prefix: bytes = b"",
     ) -> None:
         self._src = src
+        self._prefix = prefix
         self.count = 0
         self.hash = hashlib.sha256() if hashing else None
         self._progress = progress
 
     def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n if n and n > 0 else CHUNK)
+        if self._prefix:
+            take = len(self._prefix) if n is None or n < 0 else n
+            data, self._prefix = self._prefix[:take], self._prefix[take:]
+        else:
+            data = self._src.read(n if n and n > 0 else CHUNK)
         if data:
             self.count += len(data)
             if self.hash is not None:
@@ -98,6 +112,10 @@ class CountingReader:
             if self._progress is not None:
                 self._progress(len(data))
         return data
+
+    def hexdigest(self) -> str:
+        assert self.hash is not None, "hashing is off for this reader"
+        return self.hash.hexdigest()
 
     def readable(self) -> bool:
         return True
@@ -212,34 +230,6 @@ class BackgroundWriter:
             raise self._error
 
 
-class HashingReader:
-    """Hashes stored bytes as the decryptor pulls them."""
-
-    def __init__(self, src: BinaryIO, prefix: bytes = b"") -> None:
-        self._src = src
-        self._prefix = prefix
-        self.count = 0
-        self.hash = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        if self._prefix:
-            take = len(self._prefix) if n is None or n < 0 else n
-            data, self._prefix = self._prefix[:take], self._prefix[take:]
-        else:
-            data = self._src.read(n if n and n > 0 else CHUNK)
-        self.count += len(data)
-        self.hash.update(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-
 class CountingSink:
     def __init__(self, sink: Sink, progress: Progress | None = None) -> None:
         self._sink = sink
@@ -328,7 +318,7 @@ class PrefetchReader:
         self._thread.join()
 
 
-def _copy(src: BinaryIO | CountingReader | HashingReader | PrefetchReader, dst: Sink) -> None:
+def _copy(src: BinaryIO | CountingReader | PrefetchReader, dst: Sink) -> None:
     while True:
         chunk = src.read(CHUNK)
         if not chunk:
@@ -411,7 +401,7 @@ def store_stream(
         raw_size=counting.count,
         stored_size=out.count,
         sha256=out.hash.hexdigest(),
-        raw_sha256=counting.hash.hexdigest() if counting.hash is not None else "",
+        raw_sha256=counting.hexdigest() if counting.hash is not None else "",
         compression=spec.compression,
         encryption_mode=spec.encryption_mode,
         recipient_fingerprints=spec.keys.fingerprints() if spec.keys else [],
@@ -466,7 +456,7 @@ def decode_to(
             )
     with storage.open_read(key) as raw:
         head = raw.read(256)
-        reader = HashingReader(raw, head)
+        reader = CountingReader(raw, prefix=head)
         encryption = sniff_encryption(head)
         if encryption == "openssl" and expected_sha256:
             # seawall never writes openssl-encrypted artifacts: an artifact with a
@@ -490,13 +480,13 @@ def decode_to(
             if expected_sha256:
                 while reader.read(CHUNK):
                     pass
-                if reader.hash.hexdigest() != expected_sha256:
+                if reader.hexdigest() != expected_sha256:
                     raise VerificationError(
                         f"{key}: sha256 mismatch (the stored file is corrupt or was modified; "
                         f"decoding failed: {exc}); restore from another backup"
                     ) from exc
             raise
-    digest = reader.hash.hexdigest()
+    digest = reader.hexdigest()
     if expected_sha256 and digest != expected_sha256:
         raise VerificationError(
             f"{key}: sha256 mismatch while reading (the file changed or is corrupt)"
@@ -506,7 +496,7 @@ def decode_to(
 
 
 def _decrypt(
-    reader: HashingReader, dec: Sink, encryption: str | None, keys: KeyRing | None, key: str
+    reader: CountingReader, dec: Sink, encryption: str | None, keys: KeyRing | None, key: str
 ) -> None:
     if encryption is None:
         _copy(reader, dec)
