@@ -122,7 +122,8 @@ class _SwitchSink:
         self._head = b""
         self.file: BinaryIO | None = None
         self.psql: PsqlScript | None = None
-        self.hash = hashlib.sha256()
+        #: set by the caller when the manifest has a raw sha256 to compare with
+        self.hash: hashlib._Hash | None = None
 
     @property
     def is_archive(self) -> bool:
@@ -143,7 +144,8 @@ class _SwitchSink:
             self.psql.write(data)
 
     def write(self, data: bytes) -> int:
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         if self.file is None and self.psql is None:
             self._head += data
             if len(self._head) >= len(PGDMP_MAGIC):
@@ -199,11 +201,13 @@ def _decode_into(
         raise NotFoundError(
             f"{source.label}: artifact {art.name} is missing; the backup is incomplete"
         )
+    if art.raw_sha256:
+        sink.hash = hashlib.sha256()
     decode_to(
         source.storage, key, sink, ctx.keys,
         expected_sha256=art.sha256, compression=art.compression, progress=progress,
     )  # fmt: skip
-    if art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
+    if sink.hash is not None and sink.hash.hexdigest() != art.raw_sha256:
         raise VerificationError(f"{source.label}: dump decodes to different bytes than were dumped")
 
 

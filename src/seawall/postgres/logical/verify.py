@@ -41,25 +41,28 @@ Progress = Callable[[int], None]
 
 
 class _ListFeeder:
-    """Hashes decoded bytes and hands them to ``pg_restore --list``."""
+    """Hands decoded bytes to ``pg_restore --list``, hashing them when the
+    manifest recorded a raw sha256 to compare with (older backups)."""
 
-    def __init__(self, lister: ArchiveLister) -> None:
+    def __init__(self, lister: ArchiveLister, hashing: bool) -> None:
         self.lister = lister
-        self.hash = hashlib.sha256()
+        self.hash = hashlib.sha256() if hashing else None
 
     def write(self, data: bytes) -> int:
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         return self.lister.write(data)
 
 
 class _HashSink:
-    def __init__(self, fh: object | None = None) -> None:
-        self.hash = hashlib.sha256()
+    def __init__(self, fh: object | None = None, hashing: bool = True) -> None:
+        self.hash = hashlib.sha256() if hashing else None
         self.fh = fh
         self.head = b""
 
     def write(self, data: bytes) -> int:
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         if len(self.head) < 64:
             self.head += data[: 64 - len(self.head)]
         if self.fh is not None:
@@ -99,7 +102,7 @@ def check_artifacts(
             )
         if art.role == "dump":
             restore = _pg_restore(ctx, _dump_major(m))
-            feeder = _ListFeeder(restore.lister())
+            feeder = _ListFeeder(restore.lister(), hashing=bool(art.raw_sha256))
             try:
                 decode_to(
                     source.storage,
@@ -112,8 +115,7 @@ def check_artifacts(
                 )
             finally:
                 code, out, err = feeder.lister.finish()
-            raw = feeder.hash.hexdigest()
-            if art.raw_sha256 and raw != art.raw_sha256:
+            if feeder.hash is not None and feeder.hash.hexdigest() != art.raw_sha256:
                 raise VerificationError(
                     f"{source.label}: {art.name} decodes to different bytes than were dumped "
                     "(raw sha256 mismatch); the artifact is corrupt"
@@ -129,7 +131,7 @@ def check_artifacts(
                 f"{art.name}: sha256 ok, decoded ok, pg_restore --list ok ({entries} entries)"
             )
         else:
-            sink = _HashSink()
+            sink = _HashSink(hashing=bool(art.raw_sha256))
             decode_to(
                 source.storage,
                 key,
@@ -138,7 +140,7 @@ def check_artifacts(
                 expected_sha256=art.sha256,
                 compression=art.compression,
             )
-            if art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
+            if sink.hash is not None and sink.hash.hexdigest() != art.raw_sha256:
                 raise VerificationError(
                     f"{source.label}: {art.name} decodes to different bytes than were stored "
                     "(raw sha256 mismatch); the artifact is corrupt"
@@ -157,6 +159,7 @@ def decode_dump_to_file(
         if art is None:
             raise VerificationError(f"{source.label}: the manifest lists no dump artifact")
         key, expected, compression = source.key(art.name), art.sha256, art.compression
+        raw_expected = art.raw_sha256
         if not source.storage.exists(key):
             raise NotFoundError(
                 f"{source.label}: artifact {art.name} is missing; the backup is incomplete"
@@ -164,8 +167,9 @@ def decode_dump_to_file(
     else:
         assert source.foreign_key is not None
         key, expected, compression = source.foreign_key, None, None
+        raw_expected = None
     with open(path, "wb") as fh:
-        sink = _HashSink(fh)
+        sink = _HashSink(fh, hashing=bool(raw_expected))
         decode_to(
             source.storage,
             key,
@@ -175,12 +179,8 @@ def decode_dump_to_file(
             compression=compression,
             progress=progress,
         )
-    if source.manifest is not None:
-        art = source.manifest.artifact("dump")
-        if art is not None and art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
-            raise VerificationError(
-                f"{source.label}: dump decodes to different bytes than were dumped"
-            )
+    if sink.hash is not None and sink.hash.hexdigest() != raw_expected:
+        raise VerificationError(f"{source.label}: dump decodes to different bytes than were dumped")
     return path, sink.head.startswith(PGDMP_MAGIC)
 
 
