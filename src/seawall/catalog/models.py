@@ -69,7 +69,7 @@ class Verification(_Model):
 
 
 class TableStats(_Model):
-    """Row count and a cheap order-independent checksum of one table."""
+    """Row count and a cheap content checksum of one table (see ContentStats.checksum_method)."""
 
     rows: int
     checksum: str | None = None
@@ -82,6 +82,9 @@ class ContentStats(_Model):
     sequences: dict[str, int | None] = Field(default_factory=dict)
     large_objects: int = 0
     snapshot: str | None = None
+    # How the per-table checksums were computed; None (older manifests) means
+    # the SQL scan ``sum(hashtextextended(row::text, 0))``.
+    checksum_method: str | None = None
 
 
 class PostgresInfo(_Model):

@@ -4,11 +4,13 @@ Order of events, and why:
 
 1. take the series lock (two overlapping CronJob runs must not collide);
 2. connect with psycopg, open a REPEATABLE READ transaction and export its
-   snapshot; ``pg_dump --snapshot`` then dumps exactly what the statistics
-   (taken in that transaction, in a thread, while the dump streams) see;
-3. stream ``pg_dump -Fc -Z0`` through the pipeline; pg_dump's exit status is
-   checked *before* the artifact is renamed into place, so a dump that died
-   half-way never becomes a complete-looking file;
+   snapshot; sequence values and the large-object count are read in it, and
+   ``pg_dump --snapshot`` then dumps exactly that snapshot;
+3. stream ``pg_dump -Fc -Z0`` through the pipeline; per-table row counts and
+   checksums are read off the stream as it goes by (``dumpscan``: no second
+   scan in the server); pg_dump's exit status is checked *before* the
+   artifact is renamed into place, so a dump that died half-way never
+   becomes a complete-looking file;
 4. store ``pg_dumpall --globals-only`` beside it (roles and grants are not
    in a pg_dump archive);
 5. write the manifest, last and atomically; then verify (the result goes
@@ -48,7 +50,7 @@ from seawall.context import Context
 from seawall.errors import SeawallError, SourceUnavailableError
 from seawall.log import get_logger
 from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
-from seawall.postgres.logical import server, stats
+from seawall.postgres.logical import dumpscan, server, stats
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump
 from seawall.postgres.tools.pg_dumpall import PgDumpAll
@@ -72,19 +74,22 @@ def _artifact(name: str, role: str, res: StoreResult, content_type: str) -> Arti
     return artifact_from_store(name, role, res, content_type)
 
 
-class _StatsThread(threading.Thread):
-    """Computes table statistics in the exporting transaction while pg_dump streams."""
+class _CountThread(threading.Thread):
+    """Exact row counts in the exporting transaction while pg_dump streams.
 
-    def __init__(self, conn: stats.Conn, checksums: bool = True) -> None:
-        super().__init__(name="seawall-stats", daemon=True)
+    ``count(*)`` is cheap (index-only scans where the visibility map
+    allows); the content checksums come from the dump stream instead.
+    """
+
+    def __init__(self, conn: stats.Conn) -> None:
+        super().__init__(name="seawall-counts", daemon=True)
         self.conn = conn
-        self.checksums = checksums
         self.result: dict[str, TableStats] = {}
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = stats.tables(self.conn, self.checksums)
+            self.result = stats.tables(self.conn, checksums=False)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
 
@@ -158,7 +163,7 @@ def _run(
     database = manifest.series
     # The dump's own raw hash would be a third hash pass over every byte; the
     # stored sha256, age's MACs and zstd's frame checksum already cover it.
-    spec: PipelineSpec = dataclasses.replace(ctx.spec, raw_hash=False)
+    spec: PipelineSpec = dataclasses.replace(ctx.spec, raw_hash=False, text_tuned=True)
     conn = server.connect(params, database)
     try:
         version_num = server.server_version_num(conn)
@@ -188,14 +193,15 @@ def _run(
             snapshot=snapshot,
         )
         proc = dump.spawn(database, snapshot)
-        worker = _StatsThread(conn, ctx.settings.content_checksums)
-        worker.start()
+        assert proc.stdout is not None
+        scanner = dumpscan.DumpScanner()
+        counts = _CountThread(conn)
+        counts.start()
         dump_name = DUMP_BASENAME + spec.suffix()
         dump_key = artifact_key(manifest, dump_name)
         try:
-            assert proc.stdout is not None
             res = store_stream(
-                proc.stdout,  # type: ignore[arg-type]
+                dumpscan.TapReader(proc.stdout, scanner),  # type: ignore[arg-type]
                 ctx.storage,
                 dump_key,
                 spec,
@@ -208,13 +214,13 @@ def _run(
             proc.wait()
             raise
         finally:
-            worker.join()
+            counts.join()
         manifest.artifacts.append(_artifact(dump_name, "dump", res, "application/x-pg-dump"))
-        if worker.error is not None:
-            text = str(worker.error).lower()
-            cls = SourceUnavailableError if "connection" in text else SeawallError
-            raise cls(f"content statistics of {database} failed: {worker.error}")
-        content.tables = worker.result
+        if counts.error is not None:
+            raise _stats_error(database, counts.error)
+        content.tables, content.checksum_method = _with_checksums(
+            conn, counts.result, scanner, database, ctx.settings.content_checksums
+        )
         info.stats = content
         conn.execute("COMMIT")
     finally:
@@ -226,6 +232,43 @@ def _run(
     globals_name = GLOBALS_BASENAME + spec.suffix()
     gres = store_stream(io.BytesIO(script), ctx.storage, artifact_key(manifest, globals_name), spec)
     manifest.artifacts.append(_artifact(globals_name, "globals", gres, "application/sql"))
+
+
+def _stats_error(database: str, exc: BaseException) -> SeawallError:
+    text = str(exc).lower()
+    cls = SourceUnavailableError if "connection" in text else SeawallError
+    return cls(f"content statistics of {database} failed: {exc}")
+
+
+def _with_checksums(
+    conn: stats.Conn,
+    counts: dict[str, TableStats],
+    scanner: dumpscan.DumpScanner,
+    database: str,
+    checksums: bool,
+) -> tuple[dict[str, TableStats], str | None]:
+    """Row counts plus per-table checksums read off the dump stream.
+
+    The stream scan costs no server work. If it could not read the archive,
+    the exporting transaction is still open, so the SQL checksums are taken
+    in the very snapshot pg_dump used (slower, same guarantees).
+    """
+    if not checksums:
+        return counts, None
+    try:
+        sums = scanner.checksums()
+    except dumpscan.ScanError as exc:
+        log.warning(
+            "checksums from the dump stream unavailable (%s); computing them with SQL "
+            "in the dump's snapshot",
+            exc,
+        )
+        try:
+            return stats.tables(conn, checksums=True), None
+        except psycopg.Error as err:
+            raise _stats_error(database, err) from None
+    tables = {name: TableStats(rows=t.rows, checksum=sums.get(name)) for name, t in counts.items()}
+    return tables, dumpscan.METHOD
 
 
 def _fail(ctx: Context, manifest: Manifest, exc: BaseException, duration: float) -> None:

@@ -1,12 +1,12 @@
-"""Content statistics: what verify --deep compares a restored copy against.
+"""Content statistics in SQL: what verify --deep compares a restored copy against.
 
-Per table: the row count and a cheap order-independent checksum: the sum of
-``hashtextextended(row::text, 0)`` over all rows. The extended (64-bit) hash
-functions are stable across PostgreSQL majors because hash-partitioned tables
-depend on them surviving pg_upgrade, so a dump from 15 restored into 18 gives
-the same sum. It costs about a third of md5 (0.5 s vs 1.7 s for a 165 MB
-table here), and runs in the database while pg_dump streams.
-Per sequence: ``last_value``. And the number of large objects.
+Per table: the exact row count (``count(*)``), and, only where the dump
+stream could not be scanned (see :mod:`dumpscan`, the default source of
+checksums) or for backups made before it, the SQL checksum: the sum of
+``hashtextextended(row::text, 0)`` over all rows (order independent; the
+extended hash functions are stable across majors because hash partitioning
+depends on them). Per sequence: ``last_value``. And the number of large
+objects.
 
 At backup time the statistics are taken in the transaction that exported
 the snapshot given to ``pg_dump --snapshot``, so both see the same data.
@@ -54,11 +54,11 @@ def large_objects(conn: Conn) -> int:
 
 
 def tables(conn: Conn, checksums: bool = True) -> dict[str, TableStats]:
-    """Row counts and (unless ``checksums`` is off) content checksums per table.
+    """Row counts and (unless ``checksums`` is off) SQL checksums per table.
 
-    The checksum needs every row rendered as text: on a 2-core server it is
-    a second full scan competing with pg_dump. ``CONTENT_CHECKSUMS=false``
-    keeps the exact row counts (cheap) for very large databases.
+    The SQL checksum needs every row rendered as text: a second full scan
+    competing with pg_dump, which is why backups take checksums from the
+    dump stream and use this only as the fallback.
     """
     result: dict[str, TableStats] = {}
     for schema, name in conn.execute(_TABLES).fetchall():

@@ -24,17 +24,21 @@ class PgDump:
     def version(self) -> str:
         return binary_version(self.binary)
 
-    def argv(self, dbname: str, snapshot: str | None = None) -> list[str]:
+    def argv(self, dbname: str, snapshot: str | None = None, data_only: bool = False) -> list[str]:
         args = [str(self.binary), "--format=custom", "--compress=0", "--no-password"]
         if snapshot:
             args.append(f"--snapshot={snapshot}")
+        if data_only:
+            args.append("--data-only")
         # The database goes in PGDATABASE (see spawn), not --dbname, which would
         # read a name containing "=" as a connection string.
         return args
 
-    def spawn(self, dbname: str, snapshot: str | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, dbname: str, snapshot: str | None = None, data_only: bool = False
+    ) -> subprocess.Popen[bytes]:
         """Start pg_dump writing the archive to its stdout pipe."""
-        return spawn_tool(self.argv(dbname, snapshot), env=self.conn.env(dbname=dbname))
+        return spawn_tool(self.argv(dbname, snapshot, data_only), env=self.conn.env(dbname=dbname))
 
     @staticmethod
     def check(proc: subprocess.Popen[bytes]) -> None:
