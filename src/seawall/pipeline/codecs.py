@@ -64,12 +64,34 @@ class GzipCompressReader(_ReaderBase):
         return self._z.compress(data)
 
 
-def compress_reader(src: BinaryIO, compression: str, level: int | None, threads: int) -> BinaryIO:
-    """Wrap ``src`` so reading yields compressed bytes."""
+#: zstd level 3 with a 4 MiB window, a larger hash table and 6-byte minimum
+#: matches, for pg_dump's COPY text. Measured on the 1 GiB benchmark dump
+#: (825 MB raw): 172.4 MB at plain level 3, 165.2 MB tuned (gzip -6 of the
+#: plain-format dump: 166.6 MB), for ~5-10% more compression CPU. Explicit
+#: 8 MiB jobs keep the two worker threads' buffers at the level-3 footprint
+#: (~65 MB RSS instead of ~115 MB with the window's default job size).
+TEXT_TUNING = {"window_log": 22, "hash_log": 19, "min_match": 6, "job_size": 8 << 20}
+
+
+def compress_reader(
+    src: BinaryIO, compression: str, level: int | None, threads: int, *, text_tuned: bool = False
+) -> BinaryIO:
+    """Wrap ``src`` so reading yields compressed bytes.
+
+    ``text_tuned`` applies :data:`TEXT_TUNING` when the level is the default
+    (an explicit ``COMPRESSION_LEVEL`` is used as given).
+    """
     if compression == "zstd":
-        cctx = zstandard.ZstdCompressor(
-            level=level if level is not None else 3, threads=threads or -1, write_checksum=True
-        )
+        workers = threads or -1
+        if text_tuned and level in (None, 3):
+            params = zstandard.ZstdCompressionParameters.from_level(
+                3, threads=workers, write_checksum=True, **TEXT_TUNING
+            )
+            cctx = zstandard.ZstdCompressor(compression_params=params)
+        else:
+            cctx = zstandard.ZstdCompressor(
+                level=level if level is not None else 3, threads=workers, write_checksum=True
+            )
         return cctx.stream_reader(src, read_size=CHUNK, closefd=False)
     if compression == "gzip":
         return io.BufferedReader(GzipCompressReader(src, level if level is not None else 6), CHUNK)

@@ -47,6 +47,9 @@ class PipelineSpec:
     #: the stored-bytes sha256, age's MACs and zstd's frame checksum already
     #: cover integrity, so big dumps turn it off).
     raw_hash: bool = True
+    #: zstd parameters tuned for SQL text (logical dumps), see
+    #: :data:`seawall.pipeline.codecs.TEXT_TUNING`; only at the default level.
+    text_tuned: bool = False
 
     @property
     def encryption_mode(self) -> str | None:
@@ -355,6 +358,7 @@ def store_stream(
                 spec.compression,
                 spec.level,
                 spec.threads,
+                text_tuned=spec.text_tuned,
             )
             if spec.prefetch:
                 compressed = prefetch = PrefetchReader(compressed)  # type: ignore[arg-type]
