@@ -95,12 +95,14 @@ class CountingReader:
         progress: Progress | None = None,
         hashing: bool = True,
         prefix: bytes = b"",
+        tap: Callable[[bytes], None] | None = None,
     ) -> None:
         self._src = src
         self._prefix = prefix
         self.count = 0
         self.hash = hashlib.sha256() if hashing else None
         self._progress = progress
+        self._tap = tap
 
     def read(self, n: int = -1) -> bytes:
         if self._prefix:
@@ -112,6 +114,8 @@ class CountingReader:
             self.count += len(data)
             if self.hash is not None:
                 self.hash.update(data)
+            if self._tap is not None:
+                self._tap(data)
             if self._progress is not None:
                 self._progress(len(data))
         return data
@@ -338,6 +342,7 @@ def store_stream(
     before_commit: Callable[[], None] | None = None,
     progress: Progress | None = None,
     expected_raw_sha256: str | None = None,
+    tap: Callable[[bytes], None] | None = None,
 ) -> StoreResult:
     """Stream ``source`` through compress/encrypt/hash into ``key`` atomically.
 
@@ -347,8 +352,10 @@ def store_stream(
     ``expected_raw_sha256`` (needs ``spec.raw_hash``) refuses to commit when
     the source's bytes differ from a hash taken earlier (a file that changed
     under us must not be stored under a name derived from that hash).
+    ``tap`` sees every raw chunk as it goes by (the logical backup reads its
+    per-table checksums off the dump this way, without a second read).
     """
-    counting = CountingReader(source, progress, hashing=spec.raw_hash)
+    counting = CountingReader(source, progress, hashing=spec.raw_hash, tap=tap)
     with storage.open_atomic_write(key) as fh:
         out = HashingWriter(fh)
         sink: HashingWriter | BackgroundWriter = BackgroundWriter(out) if spec.prefetch else out

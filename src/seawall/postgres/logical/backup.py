@@ -201,12 +201,13 @@ def _run(
         dump_key = artifact_key(manifest, dump_name)
         try:
             res = store_stream(
-                dumpscan.TapReader(proc.stdout, scanner),  # type: ignore[arg-type]
+                proc.stdout,  # type: ignore[arg-type]
                 ctx.storage,
                 dump_key,
                 spec,
                 before_commit=lambda: PgDump.check(proc),
                 progress=progress,
+                tap=scanner.feed,
             )
         except BaseException:
             if proc.poll() is None:

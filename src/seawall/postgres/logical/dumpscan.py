@@ -232,6 +232,13 @@ class DumpScanner:
         value = int.from_bytes(raw[1:], "little")
         return -value if raw[0] else value
 
+    def _take_int(self, data: bytes) -> tuple[int, bytes] | None:
+        """The archive int at the start of ``data`` and what follows, or None (buffered)."""
+        got = self._need(data, 1 + self._int_size)
+        if got is None:
+            return None
+        return self._int(got[0]), got[1]
+
     def _on_blockhead(self, data: bytes) -> bytes:
         got = self._need(data, 2 + self._int_size)
         if got is None:
@@ -257,16 +264,14 @@ class DumpScanner:
         return rest
 
     def _on_firstchunk(self, data: bytes) -> bytes:
-        got = self._need(data, 1 + self._int_size)
+        got = self._take_int(data)
         if got is None:
             return b""
-        head, rest = got
-        if self._int(head) == 0:  # empty table
+        if got[0] == 0:  # no data at all
             self._state = "blockhead"
-            return rest
+            return got[1]
         self._state = "rows"
-        # The first chunk header is part of the hashed region.
-        return head + rest
+        return data  # the first chunk header is part of the hashed region
 
     def _on_rows(self, data: bytes) -> bytes:
         """COPY rows: find the block's end with C-level searches, no copies.
@@ -322,22 +327,18 @@ class DumpScanner:
         return rest
 
     def _on_blob(self, data: bytes) -> bytes:
-        got = self._need(data, 1 + self._int_size)
+        got = self._take_int(data)
         if got is None:
             return b""
-        head, rest = got
-        if self._int(head) == 0:  # end of the large objects of this block
-            self._state = "blockhead"
-        else:
-            self._state = "chunkhead"
+        oid, rest = got
+        self._state = "blockhead" if oid == 0 else "chunkhead"  # 0: end of this block's LOs
         return rest
 
     def _on_chunkhead(self, data: bytes) -> bytes:
-        got = self._need(data, 1 + self._int_size)
+        got = self._take_int(data)
         if got is None:
             return b""
-        head, rest = got
-        length = self._int(head)
+        length, rest = got
         if length < 0:
             raise ScanError("negative chunk length")
         if length == 0:
@@ -357,32 +358,6 @@ class DumpScanner:
         self._skip = 0
         self._state = "chunkhead"
         return rest
-
-
-class TapReader:
-    """A pass-through reader that shows every byte to a :class:`DumpScanner`.
-
-    It sits between pg_dump's stdout and the pipeline, so the statistics
-    cost no extra read and no extra copy.
-    """
-
-    def __init__(self, src: BinaryIO, scanner: DumpScanner) -> None:
-        self._src = src
-        self.scanner = scanner
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n)
-        if data:
-            self.scanner.feed(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
 
 def scan_stream(src: BinaryIO, chunk: int = 1 << 20) -> DumpScanner:
