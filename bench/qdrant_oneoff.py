@@ -2,15 +2,19 @@
 seawall vs the shell pipelines (curl | zstd -T0 | age), on real segment data
 (float32 vectors of dim 768 in qdrant-edge shards of the test server).
 
-Run from the repo root:  PYTHONPATH=. .venv/bin/python bench/qdrant_oneoff.py [POINTS]
+Run from the repo root:  PYTHONPATH=. [REPS=3] .venv/bin/python bench/qdrant_oneoff.py [POINTS]
+
+seawall's own log splits its backup into the server-side create and the
+download+store (the part comparable to the pipelines).
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +28,7 @@ from tests.qdrant_server import QdrantTestServer
 from tests.qdrant_server.storage import PointData
 
 POINTS = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+REPS = int(os.environ.get("REPS", "3"))
 DIM = 768
 SEAWALL = str(Path(sys.executable).parent / "seawall")
 
@@ -41,6 +46,19 @@ def timed(cmd: str | list[str], env: dict[str, str] | None = None) -> tuple[floa
     return wall, rss, res.stderr
 
 
+def log_seconds(path: Path) -> dict[str, float]:
+    """``seconds`` of seawall's JSON log lines by message (create, transfer)."""
+    found = {"snapshot created": 0.0, "snapshot downloaded and stored": 0.0}
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("msg") in found and "seconds" in rec:
+            found[rec["msg"]] += float(rec["seconds"])
+    return found
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="seawall-bench-", dir="/tmp"))
     key = work / "age.key"
@@ -49,7 +67,6 @@ def main() -> None:
         ["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True
     ).stdout.strip()
     rng = np.random.default_rng(1)
-    rows: list[tuple[str, float, int, int]] = []
     with QdrantTestServer() as server:
         server.create_collection("bench", DIM, distance="Cosine")
         t0 = time.monotonic()
@@ -82,21 +99,40 @@ def main() -> None:
             "ENCRYPTION_RECIPIENTS": public,
             "ENCRYPTION_IDENTITY_FILE": str(key),
         }
-        for comp in ("zstd", "none"):
-            e = {**env, "COMPRESSION": comp}
-            # seawall: create + download + compress + encrypt + store (no verify: measured alone)
-            wall, rss, _ = timed([SEAWALL, "-q", "qdrant", "backup", "bench", "--no-verify"], e)
-            stored = sum(p.stat().st_size for p in (work / "backups").rglob("snapshot.tar*"))
-            rows.append((f"seawall qdrant backup (compression={comp}, age)", wall, rss, stored))
-            shutil.rmtree(work / "backups")
-            # the shell pipeline on the same snapshot (no create: it already exists)
-            out = work / "pipe.out"
-            stage = "zstd -T0 -q |" if comp == "zstd" else ""
-            wall, rss, _ = timed(f"curl -sf {url} | {stage} age -r {public} > {out}")
-            rows.append(
-                (f"curl | {'zstd -T0 | ' if stage else ''}age", wall, rss, out.stat().st_size)
-            )
-            out.unlink()
+        out = work / "pipe.out"
+        samples: dict[str, list[tuple[float, int, int]]] = {}
+
+        def add(what: str, wall: float, rss: int, size: int) -> None:
+            samples.setdefault(what, []).append((wall, rss, size))
+
+        # Interleaved rounds (other load hits every command alike); medians below.
+        for _ in range(REPS):
+            for comp in ("zstd", "none"):
+                e = {**env, "COMPRESSION": comp, "LOG_FILE": str(work / "sw.log")}
+                (work / "sw.log").unlink(missing_ok=True)
+                # seawall: create + download + compress + encrypt + store (no verify)
+                wall, rss, _ = timed([SEAWALL, "-q", "qdrant", "backup", "bench", "--no-verify"], e)
+                stored = sum(p.stat().st_size for p in (work / "backups").rglob("snapshot.tar*"))
+                add(f"seawall qdrant backup (compression={comp}, age)", wall, rss, stored)
+                split = log_seconds(work / "sw.log")
+                add(f"  of which server-side create ({comp})", split["snapshot created"], 0, 0)
+                add(
+                    f"  of which download+store ({comp}, seawall's log)",
+                    split["snapshot downloaded and stored"],
+                    0,
+                    stored,
+                )
+                shutil.rmtree(work / "backups")
+                # the shell pipeline on the same snapshot (no create: it already exists)
+                stage = "zstd -T0 -q |" if comp == "zstd" else ""
+                wall, rss, _ = timed(f"curl -sf {url} | {stage} age -r {public} > {out}")
+                add(f"curl | {'zstd -T0 | ' if stage else ''}age", wall, rss, out.stat().st_size)
+                if comp == "zstd":
+                    wall, rss, _ = timed(
+                        f"curl -sf {url} | zstd -1 -T0 -q | age -r {public} > {out}"
+                    )
+                    add("curl | zstd -1 -T0 | age (seawall's level)", wall, rss, out.stat().st_size)
+                out.unlink()
         # create alone (server side), to separate it from the transfer
         t0 = time.monotonic()
         with httpx.Client(base_url=server.url, timeout=3600) as http:
@@ -115,33 +151,39 @@ def main() -> None:
                 capture_output=True,
                 text=True,
             )
-            rows.append((f"zstd -T0 -{level} alone", time.monotonic() - t0, 0, int(res.stdout)))
-        # restore upload: seawall vs age -d | zstd -d | curl -F
+            add(f"zstd -T0 -{level} alone", time.monotonic() - t0, 0, int(res.stdout))
+        raw.unlink()
+        # restore upload: seawall vs age -d | zstd -d | curl -F, same artifact
         e = {**env, "COMPRESSION": "zstd"}
         subprocess.run(
             [SEAWALL, "-q", "qdrant", "backup", "bench", "--no-verify"], env=e, check=True
         )
-        wall, rss, _ = timed(
-            [SEAWALL, "-q", "qdrant", "restore", "latest", "--to", "bench-restored"], e
-        )
-        rows.append(("seawall qdrant restore (decode+upload+checks)", wall, rss, 0))
         (art,) = [p for p in (work / "backups").rglob("snapshot.tar*") if p.is_file()]
-        wall, rss, _ = timed(
-            f"age -d -i {key} {art} | zstd -dc | curl -sf -F snapshot=@- "
-            f"'{server.url}/collections/bench-pipe/snapshots/upload?priority=snapshot' > /dev/null"
-        )
-        rows.append(("age -d | zstd -d | curl -F (upload)", wall, rss, 0))
-        server.delete_collection("bench-restored")
-        server.delete_collection("bench-pipe")
+        for _ in range(REPS):
+            wall, rss, _ = timed(
+                [SEAWALL, "-q", "qdrant", "restore", "latest", "--to", "bench-restored"], e
+            )
+            add("seawall qdrant restore (decode+upload+checks)", wall, rss, 0)
+            server.delete_collection("bench-restored")
+            wall, rss, _ = timed(
+                f"age -d -i {key} {art} | zstd -dc | curl -sf -F snapshot=@- "
+                f"'{server.url}/collections/bench-pipe/snapshots/upload?priority=snapshot' > /dev/null"
+            )
+            add("age -d | zstd -d | curl -F (upload)", wall, rss, 0)
+            server.delete_collection("bench-pipe")
     print(
-        f"\nsnapshot: {size / 1e6:.0f} MB raw ({POINTS} points, dim {DIM}); server-side create {create_s:.1f}s"
+        f"\nsnapshot: {size / 1e6:.0f} MB raw ({POINTS} points, dim {DIM}); "
+        f"server-side create alone {create_s:.1f}s; {REPS} interleaved rounds, medians; "
+        f"load {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'what':<50} {'wall s':>8} {'peak RSS MB':>12} {'bytes out MB':>13} {'ratio':>7}")
-    for what, wall, rss, out_size in rows:
+    print(f"{'what':<55} {'wall s':>8} {'peak RSS MB':>12} {'bytes out MB':>13} {'ratio':>7}")
+    for what, runs in samples.items():
+        wall = statistics.median(r[0] for r in runs)
+        rss = max(r[1] for r in runs)
+        out_size = runs[-1][2]
         ratio = f"{size / out_size:.2f}" if out_size else "-"
-        print(f"{what:<50} {wall:>8.1f} {rss / 1024:>12.0f} {out_size / 1e6:>13.0f} {ratio:>7}")
+        print(f"{what:<55} {wall:>8.2f} {rss / 1024:>12.0f} {out_size / 1e6:>13.0f} {ratio:>7}")
     shutil.rmtree(work, ignore_errors=True)
-    _ = hashlib
 
 
 if __name__ == "__main__":

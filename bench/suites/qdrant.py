@@ -9,18 +9,26 @@
    ``tests.qdrant_server`` over loopback: ``curl | zstd | age`` and
    ``curl | age`` against ``seawall qdrant backup`` (which also asks the
    server to create and then delete the snapshot; see
-   ``serve_big_snapshots``). The restore (upload) side is not benchmarked yet.
+   ``serve_big_snapshots``), and the restore upload of the same artifact,
+   ``age -d | zstd -d | curl -F`` against ``seawall qdrant restore``.
+   Interleaved rounds, medians, peak RSS; seawall's own log splits its
+   transfer from the rest (see :func:`transfer_rows`).
 """
 
 from __future__ import annotations
 
 import array
+import contextlib
 import hashlib
+import json
 import os
 import random
+import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +36,9 @@ import httpx
 
 from bench import measure, peers
 from bench.context import REPO, Context
+from bench.measure import median
 from bench.report import Row, apply_baseline
-from bench.suites.common import largest_file, repeat_row
+from bench.suites.common import RssMode, largest_file, repeat_row
 
 SUITE = "qdrant"
 COLLECTION = "bench"
@@ -204,7 +213,7 @@ def run(ctx: Context) -> list[Row]:
         )
         return rows
 
-    _, recipient = ctx.age_keys()
+    ctx.age_keys()  # made early: the transfer rows need them
     server = server_cls()
     server.start()
     ctx.defer(server.stop)
@@ -235,78 +244,278 @@ def run(ctx: Context) -> list[Row]:
     name = create_snapshot(server.url, COLLECTION)  # builds the big archive once
     big.unlink()
     ctx.log(f"qdrant: {size_mb} MiB snapshot archive built in {time.monotonic() - t0:.0f}s")
+    return rows + transfer_rows(ctx, server, name, reps)
+
+
+@dataclass
+class Tool:
+    """One command of the interleaved rounds and what its row needs."""
+
+    name: str
+    attempt: Callable[[int], measure.RunResult]
+    group: str  # "download" or "restore": rows of a group share a baseline
+    baseline: bool = False
+    rss: RssMode = "max"
+    artifact: Callable[[], int | None] | None = None
+    results: list[measure.RunResult | BaseException] = field(default_factory=list)
+
+
+def log_seconds(path: Path, message: str) -> float | None:
+    """Sum of ``seconds`` of seawall's JSON log lines with this message."""
+    total: float | None = None
+    if not path.exists():
+        return None
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            rec = json.loads(line)
+            if isinstance(rec, dict) and rec.get("msg") == message and "seconds" in rec:
+                total = (total or 0.0) + float(rec["seconds"])
+    return total
+
+
+def transfer_rows(ctx: Context, server: Any, name: str, reps: int) -> list[Row]:
+    """Backup (download+store) and restore (upload) against the shell pipelines.
+
+    Every round runs each command once, in the same order, so a burst of
+    load from elsewhere hits all of them alike; rows report medians. seawall
+    does more than the pipelines, and its own log splits that out:
+
+    - backup: it also asks Qdrant to create (and later delete) the snapshot,
+      reads the collection's config, count and a sample; the pipelines
+      download an existing snapshot. The "download+store only" row is the
+      transfer measured by seawall itself ("snapshot downloaded and stored":
+      first request to fsync + rename), i.e. the pipeline's work plus two
+      sha256 (the server's checksum, the stored bytes' for the manifest).
+    - restore: both upload the same artifact and wait for the server's
+      recovery; seawall also checks versions before and the points count
+      and sample searches after (its "upload+recover only" row).
+    """
+    keyfile, recipient = ctx.age_keys()
     url = f"{server.url}/collections/{COLLECTION}/snapshots/{name}"
     curl = ["curl", "-sS", "-f", url]
     out = ctx.tmpdir("qdrant-dl") / "snapshot.out"
-    dl_rows: list[Row] = []
-    dl_rows.append(
-        repeat_row(
-            SUITE,
-            "download snapshot: curl > file",
-            lambda i: measure.run([curl], stdout_path=out, timeout=600),
-            reps,
-            artifact=lambda: out.stat().st_size,
-        )
-    )
-    dl_rows.append(
-        repeat_row(
-            SUITE,
-            "download: curl | zstd -3 -T0 | age",
-            lambda i: measure.run(
-                [curl, peers.ZSTD, peers.age_encrypt(recipient)], stdout_path=out, timeout=600
-            ),
-            reps,
-            artifact=lambda: out.stat().st_size,
-            baseline=True,
-        )
-    )
-    dl_rows.append(
-        repeat_row(
-            SUITE,
-            "download: curl | age",
-            lambda i: measure.run(
-                [curl, peers.age_encrypt(recipient)], stdout_path=out, timeout=600
-            ),
-            reps,
-            artifact=lambda: out.stat().st_size,
-        )
-    )
-    out.unlink(missing_ok=True)
-    sw_dir = ctx.tmpdir("qdrant-seawall")
-    for compression in ("zstd", "none"):
-        env = ctx.seawall_env(sw_dir, QDRANT_URL=server.url, COMPRESSION=compression)
+    sw_root = ctx.tmpdir("qdrant-seawall")
+    logs = ctx.tmpdir("qdrant-logs")
+    unavailable = ctx.seawall_unavailable("qdrant", "backup")
+    transfer: dict[str, list[float]] = {}
+    created: dict[str, list[float]] = {}
 
-        def sw(i: int, env: dict[str, str] = env) -> measure.RunResult:
-            for child in sw_dir.iterdir():
-                measure.run([["rm", "-rf", str(child)]], sample_interval=None)
-            return measure.run(
-                [[*ctx.seawall_cmd(), "qdrant", "backup", COLLECTION]], env=env, timeout=900
+    sizes: dict[str, int] = {}
+
+    def pipe(key: str, stages: list[list[str]]) -> Callable[[int], measure.RunResult]:
+        def attempt(i: int) -> measure.RunResult:
+            res = measure.run([curl, *stages], stdout_path=out, timeout=900)
+            sizes[key] = out.stat().st_size
+            out.unlink()
+            return res
+
+        return attempt
+
+    def out_size(key: str) -> Callable[[], int | None]:
+        return lambda: sizes.get(key)
+
+    def sw_backup(compression: str) -> Callable[[int], measure.RunResult]:
+        target = sw_root / compression
+        env = ctx.seawall_env(target, QDRANT_URL=server.url, COMPRESSION=compression)
+
+        def attempt(i: int) -> measure.RunResult:
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            log_file = logs / f"backup-{compression}-{i}.log"
+            res = measure.run(
+                [[*ctx.seawall_cmd(), "qdrant", "backup", COLLECTION]],
+                env={**env, "LOG_FILE": str(log_file)},
+                timeout=900,
             )
+            if res.ok:
+                for key, msg, store in (
+                    (compression, "snapshot downloaded and stored", transfer),
+                    (compression, "snapshot created", created),
+                ):
+                    value = log_seconds(log_file, msg)
+                    if value is not None:
+                        store.setdefault(key, []).append(value)
+            return res
 
-        def sw_artifact() -> int | None:
-            best = largest_file(sw_dir)
+        return attempt
+
+    def stored_artifact() -> Path:
+        best = largest_file(sw_root / "zstd")
+        if best is None:
+            raise FileNotFoundError("no seawall zstd backup to restore from")
+        return best
+
+    upload = f"{server.url}/collections/restored-pipe/snapshots/upload?priority=snapshot"
+
+    def pipe_restore(i: int) -> measure.RunResult:
+        """``age -d | zstd -d | curl -F snapshot=@-``: curl reads stdin into
+        memory first (its RSS is the snapshot's size), and curl 7.88 refuses
+        more than 2 GiB that way."""
+        try:
+            return measure.run(
+                [
+                    ["age", "-d", "-i", str(keyfile), str(stored_artifact())],
+                    ["zstd", "-d", "-q", "-c"],
+                    ["curl", "-sS", "-f", "-F", "snapshot=@-", upload],
+                ],
+                timeout=900,
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                server.delete_collection("restored-pipe")
+
+    def pipe_restore_file(i: int) -> measure.RunResult:
+        """The same through a decoded temporary file (works at any size)."""
+        tmp = sw_root / "decoded.snapshot"
+        script = (
+            f"age -d -i {shlex.quote(str(keyfile))} {shlex.quote(str(stored_artifact()))} "
+            f"| zstd -d -q -c > {shlex.quote(str(tmp))} && "
+            f"curl -sS -f -F snapshot=@{shlex.quote(str(tmp))} {shlex.quote(upload)}"
+            f"; rc=$?; rm -f {shlex.quote(str(tmp))}; exit $rc"
+        )
+        try:
+            return measure.run([["sh", "-c", script]], timeout=900)
+        finally:
+            with contextlib.suppress(Exception):
+                server.delete_collection("restored-pipe")
+
+    def sw_restore(i: int) -> measure.RunResult:
+        env = ctx.seawall_env(sw_root / "zstd", QDRANT_URL=server.url)
+        log_file = logs / f"restore-{i}.log"
+        try:
+            res = measure.run(
+                [[*ctx.seawall_cmd(), "qdrant", "restore", "latest", "--to", "restored-sw"]],
+                env={**env, "LOG_FILE": str(log_file)},
+                timeout=900,
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                server.delete_collection("restored-sw")
+        value = log_seconds(log_file, "snapshot uploaded and recovered")
+        if res.ok and value is not None:
+            transfer.setdefault("restore", []).append(value)
+        return res
+
+    def sw_size(compression: str) -> Callable[[], int | None]:
+        def size() -> int | None:
+            best = largest_file(sw_root / compression)
             return best.stat().st_size if best else None
 
-        row = repeat_row(
-            SUITE,
-            f"seawall qdrant backup ({compression}+age)",
-            sw,
-            reps,
-            rss="root",
-            artifact=sw_artifact,
-            unavailable=ctx.seawall_unavailable("qdrant", "backup"),
-        )
-        if row.median_s is not None:
-            row.notes = "; ".join(
-                n for n in ("includes snapshot create + delete on the server", row.notes) if n
+        return size
+
+    tools = [
+        Tool(
+            "download snapshot: curl > file",
+            pipe("curl", []),
+            "download",
+            artifact=out_size("curl"),
+        ),
+        Tool(
+            "download: curl | zstd -3 -T0 | age",
+            pipe("zstd3", [peers.ZSTD, peers.age_encrypt(recipient)]),
+            "download",
+            baseline=True,
+            artifact=out_size("zstd3"),
+        ),
+        Tool(
+            "download: curl | zstd -1 -T0 | age (seawall's qdrant level)",
+            pipe("zstd1", [["zstd", "-1", "-T0", "-q", "-c"], peers.age_encrypt(recipient)]),
+            "download",
+            artifact=out_size("zstd1"),
+        ),
+        Tool(
+            "download: curl | age",
+            pipe("age", [peers.age_encrypt(recipient)]),
+            "download",
+            artifact=out_size("age"),
+        ),
+    ]
+    if not unavailable:
+        tools += [
+            Tool(
+                f"seawall qdrant backup ({c}+age), whole command",
+                sw_backup(c),
+                "download",
+                rss="root",
+                artifact=sw_size(c),
             )
-        dl_rows.append(row)
-    dl_rows.append(
-        Row(
-            suite=SUITE,
-            tool="restore upload (age -d | curl -F vs seawall)",
-            notes="not measured yet",
+            for c in ("zstd", "none")
+        ]
+        tools.append(
+            Tool(
+                "restore: age -d | zstd -d > tmp; curl -F snapshot=@tmp",
+                pipe_restore_file,
+                "restore",
+                baseline=True,
+                rss="root",  # sh: the note lists age, zstd and curl
+            )
         )
-    )
-    apply_baseline(dl_rows)
-    return rows + dl_rows
+        if ctx.opts.qdrant_snapshot_mb < 2047:
+            tools.append(Tool("restore: age -d | zstd -d | curl -F @-", pipe_restore, "restore"))
+        tools.append(
+            Tool("seawall qdrant restore, whole command", sw_restore, "restore", rss="root")
+        )
+    for i in range(reps):
+        for tool in tools:
+            try:
+                tool.results.append(tool.attempt(i))
+            except Exception as exc:  # reported in the row, the others go on
+                tool.results.append(exc)
+        ctx.log(f"qdrant: transfer round {i + 1}/{reps} done (load {os.getloadavg()[0]:.1f})")
+
+    groups: dict[str, list[Row]] = {"download": [], "restore": []}
+    for tool in tools:
+
+        def replay(i: int, tool: Tool = tool) -> measure.RunResult:
+            item = tool.results[i]
+            if isinstance(item, BaseException):
+                raise item
+            return item
+
+        groups[tool.group].append(
+            repeat_row(
+                SUITE,
+                tool.name,
+                replay,
+                len(tool.results),
+                rss=tool.rss,
+                artifact=tool.artifact,
+                baseline=tool.baseline,
+            )
+        )
+    for c in ("zstd", "none"):
+        if transfer.get(c):
+            note = f"seawall's own timing; server-side create median {median(created[c]):.2f}s"
+            groups["download"].append(
+                Row(
+                    suite=SUITE,
+                    tool=f"seawall qdrant backup ({c}+age): download+store only",
+                    median_s=median(transfer[c]),
+                    samples=transfer[c],
+                    notes=note if created.get(c) else "seawall's own timing",
+                )
+            )
+    if transfer.get("restore"):
+        groups["restore"].append(
+            Row(
+                suite=SUITE,
+                tool="seawall qdrant restore: upload+recover only",
+                median_s=median(transfer["restore"]),
+                samples=transfer["restore"],
+                notes="seawall's own timing; without version check, count and sample searches",
+            )
+        )
+    if ctx.opts.qdrant_snapshot_mb >= 2047:
+        groups["restore"].append(
+            Row(
+                suite=SUITE,
+                tool="restore: age -d | zstd -d | curl -F @-",
+                notes="not run: curl buffers stdin in memory and refuses more than 2 GiB "
+                "(curl 7.88: 'option -F: is badly used here')",
+            )
+        )
+    if unavailable:
+        groups["download"].append(Row(suite=SUITE, tool="seawall qdrant", notes=unavailable))
+    for group in groups.values():
+        apply_baseline(group)
+    return groups["download"] + groups["restore"]

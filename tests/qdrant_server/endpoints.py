@@ -340,6 +340,8 @@ def _receive_upload(app: QdrantTestServer, ctx: Ctx, shard_id: int | None) -> Pa
             "checksum": ctx.q("checksum"),
             "size": part.size,
             "sha256": part.sha256,
+            "transfer_encoding": ctx.headers.get("Transfer-Encoding"),
+            "content_length": int(ctx.headers.get("Content-Length") or 0) or None,
         }
     )
     armed = app.faults.take("fail_upload", ctx.params.get("collection_name"))

@@ -10,6 +10,7 @@ caller that stops reading early unblocks the decoder by closing the pipe.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import threading
@@ -21,6 +22,8 @@ from seawall.errors import StorageError
 from seawall.pipeline.keys import KeyRing
 from seawall.pipeline.stream import decode_to
 from seawall.storage.base import Storage
+
+PIPE_SIZE = 1024 * 1024
 
 
 class _PipeSink:
@@ -68,6 +71,10 @@ def open_decoded(
     content before the context exits cleanly.
     """
     rfd, wfd = os.pipe()
+    with suppress(OSError, AttributeError):
+        # 1 MiB instead of 64 KiB: 16x fewer wake-ups between the decoder
+        # thread and the reader (Linux; unprivileged up to pipe-max-size).
+        fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     errors: list[BaseException] = []
 
     def work() -> None:

@@ -4,12 +4,17 @@
   version or the previous one. Uploading a 1.12 snapshot into 1.15 fails
   deep inside the server after the whole upload; we refuse up front with
   :class:`RefusedError` and say which Qdrant version to restore into.
-- **Streamed upload**: the artifact is decoded (checksum-verified) to a
-  temporary file, then httpx streams the multipart body from that file
-  (``POST /collections/{c}/snapshots/upload?priority=..&checksum=..``), so
-  memory stays bounded whatever the size and Qdrant checks the sha256 too.
-  The temporary copy is needed because a multipart upload must announce its
-  length and Qdrant must be able to retry-free read it once.
+- **Streamed upload**: the artifact is decoded while it is uploaded
+  (``POST /collections/{c}/snapshots/upload?priority=..&checksum=..``): no
+  temporary copy, no second pass, memory bounded whatever the size. The
+  multipart body's length is known in advance (the manifest records the raw
+  size), so it goes out with a Content-Length. Nothing is trusted early:
+  the stored bytes' sha256 (manifest), the decoded size and the decoded
+  sha256 (``raw_sha256``) are all checked *before the closing boundary is
+  sent*; on any mismatch the body is cut short, which Qdrant can only
+  reject (a truncated multipart body, and its own check of ``checksum``).
+  Manifests without a raw sha256 (older ones) and shards that go to
+  several peers are decoded to a temporary file first, as before.
 - **Proof**: after the upload (``wait=true``) the exact points count must
   equal the one recorded at backup time, and each sample vector recorded at
   backup time must find its own point.
@@ -24,8 +29,11 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,11 +51,14 @@ from seawall.errors import (
 from seawall.log import get_logger
 from seawall.pipeline.stream import decode_to
 from seawall.qdrant.client import QdrantClient, url_path
+from seawall.qdrant.decoded import open_decoded
 from seawall.qdrant.select import BackupSource
 
 log = get_logger("qdrant.restore")
 
 Priority = Literal["snapshot", "replica", "no_sync"]
+
+UPLOAD_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -125,6 +136,72 @@ def decode_artifact(ctx: Context, source: BackupSource, art: Artifact, dest: Pat
     return digest
 
 
+def _stream_upload(
+    ctx: Context,
+    client: QdrantClient,
+    source: BackupSource,
+    art: Artifact,
+    path: str,
+    priority: str,
+    what: str,
+) -> int:
+    """Decode ``art`` straight into a multipart upload; returns the bytes sent.
+
+    See the module docstring: every check runs before the closing boundary,
+    and a failed check cuts the body short, so Qdrant never receives a
+    complete upload of bytes that did not match the manifest.
+    """
+    assert art.raw_sha256
+    boundary = secrets.token_hex(16)
+    head = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="snapshot"; filename="snapshot.tar"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    expected_size = art.raw_size
+    expected_sha = art.raw_sha256
+
+    def body() -> Iterator[bytes]:
+        yield head
+        with open_decoded(source.storage, source.key(art.name), ctx.keys, art.sha256) as stream:
+            while chunk := stream.read(UPLOAD_CHUNK):
+                if stream.count > expected_size:
+                    raise VerificationError(
+                        f"{art.name}: decodes to more than the {expected_size} bytes the manifest "
+                        "records; the backup is corrupt; upload cut short"
+                    )
+                yield chunk
+        # open_decoded has joined the decoder: the stored sha256 matched.
+        if stream.count != expected_size or stream.hash.hexdigest() != expected_sha:
+            raise VerificationError(
+                f"{art.name}: decoded snapshot differs from the manifest (size or sha256); "
+                "the backup is corrupt; upload cut short"
+            )
+        yield tail
+
+    started = time.monotonic()
+    client.post_stream(
+        path,
+        what=what,
+        params={"priority": priority, "checksum": expected_sha, "wait": "true"},
+        content=body(),
+        headers={
+            "content-type": f"multipart/form-data; boundary={boundary}",
+            "content-length": str(len(head) + expected_size + len(tail)),
+        },
+    )
+    log.info(
+        "snapshot uploaded and recovered",
+        extra={
+            "what": what,
+            "bytes": expected_size,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
+    return expected_size
+
+
 def _upload(
     client: QdrantClient, path: str, file: Path, checksum: str, priority: str, what: str
 ) -> None:
@@ -166,10 +243,28 @@ def restore(
         check_version(m.qdrant.version if m.qdrant else None, version)
         tmp_root = Path(tempfile.mkdtemp(prefix="seawall-qdrant-restore-"))
         try:
+            art = m.artifact("snapshot") or (m.artifacts[0] if m.artifacts else None)
+            upload_path = url_path("collections", collection, "snapshots", "upload")
             if m.kind == "shard-snapshot":
                 _restore_shards(ctx, client, source, collection, priority, tmp_root, result)
+            elif art is None:
+                raise VerificationError(f"{source.label} has no snapshot artifact to restore")
+            elif art.raw_sha256:
+                log.info(
+                    "uploading snapshot (decoded on the fly)",
+                    extra={"collection": collection, "bytes": art.raw_size},
+                )
+                sent = _stream_upload(
+                    ctx,
+                    client,
+                    source,
+                    art,
+                    upload_path,
+                    priority,
+                    f"uploading the snapshot of {collection!r}",
+                )
+                result.checks.append(f"uploaded {sent} bytes (checksum verified by Qdrant)")
             else:
-                art = m.artifact("snapshot") or m.artifacts[0]
                 file = tmp_root / "snapshot.tar"
                 digest = decode_artifact(ctx, source, art, file)
                 log.info(
@@ -178,7 +273,7 @@ def restore(
                 )
                 _upload(
                     client,
-                    url_path("collections", collection, "snapshots", "upload"),
+                    upload_path,
                     file,
                     digest,
                     priority,
@@ -289,13 +384,28 @@ def _restore_shards(
                     f"no reachable peer holds shard {sid} of {collection!r}; set QDRANT_PEER_URLS "
                     "to every peer's REST URL (and check the collection's shard_number)"
                 )
+            upload_path = url_path("collections", collection, "shards", sid, "snapshots", "upload")
+            if len(peers) == 1 and art.raw_sha256:
+                pid = peers[0]
+                _stream_upload(
+                    ctx,
+                    topo.clients[pid],
+                    source,
+                    art,
+                    upload_path,
+                    priority,
+                    f"uploading shard {sid} of {collection!r} to peer {pid}",
+                )
+                result.checks.append(f"shard {sid} restored on peer {pid}")
+                continue
+            # Several replicas: decode once, upload the same file to each.
             file = tmp / f"shard-{sid}.tar"
             digest = decode_artifact(ctx, source, art, file)
             for pid in peers:
                 peer = topo.clients[pid]
                 _upload(
                     peer,
-                    url_path("collections", collection, "shards", sid, "snapshots", "upload"),
+                    upload_path,
                     file,
                     digest,
                     priority,

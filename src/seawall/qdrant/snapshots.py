@@ -266,13 +266,13 @@ class SnapshotDownload:
                     )
             else:
                 # Range ignored: skip what we already have.
-                self._iter = response.iter_raw(CHUNK)
+                self._iter = response.iter_raw()
                 self._skip(self.offset)
                 return
         elif self.total is None:
             length = response.headers.get("content-length")
             self.total = int(length) if length and length.isdigit() else None
-        self._iter = response.iter_raw(CHUNK)
+        self._iter = response.iter_raw()
 
     def _skip(self, count: int) -> None:
         assert self._iter is not None
@@ -401,13 +401,13 @@ class Prefetcher:
 
     The pipeline is single-threaded (hash, compress, encrypt, hash, write);
     receiving and hashing the download in a second thread overlaps the
-    network with that work. The queue holds at most ``depth`` chunks of
-    1 MiB, so memory stays bounded; errors of the download (a checksum
+    network with that work. The queue holds at most ``depth`` pieces as
+    received (up to ``client.READ_SIZE``, 256 KiB), so memory stays bounded; errors of the download (a checksum
     mismatch, a connection that cannot be resumed) are re-raised by
     ``read`` in the pipeline's thread, before anything is committed.
     """
 
-    def __init__(self, download: SnapshotDownload, depth: int = 4) -> None:
+    def __init__(self, download: SnapshotDownload, depth: int = 16) -> None:
         self.download = download
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()

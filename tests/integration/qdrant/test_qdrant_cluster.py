@@ -112,6 +112,27 @@ def test_cluster_restore_puts_shards_back(
     assert all(u["checksum"] == u["sha256"] for u in uploads)
 
 
+def test_cluster_restore_streams_single_replica_shards(
+    qdrant_cluster: QdrantTestCluster, make_ctx: MakeCtx
+) -> None:
+    """Replication factor 1: each shard goes to its one holder, decoded while
+    uploaded (the streamed path), with the checksum Qdrant verifies."""
+    qdrant_cluster.create_collection("one", DIM, points=90, seed=8, shard_number=2)
+    ctx = make_ctx(qdrant_cluster.servers[0], qdrant_peer_urls=qdrant_cluster.urls)
+    m = backup(ctx, ["one"]).results[0].manifest
+    assert m is not None and all(a.raw_sha256 for a in m.artifacts)
+    raw = {getattr(a, "shard_id"): a for a in m.artifacts}  # noqa: B009
+    qdrant_cluster.state.delete_collection("one")
+    res = restore(ctx, resolve(ctx, "latest"))
+    assert res.points_count == 90 == qdrant_cluster.points_count("one")
+    uploads = [u for s in qdrant_cluster.servers for u in s.uploads]
+    assert sorted(u["shard_id"] for u in uploads) == [0, 1]
+    for u in uploads:
+        art = raw[u["shard_id"]]
+        assert u["sha256"] == u["checksum"] == art.raw_sha256 and u["size"] == art.raw_size
+        assert u["transfer_encoding"] is None  # streamed with a Content-Length
+
+
 def test_cluster_restore_without_peer_urls_is_refused(
     qdrant_cluster: QdrantTestCluster, make_ctx: MakeCtx
 ) -> None:

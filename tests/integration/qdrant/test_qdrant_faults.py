@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from seawall.errors import (
     BackupFailedError,
     NotFoundError,
     PartialFailureError,
+    SeawallError,
     SourceUnavailableError,
     VerificationError,
 )
@@ -20,6 +23,13 @@ from seawall.qdrant.backup import backup
 from seawall.qdrant.client import QdrantClient, QdrantError
 from seawall.qdrant.restore import restore
 from seawall.qdrant.select import resolve
+from seawall.qdrant.snapshots import (
+    Prefetcher,
+    SnapshotDownload,
+    SnapshotScope,
+    create_snapshot,
+    delete_snapshot,
+)
 from tests.qdrant_server import QdrantTestServer
 from tests.qdrant_server.fixtures import require_faults
 
@@ -58,6 +68,33 @@ def test_download_cut_mid_stream_resumes_with_range(
     downloads = [r for r in server.requests if r[0] == "GET" and "/snapshots/" in r[1]]
     assert [status for _m, _p, status in downloads].count(206) == 2
     assert server.all_snapshots() == []
+
+
+def test_prefetcher_resumes_and_hands_over_a_checksum_error(server: QdrantTestServer) -> None:
+    """The download thread used when the pipeline does not prefetch: the
+    bytes arrive in order across a resumed connection, and a checksum
+    mismatch found in that thread is raised in the reader's."""
+    server.create_collection("pf", DIM, points=100, seed=31)
+    with QdrantClient(server.url) as client:
+        scope = SnapshotScope.collection("pf")
+        snap = create_snapshot(client, scope)
+        server.faults.cut_download(after_bytes=3_000_000, times=1)
+        reader = Prefetcher(SnapshotDownload(client, scope, snap), depth=2)
+        try:
+            data = b"".join(iter(lambda: reader.read(1 << 20), b""))
+        finally:
+            reader.close()
+        assert len(data) == snap.size and hashlib.sha256(data).hexdigest() == snap.checksum
+        assert reader.download.resumes == 1
+        wrong = dataclasses.replace(snap, checksum="0" * 64)
+        reader = Prefetcher(SnapshotDownload(client, scope, wrong), depth=2)
+        try:
+            with pytest.raises(VerificationError, match="sha256 mismatch"):
+                while reader.read(1 << 20):
+                    pass
+        finally:
+            reader.close()
+        delete_snapshot(client, scope, snap.name)
 
 
 def test_download_cut_every_time_fails_cleanly(
@@ -234,6 +271,72 @@ def test_restore_upload_failure_is_reported(server: QdrantTestServer, make_ctx: 
     server.faults.fail_upload(507, collection="up")
     with pytest.raises(QdrantError, match="disk space"):
         restore(ctx, resolve(ctx, "latest"))
+
+
+def _flip_middle_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_corrupt_artifact_upload_is_cut_short(
+    server: QdrantTestServer, make_ctx: MakeCtx, qdir: Path, compression: str
+) -> None:
+    """The restore decodes while it uploads; a corrupt artifact must still
+    never reach Qdrant as a complete upload: the body is cut before its
+    closing boundary, so the server records no upload and recovers nothing.
+    With compression off, the corruption is only visible to the sha256
+    checks, which therefore run before the last bytes go out."""
+    server.create_collection("cut", DIM, points=40, seed=21)
+    ctx = make_ctx(server, compression=compression, qdrant_compression=compression)
+    backup(ctx, ["cut"]).raise_for_status()
+    (art,) = artifacts(qdir)
+    _flip_middle_byte(art)
+    server.delete_collection("cut")
+    with pytest.raises(SeawallError) as info:
+        restore(ctx, resolve(ctx, "latest"))
+    assert info.value.exit_code in (3, 8), info.value  # verification / decode failure
+    # the server handles the upload in its own thread: wait until it is done with it
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+        path.endswith("/snapshots/upload") for _, path, _ in server.requests
+    ):
+        time.sleep(0.01)
+    assert any(path.endswith("/snapshots/upload") for _, path, _ in server.requests)
+    assert server.uploads == []
+    assert "cut" not in server.collection_names()
+
+
+def test_restore_without_raw_sha256_uses_a_temp_file(
+    server: QdrantTestServer, make_ctx: MakeCtx
+) -> None:
+    """Manifests written before raw sha256s were recorded still restore
+    (decoded to a temporary file, checksum computed from it)."""
+    server.create_collection("old", DIM, points=30, seed=22)
+    ctx = make_ctx(server)
+    m = backup(ctx, ["old"]).results[0].manifest
+    assert m is not None and m.artifacts[0].raw_sha256
+    m.artifacts[0].raw_sha256 = None
+    ctx.catalog.write(m)
+    server.delete_collection("old")
+    assert restore(ctx, resolve(ctx, "latest")).points_count == 30
+    assert server.uploads[-1]["checksum"] == server.uploads[-1]["sha256"]
+
+
+def test_streamed_upload_has_a_content_length(server: QdrantTestServer, make_ctx: MakeCtx) -> None:
+    """The decoded stream goes out with a Content-Length (its size is in the
+    manifest), not chunked: proxies and servers that refuse chunked uploads
+    keep working, and a short body can never look complete."""
+    server.create_collection("len", DIM, points=30, seed=23)
+    ctx = make_ctx(server)
+    m = backup(ctx, ["len"]).results[0].manifest
+    assert m is not None
+    restore(ctx, resolve(ctx, "latest"), target="len2")
+    (upload,) = server.uploads
+    assert upload["size"] == m.artifacts[0].raw_size
+    assert upload["sha256"] == m.artifacts[0].raw_sha256 == upload["checksum"]
+    assert upload["transfer_encoding"] is None and upload["content_length"] > upload["size"]
 
 
 @pytest.mark.parametrize("name", ["..", "q?x#y", "%2F..%2F"])
