@@ -157,3 +157,85 @@ def test_age_cli_file_wrong_passphrase_and_truncation(tmp_path: Path) -> None:
         decrypt_passphrase_io(io.BytesIO(blob), io.BytesIO(), PW + "x")
     with pytest.raises(AgeFormatError, match="truncated"):
         decrypt_passphrase_io(io.BytesIO(blob[:-1]), io.BytesIO(), PW)
+
+
+# --------------------------------------------------------------------------
+# X25519 recipients: our OpenSSL-based writer (age_x25519) against age and pyrage
+
+
+def _keypair(tmp_path: Path, name: str) -> tuple[Path, str]:
+    key = tmp_path / f"{name}.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    public = subprocess.run(
+        ["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return key, public
+
+
+class _Dribble:
+    """A reader that returns fewer bytes than asked, in a fixed odd rhythm."""
+
+    def __init__(self, data: bytes) -> None:
+        self._src = io.BytesIO(data)
+        self._sizes = [1, 70_000, 65_536, 3, 1 << 20, 65_535]
+        self._i = 0
+
+    def read(self, n: int = -1) -> bytes:
+        self._i += 1
+        return self._src.read(min(n, self._sizes[self._i % len(self._sizes)]))
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 65_535, 65_536, 65_537, 2 * 65_536, (1 << 20) + 1, 3 * (1 << 20) + 65_536]
+)
+def test_x25519_ours_decrypts_with_age_cli_and_pyrage(tmp_path: Path, size: int) -> None:
+    import pyrage
+    from pyrage import x25519
+
+    from seawall.pipeline.age_x25519 import encrypt_x25519_io
+
+    key1, pub1 = _keypair(tmp_path, "one")
+    key2, pub2 = _keypair(tmp_path, "two")
+    data = os.urandom(size)
+    out = io.BytesIO()
+    encrypt_x25519_io(_Dribble(data), out, [pub1, pub2])
+    for key in (key1, key2):  # every recipient can decrypt
+        res = subprocess.run(
+            ["age", "-d", "-i", str(key)], input=out.getvalue(), capture_output=True
+        )
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == data
+    ident = x25519.Identity.from_str(key2.read_text().splitlines()[-1])
+    assert pyrage.decrypt(out.getvalue(), [ident]) == data
+    # A key that is not a recipient cannot.
+    key3, _ = _keypair(tmp_path, "three")
+    res = subprocess.run(["age", "-d", "-i", str(key3)], input=out.getvalue(), capture_output=True)
+    assert res.returncode != 0 and b"no identity matched" in res.stderr
+
+
+def test_x25519_flipped_ciphertext_byte_is_refused_by_age_cli(tmp_path: Path) -> None:
+    from seawall.pipeline.age_x25519 import encrypt_x25519_io
+
+    key, pub = _keypair(tmp_path, "k")
+    out = io.BytesIO()
+    encrypt_x25519_io(io.BytesIO(os.urandom(200_000)), out, [pub])
+    blob = bytearray(out.getvalue())
+    blob[-1000] ^= 0x01
+    res = subprocess.run(["age", "-d", "-i", str(key)], input=bytes(blob), capture_output=True)
+    assert res.returncode != 0
+
+
+def test_malformed_recipients_are_refused(tmp_path: Path) -> None:
+    from seawall.errors import ConfigError
+    from seawall.pipeline.age_x25519 import RecipientError, parse_recipient
+    from seawall.pipeline.keys import parse_recipients
+
+    _, pub = _keypair(tmp_path, "k")
+    assert len(parse_recipient(pub)) == 32
+    assert parse_recipient(pub.upper()) == parse_recipient(pub)
+    broken = pub[:-1] + ("q" if pub[-1] != "q" else "p")  # checksum no longer matches
+    for bad in (broken, pub[:-3], "age1" + "q" * 58, pub.replace("age1", "agx1")):
+        with pytest.raises(RecipientError):
+            parse_recipient(bad)
+    with pytest.raises(ConfigError, match="not a valid age public key"):
+        parse_recipients(broken)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from seawall.errors import ConfigError
+from seawall.pipeline.age_x25519 import RecipientError, parse_recipient
 
 SECRET_PREFIX = "AGE-SECRET-KEY-1"
 PUBLIC_PREFIX = "age1"
@@ -56,6 +57,13 @@ def parse_recipients(text: str) -> list[str]:
                 f"ENCRYPTION_RECIPIENTS: {line[:20]!r}... is not an age public key "
                 "(age1...); `seawall keygen` prints one"
             )
+        try:
+            parse_recipient(line)
+        except RecipientError as exc:
+            raise ConfigError(
+                f"ENCRYPTION_RECIPIENTS: {line[:20]!r}... is not a valid age public key "
+                f"({exc}); `seawall keygen` prints one"
+            ) from None
         recipients.append(line)
     return recipients
 

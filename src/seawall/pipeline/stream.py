@@ -371,12 +371,10 @@ def store_stream(
                 compressed = prefetch = PrefetchReader(compressed)  # type: ignore[arg-type]
             mode = spec.encryption_mode
             if mode == "x25519":
-                import pyrage
-                from pyrage import x25519
+                from seawall.pipeline.age_x25519 import encrypt_x25519_io
 
                 assert spec.keys is not None
-                recipients = [x25519.Recipient.from_str(r) for r in spec.keys.recipients]
-                pyrage.encrypt_io(compressed, sink, recipients)
+                encrypt_x25519_io(compressed, sink, spec.keys.recipients)
             elif mode == "scrypt":
                 from seawall.pipeline.age_scrypt import encrypt_passphrase_io
 
