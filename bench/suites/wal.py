@@ -4,16 +4,21 @@ archive_command runs once per 16 MiB segment; if it is slower than the
 server writes WAL, pg_wal grows until the disk is full and the database
 stops. So we time one push per real segment (median over ~20 different
 segments, each pushed once into a fresh archive: a re-push of the same file
-takes a different, shorter path in every tool) and then let archive_command
-chase pgbench at full speed and watch the ``.ready`` backlog.
+takes a different, shorter path in every tool; ``--repeat`` passes, at most
+5, each into new archives), with the tools taking turns segment by segment
+so that load from others on the machine hits them alike, and then let
+archive_command chase pgbench at full speed and watch the ``.ready``
+backlog.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -110,46 +115,113 @@ def collect_segments(ctx: Context, count: int) -> list[Path]:
     return out
 
 
-def per_segment_row(
-    tool: str,
-    segments: list[Path],
-    push: Callable[[Path], measure.RunResult],
-    *,
-    artifact_dir: Path | None = None,
-    rss: str = "max",
-    unavailable: str | None = None,
-    baseline: bool = False,
-) -> Row:
-    """One push per segment; the row's median is over segments."""
-    row = Row(suite=SUITE, tool=tool, baseline=baseline)
-    if unavailable:
-        row.notes = unavailable
-        return row
-    walls: list[float] = []
-    peaks: list[float] = []
-    note = ""
-    for seg in segments:
-        res = push(seg)
+class Lane:
+    """One tool of the per-segment comparison, pushed once per segment per pass."""
+
+    def __init__(
+        self,
+        tool: str,
+        setup: Callable[[int], tuple[Callable[[Path], measure.RunResult], Path | None]],
+        *,
+        rss: str = "max",
+        baseline: bool = False,
+    ) -> None:
+        self.tool = tool
+        self.setup = setup  # pass number -> (push one segment, its artifact dir)
+        self.rss = rss
+        self.baseline = baseline
+        self.push: Callable[[Path], measure.RunResult] | None = None
+        self.walls: list[float] = []
+        self.peaks: list[float] = []
+        self.note = ""
+        self.error = ""
+        self.artifact_dirs: list[Path] = []
+
+    def start_pass(self, n: int) -> None:
+        if self.error:
+            return
+        try:
+            self.push, artifacts = self.setup(n)
+        except subprocess.CalledProcessError as exc:
+            self.error = f"not available (setup: {exc.stderr!r:.160})"
+            return
+        if artifacts is not None:
+            self.artifact_dirs.append(artifacts)
+
+    def run(self, seg: Path) -> None:
+        if self.error or self.push is None:
+            return
+        res = self.push(seg)
         if not res.ok:
-            row.notes = ("not available" if not walls else "failed") + f" ({res.error()})"
-            if not walls:
-                return row
-            break
-        walls.append(res.wall_s)
-        value, note = rss_notes(res, "root" if rss == "root" else "max")
-        peaks.append(value)
-    row.samples = walls
-    row.median_s = measure.median(walls)
-    # median, not max: a ~50 ms process is sometimes missed by the /proc
-    # sampler and then only wait4's figure (floored at the harness's own RSS)
-    # is left for that run
-    row.rss_mb = measure.median(peaks)
-    if artifact_dir is not None and walls:
-        row.artifact_bytes = tree_size(artifact_dir) // len(walls)
-    p90 = measure.percentile(walls, 90)
-    extra = f"per segment, n={len(walls)}, p90 {p90 * 1000:.0f} ms; artifact = mean per segment"
-    row.notes = "; ".join(n for n in (extra, note, row.notes) if n)
-    return row
+            self.error = ("not available" if not self.walls else "failed") + f" ({res.error()})"
+            return
+        self.walls.append(res.wall_s)
+        value, self.note = rss_notes(res, "root" if self.rss == "root" else "max")
+        self.peaks.append(value)
+
+    def row(self, loads: list[float]) -> Row:
+        row = Row(suite=SUITE, tool=self.tool, baseline=self.baseline)
+        if not self.walls:
+            row.notes = self.error or "not run"
+            return row
+        row.samples = self.walls
+        row.median_s = measure.median(self.walls)
+        # median, not max: a ~50 ms process is sometimes missed by the /proc
+        # sampler and then only wait4's figure (floored at the harness's own
+        # RSS) is left for that run
+        row.rss_mb = measure.median(self.peaks)
+        if self.artifact_dirs:
+            row.artifact_bytes = sum(tree_size(d) for d in self.artifact_dirs) // len(self.walls)
+        p90 = measure.percentile(self.walls, 90)
+        extra = (
+            f"per segment, n={len(self.walls)}, p90 {p90 * 1000:.0f} ms, interleaved, "
+            f"load {min(loads):.1f}-{max(loads):.1f}; artifact = mean per segment"
+        )
+        row.notes = "; ".join(n for n in (extra, self.note, self.error) if n)
+        return row
+
+
+def compile_bytecode(*extra_src: str | None) -> None:
+    """Write seawall's .pyc files, as installing the wheel does.
+
+    ``pip install`` compiles every module; an editable install run with
+    PYTHONDONTWRITEBYTECODE=1 (set on the shared dev machines), or by a user
+    who cannot write the source tree (archive_command runs as postgres),
+    compiles the hot path from source on every push instead: ~5 ms per
+    segment that no installed seawall pays.
+    """
+    import seawall
+
+    dirs = [str(Path(seawall.__file__).parent)]
+    dirs += [str(Path(d) / "seawall") for d in extra_src if d]
+    subprocess.run(
+        [str(Path(sys.executable)), "-m", "compileall", "-q", *dirs],
+        check=False,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def interleaved_rows(lanes: list[Lane], segments: list[Path], passes: int) -> list[Row]:
+    """Push every segment with every tool, alternating tools segment by segment.
+
+    The bench machine is shared: a burst of someone else's load must hit all
+    tools alike, so the tools take turns on each segment (the order rotates so
+    none always runs right after another), and each pass starts every tool on
+    an empty archive (a re-push of the same file takes a different, shorter
+    path in every tool). The 1-minute load average is recorded per segment.
+    """
+    loads: list[float] = []
+    k = 0
+    for n in range(passes):
+        for lane in lanes:
+            lane.start_pass(n)
+        for seg in segments:
+            loads.append(os.getloadavg()[0])
+            for j in range(len(lanes)):
+                lanes[(k + j) % len(lanes)].run(seg)
+            k += 1
+    return [lane.row(loads) for lane in lanes]
 
 
 def _pgbackrest_setup(ctx: Context, name: str, cipher: bool) -> Path:
@@ -270,68 +342,79 @@ def run(ctx: Context) -> list[Row]:
     rows: list[Row] = []
     timeout = 120.0
 
-    floor_dir = ctx.tmpdir("wal-floor")
-    rows.append(
-        per_segment_row(
-            "zstd -3 -T0 | age (per segment)",
-            segments,
+    passes = max(1, min(ctx.opts.repeat, 5))
+    compile_bytecode(os.environ.get("BENCH_WAL_COMPARE_SRC"))
+
+    def floor(n: int) -> tuple[Callable[[Path], measure.RunResult], Path]:
+        out = ctx.tmpdir(f"wal-floor-{n}")
+        return (
             lambda seg: measure.run(
                 peers.segment_zstd_age(seg, recipient),
-                stdout_path=floor_dir / (seg.name + ".zst.age"),
+                stdout_path=out / (seg.name + ".zst.age"),
                 timeout=timeout,
             ),
-            artifact_dir=floor_dir,
+            out,
         )
-    )
 
     conf_paths: dict[str, Path] = {}
-    for label, cipher in (
-        ("pgbackrest archive-push (zst)", False),
-        ("pgbackrest archive-push (zst + aes-256-cbc)", True),
-    ):
-        try:
-            conf = _pgbackrest_setup(ctx, "pgbr-wal-" + ("enc" if cipher else "plain"), cipher)
-        except subprocess.CalledProcessError as exc:
-            rows.append(
-                Row(
-                    suite=SUITE,
-                    tool=label,
-                    notes=f"not available (stanza-create: {exc.stderr!r:.160})",
-                )
-            )
-            continue
-        conf_paths[label] = conf
-        rows.append(
-            per_segment_row(
-                label,
-                segments,
-                lambda seg, conf=conf: measure.run(  # type: ignore[misc]
+
+    def pgbackrest(label: str, cipher: bool) -> Lane:
+        def setup(n: int) -> tuple[Callable[[Path], measure.RunResult], Path]:
+            conf = _pgbackrest_setup(ctx, f"pgbr-wal-{'enc' if cipher else 'plain'}-{n}", cipher)
+            conf_paths.setdefault(label, conf)
+            return (
+                lambda seg: measure.run(
                     [peers.pgbackrest(conf, "archive-push", str(seg))],
                     user="postgres",
                     cwd=Path("/tmp"),
                     timeout=timeout,
                 ),
-                artifact_dir=conf.parent / "repo" / "archive",
-                baseline=not cipher,
+                conf.parent / "repo" / "archive",
+            )
+
+        return Lane(label, setup, baseline=not cipher)
+
+    sw_dirs: list[Path] = []
+
+    def seawall(
+        env_extra: dict[str, str],
+    ) -> Callable[[int], tuple[Callable[[Path], measure.RunResult], Path]]:
+        def setup(n: int) -> tuple[Callable[[Path], measure.RunResult], Path]:
+            out = ctx.tmpdir(f"wal-seawall-{len(sw_dirs)}")
+            sw_dirs.append(out)
+            env = ctx.seawall_env(out) | env_extra
+            cmd = [*ctx.seawall_cmd(), "postgres", "wal-push"]
+            return (lambda seg: measure.run([[*cmd, str(seg)]], env=env, timeout=timeout), out)
+
+        return setup
+
+    lanes = [
+        Lane("zstd -3 -T0 | age (per segment)", floor),
+        pgbackrest("pgbackrest archive-push (zst)", False),
+        pgbackrest("pgbackrest archive-push (zst + aes-256-cbc)", True),
+    ]
+    unavailable = ctx.seawall_unavailable("postgres", "wal-push")
+    sw_lane = Lane("seawall postgres wal-push (zstd+age)", seawall({}), rss="root")
+    if unavailable:
+        sw_lane.error = unavailable
+    lanes.append(sw_lane)
+    # BENCH_WAL_COMPARE_SRC=/path/to/other/checkout/src adds a row for that
+    # tree's wal-push in the same interleaved run (before/after comparisons)
+    other = os.environ.get("BENCH_WAL_COMPARE_SRC")
+    if other and not unavailable:
+        lanes.append(
+            Lane(
+                f"seawall wal-push from {other}",
+                seawall({"PYTHONPATH": other}),
+                rss="root",
             )
         )
-
-    sw_dir = ctx.tmpdir("wal-seawall")
-    sw_env = ctx.seawall_env(sw_dir)
-    unavailable = ctx.seawall_unavailable("postgres", "wal-push")
-    sw_row = per_segment_row(
-        "seawall postgres wal-push (zstd+age)",
-        segments,
-        lambda seg: measure.run(
-            [[*ctx.seawall_cmd(), "postgres", "wal-push", str(seg)]], env=sw_env, timeout=timeout
-        ),
-        artifact_dir=sw_dir,
-        rss="root",
-        unavailable=unavailable,
-    )
-    rows.append(sw_row)
+    ctx.log(f"wal: {passes} pass(es) x {len(segments)} segments, tools interleaved")
+    rows = interleaved_rows(lanes, segments, passes)
+    sw_row = next(r for r in rows if r.tool == sw_lane.tool)
+    if sw_dirs:
+        ctx.wal_layout_sample = sw_dirs[0]  # the exporter suite mimics what wal-push wrote
     apply_baseline(rows)
-    ctx.wal_layout_sample = sw_dir  # the exporter suite mimics what wal-push wrote
 
     # --- sustained ------------------------------------------------------------
     seconds = ctx.opts.sustained_s

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     if fast and not any(a in ("-h", "--help") for a in args[2:]):
         from seawall.runner.wal_fast import main as wal_main
 
-        code: int = wal_main(args[1:])
+        # argv None: we are the process (console script, python -m seawall)
+        code: int = wal_main(args[1:], standalone=argv is None)
         return code
     from seawall.runner.app import run
 

@@ -83,3 +83,28 @@ def test_both_readers_refuse_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
             load_wal_config(env)
         with pytest.raises(ConfigError):
             load_settings()
+
+
+def test_lean_push_reads_the_same_options(tmp_path: Path) -> None:
+    """fastpush's own reading (recipients, level, threads, directory) agrees
+    with load_wal_config wherever it does not hand over to the general path."""
+    from seawall.postgres.wal import fastpush
+
+    handled = 0
+    for env in _cases(tmp_path):
+        full = load_wal_config(env)
+        try:
+            backup_dir, cluster, level, threads, recipients = fastpush._options(env)
+        except fastpush.Fallback:
+            # only configurations the lean path does not do: gzip/none, scrypt
+            assert full.compression != "zstd" or (full.encryption and full.keys.mode != "x25519"), (
+                env
+            )
+            continue
+        handled += 1
+        assert backup_dir == str(full.backup_dir), env
+        assert cluster == full.cluster, env
+        assert (level, threads) == (full.compression_level, full.compression_threads), env
+        expected = list(full.keys.recipients) if full.encryption else []
+        assert recipients == expected, env
+    assert handled >= 10

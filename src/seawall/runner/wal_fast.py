@@ -8,6 +8,15 @@ or qdrant_client (tests/integration/wal/test_wal_fast_imports.py checks
 :mod:`seawall.postgres.wal.envconfig`, which reads the same variables as
 settings.py.
 
+``wal-push`` first tries :mod:`seawall.postgres.wal.fastpush` (a complete
+segment into an existing archive, with nothing but the standard library's
+core, zstandard's C backend and pyrage imported); anything else, including
+every refusal and its message, is :func:`seawall.postgres.wal.push.push_wal`.
+Run as a program (``standalone``), a successful push ends the process with
+``os._exit`` once stdout/stderr are flushed: the archived file is already
+durable, and tearing down the interpreter and its 16 MiB of buffers only
+delays the moment PostgreSQL may archive the next segment.
+
 Exit codes follow :mod:`seawall.errors`; one exception is deliberate:
 ``wal-fetch`` of a file that is not in the archive exits 1 *quietly*, since
 PostgreSQL probes for files that do not exist (history files of future
@@ -18,7 +27,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 USAGE = (
     "usage: seawall postgres wal-push PATH\n"
@@ -32,8 +40,29 @@ def _err(message: str) -> None:
     sys.stderr.write(f"seawall: error: {message}\n")
 
 
-def main(argv: list[str]) -> int:
-    """Run ``wal-push`` or ``wal-fetch``; returns the exit code."""
+def _lean_push(path: str) -> int | None:
+    """0 when the lean path archived ``path``; None when push_wal must do it."""
+    from seawall.postgres.wal.fastpush import push
+
+    try:
+        push(path)
+    except OSError as exc:  # writing the archive failed: nothing complete-looking left
+        from seawall.storage.local import storage_error
+
+        err = storage_error(exc, f"{os.path.basename(path)} in the WAL archive")
+        _err(f"wal-push: {err}")
+        return err.exit_code
+    except Exception:  # Fallback, or a surprise before anything was written
+        return None
+    return 0
+
+
+def main(argv: list[str], *, standalone: bool = False) -> int:
+    """Run ``wal-push`` or ``wal-fetch``; returns the exit code.
+
+    ``standalone``: this call is the whole process (the console script), so
+    a successful ``wal-push`` may end it at once (see the module docstring).
+    """
     if not argv or argv[0] not in ("wal-push", "wal-fetch"):
         sys.stderr.write(USAGE)
         return 2
@@ -41,6 +70,20 @@ def main(argv: list[str]) -> int:
     if (cmd == "wal-push" and len(args) != 1) or (cmd == "wal-fetch" and len(args) != 2):
         sys.stderr.write(USAGE)
         return 2
+    if cmd == "wal-push":
+        try:
+            code = _lean_push(args[0])
+        except KeyboardInterrupt:
+            _err(f"{cmd}: interrupted")
+            return 130
+        if code == 0 and standalone:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        if code is not None:
+            return code
+    from pathlib import Path
+
     from seawall.errors import NotFoundError, SeawallError
 
     try:

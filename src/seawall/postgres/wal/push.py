@@ -1,5 +1,11 @@
 """``wal-push``: store one file PostgreSQL hands to archive_command.
 
+This is the general path: every kind of WAL file, every configuration, and
+every refusal with its message. The common case (a complete segment, zstd,
+age recipients, an archive that exists) is done first by the lean
+:mod:`seawall.postgres.wal.fastpush`, which hands anything else to
+:func:`push_wal` before committing anything; both follow the same rules.
+
 Order of events, and why:
 
 1. Hash the raw file and read the segment header (first pass). The archive
@@ -9,8 +15,9 @@ Order of events, and why:
    segment is refused.
 3. Look for the same WAL name in its directory: same hash means PostgreSQL is
    retrying a push that already succeeded (a crash after our fsync, before it
-   recorded the success): report success. A different hash is refused and
-   nothing is overwritten.
+   recorded the success): fsync that file and its directory again (the
+   crashed push may not have reached its directory fsync), report success.
+   A different hash is refused and nothing is overwritten.
 4. Stream the file through compress/encrypt into a temporary name, fsync,
    rename, fsync the directory (``open_atomic_write``), and only then return
    success. The second read of the file is checked against the first hash
@@ -37,12 +44,11 @@ from seawall.pipeline.codecs import CHUNK
 from seawall.pipeline.stream import PipelineSpec, store_stream
 from seawall.postgres.wal.archive_info import ArchiveInfo, read_archive_info, write_archive_info
 from seawall.postgres.wal.envconfig import WalConfig
+from seawall.postgres.wal.fastpush import WAL_ZSTD_LEVEL
 from seawall.postgres.wal.segment import LONG_HEADER_SIZE, SegmentHeaderError, read_header
 from seawall.retention.walnames import parse_wal_name
 from seawall.storage.local import LocalStorage, fsync_dir, storage_error
 
-#: zstd level for WAL when COMPRESSION_LEVEL is not set (see push_wal).
-WAL_ZSTD_LEVEL = 1
 #: Segments up to this size are encoded in memory in one shot; larger ones stream.
 ONE_SHOT_MAX = 64 * 1024 * 1024
 
@@ -151,6 +157,20 @@ def _check_identity(
         )
 
 
+def _fsync_existing(storage: LocalStorage, key: str) -> None:
+    """Make an already archived file durable (file and directory entry)."""
+    path = storage.path(key)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise storage_error(exc, key) from exc
+
+
 def existing_versions(storage: LocalStorage, cluster: str, name: str) -> list[str]:
     """Keys already archived under WAL name ``name`` (normally zero or one)."""
     directory = storage.path(wal_dir(cluster, name))
@@ -197,6 +217,8 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
         obj = parse_wal_key(key)
         assert obj is not None
         if obj.sha256_prefix == raw_sha[:SHA_LEN]:
+            # the push that stored it may have died before its directory fsync
+            _fsync_existing(storage, key)
             return PushResult(name, key, True, size, storage.stat(key).size)
         raise RefusedError(
             f"wal-push: {name} is already archived with different content "
