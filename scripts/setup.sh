@@ -45,3 +45,8 @@ if ! { .venv/bin/python -m pip install -q --upgrade pip && \
   exit 1
 fi
 rm -f "$log"
+# An editable install compiles nothing; a normal pip install would. Without
+# .pyc files every archive_command run (a fresh interpreter per WAL segment)
+# recompiles the modules it imports, and PostgreSQL's user may not be allowed
+# to write them (docs/wal-archiving.md).
+.venv/bin/python -m compileall -q src/seawall >/dev/null
