@@ -239,3 +239,49 @@ def test_malformed_recipients_are_refused(tmp_path: Path) -> None:
             parse_recipient(bad)
     with pytest.raises(ConfigError, match="not a valid age public key"):
         parse_recipients(broken)
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 65_535, 65_536, 65_537, 2 * 65_536, (1 << 20) + 17, 3 * (1 << 20) + 65_536]
+)
+def test_x25519_age_cli_encrypts_ours_decrypts(tmp_path: Path, size: int) -> None:
+    from seawall.pipeline.age_x25519 import decrypt_x25519_io
+
+    _, pub1 = _keypair(tmp_path, "one")
+    key2, pub2 = _keypair(tmp_path, "two")
+    stranger, _ = _keypair(tmp_path, "stranger")
+    data = os.urandom(size)
+    blob = subprocess.run(
+        ["age", "-r", pub1, "-r", pub2], input=data, check=True, capture_output=True
+    ).stdout
+    identity = key2.read_text().splitlines()[-1]
+    out = io.BytesIO()
+    # Several identities (a key rotation): the one that matches is found.
+    decrypt_x25519_io(_Dribble(blob), out, [stranger.read_text().splitlines()[-1], identity])
+    assert out.getvalue() == data
+
+
+def test_x25519_decrypt_failures(tmp_path: Path) -> None:
+    from seawall.pipeline.age_scrypt import AgeFormatError
+    from seawall.pipeline.age_x25519 import NoIdentityMatchedError, decrypt_x25519_io
+
+    key, pub = _keypair(tmp_path, "k")
+    other, _ = _keypair(tmp_path, "other")
+    identity = key.read_text().splitlines()[-1]
+    data = os.urandom(300_000)
+    blob = subprocess.run(["age", "-r", pub], input=data, check=True, capture_output=True).stdout
+
+    with pytest.raises(NoIdentityMatchedError):
+        decrypt_x25519_io(io.BytesIO(blob), io.BytesIO(), [other.read_text().splitlines()[-1]])
+    flipped = bytearray(blob)
+    flipped[-70_000] ^= 0x10
+    truncated_mid = blob[:-1000]
+    truncated_at_chunk = blob[: len(blob) - (len(blob) - 200) % (65_536 + 16)]
+    header_end = blob.index(b"\n---") + 1
+    header_flip = bytearray(blob)
+    header_flip[header_end - 5] ^= 0x01  # inside the stanza body: MAC or key unwrap fails
+    for bad in (bytes(flipped), truncated_mid, truncated_at_chunk, blob + b"x" * 100):
+        with pytest.raises(AgeFormatError):
+            decrypt_x25519_io(io.BytesIO(bad), io.BytesIO(), [identity])
+    with pytest.raises((AgeFormatError, NoIdentityMatchedError)):
+        decrypt_x25519_io(io.BytesIO(bytes(header_flip)), io.BytesIO(), [identity])

@@ -329,8 +329,8 @@ def _read_header(src: ByteSource) -> tuple[list[bytes], bytes]:
             return lines, buf
 
 
-def _parse_header(lines: list[bytes]) -> tuple[bytes, int, bytes, bytes, bytes]:
-    """Return (salt, log_n, wrapped file key, MACed header bytes, MAC)."""
+def parse_stanzas(lines: list[bytes]) -> tuple[list[tuple[list[bytes], bytes]], bytes, bytes]:
+    """Return (stanzas as (arguments, decoded body), MACed header bytes, MAC)."""
     stanzas: list[tuple[list[bytes], bytes]] = []
     i = 1
     while i < len(lines) - 1:
@@ -361,6 +361,13 @@ def _parse_header(lines: list[bytes]) -> tuple[bytes, int, bytes, bytes, bytes]:
         raise AgeFormatError("age header: MAC has the wrong length")
     if not stanzas:
         raise AgeFormatError("age header has no recipient stanza")
+    maced = b"".join(line + b"\n" for line in lines[:-1]) + b"---"
+    return stanzas, maced, mac
+
+
+def _parse_header(lines: list[bytes]) -> tuple[bytes, int, bytes, bytes, bytes]:
+    """Return (salt, log_n, wrapped file key, MACed header bytes, MAC)."""
+    stanzas, maced, mac = parse_stanzas(lines)
     scrypt = [s for s in stanzas if s[0][0] == b"scrypt"]
     if not scrypt:
         raise AgeFormatError(
@@ -379,7 +386,6 @@ def _parse_header(lines: list[bytes]) -> tuple[bytes, int, bytes, bytes, bytes]:
     log_n = int(args[2])
     if len(body) != FILE_KEY_SIZE + TAG_SIZE:
         raise AgeFormatError("age header: scrypt stanza body has the wrong length")
-    maced = b"".join(line + b"\n" for line in lines[:-1]) + b"---"
     return salt, log_n, body, maced, mac
 
 

@@ -38,7 +38,11 @@ _BLOCK = 16 * CHUNK_SIZE
 
 
 class RecipientError(ValueError):
-    """Not an age X25519 recipient (``age1…``)."""
+    """Not an age X25519 recipient (``age1…``) or identity."""
+
+
+class NoIdentityMatchedError(ValueError):
+    """None of the identities opens any of the file's X25519 stanzas."""
 
 
 def _polymod(values: list[int]) -> int:
@@ -51,18 +55,18 @@ def _polymod(values: list[int]) -> int:
     return chk
 
 
-def parse_recipient(text: str) -> bytes:
-    """The 32-byte public key of an ``age1…`` recipient (Bech32, checksum checked)."""
+def _bech32(text: str, hrp: str, what: str) -> bytes:
+    """The 32-byte payload of a Bech32 string with human-readable part ``hrp``."""
     s = text.strip()
     if s.lower() != s and s.upper() != s:
-        raise RecipientError("age recipient: mixed case")
+        raise RecipientError(f"{what}: mixed case")
     s = s.lower()
-    hrp, sep, data = s.rpartition("1")
-    if hrp != "age" or not sep or len(data) < 6 or any(c not in _CHARSET for c in data):
-        raise RecipientError("not an age X25519 recipient (expected age1…)")
+    got_hrp, sep, data = s.rpartition("1")
+    if got_hrp != hrp or not sep or len(data) < 6 or any(c not in _CHARSET for c in data):
+        raise RecipientError(f"not an {what}")
     values = [_CHARSET.index(c) for c in data]
     if _polymod([ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + values) != 1:
-        raise RecipientError("age recipient: bad Bech32 checksum")
+        raise RecipientError(f"{what}: bad Bech32 checksum")
     acc = bits = 0
     out = bytearray()
     for v in values[:-6]:
@@ -72,10 +76,20 @@ def parse_recipient(text: str) -> bytes:
             bits -= 8
             out.append((acc >> bits) & 0xFF)
     if bits >= 5 or (acc & ((1 << bits) - 1)):
-        raise RecipientError("age recipient: bad padding")
+        raise RecipientError(f"{what}: bad padding")
     if len(out) != 32:
-        raise RecipientError("age recipient: not 32 bytes")
+        raise RecipientError(f"{what}: not 32 bytes")
     return bytes(out)
+
+
+def parse_recipient(text: str) -> bytes:
+    """The 32-byte public key of an ``age1…`` recipient (Bech32, checksum checked)."""
+    return _bech32(text, "age", "age X25519 recipient (age1…)")
+
+
+def parse_identity(text: str) -> bytes:
+    """The 32-byte secret of an ``AGE-SECRET-KEY-1…`` identity."""
+    return _bech32(text, "age-secret-key-", "age X25519 identity (AGE-SECRET-KEY-1…)")
 
 
 def _stanza(file_key: bytes, recipient: bytes) -> bytes:
@@ -150,3 +164,112 @@ def encrypt_x25519_io(reader: ByteSource, writer: ByteSink, recipients: Sequence
             writer.write(b"".join(out))
         pending = bytes(view[end:])
     writer.write(seal(_chunk_nonce(counter, True), pending, None))
+
+
+def _file_key(stanzas: list[tuple[list[bytes], bytes]], identities: Sequence[str]) -> bytes:
+    """Unwrap the file key with the first identity that opens a stanza."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    from seawall.pipeline.age_scrypt import FILE_KEY_SIZE, AgeFormatError, _b64decode, _hkdf
+
+    keys = []
+    for text in identities:
+        secret = X25519PrivateKey.from_private_bytes(parse_identity(text))
+        keys.append((secret, secret.public_key().public_bytes_raw()))
+    for args, body in stanzas:
+        if args[0] == b"scrypt":  # the spec: an scrypt stanza must be alone
+            raise AgeFormatError("age header: scrypt stanza beside other stanzas")
+        if args[0] != b"X25519":
+            continue  # another recipient type: not ours to open
+        if len(args) != 2 or len(body) != FILE_KEY_SIZE + 16:
+            raise AgeFormatError("age header: malformed X25519 stanza")
+        share = _b64decode(args[1])
+        if len(share) != 32:
+            raise AgeFormatError("age header: malformed X25519 stanza")
+        for secret, public in keys:
+            shared = secret.exchange(X25519PublicKey.from_public_bytes(share))
+            if shared == b"\x00" * 32:
+                raise AgeFormatError("age header: X25519 share is a low-order point")
+            wrap_key = _hkdf(shared, share + public, X25519_LABEL)
+            try:
+                return ChaCha20Poly1305(wrap_key).decrypt(b"\x00" * 12, body, None)
+            except InvalidTag:
+                continue
+    raise NoIdentityMatchedError("no identity matched any of the file's recipients")
+
+
+def decrypt_x25519_io(reader: ByteSource, writer: ByteSink, identities: Sequence[str]) -> None:
+    """Decrypt an age file for X25519 ``identities`` from ``reader`` into ``writer``.
+
+    Every 64 KiB chunk is authenticated before its plaintext is written;
+    truncation, trailing data and a flipped byte raise ``AgeFormatError``
+    partway (the caller treats ``writer``'s content as untrusted until this
+    returns), a file for other keys raises :class:`NoIdentityMatchedError`
+    before any plaintext.
+    """
+    import hmac
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    from seawall.pipeline.age_scrypt import (
+        PAYLOAD_NONCE_SIZE,
+        AgeFormatError,
+        _chunk_nonce,
+        _header_mac,
+        _hkdf,
+        _read_exact,
+        _read_header,
+        parse_stanzas,
+    )
+
+    lines, rest = _read_header(reader)
+    stanzas, maced, mac = parse_stanzas(lines)
+    file_key = _file_key(stanzas, identities)
+    if not hmac.compare_digest(_header_mac(file_key, maced), mac):
+        raise AgeFormatError("age header MAC mismatch: the file is corrupt or was tampered with")
+    if len(rest) < PAYLOAD_NONCE_SIZE:
+        rest += _read_exact(reader, PAYLOAD_NONCE_SIZE - len(rest))
+    if len(rest) < PAYLOAD_NONCE_SIZE:
+        raise AgeFormatError("age file is truncated (payload nonce missing)")
+    opener = ChaCha20Poly1305(_hkdf(file_key, rest[:PAYLOAD_NONCE_SIZE], b"payload")).decrypt
+    sealed = CHUNK_SIZE + 16
+    counter = 0
+
+    def open_chunk(chunk: bytes | memoryview, last: bool) -> bytes:
+        try:
+            return opener(_chunk_nonce(counter, last), chunk, None)
+        except InvalidTag:
+            raise AgeFormatError(
+                "age payload authentication failed: the file is corrupt, truncated "
+                "or has trailing data"
+            ) from None
+
+    pending = rest[PAYLOAD_NONCE_SIZE:]  # sealed bytes whose successor is not yet known
+    while True:
+        block = reader.read(_BLOCK)
+        if not block:
+            break
+        view = memoryview(block)
+        start = 0
+        if pending:
+            need = sealed - len(pending)
+            if len(block) <= need:
+                pending += block
+                continue
+            writer.write(open_chunk(pending + view[:need], False))
+            counter += 1
+            start = need
+        end = start + ((len(block) - start - 1) // sealed) * sealed
+        for pos in range(start, end, sealed):
+            writer.write(open_chunk(view[pos : pos + sealed], False))
+            counter += 1
+        pending = bytes(view[end:])
+    if len(pending) < 16 or (len(pending) == 16 and counter > 0):
+        raise AgeFormatError("age file is truncated (payload ends mid-chunk or is missing)")
+    writer.write(open_chunk(pending, True))
