@@ -19,7 +19,7 @@ from types import FrameType
 from bench.context import Context, Options
 from bench.report import Row, environment, text_table, write_json, write_markdown
 
-SUITES = ["logical", "wal", "basebackup", "prune", "exporter", "qdrant"]
+SUITES = ["logical", "wal", "basebackup", "pitr", "prune", "exporter", "qdrant"]
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -57,6 +57,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="size of the snapshot served for the download test",
     )
     p.add_argument(
+        "--pitr-scale", type=int, default=50, help="pgbench scale of the pitr suite's cluster"
+    )
+    p.add_argument(
+        "--pitr-wal-mb",
+        type=int,
+        default=1024,
+        help="MiB of WAL the pitr suite writes after its base backups",
+    )
+    p.add_argument(
         "--no-cache",
         action="store_true",
         help="regenerate the data instead of copying the cached cluster",
@@ -90,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     # also when started in the background with SIGINT ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)
     ctx = Context(opts)
+    ctx.shared["pitr_scale"] = args.pitr_scale
+    ctx.shared["pitr_wal_mb"] = args.pitr_wal_mb
     rows: list[Row] = []
     meta = environment() | {"size_mb": opts.size_mb, "repeat": opts.repeat, "suites": chosen}
     t0 = time.monotonic()

@@ -53,6 +53,12 @@ from seawall.errors import (
 from seawall.log import get_logger
 from seawall.pipeline.stream import decode_to
 from seawall.postgres.physical.basebackup import base_manifests
+from seawall.postgres.physical.prefetch import (
+    DEFAULT_AHEAD,
+    Prefetcher,
+    PrefetchStats,
+    make_spool,
+)
 from seawall.postgres.tools import pg_ctl
 from seawall.postgres.tools.pg_controldata import controldata
 from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
@@ -66,6 +72,7 @@ from seawall.postgres.wal.archive import (
     list_archive,
     load_histories,
     reach,
+    timeline_path,
 )
 from seawall.retention.walnames import format_lsn, parse_lsn, parse_wal_name
 
@@ -320,6 +327,7 @@ class RestoreResult:
     log_file: Path
     sidecar: Path
     recovery_conf: dict[str, str] = field(default_factory=dict)
+    prefetch: PrefetchStats | None = None
 
 
 def _owner() -> tuple[int, int]:
@@ -426,9 +434,19 @@ def _write_wrapper(ctx: Context, sidecar: Path, uid: int, gid: int) -> Path:
         env["ENCRYPTION_KEY_FILE"] = str(keyfile)
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     script = sidecar / "restore_command.sh"
+    spool = shlex.quote(str(sidecar / "prefetch"))
     script.write_text(
         "#!/bin/sh\n"
         "# Written by `seawall postgres pitr-restore`: PostgreSQL's restore_command.\n"
+        "# While `pitr-restore --start` waits, it decodes the next segments into\n"
+        "# prefetch/ (checked against the archive's sha256 before they get their\n"
+        "# name): take one from there if it is ready, else ask wal-fetch.\n"
+        "PATH=/usr/local/bin:/usr/bin:/bin\n"
+        f"spool={spool}\n"
+        'if [ -d "$spool" ]; then\n'
+        '  echo "$1" > "$spool/.requested"\n'
+        '  if [ -f "$spool/$1" ] && mv -f "$spool/$1" "$2" 2>/dev/null; then exit 0; fi\n'
+        "fi\n"
         "# Environment is explicit (env -i) so the server's own environment cannot\n"
         "# point wal-fetch elsewhere; keys are read from files beside this script.\n"
         f'env -i {assignments} {shlex.quote(_seawall_executable())} postgres wal-fetch "$1" "$2"\n'
@@ -506,8 +524,14 @@ def execute_restore(
     start: bool = False,
     listen_addresses: str = "127.0.0.1",
     wait_timeout: float = 3600.0,
+    prefetch_ahead: int = DEFAULT_AHEAD,
 ) -> RestoreResult:
-    """Unpack, configure recovery, and optionally start and wait."""
+    """Unpack, configure recovery, and optionally start and wait.
+
+    With ``start``, the first ``prefetch_ahead`` segments are decoded while
+    the base backup unpacks, and the following ones while the server
+    replays (0 turns that off; see prefetch.py).
+    """
     uid, gid = _owner()
     data_dir = data_dir.absolute()
     _prepare_data_dir(data_dir, uid, gid)
@@ -517,6 +541,65 @@ def execute_restore(
     sidecar.mkdir(mode=0o700)
     if os.geteuid() == 0:
         os.chown(sidecar, uid, gid)
+    prefetcher = None
+    if start and prefetch_ahead > 0:
+        prefetcher = Prefetcher(
+            backup_dir=ctx.settings.backup_dir.resolve(),
+            cluster=ctx.settings.pg_cluster_name,
+            keys=ctx.keys,
+            names=prefetch_names(plan, timeline),
+            spool=make_spool(sidecar, (uid, gid)),
+            owner=(uid, gid) if os.geteuid() == 0 else None,
+            ahead=prefetch_ahead,
+        )
+        prefetcher.start()
+    stats = None
+    try:
+        result = _restore(
+            ctx,
+            plan,
+            data_dir,
+            sidecar,
+            uid,
+            gid,
+            port=port,
+            action=action,
+            timeline=timeline,
+            start=start,
+            listen_addresses=listen_addresses,
+            wait_timeout=wait_timeout,
+        )
+    finally:
+        if prefetcher is not None:
+            stats = prefetcher.stop()
+            log.info(
+                "WAL prefetch: %d of %d planned segments served from the spool "
+                "(%d discarded, %d left to wal-fetch)",
+                stats.used,
+                stats.planned,
+                stats.discarded,
+                stats.failed,
+            )
+    result.prefetch = stats
+    return result
+
+
+def _restore(
+    ctx: Context,
+    plan: RestorePlan,
+    data_dir: Path,
+    sidecar: Path,
+    uid: int,
+    gid: int,
+    *,
+    port: int,
+    action: Action,
+    timeline: int | None,
+    start: bool,
+    listen_addresses: str,
+    wait_timeout: float,
+) -> RestoreResult:
+    """Unpack, write the recovery configuration, and with ``start`` start and wait."""
     try:
         _unpack(ctx, plan.base, data_dir)
     except BaseException:
@@ -575,6 +658,33 @@ def execute_restore(
     return result
 
 
+def prefetch_names(plan: RestorePlan, timeline: int | None) -> list[str]:
+    """The archived segments recovery will most likely ask for, in order.
+
+    From the base backup's start segment to the end of the reachable WAL;
+    per segment number the newest timeline on the path that has it (that is
+    the one PostgreSQL tries first). A wrong guess only costs a decode.
+    """
+    listing = plan.listing
+    start = _base_ref(plan.base)
+    last = plan.reach.last_segment
+    if start is None or last is None:
+        return []
+    first = parse_wal_name(start.start_wal, listing.segment_size)
+    end = parse_wal_name(last, listing.segment_size).segno
+    if first.segno is None or end is None:
+        return []
+    segs = listing.segments()
+    path = timeline_path(listing, first.timeline, timeline)
+    names = []
+    for segno in range(first.segno, end + 1):
+        tls = [t for t in path if segno in segs.get(t, {})]
+        if not tls:
+            break
+        names.append(segs[max(tls)][segno].name)
+    return names
+
+
 def _fatal_lines(text: str) -> list[str]:
     return [
         ln.split("FATAL:", 1)[-1].split("PANIC:", 1)[-1].strip()
@@ -627,4 +737,4 @@ def wait_for_recovery(
                 f"recovery did not reach {target.describe()} within {timeout:.0f} s; it is still "
                 f"running, see {log_file}"
             )
-        time.sleep(0.25)
+        time.sleep(0.1)

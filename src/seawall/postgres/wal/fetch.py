@@ -59,8 +59,15 @@ def find_wal(storage: LocalStorage, cluster: str, name: str) -> str:
     return keys[0]
 
 
-def fetch_wal(cfg: WalConfig, name: str, dest: Path) -> FetchResult:
-    """Decode archived ``name`` into ``dest`` (atomically)."""
+def fetch_wal(
+    cfg: WalConfig, name: str, dest: Path, *, owner: tuple[int, int] | None = None
+) -> FetchResult:
+    """Decode archived ``name`` into ``dest`` (atomically).
+
+    ``owner`` (uid, gid) is given to the file *before* it appears under its
+    name: the PITR prefetcher runs as root and spools files the server, as
+    ``postgres``, takes over the moment they exist.
+    """
     try:
         parse_wal_name(name)
     except ValueError:
@@ -82,6 +89,8 @@ def fetch_wal(cfg: WalConfig, name: str, dest: Path) -> FetchResult:
                 f"wal-fetch: {key} decodes to content with sha256 {digest[:12]}…, not the "
                 f"{obj.sha256_prefix[:12]}… its name records: the archived file is corrupt"
             )
+        if owner is not None:
+            os.chown(tmp, *owner)
         os.rename(tmp, dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,170 @@
+"""Decode the WAL segments recovery will ask for next, while it replays.
+
+PostgreSQL runs ``restore_command`` once per 16 MiB segment, serially with
+replay: while ``seawall wal-fetch`` starts Python, decrypts and
+decompresses, the startup process waits, and the other core idles. With
+``pitr-restore --start`` seawall is waiting anyway, so a thread of that
+process decodes the next segments of the planned path into a *spool*
+directory beside the data dir (in the 0700 sidecar), as pgBackRest's
+``archive-get`` async queue does. The restore_command wrapper takes a
+spooled segment with one ``mv``; anything not spooled (a history file, the
+probe past the end, a segment the prefetcher could not decode) still goes
+through ``wal-fetch``, so a corrupt or missing segment fails exactly as
+before (loud / quiet), because the prefetcher never spools what
+``wal-fetch`` would refuse: it writes through the same :func:`fetch_wal`,
+which checks the content against the sha256 in the archive key before the
+file gets its name.
+
+Flow control: the wrapper writes the name it is asked for into
+``.requested``; the prefetcher stays at most ``ahead`` segments beyond it
+and deletes spooled segments recovery has gone past (a wrong guess, e.g. on
+another timeline, costs disk for a while, never correctness: a spooled file
+is the archived file of that exact name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from seawall.log import get_logger
+from seawall.pipeline.keys import KeyRing
+from seawall.postgres.wal.envconfig import WalConfig
+from seawall.postgres.wal.fetch import fetch_wal
+from seawall.retention.walnames import parse_wal_name
+
+log = get_logger("postgres.pitr.prefetch")
+
+REQUESTED = ".requested"
+DEFAULT_AHEAD = 8
+
+
+@dataclass
+class PrefetchStats:
+    planned: int = 0
+    spooled: int = 0
+    discarded: int = 0  # spooled but recovery went past it
+    failed: int = 0  # left to wal-fetch (it reports the reason)
+
+    @property
+    def used(self) -> int:
+        """Segments the restore_command wrapper took from the spool (so far)."""
+        return self.spooled - self.discarded
+
+
+def _segno(name: str) -> int | None:
+    try:
+        return parse_wal_name(name).segno
+    except ValueError:
+        return None
+
+
+class Prefetcher:
+    """One background thread that keeps the spool ``ahead`` segments ahead."""
+
+    def __init__(
+        self,
+        *,
+        backup_dir: Path,
+        cluster: str,
+        keys: KeyRing,
+        names: list[str],
+        spool: Path,
+        owner: tuple[int, int] | None,
+        ahead: int = DEFAULT_AHEAD,
+    ) -> None:
+        self.cfg = WalConfig(backup_dir=backup_dir, cluster=cluster, keys=keys)
+        self.names = [n for n in names if _segno(n) is not None]
+        self.spool = spool
+        self.owner = owner
+        self.ahead = max(1, ahead)
+        self.stats = PrefetchStats(planned=len(self.names))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-prefetch", daemon=True)
+        self._spooled: dict[str, int] = {}  # name -> segno, still in the spool
+        self._last_requested: int | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> PrefetchStats:
+        """Stop the thread, count what is left unused, remove the spool."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        self._reap(None)
+        for name in list(self._spooled):
+            if (self.spool / name).exists():
+                self.stats.discarded += 1
+        self._spooled.clear()
+        shutil.rmtree(self.spool, ignore_errors=True)
+        return self.stats
+
+    # --- the thread -----------------------------------------------------
+
+    def _requested(self) -> int | None:
+        """Segment number recovery asked for last (None: no segment yet).
+
+        Sticky: a history file name, or the file caught half-written by the
+        wrapper's ``echo``, keeps the previous answer.
+        """
+        try:
+            segno = _segno((self.spool / REQUESTED).read_text().strip())
+        except OSError:
+            segno = None
+        if segno is not None:
+            self._last_requested = segno
+        return self._last_requested
+
+    def _reap(self, requested: int | None) -> None:
+        """Forget spooled files recovery took; delete those it went past."""
+        for name, segno in list(self._spooled.items()):
+            path = self.spool / name
+            if not path.exists():
+                del self._spooled[name]  # taken by the wrapper
+            elif requested is not None and segno < requested:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    self.stats.discarded += 1
+                del self._spooled[name]
+
+    def _run(self) -> None:
+        first = _segno(self.names[0]) if self.names else None
+        requested: int | None = None
+        for name in self.names:
+            segno = _segno(name)
+            assert segno is not None
+            while not self._stop.is_set():
+                requested = self._requested()
+                self._reap(requested)
+                floor = requested if requested is not None else first
+                if floor is None or segno - floor <= self.ahead:
+                    break
+                self._stop.wait(0.02)
+            if self._stop.is_set():
+                return
+            if requested is not None and segno < requested:
+                continue  # recovery is already past it
+            try:
+                fetch_wal(self.cfg, name, self.spool / name, owner=self.owner)
+            except Exception as exc:  # wal-fetch will meet it again and say why
+                self.stats.failed += 1
+                log.debug("prefetch of %s failed (%s); wal-fetch will handle it", name, exc)
+                continue
+            self._spooled[name] = segno
+            self.stats.spooled += 1
+
+
+def make_spool(sidecar: Path, owner: tuple[int, int]) -> Path:
+    """The spool directory inside the sidecar, owned by the server's user."""
+    spool = sidecar / "prefetch"
+    if spool.exists():
+        shutil.rmtree(spool)
+    spool.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(spool, *owner)
+    return spool
