@@ -357,6 +357,7 @@ def store_stream(
     per-table checksums off the dump this way, without a second read).
     """
     counting = CountingReader(source, progress, hashing=spec.raw_hash, tap=tap)
+    prefetching = False
     with storage.open_atomic_write(key) as fh:
         out = HashingWriter(fh)
         sink: HashingWriter | BackgroundWriter = BackgroundWriter(out) if spec.prefetch else out
@@ -368,7 +369,11 @@ def store_stream(
                 spec.threads,
                 text_tuned=spec.text_tuned,
             )
-            if spec.prefetch:
+            # With nothing to compress or hash, the prefetch thread would only
+            # move chunks from one queue to the next (the producer's reads
+            # release the GIL on their own).
+            prefetching = spec.prefetch and (spec.compression != "none" or spec.raw_hash)
+            if prefetching:
                 compressed = prefetch = PrefetchReader(compressed)  # type: ignore[arg-type]
             mode = spec.encryption_mode
             if mode == "x25519":
@@ -391,7 +396,7 @@ def store_stream(
             if isinstance(sink, BackgroundWriter):
                 with contextlib.suppress(BaseException):
                     sink.close()
-            if spec.prefetch:
+            if prefetching:
                 prefetch.close()
             if out.error is not None:
                 from seawall.storage.local import storage_error
