@@ -11,7 +11,7 @@ Order of events, and why:
    scan in the server); pg_dump's exit status is checked *before* the
    artifact is renamed into place, so a dump that died half-way never
    becomes a complete-looking file;
-4. store ``pg_dumpall --globals-only`` beside it (roles and grants are not
+4. store ``pg_dumpall --globals-only`` (run while the dump streams) beside it (roles and grants are not
    in a pg_dump archive);
 5. write the manifest, last and atomically; then verify (the result goes
    into the manifest) and apply retention.
@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 import psycopg
 
@@ -49,13 +49,14 @@ from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import SeawallError, SourceUnavailableError
 from seawall.log import get_logger
-from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
+from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream, warm_up
 from seawall.postgres.logical import dumpscan, server, stats
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump
 from seawall.postgres.tools.pg_dumpall import PgDumpAll
 from seawall.storage.local import storage_error
 
+T = TypeVar("T")
 ENGINE: Final = "postgresql"
 KIND = "logical"
 DUMP_BASENAME = "dump.pgdump"
@@ -74,24 +75,35 @@ def _artifact(name: str, role: str, res: StoreResult, content_type: str) -> Arti
     return artifact_from_store(name, role, res, content_type)
 
 
-class _CountThread(threading.Thread):
-    """Exact row counts in the exporting transaction while pg_dump streams.
+class _Background(threading.Thread, Generic[T]):
+    """Runs ``fn`` beside the dump; :meth:`result` joins and re-raises.
 
-    ``count(*)`` is cheap (index-only scans where the visibility map
-    allows); the content checksums come from the dump stream instead.
+    Used for the exact row counts (``count(*)`` in the exporting
+    transaction: cheap, index-only scans where the visibility map allows;
+    the checksums come from the dump stream) and for ``pg_dumpall
+    --globals-only`` (independent of the snapshot; running it after the
+    dump would add its whole duration to every backup).
     """
 
-    def __init__(self, conn: stats.Conn) -> None:
-        super().__init__(name="seawall-counts", daemon=True)
-        self.conn = conn
-        self.result: dict[str, TableStats] = {}
+    def __init__(self, name: str, fn: Callable[[], T]) -> None:
+        super().__init__(name=f"seawall-{name}", daemon=True)
+        self._fn = fn
+        self._result: T | None = None
         self.error: BaseException | None = None
+        self.start()
 
     def run(self) -> None:
         try:
-            self.result = stats.tables(self.conn, checksums=False)
+            self._result = self._fn()
         except BaseException as exc:  # reported by the main thread
             self.error = exc
+
+    def result(self) -> T:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        assert self._result is not None
+        return self._result
 
 
 def backup_database(
@@ -164,6 +176,7 @@ def _run(
     # The dump's own raw hash would be a third hash pass over every byte; the
     # stored sha256, age's MACs and zstd's frame checksum already cover it.
     spec: PipelineSpec = dataclasses.replace(ctx.spec, raw_hash=False, text_tuned=True)
+    warm_up(spec)  # the encryptor's imports load while we connect
     conn = server.connect(params, database)
     try:
         version_num = server.server_version_num(conn)
@@ -195,8 +208,8 @@ def _run(
         proc = dump.spawn(database, snapshot)
         assert proc.stdout is not None
         scanner = dumpscan.DumpScanner()
-        counts = _CountThread(conn)
-        counts.start()
+        counts = _Background("counts", lambda: stats.tables(conn, checksums=False))
+        globals_job = _Background("globals", lambda: dumpall.globals_only(database))
         dump_name = DUMP_BASENAME + spec.suffix()
         dump_key = artifact_key(manifest, dump_name)
         try:
@@ -216,18 +229,21 @@ def _run(
             raise
         finally:
             counts.join()
+            globals_job.join()
         manifest.artifacts.append(_artifact(dump_name, "dump", res, "application/x-pg-dump"))
-        if counts.error is not None:
-            raise _stats_error(database, counts.error)
+        try:
+            table_counts = counts.result()
+        except BaseException as exc:
+            raise _stats_error(database, exc) from None
         content.tables, content.checksum_method = _with_checksums(
-            conn, counts.result, scanner, database, ctx.settings.content_checksums
+            conn, table_counts, scanner, database, ctx.settings.content_checksums
         )
         info.stats = content
         conn.execute("COMMIT")
     finally:
         conn.close()
 
-    script, with_passwords = dumpall.globals_only(database)
+    script, with_passwords = globals_job.result()
     if not with_passwords:
         manifest.labels["globals"] = "no-role-passwords"
     globals_name = GLOBALS_BASENAME + spec.suffix()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -21,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from seawall.errors import ConfigError, SeawallError, SourceUnavailableError
-from seawall.postgres.tools.base import DEBIAN_ROOT, ConnParams, find_binary
+from seawall.postgres.tools.base import DEBIAN_ROOT, ConnParams, binary_version, find_binary
 from seawall.settings import Settings
 
 
@@ -145,7 +144,7 @@ def rename_database(conn: psycopg.Connection[tuple[object, ...]], old: str, new:
 
 @lru_cache(maxsize=64)
 def _major(path: str) -> int:
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    out = binary_version(Path(path))
     m = re.search(r"\(PostgreSQL\)\s+(\d+)", out)
     return int(m.group(1)) if m else 0
 

@@ -130,8 +130,13 @@ def find_binary(name: str, bin_dir: Path | None = None, min_major: int | None = 
     )
 
 
+@lru_cache(maxsize=64)
 def binary_version(path: Path) -> str:
-    """The version line of a program (``pg_dump (PostgreSQL) 15.8``)."""
+    """The version line of a program (``pg_dump (PostgreSQL) 15.8``).
+
+    Cached: selecting a binary and recording its version in the manifest
+    would otherwise run it twice, serially, before the dump starts.
+    """
     res = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=False)
     return res.stdout.strip()
 
