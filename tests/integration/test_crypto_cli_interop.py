@@ -7,6 +7,7 @@ the test types the passphrase into it (which also keeps it out of argv).
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import io
 import os
@@ -285,3 +286,41 @@ def test_x25519_decrypt_failures(tmp_path: Path) -> None:
             decrypt_x25519_io(io.BytesIO(bad), io.BytesIO(), [identity])
     with pytest.raises((AgeFormatError, NoIdentityMatchedError)):
         decrypt_x25519_io(io.BytesIO(bytes(header_flip)), io.BytesIO(), [identity])
+
+
+ZERO_KEY_RECIPIENT = "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq5cu47z"
+
+
+def test_low_order_points_are_refused(tmp_path: Path) -> None:
+    """An all-zero public key (valid Bech32) must not be encrypted to, and a
+    file whose X25519 share is a low-order point is corrupt, not a crash."""
+    from seawall.errors import ConfigError
+    from seawall.pipeline.age_scrypt import AgeFormatError
+    from seawall.pipeline.age_x25519 import (
+        RecipientError,
+        decrypt_x25519_io,
+        encrypt_x25519_io,
+        parse_recipient,
+    )
+    from seawall.pipeline.keys import KeyRing
+    from seawall.pipeline.stream import PipelineSpec, store_stream
+    from seawall.storage.local import LocalStorage
+
+    assert parse_recipient(ZERO_KEY_RECIPIENT) == bytes(32)
+    with pytest.raises(RecipientError, match="low-order"):
+        encrypt_x25519_io(io.BytesIO(b"data"), io.BytesIO(), [ZERO_KEY_RECIPIENT])
+    storage = LocalStorage(tmp_path / "store")
+    spec = PipelineSpec(compression="none", keys=KeyRing(recipients=(ZERO_KEY_RECIPIENT,)))
+    with pytest.raises(ConfigError, match="ENCRYPTION_RECIPIENTS"):
+        store_stream(io.BytesIO(b"data"), storage, "a/b.age", spec)
+    assert not list((tmp_path / "store").rglob("b.age*"))
+
+    key, pub = _keypair(tmp_path, "k")
+    blob = subprocess.run(["age", "-r", pub], input=b"x" * 1000, check=True, capture_output=True)
+    lines = blob.stdout.split(b"\n")
+    assert lines[1].startswith(b"-> X25519 ")
+    lines[1] = b"-> X25519 " + base64.b64encode(bytes(32)).rstrip(b"=")
+    with pytest.raises(AgeFormatError, match="low-order"):
+        decrypt_x25519_io(
+            io.BytesIO(b"\n".join(lines)), io.BytesIO(), [key.read_text().splitlines()[-1]]
+        )

@@ -103,9 +103,12 @@ def _stanza(file_key: bytes, recipient: bytes) -> bytes:
 
     ephemeral = X25519PrivateKey.generate()
     share = ephemeral.public_key().public_bytes_raw()
-    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient))
-    if shared == b"\x00" * 32:  # low-order point: the spec says refuse
-        raise RecipientError("age recipient: low-order public key")
+    try:
+        # OpenSSL refuses a low-order point (all-zero shared secret) itself,
+        # with ValueError; the age spec says to refuse it.
+        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient))
+    except ValueError:
+        raise RecipientError("age recipient: a low-order (invalid) public key") from None
     wrap_key = _hkdf(shared, share + recipient, X25519_LABEL)
     body = ChaCha20Poly1305(wrap_key).encrypt(b"\x00" * 12, file_key, None)
     return b"-> X25519 " + _b64encode(share) + b"\n" + _wrap_body(body)
@@ -192,9 +195,10 @@ def _file_key(stanzas: list[tuple[list[bytes], bytes]], identities: Sequence[str
         if len(share) != 32:
             raise AgeFormatError("age header: malformed X25519 stanza")
         for secret, public in keys:
-            shared = secret.exchange(X25519PublicKey.from_public_bytes(share))
-            if shared == b"\x00" * 32:
-                raise AgeFormatError("age header: X25519 share is a low-order point")
+            try:
+                shared = secret.exchange(X25519PublicKey.from_public_bytes(share))
+            except ValueError:  # low-order point (OpenSSL refuses the all-zero secret)
+                raise AgeFormatError("age header: X25519 share is a low-order point") from None
             wrap_key = _hkdf(shared, share + public, X25519_LABEL)
             try:
                 return ChaCha20Poly1305(wrap_key).decrypt(b"\x00" * 12, body, None)

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from seawall.errors import DecryptionError, StorageError, VerificationError
+from seawall.errors import ConfigError, DecryptionError, StorageError, VerificationError
 from seawall.pipeline.codecs import CHUNK, Sink, compress_reader, decompress_writer
 from seawall.pipeline.keys import KeyRing
 from seawall.storage.base import Storage
@@ -398,10 +398,15 @@ def store_stream(
                 compressed = prefetch = PrefetchReader(compressed)  # type: ignore[arg-type]
             mode = spec.encryption_mode
             if mode == "x25519":
-                from seawall.pipeline.age_x25519 import encrypt_x25519_io
+                from seawall.pipeline.age_x25519 import RecipientError, encrypt_x25519_io
 
                 assert spec.keys is not None
-                encrypt_x25519_io(compressed, sink, spec.keys.recipients)
+                try:
+                    encrypt_x25519_io(compressed, sink, spec.keys.recipients)
+                except RecipientError as exc:
+                    raise ConfigError(
+                        f"ENCRYPTION_RECIPIENTS: {exc}; `seawall keygen` prints a valid one"
+                    ) from None
             elif mode == "scrypt":
                 from seawall.pipeline.age_scrypt import encrypt_passphrase_io
 
@@ -610,7 +615,12 @@ def _decrypt(
             )
         try:
             decrypt_x25519_io(reader, dec, keys.identities)
-        except (NoIdentityMatchedError, RecipientError) as exc:
+        except RecipientError as exc:
+            raise DecryptionError(
+                f"cannot decrypt {key}: ENCRYPTION_IDENTITY holds an invalid age secret key "
+                f"({exc}); `seawall keygen` makes one"
+            ) from exc
+        except NoIdentityMatchedError as exc:
             raise DecryptionError(
                 f"cannot decrypt {key}: none of the configured identities matches its "
                 "recipients; set ENCRYPTION_IDENTITY to the key it was made with "
