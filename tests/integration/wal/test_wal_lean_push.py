@@ -171,6 +171,7 @@ def test_lean_push_writes_what_the_general_path_writes(
         "conflict",
         "renamed",
         "short",
+        "bad-block-size",
         "bad-recipient",
     ],
 )
@@ -203,6 +204,10 @@ def test_falls_back_before_writing(case: str, tmp_path: Path, age_keys: tuple[Pa
         seg = renamed
     elif case == "short":
         seg.write_bytes(seg.read_bytes()[: 1 << 20])
+    elif case == "bad-block-size":  # the general path refuses it (exit 9)
+        data = bytearray(seg.read_bytes())
+        data[36:40] = (1000).to_bytes(4, "little")
+        seg.write_bytes(bytes(data))
     elif case == "bad-recipient":  # fails in the encrypting thread, mid-stream
         env["ENCRYPTION_RECIPIENTS"] = "age1" + "q" * 58
     before = [(p, p.read_bytes()) for p in stored(backup)] if backup.exists() else []

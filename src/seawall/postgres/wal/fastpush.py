@@ -211,8 +211,11 @@ def _check_segment(name: str, head: bytes, size: int, archive: str) -> None:
     pageaddr = int.from_bytes(head[8:16], "little")
     sysid = int.from_bytes(head[24:32], "little")
     seg_size = int.from_bytes(head[32:36], "little")
+    blcksz = int.from_bytes(head[36:40], "little")
     if not info & _XLP_LONG_HEADER or size != seg_size:
         raise Fallback("header")
+    if blcksz < 1024 or blcksz & (blcksz - 1):  # segment.read_header refuses it
+        raise Fallback("block size")
     if seg_size < 1 << 20 or seg_size > 1 << 30 or seg_size & (seg_size - 1):
         raise Fallback("segment size")
     per_log = 0x1_0000_0000 // seg_size
@@ -384,8 +387,8 @@ def _hash_and_compress(fd: int, size: int, comp: _Compressor) -> str:
             if n <= 0:
                 break
             comp.lengths[slot] = n
-            held = None
             comp.filled[slot].release()
+            held = None  # after the release: an interrupt in between must not re-take the slot
             digest.update(view[:n])
             offset += n
             i += 1
