@@ -93,6 +93,10 @@ class PostgresInfo(_Model):
     server_version: str | None = None
     server_version_num: int | None = None
     database: str | None = None
+    #: the database's encoding (logical backups): verify --deep restores into
+    #: a scratch database of the same encoding, so the checksums compare bytes
+    #: in the same encoding
+    encoding: str | None = None
     system_identifier: str | None = None
     timeline: int | None = None
     start_lsn: str | None = None

@@ -175,3 +175,52 @@ def test_manifest_records_stream_statistics(pg: PgCluster, backup_dir: Path) -> 
     assert stats["checksum_method"] == "pg_dump-copy-crc32", json.dumps(stats)
     assert stats["tables"]["public.t"]["rows"] == 2500
     assert re.fullmatch(r"[0-9a-f]{8}/[0-9]+", stats["tables"]["public.t"]["checksum"])
+
+
+def test_non_utf8_database_names_get_checksums(pg: PgCluster, backup_dir: Path) -> None:
+    """Names in the archive are in the database's encoding (here LATIN1);
+    the scanner must key them exactly as the SQL side does, or the table's
+    checksum would silently be missing from the manifest."""
+    pg.psql("CREATE DATABASE lat ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    pg.psql(
+        "SET client_encoding = 'UTF8';"
+        "CREATE TABLE \"café\" AS SELECT g, 'crème ' || g AS v FROM generate_series(1, 500) g",
+        "lat",
+    )
+    env = seawall_env(pg, backup_dir, DB_NAME="lat")
+    res = run_seawall(["postgres", "backup"], env)
+    assert res.returncode == 0, res.stderr
+    assert "no checksum from the dump stream" not in res.stderr
+    [m] = manifests(backup_dir, "lat")
+    stats = m["postgres"]["stats"]
+    assert stats["checksum_method"] == "pg_dump-copy-crc32"
+    assert stats["tables"]["public.café"]["rows"] == 500
+    assert stats["tables"]["public.café"]["checksum"]
+    res = run_seawall(["postgres", "verify", "latest", "--deep", "--database", "lat"], env)
+    assert res.returncode == 0, res.stderr
+
+
+def test_another_pg_dump_version_skips_the_checksums(pg: PgCluster, backup_dir: Path) -> None:
+    """The stream checksum covers pg_dump's framing: when verify's pg_dump is
+    not the one that made the backup, it compares row counts only and says
+    so, instead of failing a good backup."""
+    pg.psql("CREATE DATABASE app")
+    pg.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 300) g", "app")
+    env = seawall_env(pg, backup_dir, DB_NAME="app")
+    assert run_seawall(["postgres", "backup"], env).returncode == 0
+    [m] = manifests(backup_dir, "app")
+    path = backup_dir / "postgresql" / "logical" / "app" / m["id"] / "manifest.json"
+    doctored = json.loads(path.read_text())
+    doctored["tool_versions"]["pg_dump"] = "pg_dump (PostgreSQL) 14.99"
+    doctored["postgres"]["stats"]["tables"]["public.t"]["checksum"] = "00000000/1"
+    doctored["verification"] = None
+    path.write_text(json.dumps(doctored))
+    res = run_seawall(["postgres", "verify", "latest", "--deep", "--database", "app"], env)
+    assert res.returncode == 0, res.stderr
+    assert "content checksums not compared" in res.stdout + res.stderr
+    # With the same pg_dump the doctored checksum is caught.
+    doctored["tool_versions"]["pg_dump"] = m["tool_versions"]["pg_dump"]
+    doctored["verification"] = None
+    path.write_text(json.dumps(doctored))
+    res = run_seawall(["postgres", "verify", "latest", "--deep", "--database", "app"], env)
+    assert res.returncode == 3 and "content checksum differs" in res.stderr

@@ -26,6 +26,7 @@ the caller then falls back to the SQL statistics in the same snapshot.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
@@ -90,7 +91,9 @@ class _Reader:
         n = self.int()
         if n < 0:
             return None
-        return self.take(n).decode("utf-8", "replace")
+        # Bytes as code points 0-255: lossless; names are decoded with the
+        # archive's own encoding once the ENCODING entry is known.
+        return self.take(n).decode("latin-1")
 
 
 @dataclass
@@ -188,6 +191,7 @@ class DumpScanner:
         for _ in range(3):  # database name, server version, pg_dump version
             r.str()
         count = r.int()
+        encoding: str | None = None
         for _ in range(count):
             dump_id = r.int()
             r.int()  # had a data dumper
@@ -196,7 +200,7 @@ class DumpScanner:
             tag = r.str()
             desc = r.str() or ""
             r.int()  # section
-            r.str()  # definition
+            definition = r.str()
             r.str()  # drop statement
             r.str()  # copy statement
             namespace = r.str()
@@ -210,7 +214,34 @@ class DumpScanner:
                 pass
             r.take(1 + self._off_size)  # custom format: data offset flag + offset
             self._entries[dump_id] = _Entry(dump_id, desc, namespace, tag)
+            if desc == "ENCODING" and definition:
+                encoding = definition
+        self._decode_names(encoding)
         return r.pos
+
+    def _decode_names(self, encoding_entry: str | None) -> None:
+        """Decode names with the database's encoding, as psycopg does for ``stats``.
+
+        ``encoding_entry`` is ``SET client_encoding = 'LATIN1';``. A name that
+        does not decode fails the scan (the backup then uses the SQL checksums)
+        rather than producing a key that matches no table.
+        """
+        codec = "utf-8"
+        if encoding_entry:
+            match = re.search(r"'([^']+)'", encoding_entry)
+            if match:
+                try:
+                    from psycopg._encodings import pg2pyenc
+
+                    codec = pg2pyenc(match.group(1).encode("ascii"))
+                except Exception as exc:  # unknown encoding, or psycopg moved it
+                    raise ScanError(f"archive encoding {match.group(1)!r}: {exc}") from None
+        try:
+            for entry in self._entries.values():
+                entry.namespace = (entry.namespace or "").encode("latin-1").decode(codec)
+                entry.tag = (entry.tag or "").encode("latin-1").decode(codec)
+        except UnicodeError as exc:
+            raise ScanError(f"a name in the archive is not valid {codec}: {exc}") from None
 
     # ------------------------------------------------------------- blocks
     def _run(self, data: bytes) -> None:

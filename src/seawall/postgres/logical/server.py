@@ -111,9 +111,18 @@ def ddl(what: str) -> Iterator[None]:
         raise sql_error(what, exc) from None
 
 
-def create_database(conn: psycopg.Connection[tuple[object, ...]], name: str) -> None:
+def create_database(
+    conn: psycopg.Connection[tuple[object, ...]], name: str, encoding: str | None = None
+) -> None:
+    """``CREATE DATABASE … TEMPLATE template0``; with ``encoding``, in that
+    encoding and the C locale (compatible with every encoding)."""
+    query = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+    if encoding:
+        query = sql.SQL("{} ENCODING {} LC_COLLATE 'C' LC_CTYPE 'C'").format(
+            query, sql.Literal(encoding)
+        )
     with ddl(f"cannot create database {name!r}"):
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        conn.execute(query)
 
 
 def drop_database(conn: psycopg.Connection[tuple[object, ...]], name: str) -> None:
