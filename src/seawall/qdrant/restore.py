@@ -33,7 +33,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -162,7 +162,7 @@ def _stream_upload(
     expected_size = art.raw_size
     expected_sha = art.raw_sha256
 
-    def body() -> Iterator[bytes]:
+    def body() -> Generator[bytes, None, None]:
         yield head
         with open_decoded(source.storage, source.key(art.name), ctx.keys, art.sha256) as stream:
             while chunk := stream.read(UPLOAD_CHUNK):
@@ -181,16 +181,23 @@ def _stream_upload(
         yield tail
 
     started = time.monotonic()
-    client.post_stream(
-        path,
-        what=what,
-        params={"priority": priority, "checksum": expected_sha, "wait": "true"},
-        content=body(),
-        headers={
-            "content-type": f"multipart/form-data; boundary={boundary}",
-            "content-length": str(len(head) + expected_size + len(tail)),
-        },
-    )
+    stream = body()
+    try:
+        client.post_stream(
+            path,
+            what=what,
+            params={"priority": priority, "checksum": expected_sha, "wait": "true"},
+            content=stream,
+            headers={
+                "content-type": f"multipart/form-data; boundary={boundary}",
+                "content-length": str(len(head) + expected_size + len(tail)),
+            },
+        )
+    finally:
+        # If Qdrant answered (or hung up) before reading the whole body, close
+        # the generator now: it stops the decoder thread and closes the file
+        # instead of leaving both to the garbage collector.
+        stream.close()
     log.info(
         "snapshot uploaded and recovered",
         extra={

@@ -571,7 +571,12 @@ def execute_restore(
         )
     finally:
         if prefetcher is not None:
-            stats = prefetcher.stop()
+            try:
+                stats = prefetcher.stop()
+            except Exception as exc:  # never hide the restore's own result or error
+                log.warning("WAL prefetch cleanup failed: %s", exc)
+                stats = None
+        if stats is not None:
             log.info(
                 "WAL prefetch: %d of %d planned segments served from the spool "
                 "(%d discarded, %d left to wal-fetch)",

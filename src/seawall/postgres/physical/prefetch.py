@@ -96,6 +96,12 @@ class Prefetcher:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            # A decode is still running (slow storage): leave the bookkeeping
+            # to it rather than race it; the spool is removed either way.
+            log.warning("WAL prefetch thread still busy after 30 s; removing its spool")
+            shutil.rmtree(self.spool, ignore_errors=True)
+            return self.stats
         self._reap(None)
         for name in list(self._spooled):
             if (self.spool / name).exists():
