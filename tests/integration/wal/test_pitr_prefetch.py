@@ -115,6 +115,50 @@ def test_prefetcher_stays_ahead_drops_the_past_and_skips_corrupt(
     assert (tmp_path / "taken").read_bytes() == segs[0].read_bytes()
 
 
+def test_a_swapped_spool_does_not_redirect_the_writes(
+    tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """The spool belongs to the server's user and the prefetcher may run as
+    root: replacing the spool path with a symlink elsewhere must not make the
+    prefetcher write, rename or delete anything there."""
+    key, public = age_keys
+    backup = tmp_path / "backups"
+    cfg = load_wal_config(
+        {"BACKUP_DIR": str(backup), "ENCRYPTION": "true", "ENCRYPTION_RECIPIENTS": public}
+    )
+    src = tmp_path / "src"
+    src.mkdir()
+    segs = [_segment(src, n) for n in range(3, 6)]
+    for seg in segs:
+        push_wal(cfg, seg)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious").write_text("keep me")
+    pf = Prefetcher(
+        backup_dir=backup,
+        cluster="main",
+        keys=KeyRing.build(identity=key.read_text()),
+        names=[s.name for s in segs],
+        spool=spool,
+        owner=None,
+        ahead=8,
+    )
+    moved = tmp_path / "moved-spool"
+    spool.rename(moved)  # the "attacker" swaps the path before the thread writes
+    spool.symlink_to(elsewhere)
+    pf.start()
+    try:
+        _wait(lambda: pf.stats.spooled + pf.stats.failed == len(segs))
+    finally:
+        stats = pf.stop()
+    assert stats.spooled == len(segs)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["precious"]
+    assert (elsewhere / "precious").read_text() == "keep me"
+    assert spool.is_symlink()  # not followed, not removed
+
+
 @pytest.fixture
 def restores() -> Iterator[list[Restored]]:
     made: list[Restored] = []

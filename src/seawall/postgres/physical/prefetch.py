@@ -34,7 +34,7 @@ from pathlib import Path
 from seawall.log import get_logger
 from seawall.pipeline.keys import KeyRing
 from seawall.postgres.wal.envconfig import WalConfig
-from seawall.postgres.wal.fetch import fetch_wal
+from seawall.postgres.wal.fetch import decode_checked, locate
 from seawall.retention.walnames import parse_wal_name
 
 log = get_logger("postgres.pitr.prefetch")
@@ -82,6 +82,11 @@ class Prefetcher:
         self.spool = spool
         self.owner = owner
         self.ahead = max(1, ahead)
+        # Every file operation goes through this descriptor of the spool as
+        # created (no path lookups, no symlinks followed): the spool belongs
+        # to the server's user, and this thread may run as root, so a path
+        # swapped for a symlink must not lead root's writes elsewhere.
+        self._dir = os.open(spool, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self.stats = PrefetchStats(planned=len(self.names))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-prefetch", daemon=True)
@@ -100,15 +105,33 @@ class Prefetcher:
             # A decode is still running (slow storage): leave the bookkeeping
             # to it rather than race it; the spool is removed either way.
             log.warning("WAL prefetch thread still busy after 30 s; removing its spool")
-            shutil.rmtree(self.spool, ignore_errors=True)
+            self._remove_spool()
             return self.stats
         self._reap(None)
         for name in list(self._spooled):
-            if (self.spool / name).exists():
+            if self._exists(name):
                 self.stats.discarded += 1
         self._spooled.clear()
-        shutil.rmtree(self.spool, ignore_errors=True)
+        self._remove_spool()
         return self.stats
+
+    def _remove_spool(self) -> None:
+        """Empty the spool through the descriptor, then remove it."""
+        with contextlib.suppress(OSError):
+            for entry in os.listdir(self._dir):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry, dir_fd=self._dir)
+        with contextlib.suppress(OSError):
+            os.close(self._dir)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.spool)  # an empty directory, or nothing (not a symlink's target)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            os.stat(name, dir_fd=self._dir, follow_symlinks=False)
+        except OSError:
+            return False
+        return True
 
     # --- the thread -----------------------------------------------------
 
@@ -119,7 +142,12 @@ class Prefetcher:
         wrapper's ``echo``, keeps the previous answer.
         """
         try:
-            segno = _segno((self.spool / REQUESTED).read_text().strip())
+            fd = os.open(REQUESTED, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir)
+            try:
+                text = os.read(fd, 256).decode("ascii", "replace")
+            finally:
+                os.close(fd)
+            segno = _segno(text.strip())
         except OSError:
             segno = None
         if segno is not None:
@@ -129,12 +157,11 @@ class Prefetcher:
     def _reap(self, requested: int | None) -> None:
         """Forget spooled files recovery took; delete those it went past."""
         for name, segno in list(self._spooled.items()):
-            path = self.spool / name
-            if not path.exists():
+            if not self._exists(name):
                 del self._spooled[name]  # taken by the wrapper
             elif requested is not None and segno < requested:
                 with contextlib.suppress(OSError):
-                    path.unlink()
+                    os.unlink(name, dir_fd=self._dir)
                     self.stats.discarded += 1
                 del self._spooled[name]
 
@@ -156,13 +183,40 @@ class Prefetcher:
             if requested is not None and segno < requested:
                 continue  # recovery is already past it
             try:
-                fetch_wal(self.cfg, name, self.spool / name, owner=self.owner)
+                self._spool_one(name)
             except Exception as exc:  # wal-fetch will meet it again and say why
                 self.stats.failed += 1
                 log.debug("prefetch of %s failed (%s); wal-fetch will handle it", name, exc)
                 continue
             self._spooled[name] = segno
             self.stats.spooled += 1
+
+    def _spool_one(self, name: str) -> None:
+        """Decode ``name`` into a temporary in the spool, check it, give it its name.
+
+        The same checks as wal-fetch (:func:`decode_checked`); the file gets
+        the server's owner before it appears under its name. ``O_EXCL`` and
+        ``O_NOFOLLOW`` refuse a planted entry; rename replaces a directory
+        entry without following it.
+        """
+        located = locate(self.cfg, name)
+        tmp = f".{name}.seawall-{os.getpid()}"
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=self._dir,
+        )
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                decode_checked(self.cfg, located, fh)
+                if self.owner is not None:
+                    os.fchown(fh.fileno(), *self.owner)
+            os.rename(tmp, name, src_dir_fd=self._dir, dst_dir_fd=self._dir)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=self._dir)
+            raise
 
 
 def make_spool(sidecar: Path, owner: tuple[int, int]) -> Path:

@@ -16,8 +16,9 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from seawall.catalog.wal_layout import SHA_LEN, parse_wal_key
+from seawall.catalog.wal_layout import SHA_LEN, WalObject, parse_wal_key
 from seawall.errors import ConfigError, NotFoundError, StorageError, VerificationError
 from seawall.pipeline.stream import decode_to
 from seawall.postgres.wal.envconfig import WalConfig
@@ -68,6 +69,33 @@ def fetch_wal(
     name: the PITR prefetcher runs as root and spools files the server, as
     ``postgres``, takes over the moment they exist.
     """
+    located = locate(cfg, name)  # a missing segment raises before anything is written
+    tmp = dest.with_name(f".{dest.name}.seawall-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            result = decode_checked(cfg, located, fh)
+        if owner is not None:
+            os.chown(tmp, *owner)
+        os.rename(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"wal-fetch: cannot write {dest}: {exc.strerror or exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return result
+
+
+@dataclass(frozen=True)
+class Located:
+    name: str
+    storage: LocalStorage
+    key: str
+    obj: WalObject
+
+
+def locate(cfg: WalConfig, name: str) -> Located:
+    """The archived file for WAL file ``name`` (NotFoundError if there is none)."""
     try:
         parse_wal_name(name)
     except ValueError:
@@ -78,24 +106,22 @@ def fetch_wal(
     key = find_wal(storage, cfg.cluster, name)
     obj = parse_wal_key(key)
     assert obj is not None
-    tmp = dest.with_name(f".{dest.name}.seawall-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            sink = _HashingFile(fh)
-            decode_to(storage, key, sink, cfg.keys, compression=obj.compression)
-        digest = sink.hash.hexdigest()
-        if digest[:SHA_LEN] != obj.sha256_prefix:
-            raise VerificationError(
-                f"wal-fetch: {key} decodes to content with sha256 {digest[:12]}…, not the "
-                f"{obj.sha256_prefix[:12]}… its name records: the archived file is corrupt"
-            )
-        if owner is not None:
-            os.chown(tmp, *owner)
-        os.rename(tmp, dest)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"wal-fetch: cannot write {dest}: {exc.strerror or exc}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return Located(name, storage, key, obj)
+
+
+def decode_checked(cfg: WalConfig, located: Located, fh: BinaryIO) -> FetchResult:
+    """Decode a located archived file into the open file ``fh``, checking its sha256.
+
+    The content must match the sha256 prefix its archive name records; on a
+    mismatch (VerificationError) the caller must discard what was written.
+    """
+    storage, key, obj, name = located.storage, located.key, located.obj, located.name
+    sink = _HashingFile(fh)
+    decode_to(storage, key, sink, cfg.keys, compression=obj.compression)
+    digest = sink.hash.hexdigest()
+    if digest[:SHA_LEN] != obj.sha256_prefix:
+        raise VerificationError(
+            f"wal-fetch: {key} decodes to content with sha256 {digest[:12]}…, not the "
+            f"{obj.sha256_prefix[:12]}… its name records: the archived file is corrupt"
+        )
     return FetchResult(name, key, sink.count)
