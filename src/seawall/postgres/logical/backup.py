@@ -26,11 +26,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Final
 
 import psycopg
 
@@ -57,7 +57,6 @@ from seawall.postgres.tools.pg_dump import PgDump
 from seawall.postgres.tools.pg_dumpall import PgDumpAll
 from seawall.storage.local import storage_error
 
-T = TypeVar("T")
 ENGINE: Final = "postgresql"
 KIND = "logical"
 DUMP_BASENAME = "dump.pgdump"
@@ -74,37 +73,6 @@ class BackupResult:
 
 def _artifact(name: str, role: str, res: StoreResult, content_type: str) -> Artifact:
     return artifact_from_store(name, role, res, content_type)
-
-
-class _Background(threading.Thread, Generic[T]):
-    """Runs ``fn`` beside the dump; :meth:`result` joins and re-raises.
-
-    Used for the exact row counts (``count(*)`` in the exporting
-    transaction: cheap, index-only scans where the visibility map allows;
-    the checksums come from the dump stream) and for ``pg_dumpall
-    --globals-only`` (independent of the snapshot; running it after the
-    dump would add its whole duration to every backup).
-    """
-
-    def __init__(self, name: str, fn: Callable[[], T]) -> None:
-        super().__init__(name=f"seawall-{name}", daemon=True)
-        self._fn = fn
-        self._result: T | None = None
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self._result = self._fn()
-        except BaseException as exc:  # reported by the main thread
-            self.error = exc
-
-    def result(self) -> T:
-        self.join()
-        if self.error is not None:
-            raise self.error
-        assert self._result is not None
-        return self._result
 
 
 def backup_database(
@@ -213,8 +181,14 @@ def _run(
         proc = dump.spawn(database, snapshot)
         assert proc.stdout is not None
         scanner = dumpscan.DumpScanner()
-        counts = _Background("counts", lambda: stats.tables(conn, checksums=False))
-        globals_job = _Background("globals", lambda: dumpall.globals_only(database))
+        # Beside the dump: the exact row counts (count(*) in the exporting
+        # transaction: cheap, index-only scans where the visibility map allows;
+        # the checksums come from the dump stream) and pg_dumpall
+        # --globals-only (independent of the snapshot; after the dump it would
+        # add its whole duration to every backup).
+        side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seawall-backup")
+        counts = side.submit(stats.tables, conn, checksums=False)
+        globals_job = side.submit(dumpall.globals_only, database)
         dump_name = DUMP_BASENAME + spec.suffix()
         dump_key = artifact_key(manifest, dump_name)
         try:
@@ -236,8 +210,7 @@ def _run(
                 conn.cancel()
             raise
         finally:
-            counts.join()
-            globals_job.join()
+            side.shutdown(wait=True)
         manifest.artifacts.append(_artifact(dump_name, "dump", res, "application/x-pg-dump"))
         try:
             table_counts = counts.result()
