@@ -334,27 +334,6 @@ def _copy(src: BinaryIO | CountingReader | PrefetchReader, dst: Sink) -> None:
         dst.write(chunk)
 
 
-def warm_up(spec: PipelineSpec) -> None:
-    """Load the encryptor's libraries in a thread, while the caller waits on I/O.
-
-    Initialising OpenSSL's bindings for ``cryptography`` takes ~80 ms of
-    interpreter time; done lazily once the producer runs, it holds the GIL
-    while pg_dump's pipe fills up. Started before connecting, it overlaps
-    with waits that release the GIL.
-    """
-    if spec.encryption_mode != "x25519":
-        return
-    import threading
-
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
-            ChaCha20Poly1305(bytes(32))
-
-    threading.Thread(target=load, name="seawall-warm-up", daemon=True).start()
-
-
 def store_stream(
     source: BinaryIO,
     storage: Storage,

@@ -50,7 +50,7 @@ from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import SeawallError, SourceUnavailableError
 from seawall.log import get_logger
-from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream, warm_up
+from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
 from seawall.postgres.logical import dumpscan, server, stats
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump
@@ -145,7 +145,6 @@ def _run(
     # The dump's own raw hash would be a third hash pass over every byte; the
     # stored sha256, age's MACs and zstd's frame checksum already cover it.
     spec: PipelineSpec = dataclasses.replace(ctx.spec, raw_hash=False, text_tuned=True)
-    warm_up(spec)  # the encryptor's imports load while we connect
     conn = server.connect(params, database)
     try:
         version_num = server.server_version_num(conn)
