@@ -10,10 +10,14 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.pgcluster import PASSWORD, PG15_BIN, PgCluster, make_cluster, pg18_bin
+
+if TYPE_CHECKING:
+    from tests.integration.wal.helpers import Restored
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -78,3 +82,12 @@ def run_seawall(
 
 
 __all__ = ["PASSWORD", "ROOT", "SEAWALL", "run_seawall"]
+
+
+@pytest.fixture
+def restores() -> Iterator[list[Restored]]:
+    """Clusters restored by pitr-restore in a test; all destroyed after."""
+    made: list[Restored] = []
+    yield made
+    for r in made:
+        r.destroy()

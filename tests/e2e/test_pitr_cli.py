@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import pwd
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,14 +45,6 @@ def batches(r: Restored) -> list[int]:
         assert int(n) == BATCH, f"batch {b} is partial: {n} rows"
         result.append(int(b))
     return result
-
-
-@pytest.fixture
-def restores() -> Iterator[list[Restored]]:
-    made: list[Restored] = []
-    yield made
-    for r in made:
-        r.destroy()
 
 
 @pytest.mark.parametrize("version", [15, 18])

@@ -15,16 +15,14 @@ import os
 import re
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from seawall.pipeline.keys import KeyRing
 from seawall.postgres.physical.prefetch import REQUESTED, Prefetcher
 from seawall.postgres.wal.envconfig import load_wal_config
 from seawall.postgres.wal.push import push_wal
-from tests.integration.wal.helpers import Restored, make_archived, pitr
+from tests.integration.wal.helpers import Archived, Restored, make_archived, pitr
 from tests.support.pgcluster import PgCluster
 
 SEG = 16 << 20
@@ -159,12 +157,16 @@ def test_a_swapped_spool_does_not_redirect_the_writes(
     assert spool.is_symlink()  # not followed, not removed
 
 
-@pytest.fixture
-def restores() -> Iterator[list[Restored]]:
-    made: list[Restored] = []
-    yield made
-    for r in made:
-        r.destroy()
+def _base_then_batches(arch: Archived, n: int) -> list[str]:
+    """A base backup of table t, then ``n`` batches of 1000 rows, each in its own
+    archived segment; returns those segments' names."""
+    arch.pg.psql("CREATE TABLE t (batch int, i int)")
+    arch.basebackup()
+    segs = []
+    for batch in range(1, n + 1):
+        arch.pg.psql(f"INSERT INTO t SELECT {batch}, g FROM generate_series(1, 1000) g")
+        segs.append(arch.switch_and_wait())
+    return segs
 
 
 def _prefetch_line(stderr: str) -> tuple[int, int]:
@@ -180,12 +182,7 @@ def test_pitr_restore_replays_from_the_spool(
     restores: list[Restored],
 ) -> None:
     arch = make_archived(pg_factory, backup_dir, age_keys)
-    pg = arch.pg
-    pg.psql("CREATE TABLE t (batch int, i int)")
-    arch.basebackup()
-    for batch in range(1, 7):
-        pg.psql(f"INSERT INTO t SELECT {batch}, g FROM generate_series(1, 1000) g")
-        arch.switch_and_wait()
+    _base_then_batches(arch, 6)
     r, res = pitr(arch, "--latest")
     restores.append(r)
     assert json.loads(res.stdout)["state"] == "promoted"
@@ -206,13 +203,7 @@ def test_corrupt_segment_still_stops_recovery_loudly(
     restores: list[Restored],
 ) -> None:
     arch = make_archived(pg_factory, backup_dir, age_keys)
-    pg = arch.pg
-    pg.psql("CREATE TABLE t (batch int, i int)")
-    arch.basebackup()
-    segs = []
-    for batch in range(1, 5):
-        pg.psql(f"INSERT INTO t SELECT {batch}, g FROM generate_series(1, 1000) g")
-        segs.append(arch.switch_and_wait())
+    segs = _base_then_batches(arch, 4)
     (stored,) = (backup_dir / "postgresql" / "wal").rglob(f"{segs[1]}-*")
     blob = bytearray(stored.read_bytes())
     blob[len(blob) // 2] ^= 0x01
