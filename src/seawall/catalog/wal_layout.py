@@ -19,10 +19,15 @@ Used by the WAL commands (write side) and the exporter (read side).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from seawall.catalog.naming import encode_segment
+
+if TYPE_CHECKING:
+    from seawall.storage.local import LocalStorage
 
 WAL_ROOT = "postgresql/wal"
 ARCHIVE_INFO = "archive.json"
@@ -79,3 +84,24 @@ def parse_wal_key(key: str) -> WalObject | None:
     suffix = m.group("suffix")
     compression = "zstd" if ".zst" in suffix else "gzip" if ".gz" in suffix else "none"
     return WalObject(key, m.group("name"), m.group("sha"), compression, suffix.endswith(".age"))
+
+
+def existing_versions(storage: LocalStorage, cluster: str, name: str) -> list[str]:
+    """Keys already archived under WAL name ``name`` (normally zero or one).
+
+    Here rather than in wal-push's module: wal-fetch needs it too, and must
+    not import the push machinery (it runs once per segment during recovery).
+    """
+    directory = storage.path(wal_dir(cluster, name))
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    prefix = f"{name}-"
+    found = []
+    for entry in entries:
+        if entry.startswith(prefix):
+            obj = parse_wal_key(entry)
+            if obj is not None and obj.name == name:
+                found.append(f"{wal_dir(cluster, name)}/{entry}")
+    return sorted(found)

@@ -38,7 +38,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from seawall.catalog.wal_layout import SHA_LEN, parse_wal_key, wal_dir, wal_key, wal_prefix
+from seawall.catalog.wal_layout import (
+    SHA_LEN,
+    existing_versions,
+    parse_wal_key,
+    wal_dir,
+    wal_key,
+    wal_prefix,
+)
 from seawall.errors import ConfigError, NotFoundError, RefusedError, VerificationError
 from seawall.pipeline.codecs import CHUNK
 from seawall.pipeline.stream import PipelineSpec, store_stream
@@ -169,23 +176,6 @@ def _fsync_existing(storage: LocalStorage, key: str) -> None:
         fsync_dir(path.parent)
     except OSError as exc:
         raise storage_error(exc, key) from exc
-
-
-def existing_versions(storage: LocalStorage, cluster: str, name: str) -> list[str]:
-    """Keys already archived under WAL name ``name`` (normally zero or one)."""
-    directory = storage.path(wal_dir(cluster, name))
-    try:
-        entries = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    prefix = f"{name}-"
-    found = []
-    for entry in entries:
-        if entry.startswith(prefix):
-            obj = parse_wal_key(entry)
-            if obj is not None and obj.name == name:
-                found.append(f"{wal_dir(cluster, name)}/{entry}")
-    return sorted(found)
 
 
 def push_wal(cfg: WalConfig, path: Path) -> PushResult:
