@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from seawall import __version__
 from seawall.catalog.locks import series_lock
@@ -132,6 +132,38 @@ def qdrant_spec(ctx: Context) -> PipelineSpec:
 
 def artifact_from(name: str, role: str, res: StoreResult, **extra: Any) -> Artifact:
     return artifact_from_store(name, role, res, "application/x-tar", **extra)
+
+
+def snapshot_to_catalog(
+    ctx: Context,
+    client: QdrantClient,
+    scope: SnapshotScope,
+    manifest: Manifest,
+    basename: str,
+    role: str,
+    progress: ProgressFactory,
+    *,
+    record_in: Literal["manifest", "artifact"],
+    **extra: Any,
+) -> Artifact:
+    """Create a snapshot of ``scope``, store it, and always delete the server's copy.
+
+    The deletion is here, once, so that no path can leave snapshots behind
+    to fill the server's disk (also when the download or the store fails).
+    The snapshot's name and checksum go into ``manifest.qdrant`` (one
+    snapshot per backup) or into the artifact (a cluster backup: one per shard).
+    """
+    snap = create_snapshot(client, scope)
+    if record_in == "manifest":
+        assert manifest.qdrant is not None
+        manifest.qdrant.snapshot_name = snap.name
+        manifest.qdrant.snapshot_checksum = snap.checksum
+    else:
+        extra.update(snapshot_name=snap.name, snapshot_checksum=snap.checksum)
+    try:
+        return store_snapshot(ctx, client, scope, snap, manifest, basename, role, progress, **extra)
+    finally:
+        delete_snapshot(client, scope, snap.name)
 
 
 def store_snapshot(
@@ -324,18 +356,18 @@ def _run(
 
         backup_shards(ctx, cluster, manifest, progress, plan)
         return
-    scope = SnapshotScope.collection(collection)
-    snap = create_snapshot(client, scope)
-    qinfo.snapshot_name = snap.name
-    qinfo.snapshot_checksum = snap.checksum
-    try:
-        manifest.artifacts.append(
-            store_snapshot(
-                ctx, client, scope, snap, manifest, SNAPSHOT_BASENAME, "snapshot", progress
-            )
+    manifest.artifacts.append(
+        snapshot_to_catalog(
+            ctx,
+            client,
+            SnapshotScope.collection(collection),
+            manifest,
+            SNAPSHOT_BASENAME,
+            "snapshot",
+            progress,
+            record_in="manifest",
         )
-    finally:
-        delete_snapshot(client, scope, snap.name)
+    )
 
 
 def _fail(ctx: Context, manifest: Manifest, exc: BaseException, duration: float) -> None:

@@ -156,8 +156,8 @@ def backup_shards(
     plan: list[ShardSource] | None = None,
 ) -> None:
     """One shard snapshot per shard into ``manifest`` (server copies always deleted)."""
-    from seawall.qdrant.backup import store_snapshot
-    from seawall.qdrant.snapshots import SnapshotScope, create_snapshot, delete_snapshot
+    from seawall.qdrant.backup import snapshot_to_catalog
+    from seawall.qdrant.snapshots import SnapshotScope
 
     collection = manifest.series
     plan = plan or plan_shards(topo, collection)
@@ -168,24 +168,18 @@ def backup_shards(
     for source in plan:
         peer = topo.clients[source.peer_id]
         scope = SnapshotScope.shard(collection, source.shard_id)
-        snap = create_snapshot(peer, scope)
-        try:
-            art = store_snapshot(
-                ctx,
-                peer,
-                scope,
-                snap,
-                manifest,
-                SHARD_BASENAME.format(sid=source.shard_id),
-                "shard-snapshot",
-                progress,
-                shard_id=source.shard_id,
-                peer_id=source.peer_id,
-                snapshot_name=snap.name,
-                snapshot_checksum=snap.checksum,
-            )
-        finally:
-            delete_snapshot(peer, scope, snap.name)
+        art = snapshot_to_catalog(
+            ctx,
+            peer,
+            scope,
+            manifest,
+            SHARD_BASENAME.format(sid=source.shard_id),
+            "shard-snapshot",
+            progress,
+            record_in="artifact",
+            shard_id=source.shard_id,
+            peer_id=source.peer_id,
+        )
         manifest.artifacts.append(art)
         log.info(
             "shard stored",

@@ -27,9 +27,9 @@ from seawall.qdrant.backup import (
     _no_progress,
     _prune,
     connect,
-    store_snapshot,
+    snapshot_to_catalog,
 )
-from seawall.qdrant.snapshots import SnapshotScope, create_snapshot, delete_snapshot
+from seawall.qdrant.snapshots import SnapshotScope
 
 KIND = "full-storage"
 BASENAME = "full-storage.tar"
@@ -82,19 +82,18 @@ def backup_full_storage(
             )
             t0 = time.monotonic()
             try:
-                scope = SnapshotScope.full()
-                snap = create_snapshot(client, scope)
-                assert m.qdrant is not None
-                m.qdrant.snapshot_name = snap.name
-                m.qdrant.snapshot_checksum = snap.checksum
-                try:
-                    m.artifacts.append(
-                        store_snapshot(
-                            ctx, client, scope, snap, m, BASENAME, "full-storage", progress
-                        )
+                m.artifacts.append(
+                    snapshot_to_catalog(
+                        ctx,
+                        client,
+                        SnapshotScope.full(),
+                        m,
+                        BASENAME,
+                        "full-storage",
+                        progress,
+                        record_in="manifest",
                     )
-                finally:
-                    delete_snapshot(client, scope, snap.name)
+                )
             except BaseException as exc:
                 _fail(ctx, m, exc, time.monotonic() - t0)
                 raise
