@@ -428,37 +428,6 @@ def store_stream(
     )
 
 
-def _decrypt_pyrage(reader: CountingReader, dec: Sink, keys: KeyRing | None, key: str) -> None:
-    import pyrage
-    from pyrage import x25519
-
-    if keys is None or not keys.identities:
-        raise DecryptionError(
-            f"{key} is encrypted to age X25519 recipients but no identity is configured; "
-            "set ENCRYPTION_IDENTITY or ENCRYPTION_IDENTITY_FILE to the secret key"
-        )
-    identities = [x25519.Identity.from_str(i) for i in keys.identities]
-    try:
-        pyrage.decrypt_io(reader, dec, identities)
-    except pyrage.DecryptError as exc:
-        text = str(exc).lower()
-        if "no matching keys" in text or "no identity matched" in text:
-            raise DecryptionError(
-                f"cannot decrypt {key}: none of the configured identities matches its "
-                "recipients; set ENCRYPTION_IDENTITY to the key it was made with "
-                "(several may be given after a key rotation)"
-            ) from exc
-        raise VerificationError(
-            f"{key}: encrypted data failed authentication ({exc}); the artifact is corrupt"
-        ) from exc
-    except OSError as exc:
-        if "decryption" in str(exc).lower():
-            raise VerificationError(
-                f"{key}: encrypted data failed authentication; the artifact is corrupt or truncated"
-            ) from exc
-        raise
-
-
 def sha256_of(storage: Storage, key: str) -> tuple[str, int]:
     """sha256 and size of the stored bytes of ``key``."""
     h = hashlib.sha256()
@@ -560,6 +529,64 @@ def _size_of(raw: object) -> int | None:
 SMALL_AGE_FILE = 8 << 20
 
 
+def _decrypt_x25519(
+    reader: CountingReader, dec: Sink, keys: KeyRing | None, key: str, size: int | None
+) -> None:
+    """age X25519: ours (OpenSSL) in general, pyrage for small files in a fresh process."""
+    if keys is None or not keys.identities:
+        raise DecryptionError(
+            f"{key} is encrypted to age X25519 recipients but no identity is configured; "
+            "set ENCRYPTION_IDENTITY or ENCRYPTION_IDENTITY_FILE to the secret key"
+        )
+    no_match = (
+        f"cannot decrypt {key}: none of the configured identities matches its "
+        "recipients; set ENCRYPTION_IDENTITY to the key it was made with "
+        "(several may be given after a key rotation)"
+    )
+    corrupt = f"{key}: encrypted data failed authentication ({{}}); the artifact is corrupt"
+    if (
+        size is not None
+        and size < SMALL_AGE_FILE
+        and "cryptography.hazmat.primitives.ciphers.aead" not in sys.modules
+    ):
+        import pyrage
+        from pyrage import x25519
+
+        try:
+            pyrage.decrypt_io(reader, dec, [x25519.Identity.from_str(i) for i in keys.identities])
+        except pyrage.DecryptError as exc:
+            text = str(exc).lower()
+            if "no matching keys" in text or "no identity matched" in text:
+                raise DecryptionError(no_match) from exc
+            raise VerificationError(corrupt.format(exc)) from exc
+        except OSError as exc:
+            if "decryption" in str(exc).lower():
+                raise VerificationError(
+                    f"{key}: encrypted data failed authentication; the artifact is corrupt "
+                    "or truncated"
+                ) from exc
+            raise
+        return
+    from seawall.pipeline.age_scrypt import AgeFormatError
+    from seawall.pipeline.age_x25519 import (
+        NoIdentityMatchedError,
+        RecipientError,
+        decrypt_x25519_io,
+    )
+
+    try:
+        decrypt_x25519_io(reader, dec, keys.identities)
+    except RecipientError as exc:
+        raise DecryptionError(
+            f"cannot decrypt {key}: ENCRYPTION_IDENTITY holds an invalid age secret key "
+            f"({exc}); `seawall keygen` makes one"
+        ) from exc
+    except NoIdentityMatchedError as exc:
+        raise DecryptionError(f"{no_match} ({exc})") from exc
+    except AgeFormatError as exc:
+        raise VerificationError(corrupt.format(exc)) from exc
+
+
 def _decrypt(
     reader: CountingReader,
     dec: Sink,
@@ -568,47 +595,11 @@ def _decrypt(
     key: str,
     size: int | None = None,
 ) -> None:
-    if (
-        encryption == "x25519"
-        and size is not None
-        and size < SMALL_AGE_FILE
-        and "cryptography.hazmat.primitives.ciphers.aead" not in sys.modules
-    ):
-        _decrypt_pyrage(reader, dec, keys, key)
-        return
     if encryption is None:
         _copy(reader, dec)
         return
     if encryption == "x25519":
-        from seawall.pipeline.age_scrypt import AgeFormatError
-        from seawall.pipeline.age_x25519 import (
-            NoIdentityMatchedError,
-            RecipientError,
-            decrypt_x25519_io,
-        )
-
-        if keys is None or not keys.identities:
-            raise DecryptionError(
-                f"{key} is encrypted to age X25519 recipients but no identity is configured; "
-                "set ENCRYPTION_IDENTITY or ENCRYPTION_IDENTITY_FILE to the secret key"
-            )
-        try:
-            decrypt_x25519_io(reader, dec, keys.identities)
-        except RecipientError as exc:
-            raise DecryptionError(
-                f"cannot decrypt {key}: ENCRYPTION_IDENTITY holds an invalid age secret key "
-                f"({exc}); `seawall keygen` makes one"
-            ) from exc
-        except NoIdentityMatchedError as exc:
-            raise DecryptionError(
-                f"cannot decrypt {key}: none of the configured identities matches its "
-                "recipients; set ENCRYPTION_IDENTITY to the key it was made with "
-                f"(several may be given after a key rotation) ({exc})"
-            ) from exc
-        except AgeFormatError as exc:
-            raise VerificationError(
-                f"{key}: encrypted data failed authentication ({exc}); the artifact is corrupt"
-            ) from exc
+        _decrypt_x25519(reader, dec, keys, key, size)
         return
     if encryption == "scrypt":
         from seawall.pipeline.age_scrypt import (
