@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from seawall.runner.common import State, command, human_size, print_json, settings
+from seawall.runner.common import State, VerifyAfter, command, human_size, print_json, settings
 
 if TYPE_CHECKING:
     from seawall.context import Context
@@ -91,10 +91,7 @@ ENGINES = {"postgres": _postgres, "qdrant": _qdrant}
 
 @command
 def backup_all(
-    verify: Annotated[
-        bool | None,
-        typer.Option("--verify/--no-verify", help="Verify right after (default VERIFY_BACKUP)."),
-    ] = None,
+    verify: VerifyAfter = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Back up every engine in ENGINES (postgres, qdrant) concurrently; one summary."""

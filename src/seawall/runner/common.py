@@ -13,7 +13,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, ClassVar, ParamSpec, TypeVar
+from typing import Annotated, Any, ClassVar, ParamSpec, TypeVar
 
 import typer
 
@@ -88,3 +88,10 @@ def human_size(n: int | float | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} TiB"
+
+
+#: ``--verify/--no-verify`` of every backup command (default: VERIFY_BACKUP).
+VerifyAfter = Annotated[
+    bool | None,
+    typer.Option("--verify/--no-verify", help="Verify right after (default VERIFY_BACKUP)."),
+]

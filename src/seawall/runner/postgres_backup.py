@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from seawall.runner.common import State, command, human_size, print_json, settings
+from seawall.runner.common import State, VerifyAfter, command, human_size, print_json, settings
 
 
 @command
@@ -19,10 +19,7 @@ def backup(
             help="Database to back up (repeatable; default DATABASES or DB_NAME).",
         ),
     ] = None,
-    verify: Annotated[
-        bool | None,
-        typer.Option("--verify/--no-verify", help="Verify right after (default VERIFY_BACKUP)."),
-    ] = None,
+    verify: VerifyAfter = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifests as JSON.")] = False,
 ) -> None:
     """pg_dump -Fc each database (plus roles) through compression/encryption into BACKUP_DIR.

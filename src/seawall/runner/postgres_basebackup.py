@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from seawall.runner.common import State, command, human_size, print_json, settings
+from seawall.runner.common import State, VerifyAfter, command, human_size, print_json, settings
 
 
 @command
@@ -18,10 +18,7 @@ def basebackup(
             help="Seconds to wait for the backup's WAL to reach the archive (0: do not wait).",
         ),
     ] = 60.0,
-    verify: Annotated[
-        bool | None,
-        typer.Option("--verify/--no-verify", help="Verify right after (default VERIFY_BACKUP)."),
-    ] = None,
+    verify: VerifyAfter = None,
     spread_checkpoint: Annotated[
         bool,
         typer.Option(

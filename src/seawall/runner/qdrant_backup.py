@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from seawall.runner.common import State, command, human_size, print_json, settings
+from seawall.runner.common import State, VerifyAfter, command, human_size, print_json, settings
 
 
 @command
@@ -24,10 +24,7 @@ def backup(
             help="Snapshot the whole node instead (single node; Qdrant restores it only at startup).",
         ),
     ] = False,
-    verify: Annotated[
-        bool | None,
-        typer.Option("--verify/--no-verify", help="Verify right after (default VERIFY_BACKUP)."),
-    ] = None,
+    verify: VerifyAfter = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifests as JSON.")] = False,
 ) -> None:
     """Create, download (checksum-checked), store and verify Qdrant snapshots."""
