@@ -192,6 +192,7 @@ def run_demo(
     from seawall.postgres.logical.restore import restore
     from seawall.postgres.logical.select import BackupSource
     from seawall.postgres.logical.verify import verify_source
+    from seawall.postgres.tools.base import ConnParams
     from seawall.settings import Settings
 
     t0 = time.monotonic()
@@ -241,7 +242,7 @@ def run_demo(
                 }
             )
             ctx = Context(settings)
-            params = server.conn_params(settings)
+            params = ConnParams.from_settings(settings)
             with server.connect(params, "postgres") as conn:
                 server.create_database(conn, "shop")
             with server.connect(params, "shop") as conn:

@@ -85,7 +85,7 @@ def backup_database(
     """Back up one database; returns the (successful) manifest or raises."""
     s = ctx.settings
     backup_id = new_backup_id()
-    params = server.conn_params(s)
+    params = ConnParams.from_settings(s)
     with series_lock(
         s.backup_dir,
         ENGINE,

@@ -19,6 +19,7 @@ from seawall.errors import VerificationError
 from seawall.pipeline.stream import decode_to
 from seawall.postgres.logical import server
 from seawall.postgres.logical.select import BackupSource
+from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_restore import ArchiveLister, PgRestore
 from seawall.postgres.tools.psql import Psql
 
@@ -53,7 +54,7 @@ def check_foreign(
     """Decode a file without manifest completely and check it is a dump."""
     assert source.foreign_key is not None
     pg_restore = PgRestore(
-        server.tool_path(ctx.settings, "pg_restore", None), server.conn_params(ctx.settings)
+        server.tool_path(ctx.settings, "pg_restore", None), ConnParams.from_settings(ctx.settings)
     )
     sniff = _Sniffer(pg_restore.lister())
     try:
@@ -77,5 +78,7 @@ def check_foreign(
 
 def restore_plain_sql(ctx: Context, path: Path, dbname: str, major: int | None) -> None:
     """Replay a plain SQL dump into ``dbname`` with psql, stopping at the first error."""
-    psql = Psql(server.tool_path(ctx.settings, "psql", major), server.conn_params(ctx.settings))
+    psql = Psql(
+        server.tool_path(ctx.settings, "psql", major), ConnParams.from_settings(ctx.settings)
+    )
     psql.run_file(path, dbname, stop_on_error=True)

@@ -38,6 +38,7 @@ from seawall.postgres.logical import server
 from seawall.postgres.logical.select import BackupSource
 from seawall.postgres.logical.stats import Conn
 from seawall.postgres.logical.verify import PGDMP_MAGIC, _dump_major
+from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_restore import PgRestore
 from seawall.postgres.tools.psql import Psql, PsqlScript
 
@@ -101,7 +102,7 @@ def restore_globals(ctx: Context, source: BackupSource, workdir: Path, major: in
         expected_sha256=art.sha256,
         compression=art.compression,
     )
-    params = server.conn_params(ctx.settings)
+    params = ConnParams.from_settings(ctx.settings)
     path = workdir / "globals.sql"
     path.write_text(filter_globals(b"".join(chunks).decode(), params.user))
     psql = Psql(server.tool_path(ctx.settings, "psql", major), params)
@@ -224,7 +225,7 @@ def restore(
 ) -> RestoreResult:
     if not target_db or len(target_db) > 63:
         raise ConfigError("--target-db must be a database name of 1 to 63 characters")
-    params = server.conn_params(ctx.settings)
+    params = ConnParams.from_settings(ctx.settings)
     jobs = jobs or ctx.settings.restore_jobs
     with server.admin(params, avoid=target_db) as conn:
         exists = server.database_exists(conn, target_db)

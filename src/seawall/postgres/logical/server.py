@@ -24,17 +24,6 @@ from seawall.postgres.tools.base import DEBIAN_ROOT, ConnParams, binary_version,
 from seawall.settings import Settings
 
 
-def conn_params(settings: Settings) -> ConnParams:
-    return ConnParams(
-        host=settings.db_host,
-        port=settings.db_port,
-        user=settings.db_user,
-        dbname=settings.db_name,
-        password=settings.db_password.get_secret_value() if settings.db_password else None,
-        passfile=settings.pgpassfile,
-    )
-
-
 def connect(
     params: ConnParams, dbname: str | None = None, *, autocommit: bool = True
 ) -> psycopg.Connection[tuple[object, ...]]:

@@ -73,7 +73,7 @@ class _HashSink:
 
 
 def _pg_restore(ctx: Context, min_major: int | None) -> PgRestore:
-    params = server.conn_params(ctx.settings)
+    params = ConnParams.from_settings(ctx.settings)
     return PgRestore(server.tool_path(ctx.settings, "pg_restore", min_major), params)
 
 
@@ -194,7 +194,7 @@ def deep_check(ctx: Context, source: BackupSource, progress: Progress | None = N
     """Restore into a scratch database and compare statistics; always drops it."""
     from seawall.postgres.logical.legacy import restore_plain_sql
 
-    params = server.conn_params(ctx.settings)
+    params = ConnParams.from_settings(ctx.settings)
     workdir = Path(tempfile.mkdtemp(prefix="seawall-verify-"))
     name = scratch_name("verify")
     checks: list[str] = []

@@ -59,18 +59,6 @@ ARTIFACT_ROLE = "base"
 log = get_logger("postgres.basebackup")
 
 
-def conn_params(ctx: Context) -> ConnParams:
-    s = ctx.settings
-    return ConnParams(
-        host=s.db_host,
-        port=s.db_port,
-        user=s.db_user,
-        dbname=s.db_name,
-        password=s.db_password.get_secret_value() if s.db_password else None,
-        passfile=s.pgpassfile,
-    )
-
-
 @dataclass
 class ServerFacts:
     version: str
@@ -195,7 +183,7 @@ def run_basebackup(
     """Take a base backup of the configured server; returns its manifest."""
     s = ctx.settings
     cluster = s.pg_cluster_name
-    conn = conn_params(ctx)
+    conn = ConnParams.from_settings(ctx.settings)
     facts = server_facts(conn)
     if facts.archive_mode == "off":
         log.warning(

@@ -22,8 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seawall.errors import ConfigError, SourceUnavailableError
+
+if TYPE_CHECKING:
+    from seawall.settings import Settings
 
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 
@@ -39,6 +43,18 @@ class ConnParams:
     dbname: str = "postgres"
     password: str | None = field(default=None, repr=False)
     passfile: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnParams:
+        """The configured server (DB_* / PG* settings)."""
+        return cls(
+            host=settings.db_host,
+            port=settings.db_port,
+            user=settings.db_user,
+            dbname=settings.db_name,
+            password=settings.db_password.get_secret_value() if settings.db_password else None,
+            passfile=settings.pgpassfile,
+        )
 
     def env(
         self, base: Mapping[str, str] | None = None, dbname: str | None = None
