@@ -4,7 +4,6 @@ Qdrant at QDRANT_URL), a backup directory and a Context wired to both."""
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,13 +11,9 @@ from typing import Any
 
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[3])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from seawall.context import Context  # noqa: E402
-from seawall.settings import Settings  # noqa: E402
-from tests.qdrant_server.fixtures import (  # noqa: E402, F401
+from seawall.context import Context
+from seawall.settings import Settings
+from tests.qdrant_server.fixtures import (  # noqa: F401
     qdrant_cluster,
     qdrant_server,
     qdrant_server_with_key,
