@@ -6,6 +6,13 @@ pydantic-settings and psycopg together cost ~200 ms to import, so the WAL
 hot path (``wal-push`` / ``wal-fetch``) is dispatched here, before any of them
 is imported, to a module that needs only the standard library, zstandard and
 pyrage. Every other command goes through the Typer app.
+
+When the call is the whole process (the console script, ``python -m
+seawall``), it ends with :func:`_exit_now` instead of the interpreter's
+teardown, which frees every imported module's objects one by one: ~35 ms
+after the work is done and its output flushed, measured between the
+manifest's fsync and ``exit_group`` of a backup (a sixth of seawall's fixed
+cost on top of pg_dump).
 """
 
 from __future__ import annotations
@@ -26,7 +33,34 @@ def main(argv: list[str] | None = None) -> int:
         return code
     from seawall.runner.app import run
 
-    return run(args)
+    code = run(args)
+    if argv is None:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process with ``code`` now, as the interpreter would, minus teardown.
+
+    What an orderly exit does that matters is still done: non-daemon threads
+    are waited for (if any is alive, this returns and the normal exit
+    handles it), atexit handlers run (logging's flush and close, weakref
+    finalizers such as TemporaryDirectory clean-up), stdout and stderr are
+    flushed.
+    """
+    import atexit
+    import contextlib
+    import os
+    import threading
+
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return None
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (| head)
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

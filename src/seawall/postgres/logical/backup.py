@@ -11,8 +11,8 @@ Order of events, and why:
    scan in the server); pg_dump's exit status is checked *before* the
    artifact is renamed into place, so a dump that died half-way never
    becomes a complete-looking file;
-4. store ``pg_dumpall --globals-only`` (run while the dump streams) beside it (roles and grants are not
-   in a pg_dump archive);
+4. store ``pg_dumpall --globals-only`` beside it, while the dump streams
+   (roles and grants are not in a pg_dump archive);
 5. write the manifest, last and atomically; then verify (the result goes
    into the manifest) and apply retention.
 
@@ -165,13 +165,12 @@ def _run(
         info.encoding = str(row[0]) if row else None
         manifest.postgres = info
         dump = PgDump(server.tool_path(s, "pg_dump", major), params)
-        dumpall = PgDumpAll(server.tool_path(s, "pg_dumpall", major), params)
-        manifest.tool_versions = {"pg_dump": dump.version(), "pg_dumpall": dumpall.version()}
 
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
         snapshot = str(row[0])
+        # Sequences before pg_dump starts (they are not transactional: see stats).
         content = ContentStats(
             sequences=stats.sequences(conn),
             large_objects=stats.large_objects(conn),
@@ -182,12 +181,13 @@ def _run(
         scanner = dumpscan.DumpScanner()
         # Beside the dump: the exact row counts (count(*) in the exporting
         # transaction: cheap, index-only scans where the visibility map allows;
-        # the checksums come from the dump stream) and pg_dumpall
-        # --globals-only (independent of the snapshot; after the dump it would
-        # add its whole duration to every backup).
+        # the checksums come from the dump stream) and the globals artifact
+        # (pg_dumpall --globals-only is independent of the snapshot; choosing
+        # its binary, running it and storing its output before or after the
+        # dump would add to every backup's wall time).
         side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seawall-backup")
         counts = side.submit(stats.tables, conn, checksums=False)
-        globals_job = side.submit(dumpall.globals_only, database)
+        globals_job = side.submit(_store_globals, ctx, params, major, manifest, spec)
         dump_name = DUMP_BASENAME + spec.suffix()
         dump_key = artifact_key(manifest, dump_name)
         try:
@@ -207,10 +207,18 @@ def _run(
             # Do not wait for count(*) over every table to report the failure.
             with contextlib.suppress(Exception):
                 conn.cancel()
-            raise
-        finally:
             side.shutdown(wait=True)
+            # a globals artifact already stored is this run's: the failure path removes it
+            with contextlib.suppress(BaseException):
+                manifest.artifacts.append(globals_job.result()[0])
+            raise
+        side.shutdown(wait=True)
         manifest.artifacts.append(_artifact(dump_name, "dump", res, "application/x-pg-dump"))
+        globals_art, with_passwords, dumpall_version = globals_job.result()
+        manifest.artifacts.append(globals_art)
+        manifest.tool_versions = {"pg_dump": dump.version(), "pg_dumpall": dumpall_version}
+        if not with_passwords:
+            manifest.labels["globals"] = "no-role-passwords"
         try:
             table_counts = counts.result()
         except BaseException as exc:
@@ -223,12 +231,20 @@ def _run(
     finally:
         conn.close()
 
-    script, with_passwords = globals_job.result()
-    if not with_passwords:
-        manifest.labels["globals"] = "no-role-passwords"
-    globals_name = GLOBALS_BASENAME + spec.suffix()
-    gres = store_stream(io.BytesIO(script), ctx.storage, artifact_key(manifest, globals_name), spec)
-    manifest.artifacts.append(_artifact(globals_name, "globals", gres, "application/sql"))
+
+def _store_globals(
+    ctx: Context, params: ConnParams, major: int, manifest: Manifest, spec: PipelineSpec
+) -> tuple[Artifact, bool, str]:
+    """``pg_dumpall --globals-only`` stored beside the dump.
+
+    Returns the artifact, whether role passwords are in it, and the
+    pg_dumpall version line (for the manifest).
+    """
+    dumpall = PgDumpAll(server.tool_path(ctx.settings, "pg_dumpall", major), params)
+    script, with_passwords = dumpall.globals_only(manifest.series)
+    name = GLOBALS_BASENAME + spec.suffix()
+    res = store_stream(io.BytesIO(script), ctx.storage, artifact_key(manifest, name), spec)
+    return _artifact(name, "globals", res, "application/sql"), with_passwords, dumpall.version()
 
 
 def _stats_error(database: str, exc: BaseException) -> SeawallError:
