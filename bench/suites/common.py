@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -53,6 +54,18 @@ def rss_notes(res: RunResult, mode: RssMode) -> tuple[float, str]:
     return res.max_rss_mb, f"RSS max (sum {res.sum_rss_mb:.0f}); per process MB: {per}"
 
 
+@dataclass
+class Tool:
+    """One row's worth of work: what to run and how to report it."""
+
+    tool: str
+    attempt: Callable[[int], RunResult]
+    rss: RssMode = "max"
+    artifact: Callable[[], int | None] | None = None
+    baseline: bool = False
+    unavailable: str | None = None
+
+
 def repeat_row(
     suite: str,
     tool: str,
@@ -69,35 +82,60 @@ def repeat_row(
     A failure becomes the row's note ("not available (error ...)") instead of
     an exception, so one broken tool never hides the others' numbers.
     """
-    row = Row(suite=suite, tool=tool, baseline=baseline)
-    if unavailable:
-        row.notes = unavailable
-        return row
-    walls: list[float] = []
-    rss_values: list[float] = []
-    note = ""
-    for i in range(repeat):
-        try:
-            res = attempt(i)
-        except Exception as exc:  # a setup step failed: report, do not crash
-            row.notes = f"not available (error: {type(exc).__name__}: {str(exc)[:160]})"
-            return row
-        if not res.ok:
-            prefix = "not available" if not walls else f"failed on run {i + 1}"
-            row.notes = f"{prefix} ({res.error()})"
-            if not walls:
-                return row
-            break
-        walls.append(res.wall_s)
-        value, note = rss_notes(res, rss)
-        rss_values.append(value)
-    row.samples = walls
-    row.median_s = median(walls)
-    row.rss_mb = max(rss_values)
-    if artifact is not None:
-        try:
-            row.artifact_bytes = artifact()
-        except OSError:
-            row.artifact_bytes = None
-    row.notes = "; ".join(n for n in (note, row.notes) if n)
+    [row] = interleaved_rows(
+        suite, [Tool(tool, attempt, rss, artifact, baseline, unavailable)], repeat
+    )
     return row
+
+
+def interleaved_rows(suite: str, tools: Sequence[Tool], repeat: int) -> list[Row]:
+    """Run every tool once per round, ``repeat`` rounds (A B C, A B C, ...).
+
+    The ratios between tools are what a suite reports. On a machine whose
+    speed drifts (this VM: ``pg_dump > /dev/null`` of the same database took
+    3.9 s in one hour and 4.4 s in the next), running one tool's repeats
+    back to back folds that drift into the ratios; interleaving spreads it
+    over every tool alike. A tool that fails stops taking part; the others
+    go on (see :func:`repeat_row` for how a failure is reported).
+    """
+    rows = [Row(suite=suite, tool=t.tool, baseline=t.baseline) for t in tools]
+    walls: list[list[float]] = [[] for _ in tools]
+    rss_values: list[list[float]] = [[] for _ in tools]
+    notes = ["" for _ in tools]
+    active = []
+    for k, t in enumerate(tools):
+        if t.unavailable:
+            rows[k].notes = t.unavailable
+        else:
+            active.append(k)
+    for i in range(repeat):
+        for k in list(active):
+            try:
+                res = tools[k].attempt(i)
+            except Exception as exc:  # a setup step failed: report, do not crash
+                rows[k].notes = f"not available (error: {type(exc).__name__}: {str(exc)[:160]})"
+                walls[k] = []
+                active.remove(k)
+                continue
+            if not res.ok:
+                prefix = "not available" if not walls[k] else f"failed on run {i + 1}"
+                rows[k].notes = f"{prefix} ({res.error()})"
+                active.remove(k)
+                continue
+            walls[k].append(res.wall_s)
+            value, notes[k] = rss_notes(res, tools[k].rss)
+            rss_values[k].append(value)
+    for k, t in enumerate(tools):
+        row = rows[k]
+        if not walls[k]:
+            continue
+        row.samples = walls[k]
+        row.median_s = median(walls[k])
+        row.rss_mb = max(rss_values[k])
+        if t.artifact is not None:
+            try:
+                row.artifact_bytes = t.artifact()
+            except OSError:
+                row.artifact_bytes = None
+        row.notes = "; ".join(n for n in (notes[k], row.notes) if n)
+    return rows

@@ -2,13 +2,16 @@
 
 Backup rows share one baseline (``pg_dump | gzip``); restore rows share
 another (``gunzip | psql``). Every tool dumps the same database of the same
-cluster in the same run, one after the other, so cache effects are equal
-(the first, untimed warm-up dump pulls the tables into the page cache).
+cluster in the same run, so cache effects are equal (the first, untimed
+warm-up dump pulls the tables into the page cache); the backup tools take
+turns, one run each per round, so a drift of the machine's speed does not
+favour whichever tool ran during the quiet minutes.
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import measure, peers
@@ -16,7 +19,7 @@ from bench.cluster import pg_bin
 from bench.context import Context
 from bench.datagen import DB_NAME
 from bench.report import Row, apply_baseline
-from bench.suites.common import largest_file, repeat_row, tree_size
+from bench.suites.common import Tool, interleaved_rows, largest_file, repeat_row, tree_size
 
 SUITE = "logical"
 
@@ -53,75 +56,12 @@ def run(ctx: Context) -> list[Row]:
     measure.run(peers.pg_dump_custom_raw(DB_NAME), env=env, timeout=ctx.opts.timeout_s)
 
     gz = out / "dump.sql.gz"
-    rows.append(
-        repeat_row(
-            SUITE,
-            "pg_dump | gzip",
-            lambda i: measure.run(
-                peers.pg_dump_gzip(DB_NAME), env=env, stdout_path=gz, timeout=ctx.opts.timeout_s
-            ),
-            reps,
-            artifact=lambda: gz.stat().st_size,
-            baseline=True,
-        )
-    )
-    ratio = _gzip_ratio(gz) if gz.exists() else None
-    if ratio:
-        rows[-1].notes = (
-            f"plain dump {ratio[0] / 2**20:.0f} MiB, gzip ratio {ratio[1]:.2f}x; " + rows[-1].notes
-        )
-        rows[-1].extra["gzip_ratio"] = ratio[1]
-        rows[-1].extra["plain_dump_bytes"] = ratio[0]
-
-    raw = out / "dump.raw"
-    rows.append(
-        repeat_row(
-            SUITE,
-            "pg_dump -Fc -Z0 > /dev/null",
-            lambda i: measure.run(
-                peers.pg_dump_custom_raw(DB_NAME), env=env, timeout=ctx.opts.timeout_s
-            ),
-            reps,
-        )
-    )
     c_out = out / "dump.zst.age"
-    rows.append(
-        repeat_row(
-            SUITE,
-            "pg_dump -Fc -Z0 | zstd -3 -T0 | age",
-            lambda i: measure.run(
-                peers.pg_dump_zstd_age(DB_NAME, recipient),
-                env=env,
-                stdout_path=c_out,
-                timeout=ctx.opts.timeout_s,
-            ),
-            reps,
-            artifact=lambda: c_out.stat().st_size,
-        )
-    )
     # zstd -3 lands within a few % of gzip's size on this data; -5 is what it
     # takes to beat it, so show what that costs
     c5_out = out / "dump5.zst.age"
-    rows.append(
-        repeat_row(
-            SUITE,
-            "pg_dump -Fc -Z0 | zstd -5 -T0 | age",
-            lambda i: measure.run(
-                peers.pg_dump_zstd_age(DB_NAME, recipient, level=5),
-                env=env,
-                stdout_path=c5_out,
-                timeout=ctx.opts.timeout_s,
-            ),
-            reps,
-            artifact=lambda: c5_out.stat().st_size,
-        )
-    )
-    c5_out.unlink(missing_ok=True)
-    raw.unlink(missing_ok=True)
-
     sw_dir = ctx.tmpdir("logical-seawall")
     sw_env = ctx.seawall_env(sw_dir)
-    unavailable = ctx.seawall_unavailable("postgres", "backup")
 
     def sw_backup(i: int) -> measure.RunResult:
         # a fresh volume per run: same work every time, artifact = one dump
@@ -137,18 +77,52 @@ def run(ctx: Context) -> list[Row]:
         best = largest_file(sw_dir)
         return best.stat().st_size if best else None
 
-    sw_row = repeat_row(
+    def peer(stages: peers.Stages, path: Path | None) -> Callable[[int], measure.RunResult]:
+        return lambda i: measure.run(stages, env=env, stdout_path=path, timeout=ctx.opts.timeout_s)
+
+    # One round = one run of every tool, so drift of the machine's speed
+    # lands on all of them alike (see interleaved_rows).
+    rows += interleaved_rows(
         SUITE,
-        "seawall postgres backup (zstd+age)",
-        sw_backup,
+        [
+            Tool(
+                "pg_dump | gzip",
+                peer(peers.pg_dump_gzip(DB_NAME), gz),
+                artifact=lambda: gz.stat().st_size,
+                baseline=True,
+            ),
+            Tool("pg_dump -Fc -Z0 > /dev/null", peer(peers.pg_dump_custom_raw(DB_NAME), None)),
+            Tool(
+                "pg_dump -Fc -Z0 | zstd -3 -T0 | age",
+                peer(peers.pg_dump_zstd_age(DB_NAME, recipient), c_out),
+                artifact=lambda: c_out.stat().st_size,
+            ),
+            Tool(
+                "pg_dump -Fc -Z0 | zstd -5 -T0 | age",
+                peer(peers.pg_dump_zstd_age(DB_NAME, recipient, level=5), c5_out),
+                artifact=lambda: c5_out.stat().st_size,
+            ),
+            Tool(
+                "seawall postgres backup (zstd+age)",
+                sw_backup,
+                rss="root",
+                artifact=sw_artifact,
+                unavailable=ctx.seawall_unavailable("postgres", "backup"),
+            ),
+        ],
         reps,
-        rss="root",
-        artifact=sw_artifact,
-        unavailable=unavailable,
     )
+    ratio = _gzip_ratio(gz) if gz.exists() else None
+    if ratio:
+        rows[0].notes = (
+            f"plain dump {ratio[0] / 2**20:.0f} MiB, gzip ratio {ratio[1]:.2f}x; " + rows[0].notes
+        )
+        rows[0].extra["gzip_ratio"] = ratio[1]
+        rows[0].extra["plain_dump_bytes"] = ratio[0]
+    c5_out.unlink(missing_ok=True)
+    sw_row = rows[-1]
     if sw_row.median_s is not None:
         sw_row.extra["volume_bytes"] = tree_size(sw_dir)
-    rows.append(sw_row)
     apply_baseline(rows)
 
     # --- restore ------------------------------------------------------------

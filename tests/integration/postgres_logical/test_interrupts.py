@@ -114,3 +114,31 @@ def test_sigterm_mid_backup_records_a_failed_run(big: PgCluster, backup_dir: Pat
     assert [p.name for p in (backup_dir / "postgresql/logical/big" / m["id"]).iterdir()] == [
         "manifest.json"
     ]
+
+
+def test_dump_connection_killed_mid_stream_removes_everything_stored(
+    big: PgCluster, backup_dir: Path
+) -> None:
+    """pg_dump's server connection dies half-way (pg_terminate_backend): the
+    run fails with pg_dump's error and a failed manifest, and nothing it
+    stored is left, including the globals artifact written beside the dump."""
+    env = seawall_env(big, backup_dir, **SLOW)
+    proc = subprocess.Popen([SEAWALL, "postgres", "backup", "-d", "big"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    _wait_for_bytes(backup_dir, proc)
+    folder = next((backup_dir / "postgresql/logical/big").iterdir())
+    deadline = time.monotonic() + 30
+    while not list(folder.glob("globals.sql*")):  # stored while the dump streams
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    killed = big.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE query LIKE 'COPY %' AND pid <> pg_backend_pid()"
+    )
+    assert killed == "1"
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode not in (0, 130), err
+    assert b"pg_dump" in err
+    [m] = manifests(backup_dir, "big")
+    assert m["status"] == "failed" and "pg_dump" in m["error"]
+    assert [p.name for p in folder.iterdir()] == ["manifest.json"]
