@@ -46,10 +46,9 @@ def _exit_now(code: int) -> None:
     are waited for (if any is alive, this returns and the normal exit
     handles it), atexit handlers run (logging's flush and close, weakref
     finalizers such as TemporaryDirectory clean-up), stdout and stderr are
-    flushed.
+    flushed, and output that cannot be written turns success into 120.
     """
     import atexit
-    import contextlib
     import os
     import threading
 
@@ -58,8 +57,14 @@ def _exit_now(code: int) -> None:
         return None
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe (| head)
+        try:
             stream.flush()
+        except OSError:
+            # As the interpreter does: output that could not be written (a
+            # full disk under `list --json > file`, a closed pipe) is 120.
+            code = code or 120
+        except ValueError:  # already closed: nothing buffered to lose
+            pass
     os._exit(code)
 
 

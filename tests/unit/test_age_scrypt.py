@@ -300,3 +300,22 @@ def test_argument_validation() -> None:
     w.close()
     with pytest.raises(ValueError):
         w.write(b"x")
+
+
+def test_scrypt_derivations_take_turns() -> None:
+    """A logical backup stores its globals while the dump streams; two
+    overlapping derivations would double scrypt's memory spike (256 MiB at
+    the default work factor), so they are serialized."""
+    import threading
+
+    from seawall.pipeline import age_scrypt
+
+    done = threading.Event()
+    with age_scrypt._SCRYPT_LOCK:
+        worker = threading.Thread(
+            target=lambda: (age_scrypt._scrypt_key("pw", b"s" * 16, 10), done.set())
+        )
+        worker.start()
+        assert not done.wait(0.5)  # ~1 ms of work: blocked on the lock
+    worker.join(10)
+    assert done.is_set()

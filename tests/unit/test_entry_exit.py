@@ -4,10 +4,13 @@ stdout/stderr are flushed, no non-daemon thread is left to wait for."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
@@ -55,3 +58,31 @@ def test_a_live_non_daemon_thread_gets_the_normal_exit(tmp_path: Path) -> None:
     )
     assert res.returncode == 5, res.stderr
     assert res.stdout.split("\n")[:2] == ["returned", "thread finished"]
+
+
+def test_output_that_cannot_be_written_is_exit_120() -> None:
+    """stdout whose reader is gone (EPIPE at the final flush; a full disk
+    behaves the same): as the interpreter itself would, success becomes 120
+    instead of silently lost output."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # no reader at all, before the child even starts
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", "import sys\nfrom seawall.entry import _exit_now\n"
+             "sys.stdout.write('lost')\n_exit_now(0)"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert res.returncode == 120, res.stderr
+
+
+def test_main_with_an_argv_list_returns_instead_of_exiting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Callers that pass argv (tests, the WAL probe) keep their process."""
+    from seawall.entry import main
+
+    assert main(["--version"]) == 0
+    assert "seawall" in capsys.readouterr().out

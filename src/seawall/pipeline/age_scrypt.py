@@ -26,7 +26,9 @@ Format summary (what the code below follows):
 
 Memory note: scrypt itself needs 128 * r * 2^logN bytes while the key is being
 derived (256 MiB at the default work factor 18), freed right after. That is a
-short spike per file, not growth with the data.
+short spike per file, not growth with the data. Derivations are serialized
+(one lock per process): a logical backup stores its globals artifact while
+the dump streams, and two overlapping derivations would double the spike.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import hmac
 import io
 import os
 import re
+import threading
 from typing import TYPE_CHECKING, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -148,9 +151,13 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
 
 
+_SCRYPT_LOCK = threading.Lock()
+
+
 def _scrypt_key(passphrase: str, salt: bytes, log_n: int) -> bytes:
     kdf = Scrypt(salt=SCRYPT_SALT_LABEL + salt, length=32, n=1 << log_n, r=8, p=1)
-    return kdf.derive(passphrase.encode("utf-8"))
+    with _SCRYPT_LOCK:  # one 128 * r * 2^logN spike at a time (module docstring)
+        return kdf.derive(passphrase.encode("utf-8"))
 
 
 def _header_mac(file_key: bytes, header_up_to_dashes: bytes) -> bytes:

@@ -131,14 +131,47 @@ def test_dump_connection_killed_mid_stream_removes_everything_stored(
     while not list(folder.glob("globals.sql*")):  # stored while the dump streams
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.02)
-    killed = big.psql(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-        " WHERE query LIKE 'COPY %' AND pid <> pg_backend_pid()"
-    )
-    assert killed == "1"
+    while (
+        big.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE query LIKE 'COPY %' AND pid <> pg_backend_pid()"
+        )
+        != "1"
+    ):  # pg_dump may be between two statements for a moment
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode not in (0, 130), err
     assert b"pg_dump" in err
     [m] = manifests(backup_dir, "big")
     assert m["status"] == "failed" and "pg_dump" in m["error"]
+    assert [p.name for p in folder.iterdir()] == ["manifest.json"]
+
+
+def test_pg_dumpall_failing_stops_the_dump_and_is_the_error(
+    big: PgCluster, backup_dir: Path, tmp_path: Path
+) -> None:
+    """pg_dumpall runs beside the dump; when it fails, the dump is stopped
+    (not streamed to the end for nothing), pg_dumpall's error is the one
+    reported, and nothing stored is left."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "pg_dump").symlink_to(big.bin_dir / "pg_dump")
+    fake = bindir / "pg_dumpall"
+    real = big.bin_dir / "pg_dumpall"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--version" ]; then exec "{real}" --version; fi\n'
+        "echo 'pg_dumpall: error: injected failure' >&2\n"
+        "exit 1\n"
+    )
+    fake.chmod(0o755)
+    env = seawall_env(big, backup_dir, PG_BIN_DIR=str(bindir), **SLOW)
+    res = run_seawall(["postgres", "backup", "-d", "big"], env)
+    assert res.returncode not in (0, 130), res.stderr
+    assert "injected failure" in res.stderr
+    assert "the dump ended with" in res.stderr  # stopped, not completed
+    [m] = manifests(backup_dir, "big")
+    assert m["status"] == "failed" and "injected failure" in m["error"]
+    folder = backup_dir / "postgresql/logical/big" / m["id"]
     assert [p.name for p in folder.iterdir()] == ["manifest.json"]

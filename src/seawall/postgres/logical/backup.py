@@ -26,11 +26,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import subprocess
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 
@@ -188,6 +189,9 @@ def _run(
         side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seawall-backup")
         counts = side.submit(stats.tables, conn, checksums=False)
         globals_job = side.submit(_store_globals, ctx, params, major, manifest, spec)
+        # pg_dumpall failing (or its binary missing) fails the backup: stop the
+        # dump now rather than after it has streamed the whole database.
+        globals_job.add_done_callback(lambda job: _stop_if_failed(job, proc))
         dump_name = DUMP_BASENAME + spec.suffix()
         dump_key = artifact_key(manifest, dump_name)
         try:
@@ -200,20 +204,21 @@ def _run(
                 progress=progress,
                 tap=scanner.feed,
             )
-        except BaseException:
+        except BaseException as exc:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
             # Do not wait for count(*) over every table to report the failure.
             with contextlib.suppress(Exception):
                 conn.cancel()
-            side.shutdown(wait=True)
-            # a globals artifact already stored is this run's: the failure path removes it
-            with contextlib.suppress(BaseException):
-                manifest.artifacts.append(globals_job.result()[0])
+            _join(side)
+            _adopt_globals(globals_job, manifest, exc)
             raise
-        side.shutdown(wait=True)
+        # Recorded at once: from here on the failure path must remove it too.
         manifest.artifacts.append(_artifact(dump_name, "dump", res, "application/x-pg-dump"))
+        if _join(side):
+            _adopt_globals(globals_job, manifest, KeyboardInterrupt())
+            raise KeyboardInterrupt
         globals_art, with_passwords, dumpall_version = globals_job.result()
         manifest.artifacts.append(globals_art)
         manifest.tool_versions = {"pg_dump": dump.version(), "pg_dumpall": dumpall_version}
@@ -230,6 +235,45 @@ def _run(
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def _stop_if_failed(job: Future[Any], proc: subprocess.Popen[bytes]) -> None:
+    """Kill pg_dump once ``job`` (the globals) has failed: the backup is lost anyway."""
+    if not job.cancelled() and job.exception() is not None and proc.poll() is None:
+        proc.kill()
+
+
+def _join(side: ThreadPoolExecutor) -> bool:
+    """Wait for the side jobs, also through Ctrl-C or SIGTERM; True if one came.
+
+    Leaving while pg_dumpall's job still runs would let it commit the
+    globals artifact (role password hashes) after the failure path has
+    cleaned up. The wait is short: the count(*) query is cancelled on
+    failure, and pg_dumpall takes tens of milliseconds.
+    """
+    interrupted = False
+    while True:
+        try:
+            side.shutdown(wait=True)
+            return interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+
+
+def _adopt_globals(
+    job: Future[tuple[Artifact, bool, str]], manifest: Manifest, cause: BaseException
+) -> None:
+    """On a failed dump: put a stored globals artifact where the failure path
+    removes it; if pg_dumpall failed, its error is the one to report (it
+    stopped the dump, see ``_stop_if_failed``), unless the run was interrupted."""
+    error = job.exception()
+    if error is None:
+        manifest.artifacts.append(job.result()[0])
+        return
+    if isinstance(cause, KeyboardInterrupt):
+        return
+    log.warning("pg_dumpall failed; the dump ended with: %s", cause)
+    raise error from None
 
 
 def _store_globals(
