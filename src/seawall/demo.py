@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from seawall.errors import ConfigError, SeawallError, VerificationError
+from seawall.ports import free_loopback_port
 
 SAMPLE_SQL = """
 CREATE SCHEMA shop;
@@ -126,12 +126,6 @@ class DemoCluster:
             )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def find_server_bin(bin_dir: Path | None) -> Path:
     """A directory with initdb/pg_ctl/postgres (PG_BIN_DIR, else Debian's newest 15+)."""
     candidates = [bin_dir] if bin_dir else []
@@ -167,7 +161,9 @@ def demo_cluster(bin_dir: Path) -> Iterator[DemoCluster]:
             raise ConfigError(
                 "demo: running as root needs a 'postgres' user to run initdb as"
             ) from exc
-    cluster = DemoCluster(bin_dir, base, _free_port(), secrets.token_urlsafe(18), as_postgres)
+    cluster = DemoCluster(
+        bin_dir, base, free_loopback_port(), secrets.token_urlsafe(18), as_postgres
+    )
     try:
         cluster.init_and_start()
         yield cluster

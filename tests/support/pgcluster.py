@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from seawall.ports import free_loopback_port
 
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER = "postgres"
@@ -38,9 +39,8 @@ def pg18_bin() -> Path | None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a test server, outside the ephemeral range (see seawall.ports)."""
+    return free_loopback_port()
 
 
 def _as_postgres(cmd: Sequence[str], **kw: object) -> subprocess.CompletedProcess[str]:
