@@ -14,7 +14,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,26 +22,20 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from seawall.ports import free_loopback_port
+
 PG_BIN = Path(os.environ.get("SEAWALL_BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_USER = "postgres"
 CACHE_ROOT = Path("/tmp/seawall-bench-cache")
-PORT_RANGE = range(56100, 56900)
 
 
 def pg_bin(name: str) -> str:
     return str(PG_BIN / name)
 
 
-def free_port(candidates: range = PORT_RANGE) -> int:
-    """First port in the range nothing listens on (bind test on 127.0.0.1)."""
-    for port in candidates:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {candidates}")
+def free_port() -> int:
+    """A free port for a bench server (below the ephemeral range: seawall.ports)."""
+    return free_loopback_port()
 
 
 def chown_postgres(path: Path) -> None:

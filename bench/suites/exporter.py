@@ -85,7 +85,7 @@ def measure_exporter(
     ctx: Context, tool: str, root: Path, extra_args: list[str], scrapes: int, idle: float
 ) -> Row:
     row = Row(suite=SUITE, tool=tool)
-    port = free_port(range(56900, 57000))
+    port = free_port()
     env = ctx.seawall_env(root)
     err = open(ctx.root / f"exporter-{port}.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
