@@ -11,9 +11,10 @@ spooled segment with one ``mv``; anything not spooled (a history file, the
 probe past the end, a segment the prefetcher could not decode) still goes
 through ``wal-fetch``, so a corrupt or missing segment fails exactly as
 before (loud / quiet), because the prefetcher never spools what
-``wal-fetch`` would refuse: it writes through the same :func:`fetch_wal`,
-which checks the content against the sha256 in the archive key before the
-file gets its name.
+``wal-fetch`` would refuse: it decodes with the same
+:func:`~seawall.postgres.wal.fetch.decode_checked`, which checks the
+content against the sha256 in the archive key before the file gets its
+name.
 
 Flow control: the wrapper writes the name it is asked for into
 ``.requested``; the prefetcher stays at most ``ahead`` segments beyond it

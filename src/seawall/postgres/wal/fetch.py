@@ -59,22 +59,18 @@ def find_wal(storage: LocalStorage, cluster: str, name: str) -> str:
     return keys[0]
 
 
-def fetch_wal(
-    cfg: WalConfig, name: str, dest: Path, *, owner: tuple[int, int] | None = None
-) -> FetchResult:
+def fetch_wal(cfg: WalConfig, name: str, dest: Path) -> FetchResult:
     """Decode archived ``name`` into ``dest`` (atomically).
 
-    ``owner`` (uid, gid) is given to the file *before* it appears under its
-    name: the PITR prefetcher runs as root and spools files the server, as
-    ``postgres``, takes over the moment they exist.
+    The PITR prefetcher does not come through here: it writes into its spool
+    through a directory descriptor (see ``physical.prefetch``), with the
+    same :func:`locate` and :func:`decode_checked`.
     """
     located = locate(cfg, name)  # a missing segment raises before anything is written
     tmp = dest.with_name(f".{dest.name}.seawall-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
             result = decode_checked(cfg, located, fh)
-        if owner is not None:
-            os.chown(tmp, *owner)
         os.rename(tmp, dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
