@@ -33,11 +33,6 @@ def pg_bin(name: str) -> str:
     return str(PG_BIN / name)
 
 
-def free_port() -> int:
-    """A free port for a bench server (below the ephemeral range: seawall.ports)."""
-    return free_loopback_port()
-
-
 def chown_postgres(path: Path) -> None:
     pw = pwd.getpwnam(PG_USER)
     os.chown(path, pw.pw_uid, pw.pw_gid)
@@ -76,7 +71,7 @@ class Cluster:
     @classmethod
     def create(cls) -> Cluster:
         root = make_tmpdir("seawall-bench-pg-", for_postgres=True)
-        cluster = cls(root, free_port())
+        cluster = cls(root, free_loopback_port())
         try:
             _as_postgres(
                 [
@@ -104,7 +99,7 @@ class Cluster:
     def from_template(cls, template: Path) -> Cluster:
         """Copy a cached (stopped) data directory and use it on a new port."""
         root = make_tmpdir("seawall-bench-pg-", for_postgres=True)
-        cluster = cls(root, free_port())
+        cluster = cls(root, free_loopback_port())
         try:
             subprocess.run(
                 ["cp", "-a", str(template), str(cluster.datadir)], check=True, timeout=600

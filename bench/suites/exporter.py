@@ -17,11 +17,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.cluster import free_port
 from bench.context import REPO, Context
 from bench.measure import percentile
 from bench.report import Row
 from bench.suites.prune import fixture
+from seawall.ports import free_loopback_port
 
 SUITE = "exporter"
 WARM_SCRAPES = 100
@@ -85,7 +85,7 @@ def measure_exporter(
     ctx: Context, tool: str, root: Path, extra_args: list[str], scrapes: int, idle: float
 ) -> Row:
     row = Row(suite=SUITE, tool=tool)
-    port = free_port()
+    port = free_loopback_port()
     env = ctx.seawall_env(root)
     err = open(ctx.root / f"exporter-{port}.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

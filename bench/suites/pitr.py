@@ -48,11 +48,12 @@ from pathlib import Path
 import psycopg
 
 from bench import measure, peers
-from bench.cluster import PG_USER, Cluster, chown_postgres, free_port, pg_bin
+from bench.cluster import PG_USER, Cluster, chown_postgres, pg_bin
 from bench.context import Context
 from bench.measure import RunResult
 from bench.report import Row, apply_baseline
 from bench.suites.common import rss_notes, tree_size
+from seawall.ports import free_loopback_port
 
 SUITE = "pitr"
 DB = "pgbench"
@@ -255,7 +256,7 @@ class Restore:
         self.root = root
         self.data = root / "data"
         self.tool = tool
-        self.port = free_port()
+        self.port = free_loopback_port()
         self.t0 = 0.0  # wall clock (time.time) at start
         self.wall = 0.0
         self.log_file: Path | None = None

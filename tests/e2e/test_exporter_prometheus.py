@@ -15,9 +15,9 @@ import bcrypt
 import httpx
 import pytest
 
+from seawall.ports import free_loopback_port
 from tests.conftest import ROOT, SEAWALL
 from tests.integration.exporter.builders import T0, segment, write_backup, write_wal
-from tests.support.pgcluster import free_port
 
 PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
@@ -55,7 +55,7 @@ def exporter(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen[bytes
     )
     write_backup(root, "qdrant", "snapshot", "docs", finished=T0, size=2048)
     write_wal(root, "main", segment(1, 1))
-    port = free_port()
+    port = free_loopback_port()
     hashed = bcrypt.hashpw(b"scrape-pw", bcrypt.gensalt(rounds=4)).decode()
     web = tmp_path / "web.yml"
     web.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
@@ -80,7 +80,7 @@ def test_prometheus_scrapes_the_exporter(
 ) -> None:
     port, root, proc = exporter
     assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 401
-    prom_port = free_port()
+    prom_port = free_loopback_port()
     (tmp_path / "tsdb").mkdir()
     config = tmp_path / "prometheus.yml"
     config.write_text(

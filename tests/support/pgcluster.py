@@ -38,11 +38,6 @@ def pg18_bin() -> Path | None:
     return path if (path / "postgres").exists() else None
 
 
-def free_port() -> int:
-    """A port for a test server, outside the ephemeral range (see seawall.ports)."""
-    return free_loopback_port()
-
-
 def _as_postgres(cmd: Sequence[str], **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # type: ignore[call-overload,no-any-return]
         list(cmd), user="postgres", group="postgres", text=True, capture_output=True, **kw
@@ -199,7 +194,9 @@ def make_cluster(
 ) -> PgCluster:
     base = Path(tempfile.mkdtemp(prefix="seawall-pg-", dir="/tmp"))
     os.chmod(base, 0o755)
-    cluster = PgCluster(bin_dir=bin_dir, base=base, port=free_port(), extra_conf=extra_conf or {})
+    cluster = PgCluster(
+        bin_dir=bin_dir, base=base, port=free_loopback_port(), extra_conf=extra_conf or {}
+    )
     cluster.init()
     if start:
         for attempt in range(3):
@@ -209,7 +206,7 @@ def make_cluster(
             except RuntimeError:
                 if attempt == 2:
                     raise
-                cluster.port = free_port()
+                cluster.port = free_loopback_port()
                 cluster.set_conf(port=str(cluster.port))
                 time.sleep(0.2)
     return cluster

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seawall.ports import free_loopback_port
 from tests.conftest import SEAWALL, run_seawall
-from tests.support.pgcluster import PASSWORD, SUPERUSER, PgCluster, free_port
+from tests.support.pgcluster import PASSWORD, SUPERUSER, PgCluster
 
 
 @dataclass
@@ -180,7 +181,7 @@ def pitr(
     base = Path(tempfile.mkdtemp(prefix="seawall-pitr-", dir="/tmp"))
     os.chmod(base, 0o755)
     data_dir = base / "data"
-    port = free_port()
+    port = free_loopback_port()
     res = arch.seawall(
         "postgres",
         "pitr-restore",
