@@ -41,7 +41,6 @@ def run(ctx: Context) -> list[Row]:
     env.update(cluster.libpq_env())
     reps = ctx.opts.repeat
     out = ctx.tmpdir("logical")
-    rows: list[Row] = []
 
     def psql(sql: str) -> None:
         subprocess.run(
@@ -82,7 +81,7 @@ def run(ctx: Context) -> list[Row]:
 
     # One round = one run of every tool, so drift of the machine's speed
     # lands on all of them alike (see interleaved_rows).
-    rows += interleaved_rows(
+    rows = interleaved_rows(
         SUITE,
         [
             Tool(
@@ -112,17 +111,26 @@ def run(ctx: Context) -> list[Row]:
         ],
         reps,
     )
+    gz_row, _raw_row, c3_row, c5_row, sw_row = rows
     ratio = _gzip_ratio(gz) if gz.exists() else None
     if ratio:
-        rows[0].notes = (
-            f"plain dump {ratio[0] / 2**20:.0f} MiB, gzip ratio {ratio[1]:.2f}x; " + rows[0].notes
+        gz_row.notes = (
+            f"plain dump {ratio[0] / 2**20:.0f} MiB, gzip ratio {ratio[1]:.2f}x; " + gz_row.notes
         )
-        rows[0].extra["gzip_ratio"] = ratio[1]
-        rows[0].extra["plain_dump_bytes"] = ratio[0]
+        gz_row.extra["gzip_ratio"] = ratio[1]
+        gz_row.extra["plain_dump_bytes"] = ratio[0]
     c5_out.unlink(missing_ok=True)
-    sw_row = rows[-1]
     if sw_row.median_s is not None:
         sw_row.extra["volume_bytes"] = tree_size(sw_dir)
+        # issue 2's second yardstick: the C pipelines, not only the baseline
+        versus = []
+        for c_row, label in ((c3_row, "zstd -3"), (c5_row, "zstd -5")):
+            if c_row.median_s:
+                factor = sw_row.median_s / c_row.median_s
+                sw_row.extra[f"vs_c_pipeline_{label.replace(' -', '')}"] = factor
+                versus.append(f"{factor:.2f}x the C pipeline with {label}")
+        if versus:
+            sw_row.notes = "; ".join([", ".join(versus), sw_row.notes]).strip("; ")
     apply_baseline(rows)
 
     # --- restore ------------------------------------------------------------
