@@ -1,7 +1,7 @@
 """The REST endpoints the test server implements (a subset of Qdrant's API).
 
 Each function receives the server (``app``), the handler (to answer) and the
-request context. Shapes follow /work/shared/qdrant/openapi.json (v1.19.0);
+request context. Shapes follow tests/qdrant_server/openapi.json (v1.19.0);
 the handler validates every JSON answer against it.
 """
 

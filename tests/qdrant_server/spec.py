@@ -29,16 +29,14 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 def spec_path() -> Path:
     """Where the Qdrant v1.19.0 OpenAPI document is.
 
-    ``QDRANT_OPENAPI_SPEC`` if set, else a vendored ``openapi.json`` next to
-    this module, else ``../shared/qdrant/openapi.json`` beside the repository.
+    ``QDRANT_OPENAPI_SPEC`` if set, else the copy vendored next to this
+    module (``OPENAPI_SOURCE.txt`` says where it came from). Nothing outside
+    the repository is read: a fresh clone runs the suite on its own.
     """
     env = os.environ.get("QDRANT_OPENAPI_SPEC")
     if env:
         return Path(env)
-    vendored = Path(__file__).resolve().with_name("openapi.json")
-    if vendored.is_file():
-        return vendored
-    return Path(__file__).resolve().parents[3] / "shared" / "qdrant" / "openapi.json"
+    return Path(__file__).resolve().with_name("openapi.json")
 
 
 @dataclass(frozen=True)
