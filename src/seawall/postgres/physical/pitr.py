@@ -398,6 +398,7 @@ def _unpack(ctx: Context, base: Manifest, data_dir: Path) -> None:
             proc.stdin,
             ctx.keys,
             expected_sha256=art.sha256,
+            expected_size=art.stored_size,
         )
     except BrokenPipeError:
         pass

@@ -89,7 +89,14 @@ def verify_base_backup(ctx: Context, manifest: Manifest, deep: bool = False) -> 
             )
         sink = _ScanSink(scanner, tar_proc.stdin if tar_proc else None)
         try:
-            decode_to(ctx.storage, key, sink, ctx.keys, expected_sha256=art.sha256)
+            decode_to(
+                ctx.storage,
+                key,
+                sink,
+                ctx.keys,
+                expected_sha256=art.sha256,
+                expected_size=art.stored_size,
+            )
         finally:
             if tar_proc is not None:
                 assert tar_proc.stdin is not None
