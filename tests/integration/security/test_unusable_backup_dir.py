@@ -112,3 +112,33 @@ def test_regular_file(cluster: PgCluster, backup_dir: Path) -> None:
     env = seawall_env(cluster, target, ENCRYPTION="false")
     _assert_one_clear_line(_backup(env), "not a directory", "BACKUP_DIR")
     assert target.read_text() == "not a directory\n"
+
+
+def test_wal_commands_on_unusable_archives(tmpfs: Path, tmp_path: Path) -> None:
+    """wal-push on a read-only volume, wal-fetch from an archive another uid owns."""
+    from tests.integration.wal.test_wal_lean_push import make_segment
+
+    seg = make_segment(tmp_path, "000000010000000000000003")
+    env = {"PATH": os.environ["PATH"], "BACKUP_DIR": str(tmpfs), "LOG_FORMAT": "json"}
+    wal = ["postgres", "wal-push", str(seg)]
+    res = subprocess.run([SEAWALL, *wal], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr  # root's archive: 0700 directories
+    dest = Path(tempfile.mkdtemp(prefix="seawall-fetch-", dir="/tmp"))
+    os.chmod(dest, 0o777)
+    try:
+        fetch = ["postgres", "wal-fetch", seg.name, str(dest / seg.name)]
+        res = subprocess.run(
+            ["runuser", "-u", "nobody", "--", SEAWALL, *fetch],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        _assert_one_clear_line(res, "Permission denied", "the user owning the archive")
+        assert not (dest / seg.name).exists()
+    finally:
+        subprocess.run(["rm", "-rf", str(dest)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    nxt = make_segment(tmp_path, "000000010000000000000004")
+    res = subprocess.run(
+        [SEAWALL, "postgres", "wal-push", str(nxt)], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    _assert_one_clear_line(res, "Read-only file system")
