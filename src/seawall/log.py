@@ -43,6 +43,18 @@ class _Redact(logging.Filter):
         return True
 
 
+def _exc_text(fmt: logging.Formatter, record: logging.LogRecord) -> str | None:
+    """The exception of a record: the whole traceback under LOG_LEVEL=debug
+    (what docs/configuration.md promises for internal errors), else its last
+    line for warnings and errors, else nothing."""
+    if not record.exc_info:
+        return None
+    text = fmt.formatException(record.exc_info)
+    if logging.getLogger(LOGGER_NAME).isEnabledFor(logging.DEBUG):
+        return text
+    return text.splitlines()[-1] if record.levelno >= logging.WARNING else None
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -53,8 +65,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STD_ATTRS and not key.startswith("_"):
                 payload[key] = value if isinstance(value, int | float | bool | None) else str(value)
-        if record.exc_info and record.levelno >= logging.ERROR:
-            payload["exc"] = self.formatException(record.exc_info).splitlines()[-1]
+        exc = _exc_text(self, record)
+        if exc is not None:
+            payload["exc"] = exc
         return scrub(json.dumps(payload, default=str))
 
 
@@ -65,7 +78,11 @@ class TextFormatter(logging.Formatter):
         }
         tail = " ".join(f"{k}={v}" for k, v in extras.items())
         ts = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
-        return scrub(f"{ts} {record.levelname.lower():<7} {record.getMessage()} {tail}".rstrip())
+        line = f"{ts} {record.levelname.lower():<7} {record.getMessage()} {tail}".rstrip()
+        exc = _exc_text(self, record)
+        if exc is not None:
+            line += f"\n{exc}" if "\n" in exc else f" exc={exc}"
+        return scrub(line)
 
 
 def setup_logging(

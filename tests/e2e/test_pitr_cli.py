@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SEAWALL
 from tests.integration.wal.helpers import (
     Restored,
     archive_command,
@@ -116,7 +117,14 @@ def test_pitr_exactness(
     tl = int(r.psql("SELECT timeline_id FROM pg_control_checkpoint()"))
     assert tl >= 2
     hist = r.data_dir / "pg_wal" / f"{tl:08X}.history"
-    push = arch.seawall("postgres", "wal-push", str(hist))
+    # as the runbook says, as PostgreSQL's user: the archive is private to it
+    push = subprocess.run(
+        ["runuser", "-u", "postgres", "--", SEAWALL, "postgres", "wal-push", str(hist)],
+        env={k: v for k, v in arch.env().items() if k != "ENCRYPTION_IDENTITY_FILE"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert push.returncode == 0, push.stderr
     r.psql(f"INSERT INTO t SELECT 5, g FROM generate_series(1, {BATCH}) g")
     t5 = r.psql(

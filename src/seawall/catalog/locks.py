@@ -12,6 +12,7 @@ running job holds.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -24,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from seawall.catalog.naming import decode_segment, encode_segment
-from seawall.errors import LockedError
+from seawall.errors import LockedError, StorageError
+from seawall.storage.local import FILE_MODE, make_private_dirs, storage_error
 
 LOCK_DIR = ".locks"
 
@@ -61,8 +63,7 @@ def series_lock(
 ) -> Iterator[None]:
     """Hold the series lock; wait up to ``timeout`` seconds, then LockedError."""
     path = lock_path(backup_dir, engine, kind, series)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(path)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -89,15 +90,35 @@ def series_lock(
             "started_at": datetime.now(UTC).isoformat(),
             "backup_id": backup_id,
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError as exc:  # a full volume: the first write of the run fails here
+            raise storage_error(exc, f"the lock file {path}") from exc
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            try:  # noqa: SIM105 - the run's own outcome matters more than the informational content
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _open_lock(path: Path) -> int:
+    """Open (create, 0600 in a 0700 directory) a lock file; StorageError when impossible.
+
+    This is the first write of every run, so a read-only, full or
+    unwritable volume, or a BACKUP_DIR that is a regular file, is met here
+    and must surface as the one-line storage error (exit 7).
+    """
+    try:
+        make_private_dirs(path.parent)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        raise storage_error(exc, f"the lock file {path}") from exc
 
 
 def _read_info(path: Path) -> dict[str, object]:
@@ -166,8 +187,17 @@ def backup_hold(
     keeps the backup ("locked by a running job") while anybody holds it.
     """
     path = hold_path(backup_dir, engine, kind, series, backup_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = _open_lock(path)
+    except StorageError as exc:
+        if not (isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.EROFS):
+            raise
+        fd = -1
+    if fd < 0:
+        # A read-only volume (a restore from a snapshot mounted ro): no
+        # prune can delete anything there either, so no hold is needed.
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
         yield

@@ -25,6 +25,7 @@ from seawall.catalog.models import FORMAT_VERSION, MANIFEST_NAME, Manifest
 from seawall.catalog.naming import decode_segment, encode_segment, is_backup_id
 from seawall.catalog.wal_layout import WAL_ROOT
 from seawall.errors import NotFoundError, SeawallError, StorageError
+from seawall.log import get_logger
 from seawall.storage.base import ObjectInfo, Storage
 
 
@@ -50,6 +51,18 @@ class ScanResult:
 
     manifests: list[Manifest] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: backup id -> why its manifest could not be used (corrupt, unreadable)
+    corrupt: dict[str, str] = field(default_factory=dict)
+
+    def corrupt_error(self, backup_id: str) -> CatalogError | None:
+        """The error to give for ``backup_id`` if its manifest exists but is unusable."""
+        reason = self.corrupt.get(backup_id)
+        if reason is None:
+            return None
+        return CatalogError(
+            f"backup {backup_id}: its manifest is corrupt or unreadable ({reason}); it cannot be "
+            "verified or restored: choose another backup, or restore its manifest from a copy"
+        )
 
 
 def backup_prefix(engine: str, kind: str, series: str, backup_id: str) -> str:
@@ -160,10 +173,14 @@ class Catalog:
         for key in keys if keys is not None else self.manifest_keys(engine, kind, series):
             try:
                 result.manifests.append(self.load(key))
-            except (CatalogError, NotFoundError) as exc:
+            except NotFoundError as exc:  # deleted (prune) between listing and reading
                 result.errors.append(str(exc))
-            except StorageError as exc:
-                result.errors.append(f"{key}: {exc}")
+            except (CatalogError, StorageError) as exc:
+                message = str(exc) if isinstance(exc, CatalogError) else f"{key}: {exc}"
+                result.errors.append(message)
+                parts = key.split("/")
+                if len(parts) == 5:
+                    result.corrupt[parts[3]] = message
         result.manifests.sort(key=lambda m: (m.time, m.id), reverse=True)
         return result
 
@@ -177,10 +194,19 @@ class Catalog:
         successful: bool = True,
     ) -> Manifest:
         """Resolve ``latest`` or a backup id to a manifest."""
-        manifests = self.scan(engine, kind, series).manifests
+        scan = self.scan(engine, kind, series)
+        manifests = scan.manifests
         if ref == "latest":
             candidates = [m for m in manifests if m.ok or not successful]
-            if not candidates:
+            newest_bad = max(scan.corrupt, default=None)  # ids sort by time
+            bad = scan.corrupt_error(newest_bad) if newest_bad is not None else None
+            if not candidates and bad is not None:
+                raise bad
+            if bad is not None and newest_bad is not None and newest_bad > candidates[0].id:
+                get_logger("catalog").warning(
+                    "the newest backup is unusable, using an older one: %s", bad
+                )
+
                 what = f"{engine} {kind or ''} {series or ''}".split()
                 raise NotFoundError(
                     f"no successful backup of {' '.join(what)} in {self.storage.describe()}; "
@@ -190,6 +216,9 @@ class Catalog:
         for m in manifests:
             if m.id == ref:
                 return m
+        corrupt = scan.corrupt_error(ref)
+        if corrupt is not None:
+            raise corrupt
         raise NotFoundError(
             f"backup {ref!r} not found in {self.storage.describe()}; "
             "`seawall postgres list` shows the ids"

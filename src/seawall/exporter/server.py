@@ -6,6 +6,15 @@ and dependencies small. TLS is applied per connection with the *current*
 web config (see :mod:`seawall.exporter.webconfig`), so a rotated
 certificate is used by the next connection without a restart.
 
+Connections are bounded in time and number, over plain HTTP as over TLS: a
+client gets ``IDLE_TIMEOUT`` seconds for every read and write (a request
+that never completes, an idle keep-alive connection), and at most
+``MAX_CONNECTIONS`` connections are open at once. When a new connection
+would exceed the cap, the oldest connection that is not in the middle of
+answering a request (idle, or still sending its request) is closed: a flood
+of half-open connections can neither pile up threads nor lock Prometheus
+out.
+
 ``/healthz`` answers 200 without basic auth (it reveals nothing and
 Kubernetes probes cannot easily send credentials); it still goes over TLS
 when TLS is configured. ``/metrics`` never answers 500 because of the
@@ -30,16 +39,49 @@ from seawall.exporter.webconfig import WebConfig, WebConfigLoader
 log = logging.getLogger("seawall.exporter.http")
 
 HANDSHAKE_TIMEOUT = 10.0
+#: Seconds a connection may wait on any single read or write (plain and TLS).
+IDLE_TIMEOUT = 60.0
+#: Open connections at most (one thread each); Prometheus needs one or two.
+MAX_CONNECTIONS = 64
 LANDING = (
     b"<html><head><title>seawall exporter</title></head><body><h1>seawall exporter</h1>"
     b'<p><a href="/metrics">Metrics</a> &middot; <a href="/healthz">Health</a></p></body></html>\n'
 )
 
 
+class _Conn:
+    """One open connection: its socket (plain or TLS) and whether a request
+    is being answered on it (then it is not evicted)."""
+
+    __slots__ = ("busy", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.busy = False
+
+
+_current = threading.local()
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     protocol_version = "HTTP/1.1"
     server_version = "seawall-exporter"
+
+    def handle_one_request(self) -> None:
+        conn: _Conn | None = getattr(_current, "conn", None)
+        try:
+            super().handle_one_request()
+        finally:
+            if conn is not None:
+                conn.busy = False  # answered: idle until the next request
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        conn: _Conn | None = getattr(_current, "conn", None)
+        if ok and conn is not None:
+            conn.busy = True  # the whole request is in: answer it, do not evict
+        return ok
 
     def do_GET(self) -> None:
         config = self.server.web.current()
@@ -99,16 +141,48 @@ class ExporterServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # listen backlog (socketserver's default is 5)
 
     def __init__(
-        self, address: tuple[str, int], registry: CollectorRegistry, web: WebConfigLoader
+        self,
+        address: tuple[str, int],
+        registry: CollectorRegistry,
+        web: WebConfigLoader,
+        *,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         host = address[0]
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__(address, _Handler)
         self.registry = registry
         self.web = web
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self._conns: dict[_Conn, None] = {}  # insertion order: oldest first
+        self._conns_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._conns)
+
+    def _admit(self, conn: _Conn) -> bool:
+        """Register ``conn``, evicting the oldest idle connection when at the cap."""
+        with self._conns_lock:
+            if len(self._conns) >= self.max_connections:
+                victim = next((c for c in self._conns if not c.busy), None)
+                if victim is None:
+                    return False  # every connection is answering a request
+                del self._conns[victim]
+                with contextlib.suppress(OSError, AttributeError, ValueError):
+                    victim.sock.shutdown(socket.SHUT_RDWR)  # its thread reads EOF and ends
+            self._conns[conn] = None
+            return True
+
+    def _release(self, conn: _Conn) -> None:
+        with self._conns_lock:
+            self._conns.pop(conn, None)
 
     @property
     def port(self) -> int:
@@ -119,6 +193,16 @@ class ExporterServer(ThreadingHTTPServer):
         return "https" if self.web.current().ssl_context is not None else "http"
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        record = _Conn(request)
+        if not self._admit(record):
+            log.info("%d connections busy; refusing %s", self.max_connections, client_address[0])
+            return
+        try:
+            self._serve(record, request, client_address)
+        finally:
+            self._release(record)  # before the socket is closed: its fd may be reused
+
+    def _serve(self, record: _Conn, request: Any, client_address: Any) -> None:
         config = self.web.current()
         conn = request
         if config.ssl_context is not None:
@@ -128,10 +212,13 @@ class ExporterServer(ThreadingHTTPServer):
             except (ssl.SSLError, OSError) as exc:
                 log.info("TLS handshake with %s failed: %s", client_address[0], exc)
                 return
-            conn.settimeout(60.0)
+            record.sock = conn
+        conn.settimeout(self.idle_timeout)
+        _current.conn = record
         try:
             _Handler(conn, client_address, self)
         finally:
+            _current.conn = None
             if conn is not request:
                 with contextlib.suppress(OSError):
                     conn.close()

@@ -449,6 +449,16 @@ def sniff_encryption(head: bytes) -> str | None:
     return None
 
 
+def check_stored_size(storage: Storage, key: str, expected: int) -> None:
+    """VerificationError unless the stored object has the manifest's ``stored_size``."""
+    actual = storage.stat(key).size
+    if actual != expected:
+        raise VerificationError(
+            f"{key}: {actual} bytes stored but the manifest says {expected} (stored_size): "
+            "the file is truncated or was modified; restore from another backup"
+        )
+
+
 def decode_to(
     storage: Storage,
     key: str,
@@ -456,6 +466,7 @@ def decode_to(
     keys: KeyRing | None,
     *,
     expected_sha256: str | None = None,
+    expected_size: int | None = None,
     compression: str | None = None,
     precheck: bool = True,
     progress: Progress | None = None,
@@ -465,8 +476,12 @@ def decode_to(
     With ``expected_sha256`` the stored bytes are hashed first (``precheck``)
     and nothing reaches ``sink`` unless they match; ``compression=None`` and
     an unknown encryption mean "detect from the bytes" (foreign and legacy
-    files).
+    files). With ``expected_size`` (the manifest's ``stored_size``) the file's
+    size is compared first: a truncated or grown artifact is named as such,
+    before any byte is hashed or decoded.
     """
+    if expected_size is not None:
+        check_stored_size(storage, key, expected_size)
     if expected_sha256 and precheck:
         actual, _ = sha256_of(storage, key)
         if actual != expected_sha256:

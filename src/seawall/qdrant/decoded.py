@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from seawall.errors import StorageError
 from seawall.pipeline.keys import KeyRing
-from seawall.pipeline.stream import decode_to
+from seawall.pipeline.stream import check_stored_size, decode_to
 from seawall.storage.base import Storage
 
 PIPE_SIZE = 1024 * 1024
@@ -62,7 +62,11 @@ class HashingStream:
 
 @contextmanager
 def open_decoded(
-    storage: Storage, key: str, keys: KeyRing | None, expected_sha256: str | None
+    storage: Storage,
+    key: str,
+    keys: KeyRing | None,
+    expected_sha256: str | None,
+    expected_size: int | None = None,
 ) -> Iterator[HashingStream]:
     """Yield a reader of the decoded bytes of ``key`` (sha256 checked while read).
 
@@ -70,6 +74,8 @@ def open_decoded(
     mismatch surfaces when the stream ends; callers must not act on the
     content before the context exits cleanly.
     """
+    if expected_size is not None:
+        check_stored_size(storage, key, expected_size)  # before any byte is decoded
     rfd, wfd = os.pipe()
     with suppress(OSError, AttributeError):
         # 1 MiB instead of 64 KiB: 16x fewer wake-ups between the decoder

@@ -158,7 +158,14 @@ def deep_check(
             decoded = work / "artifact.tar"
             with decoded.open("wb") as fh:
                 sink = _FileSink(fh)
-                decode_to(storage, key_of(art.name), sink, ctx.keys, expected_sha256=art.sha256)
+                decode_to(
+                    storage,
+                    key_of(art.name),
+                    sink,
+                    ctx.keys,
+                    expected_sha256=art.sha256,
+                    expected_size=art.stored_size,
+                )
             if art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
                 raise VerificationError(f"{art.name}: decoded sha256 differs from the manifest")
             if manifest.kind == "shard-snapshot":

@@ -49,7 +49,7 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import decode_to
+from seawall.pipeline.stream import check_stored_size, decode_to
 from seawall.qdrant.client import QdrantClient, url_path
 from seawall.qdrant.decoded import open_decoded
 from seawall.qdrant.select import BackupSource
@@ -123,7 +123,12 @@ def decode_artifact(ctx: Context, source: BackupSource, art: Artifact, dest: Pat
         with dest.open("wb") as fh:
             sink = _Sink(fh)
             decode_to(
-                source.storage, source.key(art.name), sink, ctx.keys, expected_sha256=art.sha256
+                source.storage,
+                source.key(art.name),
+                sink,
+                ctx.keys,
+                expected_sha256=art.sha256,
+                expected_size=art.stored_size,
             )
     except OSError as exc:
         raise StorageError(f"cannot write the decoded snapshot to {dest}: {exc.strerror}") from exc
@@ -152,6 +157,8 @@ def _stream_upload(
     complete upload of bytes that did not match the manifest.
     """
     assert art.raw_sha256
+    # before any request: a truncated or grown artifact is refused outright
+    check_stored_size(source.storage, source.key(art.name), art.stored_size)
     boundary = secrets.token_hex(16)
     head = (
         f"--{boundary}\r\n"

@@ -72,9 +72,13 @@ def resolve(ctx: Context, ref: str, collection: str | None = None) -> BackupSour
             )
         newest = max(candidates, key=lambda m: (m.time, m.id))
         return BackupSource(ctx.storage, newest, in_catalog=True)
-    for m in ctx.catalog.scan(ENGINE).manifests:
+    scan = ctx.catalog.scan(ENGINE)
+    for m in scan.manifests:
         if m.id == ref and (collection is None or m.series == collection):
             return BackupSource(ctx.storage, m, in_catalog=True)
+    corrupt = scan.corrupt_error(ref)
+    if corrupt is not None:
+        raise corrupt
     raise NotFoundError(
         f"Qdrant backup {ref!r} not found in {ctx.storage.describe()}; "
         "`seawall qdrant list` shows the ids"

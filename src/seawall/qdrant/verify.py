@@ -53,7 +53,7 @@ def check_artifacts(
     kind = kind_of(manifest.kind)
     for art in manifest.artifacts:
         key = key_of(art.name)  # type: ignore[operator]
-        with open_decoded(storage, key, ctx.keys, art.sha256) as stream:
+        with open_decoded(storage, key, ctx.keys, art.sha256, art.stored_size) as stream:
             report = inspect_archive(stream, kind)  # type: ignore[arg-type]
         digest = stream.hash.hexdigest()
         expected = art.raw_sha256 or getattr(art, "snapshot_checksum", None)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, ParamSpec, TypeVar
 
@@ -64,7 +66,13 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:
-            get_logger().debug("unexpected error", exc_info=True)
+            logger = get_logger()
+            if logger.handlers:  # LOG_LEVEL=debug shows the traceback (log._exc_text)
+                logger.debug("unexpected error", exc_info=True)
+            elif (
+                os.environ.get("SEAWALL_LOG_LEVEL") or os.environ.get("LOG_LEVEL", "")
+            ).lower() == "debug":
+                traceback.print_exc()  # failed before settings configured logging
             typer.echo(
                 f"seawall: internal error: {type(exc).__name__}: {scrub(str(exc))[:300]} "
                 "(please report it; run with LOG_LEVEL=debug for the traceback)",

@@ -110,6 +110,19 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
     except KeyboardInterrupt:
         _err(f"{cmd}: interrupted")
         return 130
+    except OSError as exc:  # e.g. an archive private to another uid: exit 7, one line
+        _err(
+            f"{cmd}: cannot access the WAL archive: {exc.strerror or exc}"
+            f"{f' ({exc.filename})' if exc.filename else ''}; check BACKUP_DIR is mounted and "
+            "that seawall runs as the user owning the archive (the one PostgreSQL runs as)"
+        )
+        return 7
     except Exception as exc:
         _err(f"{cmd}: internal error: {type(exc).__name__}: {exc}")
+        if (
+            os.environ.get("SEAWALL_LOG_LEVEL") or os.environ.get("LOG_LEVEL", "")
+        ).lower() == "debug":
+            import traceback
+
+            traceback.print_exc()
         return 1

@@ -22,6 +22,38 @@ from typing import BinaryIO
 from seawall.errors import NotFoundError, StorageError
 from seawall.storage.base import PARTIAL_MARKER, ObjectInfo, Usage, is_partial_name
 
+#: The repository is private (docs/design.md invariant 11): whatever the
+#: caller's umask, what seawall creates is readable by its own uid only. An
+#: unencrypted dump holds the whole database and globals.sql the roles'
+#: password hashes; the exporter runs as the same uid (charts/seawall).
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents with mode 0700.
+
+    ``Path.mkdir(parents=True)`` creates the parents 0777 minus the umask
+    (0755 under the usual 022); ``mkdir``'s mode is only ever narrowed by
+    the umask, so 0700 stays 0700 under any umask that lets the owner in.
+    Raises OSError (ENOTDIR when a component is a regular file).
+    """
+    missing = []
+    cur = path
+    while not cur.is_dir():
+        missing.append(cur)
+        if cur.parent == cur:
+            break
+        cur = cur.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, DIR_MODE)
+        except FileExistsError:
+            if not d.is_dir():
+                raise NotADirectoryError(
+                    errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(d)
+                ) from None
+
 
 def check_key(key: str) -> str:
     """Refuse keys that could escape the storage root (``..``, absolute, NUL)."""
@@ -47,6 +79,11 @@ def storage_error(exc: OSError, what: str) -> StorageError:
     if exc.errno == errno.ENOSPC:
         return StorageError(
             f"backup volume full while writing {what}: free space or grow the volume"
+        )
+    if exc.errno == errno.ENOTDIR:
+        return StorageError(
+            f"cannot write {what}: {exc.filename or 'a path component'} is not a directory; "
+            "BACKUP_DIR must be a directory"
         )
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return StorageError(
@@ -74,12 +111,13 @@ class LocalStorage:
     def open_atomic_write(self, key: str) -> Iterator[BinaryIO]:
         final = self.path(key)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(final.parent)
         except OSError as exc:
             raise storage_error(exc, key) from exc
         tmp = final.with_name(f"{final.name}{PARTIAL_MARKER}{secrets.token_hex(4)}")
         try:
-            fh = open(tmp, "xb")  # noqa: SIM115 - closed below on every path
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+            fh = os.fdopen(fd, "wb")
         except OSError as exc:
             raise storage_error(exc, key) from exc
         try:

@@ -100,6 +100,7 @@ def restore_globals(ctx: Context, source: BackupSource, workdir: Path, major: in
         _Collect(),
         ctx.keys,
         expected_sha256=art.sha256,
+        expected_size=art.stored_size,
         compression=art.compression,
     )
     params = ConnParams.from_settings(ctx.settings)
@@ -206,7 +207,8 @@ def _decode_into(
         sink.hash = hashlib.sha256()
     decode_to(
         source.storage, key, sink, ctx.keys,
-        expected_sha256=art.sha256, compression=art.compression, progress=progress,
+        expected_sha256=art.sha256, expected_size=art.stored_size,
+        compression=art.compression, progress=progress,
     )  # fmt: skip
     if sink.hash is not None and sink.hash.hexdigest() != art.raw_sha256:
         raise VerificationError(f"{source.label}: dump decodes to different bytes than were dumped")

@@ -112,6 +112,7 @@ def check_artifacts(
                     feeder,
                     ctx.keys,
                     expected_sha256=art.sha256,
+                    expected_size=art.stored_size,
                     compression=art.compression,
                     progress=progress,
                 )
@@ -140,6 +141,7 @@ def check_artifacts(
                 sink,
                 ctx.keys,
                 expected_sha256=art.sha256,
+                expected_size=art.stored_size,
                 compression=art.compression,
             )
             if sink.hash is not None and sink.hash.hexdigest() != art.raw_sha256:
@@ -161,7 +163,7 @@ def decode_dump_to_file(
         if art is None:
             raise VerificationError(f"{source.label}: the manifest lists no dump artifact")
         key, expected, compression = source.key(art.name), art.sha256, art.compression
-        raw_expected = art.raw_sha256
+        raw_expected, size = art.raw_sha256, art.stored_size
         if not source.storage.exists(key):
             raise NotFoundError(
                 f"{source.label}: artifact {art.name} is missing; the backup is incomplete"
@@ -169,7 +171,7 @@ def decode_dump_to_file(
     else:
         assert source.foreign_key is not None
         key, expected, compression = source.foreign_key, None, None
-        raw_expected = None
+        raw_expected, size = None, None
     with open(path, "wb") as fh:
         sink = _HashSink(fh, hashing=bool(raw_expected))
         decode_to(
@@ -178,6 +180,7 @@ def decode_dump_to_file(
             sink,
             ctx.keys,
             expected_sha256=expected,
+            expected_size=size,
             compression=compression,
             progress=progress,
         )

@@ -60,6 +60,7 @@ from seawall.postgres.physical.prefetch import (
     make_spool,
 )
 from seawall.postgres.tools import pg_ctl
+from seawall.postgres.tools.base import child_env
 from seawall.postgres.tools.pg_controldata import controldata
 from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
 from seawall.postgres.wal.archive import (
@@ -384,7 +385,10 @@ def _unpack(ctx: Context, base: Manifest, data_dir: Path) -> None:
     if art is None:
         raise NotFoundError(f"base backup {base.id} has no base artifact")
     proc = subprocess.Popen(
-        ["tar", "-x", "-f", "-", "-C", str(data_dir)], stdin=subprocess.PIPE, stderr=subprocess.PIPE
+        ["tar", "-x", "-f", "-", "-C", str(data_dir)],
+        env=child_env(),
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert proc.stdin is not None
     try:
@@ -394,6 +398,7 @@ def _unpack(ctx: Context, base: Manifest, data_dir: Path) -> None:
             proc.stdin,
             ctx.keys,
             expected_sha256=art.sha256,
+            expected_size=art.stored_size,
         )
     except BrokenPipeError:
         pass

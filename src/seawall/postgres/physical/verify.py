@@ -28,6 +28,7 @@ from seawall.context import Context
 from seawall.errors import NotFoundError, SeawallError
 from seawall.pipeline.stream import decode_to
 from seawall.postgres.physical.tarscan import TarScanner, TarStructureError
+from seawall.postgres.tools.base import child_env
 from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
 from seawall.postgres.tools.pg_verifybackup import verifybackup
 from seawall.postgres.wal.envconfig import WalConfig
@@ -82,12 +83,20 @@ def verify_base_backup(ctx: Context, manifest: Manifest, deep: bool = False) -> 
             (scratch / "data").mkdir()
             tar_proc = subprocess.Popen(
                 ["tar", "-x", "-f", "-", "-C", str(scratch / "data")],
+                env=child_env(),
                 stdin=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
         sink = _ScanSink(scanner, tar_proc.stdin if tar_proc else None)
         try:
-            decode_to(ctx.storage, key, sink, ctx.keys, expected_sha256=art.sha256)
+            decode_to(
+                ctx.storage,
+                key,
+                sink,
+                ctx.keys,
+                expected_sha256=art.sha256,
+                expected_size=art.stored_size,
+            )
         finally:
             if tar_proc is not None:
                 assert tar_proc.stdin is not None

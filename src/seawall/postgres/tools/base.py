@@ -1,7 +1,10 @@
 """Finding PostgreSQL binaries and running them without leaking secrets.
 
-Passwords reach libpq tools through the environment (``PGPASSWORD``) or a
-passfile (``PGPASSFILE``), never argv: argv is world-readable in
+Children get :func:`child_env`: the basics (PATH, HOME, locale…) and, for
+libpq clients, libpq's own PG* settings, nothing else of seawall's
+environment (no DB_PASSWORD, ENCRYPTION_KEY, API keys). Passwords reach
+libpq tools through the environment (``PGPASSWORD``) or a passfile
+(``PGPASSFILE``), never argv: argv is world-readable in
 ``/proc/*/cmdline`` and ends up in logs. Connection parameters go through
 ``PG*`` environment variables too, so that a command line in a log is safe to
 paste.
@@ -31,6 +34,35 @@ if TYPE_CHECKING:
 
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 
+#: What any child may inherit from seawall's environment: where programs
+#: are, who and where it runs, locale and time zone, scratch space, Kerberos
+#: for GSSAPI authentication. Everything else (DB_PASSWORD, ENCRYPTION_KEY,
+#: QDRANT_API_KEY, AWS_*, SEAWALL_*, whatever the caller exported) stays
+#: behind: a child's environment is readable in /proc/<pid>/environ by its
+#: owner and ends up in core dumps and crash reports.
+_BASIC_VARS = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH",
+     "KRB5CCNAME", "KRB5_CONFIG", "KRB5_KTNAME"}
+)  # fmt: skip
+#: libpq's own variables that carry connection secrets or that ConnParams sets.
+_LIBPQ_SET = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGPASSFILE")
+
+
+def _is_libpq_var(name: str) -> bool:
+    """PGSSLMODE, PGSSLROOTCERT, PGOPTIONS, PGSERVICE…: libpq's, not seawall's
+    (PG_BIN_DIR, PG_CLUSTER_NAME; PGPASSWORD_FILE is seawall's secret-file variable)."""
+    return name.startswith("PG") and not name.startswith("PG_") and not name.endswith("_FILE")
+
+
+def child_env(base: Mapping[str, str] | None = None, *, libpq: bool = False) -> dict[str, str]:
+    """The environment for a child process: basics only, plus libpq's PG*
+    settings (without the connection ones) when ``libpq``; never a secret."""
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if k in _BASIC_VARS or k.startswith("LC_")}
+    if libpq:
+        env.update((k, v) for k, v in source.items() if _is_libpq_var(k) and k not in _LIBPQ_SET)
+    return env
+
 
 @dataclass(frozen=True)
 class ConnParams:
@@ -59,10 +91,9 @@ class ConnParams:
     def env(
         self, base: Mapping[str, str] | None = None, dbname: str | None = None
     ) -> dict[str, str]:
-        """Environment for a libpq program; strips inherited PG* to avoid surprises."""
-        env = {k: v for k, v in (base if base is not None else os.environ).items()}
-        for key in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGPASSFILE"):
-            env.pop(key, None)
+        """Environment for a libpq program: :func:`child_env` (no secret but the
+        password libpq needs, under PGPASSWORD) plus this connection's PG* values."""
+        env = child_env(base, libpq=True)
         env.update(
             PGHOST=self.host,
             PGPORT=str(self.port),
@@ -107,7 +138,9 @@ def _major_of_dir(path: Path) -> int:
 
 @lru_cache(maxsize=64)
 def _binary_version(path: str) -> int:
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(
+        [path, "--version"], env=child_env(), capture_output=True, text=True, check=False
+    ).stdout
     # "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" -> 15
     m = re.search(r"\(PostgreSQL\)\s+(\d+)", out) or re.search(r"(\d+)(?:\.\d+)?", out)
     return int(m.group(1)) if m else 0
@@ -153,7 +186,9 @@ def binary_version(path: Path) -> str:
     Cached: selecting a binary and recording its version in the manifest
     would otherwise run it twice, serially, before the dump starts.
     """
-    res = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [str(path), "--version"], env=child_env(), capture_output=True, text=True, check=False
+    )
     return res.stdout.strip()
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from seawall.postgres.tools.base import run_tool
+from seawall.postgres.tools.base import child_env, run_tool
 
 
 def controldata(binary: Path, data_dir: Path) -> dict[str, str]:
     """``pg_controldata DIR`` as a dict of its ``key: value`` lines."""
-    env = dict(os.environ)
+    env = child_env()
     env["LC_ALL"] = "C"
     res = run_tool([binary, data_dir], env=env, what="pg_controldata")
     out: dict[str, str] = {}

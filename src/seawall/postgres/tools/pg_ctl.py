@@ -11,7 +11,7 @@ import pwd
 import subprocess
 from pathlib import Path
 
-from seawall.postgres.tools.base import tool_error
+from seawall.postgres.tools.base import child_env, tool_error
 
 
 def _as_owner(data_dir: Path) -> dict[str, object]:
@@ -25,7 +25,7 @@ def start(binary: Path, data_dir: Path, log_file: Path, *, wait: bool = False) -
     """``pg_ctl start`` (without waiting by default: recovery may take long)."""
     argv = [str(binary), "-D", str(data_dir), "-l", str(log_file), "start"]
     argv.insert(1, "-w" if wait else "-W")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env = child_env()  # the server inherits it: no secret of seawall's
     env["HOME"] = pwd.getpwuid(data_dir.stat().st_uid).pw_dir
     res = subprocess.run(  # type: ignore[call-overload]
         argv, env=env, capture_output=True, check=False, cwd="/", **_as_owner(data_dir)
@@ -37,6 +37,7 @@ def start(binary: Path, data_dir: Path, log_file: Path, *, wait: bool = False) -
 def stop(binary: Path, data_dir: Path, mode: str = "fast") -> None:
     subprocess.run(  # type: ignore[call-overload]
         [str(binary), "-D", str(data_dir), "-m", mode, "-w", "stop"],
+        env=child_env(),
         capture_output=True,
         check=False,
         cwd="/",
@@ -48,6 +49,7 @@ def status(binary: Path, data_dir: Path) -> bool:
     """True while a postmaster runs on ``data_dir``."""
     res = subprocess.run(  # type: ignore[call-overload]
         [str(binary), "-D", str(data_dir), "status"],
+        env=child_env(),
         capture_output=True,
         check=False,
         cwd="/",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from seawall.postgres.tools.base import run_tool
+from seawall.postgres.tools.base import child_env, run_tool
 
 
 def verifybackup(
@@ -18,6 +17,6 @@ def verifybackup(
     if not parse_wal:
         argv.append("-n")
     argv.append(backup_dir)
-    res = run_tool(argv, env=dict(os.environ), check=False, timeout=3600)
+    res = run_tool(argv, env=child_env(), check=False, timeout=3600)
     text = (res.stdout + res.stderr).decode(errors="replace").strip()
     return res.returncode == 0, text

@@ -489,7 +489,8 @@ def _push_open(
         # <segment><suffix>.partial-<8 hex>: storage.base.is_partial_name, so
         # listings skip it and prune removes it if we are killed
         tmp = f"{directory}/{name}{suffix}{PARTIAL_MARKER}{os.urandom(4).hex()}"
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        # 0600: the repository is private whatever the umask (design.md invariant 11)
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except Fallback:
         raise
     except Exception as exc:  # unreadable, no temporary, zstd refuses the options

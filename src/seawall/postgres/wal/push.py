@@ -54,7 +54,7 @@ from seawall.postgres.wal.envconfig import WalConfig
 from seawall.postgres.wal.fastpush import WAL_ZSTD_LEVEL
 from seawall.postgres.wal.segment import LONG_HEADER_SIZE, SegmentHeaderError, read_header
 from seawall.retention.walnames import parse_wal_name
-from seawall.storage.local import LocalStorage, fsync_dir, storage_error
+from seawall.storage.local import DIR_MODE, LocalStorage, fsync_dir, storage_error
 
 #: Segments up to this size are encoded in memory in one shot; larger ones stream.
 ONE_SHOT_MAX = 64 * 1024 * 1024
@@ -117,7 +117,7 @@ def _ensure_dir(storage: LocalStorage, prefix: str) -> None:
         cur = cur.parent
     try:
         for d in reversed(missing):
-            d.mkdir(exist_ok=True)
+            d.mkdir(mode=DIR_MODE, exist_ok=True)  # private whatever the umask
             fsync_dir(d.parent)
     except OSError as exc:
         raise storage_error(exc, prefix) from exc
