@@ -103,7 +103,7 @@ def test_wal_check_reports_a_name_stored_with_two_contents(
     )
     assert res.returncode == 3, res.stdout + res.stderr
     report = json.loads(res.stdout)
-    assert report["ok"] is False and report["gaps"] == []
+    assert report["ok"] is False and report["gaps"] == [] and report["segments"] == 3
     (dup,) = report["duplicates"]
     assert dup["name"] == "000000010000000000000003" and dup["different_content"] is True
     assert sorted(k.rsplit("/", 1)[-1] for k in dup["keys"]) == versions

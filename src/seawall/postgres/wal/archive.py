@@ -400,7 +400,7 @@ def analyse(
     return WindowReport(
         cluster=cluster,
         timelines=listing.timelines(),
-        segments=sum(1 for f in listing.files if f.kind == "segment"),
+        segments=len({f.name for f in listing.files if f.kind == "segment"}),  # a duplicate once
         gaps=gaps,
         base_backups=base_rows,
         earliest=earliest,
