@@ -527,11 +527,11 @@ def _push_open(
     """:func:`push` of the open segment ``fd``.
 
     The compressed, encrypted stream is written to a ``.partial-`` temporary
-    while the segment is still being hashed; the hash then decides: an
+    while the segment is still being hashed and is fdatasync-ed; then, under
+    the name's :func:`claim`, the archived versions of the name decide: an
     identical copy already archived (the temporary is dropped), a conflict
-    (dropped, Fallback), or a new file (fdatasync, then under the name's
-    :func:`claim` a second look and the rename to its final name, which
-    carries the hash; then the fsync of the directory).
+    (dropped, Fallback), or none (rename to the final name, which carries
+    the hash; after the claim, the fsync of the directory).
     """
     directory = f"{archive}/{name[:16]}"
     try:
@@ -561,21 +561,24 @@ def _push_open(
         sink = _Sink(out, _Compressor(cctx, size), recipients)
         try:
             sha = _hash_and_compress(fd, size, sink.source)
-            existing = _existing(directory, name)
         except OSError as exc:
-            raise Fallback(f"cannot read the segment or its directory: {exc}") from exc
+            raise Fallback(f"cannot read the segment: {exc}") from exc
         sink.wait()  # OSError here: the archive could not be written
-        if not existing:
-            os.fdatasync(out)  # before the claim: keep its critical section short
-            lock = claim(directory, name)
+        # made durable before the claim, to keep its critical section short (a
+        # retried duplicate, rare, pays one needless fdatasync for that)
+        os.fdatasync(out)
+        lock = claim(directory, name)
+        try:
             try:
-                existing = _existing(directory, name)  # a push racing us may have won
-                if not existing:
-                    final_name = f"{name}-{sha[:SHA_LEN]}{suffix}"
-                    os.rename(tmp, f"{directory}/{final_name}")
-                    committed = True
-            finally:
-                release(lock, directory, name)
+                existing = _existing(directory, name)
+            except OSError as exc:
+                raise Fallback(f"cannot list {directory}: {exc}") from exc
+            if not existing:
+                final_name = f"{name}-{sha[:SHA_LEN]}{suffix}"
+                os.rename(tmp, f"{directory}/{final_name}")
+                committed = True
+        finally:
+            release(lock, directory, name)
         if existing:
             if any(e[len(name) + 1 : len(name) + 1 + SHA_LEN] != sha[:SHA_LEN] for e in existing):
                 raise Fallback("conflict")  # the general path refuses it, with the details
