@@ -81,3 +81,29 @@ def test_segment_header_checks() -> None:
         except SegmentHeaderError:
             continue
         raise AssertionError("accepted a bad header")
+
+
+def test_duplicates_are_names_stored_more_than_once() -> None:
+    from seawall.postgres.wal.archive import find_duplicates
+
+    lst = listing({1: [3, 4]})
+    name = segment_name(1, 4, SIZE)
+    sha_a, sha_b = "a" * 40, "b" * 40
+    lst.files = [
+        ArchivedFile(f.name, f"d/{f.name}-{sha_a}.zst", f.kind, f.timeline, f.segno, 1, 1.0)
+        for f in lst.files
+    ]
+    assert find_duplicates(lst) == []
+    lst.files.append(ArchivedFile(name, f"d/{name}-{sha_b}.zst", "segment", 1, 4, 1, 2.0))
+    (dup,) = find_duplicates(lst)
+    assert dup.name == name and dup.different_content
+    assert dup.keys == (f"d/{name}-{sha_a}.zst", f"d/{name}-{sha_b}.zst")
+    # the same content twice (another encoding) is reported too: wal-fetch refuses it alike
+    same = listing({1: [3]})
+    (only,) = same.files
+    same.files = [
+        ArchivedFile(only.name, f"d/{only.name}-{sha_a}{s}", "segment", 1, 3, 1, 1.0)
+        for s in (".zst", ".zst.age")
+    ]
+    (dup,) = find_duplicates(same)
+    assert not dup.different_content

@@ -11,7 +11,8 @@ pgBackRest does with sha1). The name alone therefore tells (a) which segment
 it is, (b) how to decode it, and (c) what its content must hash to after
 decoding, so ``wal-fetch`` checks integrity without any other metadata, and
 ``wal-push`` detects "same segment, different content" by listing one
-directory. The 16-hex sub-directories keep each directory at 256 segments
+directory (under the name's claim, ``<walname>`` + :data:`CLAIM_SUFFIX`, an
+exclusive flock: ADR 0008). The 16-hex sub-directories keep each directory at 256 segments
 per 4 GiB of WAL (a flat directory of 100,000 files is slow to list).
 
 Used by the WAL commands (write side) and the exporter (read side).
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 WAL_ROOT = "postgresql/wal"
 ARCHIVE_INFO = "archive.json"
 SHA_LEN = 40
+#: per-name lock file of wal-push (``fastpush.claim``); ends like a temporary
+#: (``storage.base.is_partial_name``), so every listing skips it
+CLAIM_SUFFIX = ".claim.partial-00000000"
 
 _SEG = r"[0-9A-F]{24}"
 _NAME = re.compile(

@@ -22,8 +22,9 @@ def wal_push(
     Compresses and encrypts (COMPRESSION, ENCRYPTION, ENCRYPTION_RECIPIENTS) into
     BACKUP_DIR/postgresql/wal/<PG_CLUSTER_NAME>/, durably (fsync) before exiting 0.
     The same file pushed twice is fine; a different file under the same name is
-    refused (exit 9) and nothing is overwritten; a segment of another cluster
-    (system identifier) is refused.
+    refused (exit 9) and nothing is overwritten, also when both pushes run at the
+    same moment (one wins); a segment of another cluster (system identifier) or a
+    file that is not WAL is refused (exit 9).
     """
     from seawall.runner.wal_fast import main
 

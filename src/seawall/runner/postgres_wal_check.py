@@ -13,8 +13,9 @@ from seawall.runner.common import command, print_json, settings
 def wal_check(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Gaps per timeline, base backups without their WAL, the recoverable window,
-    and the age of the newest segment. Exit 3 on a gap or a base backup missing WAL."""
+    """Gaps per timeline, base backups without their WAL, WAL names stored more than
+    once, the recoverable window, and the age of the newest segment. Exit 3 on a gap,
+    a base backup missing WAL, or a name stored more than once."""
     from datetime import UTC, datetime
 
     from seawall.context import Context
@@ -36,6 +37,12 @@ def wal_check(
                 f"GAP on timeline {gap.timeline}: {gap.count} segment(s) missing, "
                 f"{gap.first_missing}..{gap.last_missing}"
             )
+        for dup in report.duplicates:
+            what = "different contents" if dup.different_content else "the same content"
+            typer.echo(
+                f"DUPLICATE {dup.name}: stored {len(dup.keys)} times with {what} "
+                f"({', '.join(k.rsplit('/', 1)[-1] for k in dup.keys)}); wal-fetch refuses it"
+            )
         for b in report.base_backups:
             status = "ok" if b["consistent"] else f"MISSING WAL {b['missing'] or b['stop_wal']}"
             typer.echo(f"base backup {b['id']}: WAL {b['start_wal']}..{b['stop_wal']} {status}")
@@ -47,6 +54,15 @@ def wal_check(
             )
         for err in report.errors:
             typer.echo(f"warning: {err}", err=True)
+    if report.duplicates:
+        names = ", ".join(d.name for d in report.duplicates[:3])
+        more = f" and {len(report.duplicates) - 3} more" if len(report.duplicates) > 3 else ""
+        raise VerificationError(
+            f"WAL stored more than once under one name ({names}{more}): wal-fetch refuses "
+            "such a name, so recovery stops there; find which copy belongs to this cluster's "
+            "history (two clusters sharing PG_CLUSTER_NAME, a diverged standby), move the "
+            "other out of the archive, then run wal-check again"
+        )
     if not report.ok:
         raise VerificationError(
             "the WAL archive has gaps: point-in-time recovery cannot cross them; "

@@ -27,10 +27,16 @@ from pathlib import Path
 
 import pytest
 
-from seawall.catalog.wal_layout import ARCHIVE_INFO, SHA_LEN, WAL_ROOT, parse_wal_key
+from seawall.catalog.wal_layout import (
+    ARCHIVE_INFO,
+    CLAIM_SUFFIX,
+    SHA_LEN,
+    WAL_ROOT,
+    parse_wal_key,
+)
 from seawall.postgres.wal import fastpush
 from seawall.postgres.wal.archive_info import ArchiveInfo
-from seawall.storage.base import PARTIAL_MARKER
+from seawall.storage.base import PARTIAL_MARKER, is_partial_name
 from tests.conftest import SEAWALL
 
 SYSID = 7_300_000_000_000_000_042
@@ -82,6 +88,9 @@ def prepare_archive(backup: Path, sysid: int = SYSID, subdir: str = "00000001000
 
 def test_constants_match_the_canonical_ones() -> None:
     assert fastpush.PARTIAL_MARKER == PARTIAL_MARKER
+    assert fastpush.CLAIM_SUFFIX == CLAIM_SUFFIX
+    assert is_partial_name(f"000000010000000000000003{CLAIM_SUFFIX}")
+    assert parse_wal_key(f"000000010000000000000003{CLAIM_SUFFIX}") is None
     assert (fastpush.WAL_ROOT, fastpush.SHA_LEN, fastpush.ARCHIVE_INFO) == (
         WAL_ROOT,
         SHA_LEN,

@@ -91,6 +91,28 @@ class Gap:
 
 
 @dataclass(frozen=True)
+class Duplicate:
+    """A WAL name stored more than once: ``wal-fetch`` refuses it, so recovery stops there.
+
+    Different content under one name is two histories (two clusters sharing
+    ``PG_CLUSTER_NAME``, a standby that diverged, a push race before ADR
+    0008); the same content twice (e.g. once per compression setting) is
+    harmless in itself but refused alike, since fetch cannot tell.
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    different_content: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "keys": list(self.keys),
+            "different_content": self.different_content,
+        }
+
+
+@dataclass(frozen=True)
 class Reach:
     """How far WAL replay from a start segment can go without a gap."""
 
@@ -193,6 +215,20 @@ def find_gaps(listing: ArchiveListing) -> list[Gap]:
                     )
                 )
     return gaps
+
+
+def find_duplicates(listing: ArchiveListing) -> list[Duplicate]:
+    """WAL names with more than one archived file (any kind: segment, history, ...)."""
+    by_name: dict[str, list[str]] = {}
+    for f in listing.files:
+        by_name.setdefault(f.name, []).append(f.key)
+    out = []
+    for name, keys in sorted(by_name.items()):
+        if len(keys) < 2:
+            continue
+        shas = {obj.sha256_prefix for obj in map(parse_wal_key, keys) if obj is not None}
+        out.append(Duplicate(name, tuple(sorted(keys)), len(shas) > 1))
+    return out
 
 
 def _switch_segno(listing: ArchiveListing, tl: int, parent: int) -> int | None:
@@ -298,10 +334,15 @@ class WindowReport:
     newest_segment: str | None
     newest_segment_age_seconds: float | None
     errors: list[str]
+    duplicates: list[Duplicate] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.gaps and not any(b.get("missing") for b in self.base_backups)
+        return (
+            not self.gaps
+            and not self.duplicates
+            and not any(b.get("missing") for b in self.base_backups)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -310,6 +351,7 @@ class WindowReport:
             "timelines": self.timelines,
             "segments": self.segments,
             "gaps": [g.to_dict() for g in self.gaps],
+            "duplicates": [d.to_dict() for d in self.duplicates],
             "base_backups": self.base_backups,
             "recoverable_window": {
                 "earliest": self.earliest.isoformat() if self.earliest else None,
@@ -358,7 +400,7 @@ def analyse(
     return WindowReport(
         cluster=cluster,
         timelines=listing.timelines(),
-        segments=sum(1 for f in listing.files if f.kind == "segment"),
+        segments=len({f.name for f in listing.files if f.kind == "segment"}),  # a duplicate once
         gaps=gaps,
         base_backups=base_rows,
         earliest=earliest,
@@ -367,6 +409,7 @@ def analyse(
         newest_segment=newest.name if newest else None,
         newest_segment_age_seconds=(now.timestamp() - newest.mtime) if newest else None,
         errors=list(listing.errors),
+        duplicates=find_duplicates(listing),
     )
 
 

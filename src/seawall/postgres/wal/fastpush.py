@@ -39,6 +39,13 @@ are in the module notes of the benchmark and issue 4's report):
   between our rename and its own bookkeeping) is fsynced again, file and
   directory, before it counts as success: the crashed push may have died
   before its directory fsync.
+* Deciding that the name is free and renaming into it is one atomic step
+  (:func:`claim`): two pushes of one name with different content, started
+  together (a primary and a standby with ``archive_mode=always``), would
+  otherwise both see no version, both rename, and both exit 0 (ADR 0008).
+  The claim is taken only around the re-check and the rename, after the
+  expensive part (hash, compress, encrypt, fdatasync), so it costs a
+  create, an ``flock`` and an unlink per push.
 """
 
 from __future__ import annotations
@@ -60,6 +67,11 @@ PARTIAL_MARKER = ".partial-"
 WAL_ROOT = "postgresql/wal"
 SHA_LEN = 40
 ARCHIVE_INFO = "archive.json"
+#: ``<walname><CLAIM_SUFFIX>`` is the per-name lock file (:func:`claim`;
+#: ``seawall.catalog.wal_layout.CLAIM_SUFFIX``, a unit test keeps them equal). It ends
+#: like a temporary (``storage.base.is_partial_name``): listings skip it, and
+#: one left behind by a kill -9 is reused by the next push or removed by prune.
+CLAIM_SUFFIX = ".claim" + PARTIAL_MARKER + "00000000"
 
 CHUNK = 256 * 1024
 _NBUF = 4
@@ -437,6 +449,54 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
+def claim(directory: str, name: str) -> int:
+    """Hold the claim on WAL name ``name`` in ``directory``; returns its descriptor.
+
+    An exclusive ``flock`` on ``<directory>/<name>.claim.partial-00000000``:
+    whoever holds it is the only process that may decide "no version of this
+    name is archived" and rename one into place. It waits for a holder
+    (whose critical section is a listing and a rename). The kernel drops
+    the lock when its holder dies, so a kill -9 never wedges the name: the
+    next push opens the file left behind and takes it.
+
+    :func:`release` unlinks the file while still holding the lock. A waiter
+    may have opened that unlinked file; it then holds a lock nobody else
+    can see, so after locking it checks that the path still names the file
+    it locked, and starts over if not.
+    """
+    import fcntl
+
+    path = f"{directory}/{name}{CLAIM_SUFFIX}"
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except PermissionError:
+            # left by another user (root pushing by hand, then killed):
+            # a shared descriptor still takes an exclusive flock locally
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            now = os.stat(path)
+        except FileNotFoundError:  # released (unlinked) while we waited
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if (held.st_ino, held.st_dev) == (now.st_ino, now.st_dev):
+            return fd
+        os.close(fd)
+
+
+def release(fd: int, directory: str, name: str) -> None:
+    """Give up the claim of :func:`claim` (the lock file goes, then the lock)."""
+    try:
+        _unlink_quietly(f"{directory}/{name}{CLAIM_SUFFIX}")
+    finally:
+        os.close(fd)
+
+
 def push(path: str, env: Mapping[str, str] | None = None) -> str:
     """Archive the segment at ``path``; returns the archived file's name.
 
@@ -467,10 +527,11 @@ def _push_open(
     """:func:`push` of the open segment ``fd``.
 
     The compressed, encrypted stream is written to a ``.partial-`` temporary
-    while the segment is still being hashed; the hash then decides: an
+    while the segment is still being hashed and is fdatasync-ed; then, under
+    the name's :func:`claim`, the archived versions of the name decide: an
     identical copy already archived (the temporary is dropped), a conflict
-    (dropped, Fallback), or a new file (fdatasync, rename to its final name,
-    which carries the hash, fsync of the directory).
+    (dropped, Fallback), or none (rename to the final name, which carries
+    the hash; after the claim, the fsync of the directory).
     """
     directory = f"{archive}/{name[:16]}"
     try:
@@ -501,10 +562,24 @@ def _push_open(
         sink = _Sink(out, _Compressor(cctx, size), recipients)
         try:
             sha = _hash_and_compress(fd, size, sink.source)
-            existing = _existing(directory, name)
         except OSError as exc:
-            raise Fallback(f"cannot read the segment or its directory: {exc}") from exc
+            raise Fallback(f"cannot read the segment: {exc}") from exc
         sink.wait()  # OSError here: the archive could not be written
+        # made durable before the claim, to keep its critical section short (a
+        # retried duplicate, rare, pays one needless fdatasync for that)
+        os.fdatasync(out)
+        lock = claim(directory, name)
+        try:
+            try:
+                existing = _existing(directory, name)
+            except OSError as exc:
+                raise Fallback(f"cannot list {directory}: {exc}") from exc
+            if not existing:
+                final_name = f"{name}-{sha[:SHA_LEN]}{suffix}"
+                os.rename(tmp, f"{directory}/{final_name}")
+                committed = True
+        finally:
+            release(lock, directory, name)
         if existing:
             if any(e[len(name) + 1 : len(name) + 1 + SHA_LEN] != sha[:SHA_LEN] for e in existing):
                 raise Fallback("conflict")  # the general path refuses it, with the details
@@ -512,10 +587,6 @@ def _push_open(
             _fsync_path(f"{directory}/{existing[0]}")
             _fsync_path(directory, os.O_RDONLY | os.O_DIRECTORY)
             return existing[0]
-        os.fdatasync(out)
-        final_name = f"{name}-{sha[:SHA_LEN]}{suffix}"
-        os.rename(tmp, f"{directory}/{final_name}")
-        committed = True
     finally:
         if sink is not None:
             sink.join()  # never close the file under the writing thread

@@ -13,20 +13,28 @@ Order of events, and why:
    header says which cluster the segment belongs to.
 2. Compare with ``archive.json`` (system identifier, segment size): a foreign
    segment is refused.
-3. Look for the same WAL name in its directory: same hash means PostgreSQL is
-   retrying a push that already succeeded (a crash after our fsync, before it
-   recorded the success): fsync that file and its directory again (the
-   crashed push may not have reached its directory fsync), report success.
-   A different hash is refused and nothing is overwritten.
-4. Stream the file through compress/encrypt into a temporary name, fsync,
-   rename, fsync the directory (``open_atomic_write``), and only then return
-   success. The second read of the file is checked against the first hash
-   before the rename, so a file that changed under us is never archived
-   under the wrong name.
+3. Claim the WAL name (:func:`seawall.postgres.wal.fastpush.claim`, the
+   same per-name ``flock`` as the lean path, so the two paths exclude each
+   other too) and hold it until the file is renamed into place: the look
+   for an existing version and the commit are one atomic step, so of two
+   pushes of one name with different content started together exactly one
+   stores its version (ADR 0008).
+4. Under the claim, look for the same WAL name in its directory: same hash
+   means PostgreSQL is retrying a push that already succeeded (a crash after
+   our fsync, before it recorded the success): fsync that file and its
+   directory again (the crashed push may not have reached its directory
+   fsync), report success. A different hash is refused and nothing is
+   overwritten.
+5. Still under the claim, stream the file through compress/encrypt into a
+   temporary name, fsync, rename, fsync the directory
+   (``open_atomic_write``), and only then return success. The second read of
+   the file is checked against the first hash before the rename, so a file
+   that changed under us is never archived under the wrong name.
 
-A ``kill -9`` at any moment leaves at most a temporary file that listing
-ignores (``prune`` removes stale ones); PostgreSQL retries and the retry
-stores the segment normally.
+A ``kill -9`` at any moment leaves at most a temporary file (or the name's
+claim file, whose lock died with the process) that listing ignores
+(``prune`` removes stale ones); PostgreSQL retries and the retry stores the
+segment normally.
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ from seawall.pipeline.codecs import CHUNK
 from seawall.pipeline.stream import PipelineSpec, store_stream
 from seawall.postgres.wal.archive_info import ArchiveInfo, read_archive_info, write_archive_info
 from seawall.postgres.wal.envconfig import WalConfig
-from seawall.postgres.wal.fastpush import WAL_ZSTD_LEVEL
+from seawall.postgres.wal.fastpush import WAL_ZSTD_LEVEL, claim, release
 from seawall.postgres.wal.segment import LONG_HEADER_SIZE, SegmentHeaderError, read_header
 from seawall.retention.walnames import parse_wal_name
 from seawall.storage.local import DIR_MODE, LocalStorage, fsync_dir, storage_error
@@ -184,9 +192,11 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
     try:
         wal = parse_wal_name(name)
     except ValueError:
-        raise ConfigError(
+        # exit 9 like a WAL-named file whose content is not a segment: "this is
+        # not a WAL file" is one refusal whichever check sees it first
+        raise RefusedError(
             f"wal-push: {name!r} is not a WAL file name (segment, .partial, .backup or "
-            ".history); archive_command must pass %p"
+            ".history); nothing archived; archive_command must pass %p"
         ) from None
     storage = LocalStorage(cfg.backup_dir)
     spec = _wal_spec(cfg)
@@ -202,7 +212,29 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
         raw_sha, head, size = _hash_file(path)
     if wal.kind in ("segment", "partial"):
         _check_identity(storage, cfg, name, head, size)
+    _ensure_dir(storage, wal_dir(cfg.cluster, name))
+    directory = str(storage.path(wal_dir(cfg.cluster, name)))
+    try:
+        lock = claim(directory, name)
+    except OSError as exc:
+        raise storage_error(exc, wal_dir(cfg.cluster, name)) from exc
+    try:
+        return _push_claimed(cfg, storage, spec, path, encoder, raw_sha, size)
+    finally:
+        release(lock, directory, name)
 
+
+def _push_claimed(
+    cfg: WalConfig,
+    storage: LocalStorage,
+    spec: PipelineSpec,
+    path: Path,
+    encoder: _Encoder | None,
+    raw_sha: str,
+    size: int,
+) -> PushResult:
+    """The check for an existing version and the commit, under the name's claim."""
+    name = path.name
     for key in existing_versions(storage, cfg.cluster, name):
         obj = parse_wal_key(key)
         assert obj is not None
@@ -225,7 +257,6 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
             "keys, `seawall keygen`)\n"
         )
     key = wal_key(cfg.cluster, name, raw_sha, spec.suffix())
-    _ensure_dir(storage, wal_dir(cfg.cluster, name))
     if encoder is not None:
         stored = _store_one_shot(storage, key, encoder.result())
         return PushResult(name, key, False, size, stored)
