@@ -110,6 +110,7 @@ def test_tampered_content_with_matching_checksum_fails_pg_verifybackup(
     import hashlib
 
     art.sha256 = hashlib.sha256(key.read_bytes()).hexdigest()
+    art.stored_size = key.stat().st_size  # the attacker fixes the size too
     art.raw_sha256 = None
     result = verify_base_backup(ctx, m, deep=True)
     assert not result.ok
