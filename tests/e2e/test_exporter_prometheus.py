@@ -119,7 +119,7 @@ def test_prometheus_scrapes_the_exporter(
         assert result[0]["metric"] == {  # type: ignore[index]
             "__name__": "postgres_backup_last_success_timestamp",
             "database": "app",
-            "type": "logical",
+            "type": "full",
             "instance": f"127.0.0.1:{port}",
             "job": "seawall",
         }
