@@ -143,7 +143,12 @@ def test_prometheus_scrapes_the_exporter(
         dashboard = json.loads((ROOT / "dashboards" / "seawall.json").read_text())
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
-                expr = target["expr"].replace("$engine", ".*").replace("$series", ".*")
+                expr = (
+                    target["expr"]
+                    .replace("$engine", ".*")
+                    .replace("$series", ".*")
+                    .replace("$__rate_interval", "1m")
+                )
                 query(expr)
         # a new backup shows up at the next scrape
         write_backup(root, "postgresql", "logical", "billing", finished=T0)
