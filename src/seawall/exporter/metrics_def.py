@@ -31,24 +31,24 @@ _DEFS: list[MetricDef] = [
     MetricDef(
         "postgres_backup_last_success_timestamp",
         "UNIX time at which the newest successful PostgreSQL backup ended "
-        "(type=\"wal\": archive time of the newest archived WAL segment).",
+        '(type="wal": archive time of the newest archived WAL segment).',
         ("database", "type"),
         group="Compatible PostgreSQL/Qdrant metrics (names fixed)",
     ),
     MetricDef(
         "postgres_backup_duration_seconds",
-        "Duration of the last finished PostgreSQL backup run, successful or not (not for type=\"wal\").",
+        'Duration of the last finished PostgreSQL backup run, successful or not (not for type="wal").',
         ("database", "type"),
     ),
     MetricDef(
         "postgres_backup_size_bytes",
         "Stored size (after compression and encryption) of the newest successful PostgreSQL backup "
-        "(type=\"wal\": of every segment in the archive).",
+        '(type="wal": of every segment in the archive).',
         ("database", "type"),
     ),
     MetricDef(
         "postgres_backup_status",
-        "Result of the last finished PostgreSQL backup run: 1 success, 0 failure (not for type=\"wal\").",
+        'Result of the last finished PostgreSQL backup run: 1 success, 0 failure (not for type="wal").',
         ("database", "type"),
     ),
     MetricDef(

@@ -417,4 +417,4 @@ def test_postgres_type_label_is_full_for_pg_dump(root: Path) -> None:
         if family.name.startswith("postgres_backup")
         for s in family.samples
     }
-    assert types == {"full", "base"}, "no sample keeps the old type=\"logical\""
+    assert types == {"full", "base"}, 'no sample keeps the old type="logical"'
