@@ -44,7 +44,7 @@ RUN apt-get update \
     && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
     && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" age zstd \
     && apt-get purge -y --auto-remove postgresql-common \
-    && rm -rf /var/lib/apt/lists/* \
+    && rm -rf /var/lib/apt/lists/* /etc/apt/sources.list.d/pgdg* \
     && "/usr/lib/postgresql/${PG_MAJOR}/bin/pg_dump" --version \
     && age --version && zstd --version \
     && groupadd --gid 10001 seawall \
