@@ -6,8 +6,8 @@ every panel, a panel without a unit shows 172800 where "2 days" was meant,
 a panel without a description leaves the person on call guessing, and a
 fixed range in rate()/delta() breaks at another scrape interval. The rules
 follow grafana/dashboard-linter: template-datasource-rule,
-panel-datasource-rule, target-rate-interval-rule, panel-units-rule, plus
-descriptions and the operators' panels.
+panel-datasource-rule, target-rate-interval-rule, panel-units-rule,
+template-undefined-rule, plus descriptions and the operators' panels.
 """
 
 from __future__ import annotations
@@ -103,6 +103,9 @@ def problems(d: Dashboard) -> list[str]:
                 and "$__rate_interval" not in expr
             ):
                 found.append(f"{title}: rate-like function without $__rate_interval")
+            for var in re.findall(r"\$\{?(\w+)", expr):
+                if not var.startswith("__") and var not in variables:
+                    found.append(f"{title}: undefined variable ${var}")
             unknown = set(METRIC.findall(expr)) - set(METRICS)
             if unknown:
                 found.append(f"{title}: metrics the exporter does not serve: {sorted(unknown)}")
@@ -123,6 +126,10 @@ def test_dashboard_is_clean() -> None:
         (lambda d: d["panels"][1]["targets"][0].update(expr="rate(seawall_backups[5m])"), "[5m]"),
         (lambda d: d["panels"][1]["targets"][0].update(expr="seawall_nope"), "does not serve"),
         (lambda d: d["templating"]["list"].pop(0), "no datasource template variable"),
+        (
+            lambda d: d["panels"][1]["targets"][0].update(expr='seawall_backups{x=~"$nope"}'),
+            "$nope",
+        ),
     ],
 )
 def test_lint_catches(breakage: Any, finding: str) -> None:
