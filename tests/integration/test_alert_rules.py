@@ -158,5 +158,8 @@ def test_thresholds_are_marked_and_match_the_chart_defaults() -> None:
     for token, key in marked:
         assert defaults.setdefault(key, token) == token, f"{key}: two defaults"
     assert set(chart) == set(defaults), set(chart) ^ set(defaults)
+    # null: derived from retention.pitrWindow (7d by default) by the chart
+    assert chart["pitrWindowMinSeconds"] is None and values["retention"]["pitrWindow"] == "7d"
+    chart["pitrWindowMinSeconds"] = 7 * 86400
     for key, token in defaults.items():
         assert str(chart[key]) == token, f"values.yaml {key}={chart[key]} vs rules {token}"

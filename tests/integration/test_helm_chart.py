@@ -596,6 +596,11 @@ def test_prometheus_rule_embeds_the_rules(full_docs: list[Doc], tmp_path: Path) 
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     job = svc["metadata"]["name"]
     source = RULES_COPY.read_text().replace('job="seawall"', f'job="{job}"')
+    # the PITR threshold follows the configured window (full values: 14 days)
+    assert full_values()["retention"]["pitrWindow"] == "14d"
+    source = source.replace(
+        "< 604800  # threshold:pitrWindowMinSeconds", "< 1209600  # threshold:pitrWindowMinSeconds"
+    )
     assert rule["spec"]["groups"] == yaml.safe_load(source)["groups"]
     for group in rule["spec"]["groups"]:
         assert group["name"] and group["rules"]
@@ -638,6 +643,23 @@ def test_thresholds_come_from_values(chart: Any, tmp_path: Path) -> None:
         "https://wiki.example/runbooks/PostgreSQLWalGap.md"
     )
     promtool_check(groups, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("retention", "threshold", "expected"),
+    [("7d", None, 604800), ("14d", None, 1209600), ("36h", None, 129600), ("14d", 86400, 86400)],
+)
+def test_pitr_threshold_follows_the_configured_window(
+    chart: Any, retention: str, threshold: int | None, expected: int
+) -> None:
+    values: dict[str, Any] = {
+        "postgres": {"basebackup": {"enabled": True}},
+        "retention": {"pitrWindow": retention},
+    }
+    if threshold is not None:
+        values["prometheusRule"] = {"thresholds": {"pitrWindowMinSeconds": threshold}}
+    expr = alerts_by_name(rule_groups(chart, values))["PostgreSQLPitrWindowShort"]["expr"]
+    assert f"< {expected}  # threshold:pitrWindowMinSeconds" in expr
 
 
 def test_threshold_values_are_checked(chart: Any) -> None:
