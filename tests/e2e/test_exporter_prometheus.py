@@ -119,30 +119,36 @@ def test_prometheus_scrapes_the_exporter(
         assert result[0]["metric"] == {  # type: ignore[index]
             "__name__": "postgres_backup_last_success_timestamp",
             "database": "app",
-            "type": "logical",
+            "type": "full",
             "instance": f"127.0.0.1:{port}",
             "job": "seawall",
         }
         assert float(result[0]["value"][1]) == T0.timestamp()  # type: ignore[index]
         assert query('up{job="seawall"}')[0]["value"][1] == "1"  # type: ignore[index]
         assert query("qdrant_backup_size_bytes")[0]["value"][1] == "2048"  # type: ignore[index]
-        # the shipped rules are loaded and the failed last run fires an alert
+        # the shipped rules are loaded and the failed last run is a pending alert
+        # (for: 5m; test_alerting_pipeline.py sees alerts fire with short for:)
         deadline = time.monotonic() + 20
         alerts: list[dict[str, object]] = []
         while time.monotonic() < deadline:
             alerts = httpx.get(f"{api}/alerts").json()["data"]["alerts"]
-            if any(a["labels"]["alertname"] == "SeawallBackupFailed" for a in alerts):  # type: ignore[index]
+            if any(a["labels"]["alertname"] == "PostgreSQLBackupFailed" for a in alerts):  # type: ignore[index]
                 break
             time.sleep(0.5)
-        names = {a["labels"]["alertname"] for a in alerts}  # type: ignore[index]
-        assert "SeawallBackupFailed" in names, alerts
+        states = {a["labels"]["alertname"]: a["state"] for a in alerts}  # type: ignore[index]
+        assert states.get("PostgreSQLBackupFailed") == "pending", alerts
         # every dashboard query parses and runs on this Prometheus
         import json
 
         dashboard = json.loads((ROOT / "dashboards" / "seawall.json").read_text())
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
-                expr = target["expr"].replace("$engine", ".*").replace("$series", ".*")
+                expr = (
+                    target["expr"]
+                    .replace("$engine", ".*")
+                    .replace("$series", ".*")
+                    .replace("$__rate_interval", "1m")
+                )
                 query(expr)
         # a new backup shows up at the next scrape
         write_backup(root, "postgresql", "logical", "billing", finished=T0)
@@ -156,25 +162,6 @@ def test_prometheus_scrapes_the_exporter(
         stop(prom)
         log.close()
     assert proc.poll() is None, "the exporter died"
-
-
-def test_shipped_rules_pass_promtool() -> None:
-    check = subprocess.run(
-        [PROMTOOL, "check", "rules", str(ROOT / "alerts" / "seawall.rules.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    tests = subprocess.run(
-        [PROMTOOL, "test", "rules", "tests.yml", "tests_drills.yml"],
-        cwd=ROOT / "alerts",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert tests.stdout.count("SUCCESS") == 2, tests.stdout
 
 
 def test_dashboard_uses_only_served_metrics() -> None:

@@ -564,23 +564,186 @@ def test_service_monitor_shape(full_docs: list[Doc]) -> None:
     assert only_container(exporter)["args"][:3] == ["exporter", "--listen", "0.0.0.0:9900"]
 
 
-def test_prometheus_rule_embeds_the_rules(full_docs: list[Doc], tmp_path: Path) -> None:
-    (rule,) = of_kind(full_docs, "PrometheusRule")
-    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
-    assert rule["spec"]["groups"] == yaml.safe_load(RULES_COPY.read_text())["groups"]
-    for group in rule["spec"]["groups"]:
-        assert group["name"] and group["rules"]
-        for r in group["rules"]:
-            assert ("alert" in r) != ("record" in r) and r["expr"]
+def promtool_check(groups: list[Doc], tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed: rule syntax not checked")
     rules_file = tmp_path / "rules.yml"
-    rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    rules_file.write_text(yaml.safe_dump({"groups": groups}))
     done = subprocess.run(
         [promtool, "check", "rules", str(rules_file)], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def rule_groups(chart: Any, values: dict[str, Any]) -> list[Doc]:
+    base: dict[str, Any] = {"prometheusRule": {"enabled": True}}
+    for key, value in values.items():
+        base[key] = {**base.get(key, {}), **value}
+    (rule,) = of_kind(render(chart, base), "PrometheusRule")
+    groups: list[Doc] = rule["spec"]["groups"]
+    return groups
+
+
+def alerts_by_name(groups: list[Doc]) -> dict[str, Doc]:
+    return {r["alert"]: r for g in groups for r in g["rules"]}
+
+
+def test_prometheus_rule_embeds_the_rules(full_docs: list[Doc], tmp_path: Path) -> None:
+    """With default thresholds the rules are the tested file, job label = the Service."""
+    (rule,) = of_kind(full_docs, "PrometheusRule")
+    (svc,) = of_kind(full_docs, "Service")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    job = svc["metadata"]["name"]
+    source = RULES_COPY.read_text().replace('job="seawall"', f'job="{job}"')
+    # the PITR threshold follows the configured window (full values: 14 days)
+    assert full_values()["retention"]["pitrWindow"] == "14d"
+    source = source.replace(
+        "< 604800  # threshold:pitrWindowMinSeconds", "< 1209600  # threshold:pitrWindowMinSeconds"
+    )
+    assert rule["spec"]["groups"] == yaml.safe_load(source)["groups"]
+    for group in rule["spec"]["groups"]:
+        assert group["name"] and group["rules"]
+        for r in group["rules"]:
+            assert ("alert" in r) != ("record" in r) and r["expr"]
+    promtool_check(rule["spec"]["groups"], tmp_path)
+
+
+def test_thresholds_come_from_values(chart: Any, tmp_path: Path) -> None:
+    groups = rule_groups(
+        chart,
+        {
+            "postgres": {"basebackup": {"enabled": True}},
+            "prometheusRule": {
+                "exporterJob": "kube-seawall",
+                "runbookBaseUrl": "https://wiki.example/runbooks",
+                "thresholds": {
+                    "postgresBackupMaxAgeSeconds": 90000,
+                    "backupFailedFor": "10m",
+                    "storageUsedRatio": 0.9,
+                    "drillMaxAgeSeconds": 5000000,
+                    "walArchiveStaleFor": "2m",
+                },
+            },
+        },
+    )
+    by = alerts_by_name(groups)
+    assert "> 90000  # threshold:postgresBackupMaxAgeSeconds" in by["PostgreSQLBackupOld"]["expr"]
+    assert by["PostgreSQLBackupFailed"]["for"] == by["QdrantBackupFailed"]["for"] == "10m"
+    assert by["PostgreSQLBackupFailed"]["expr"] == 'postgres_backup_status{type="full"} == 0'
+    assert "> 0.9  # threshold:storageUsedRatio" in by["SeawallStorageAlmostFull"]["expr"]
+    # an integral number stays an integer (Helm reads numbers as floats)
+    assert "> 5000000  # threshold:drillMaxAgeSeconds" in by["SeawallDrillOverdue"]["expr"]
+    assert by["PostgreSQLWalArchiveStale"]["for"] == "2m"
+    # untouched thresholds keep their defaults
+    assert "> 172800  # threshold:qdrantBackupMaxAgeSeconds" in by["QdrantBackupOld"]["expr"]
+    assert by["SeawallExporterDown"]["expr"] == 'up{job="kube-seawall"} == 0'
+    assert by["SeawallExporterAbsent"]["expr"] == 'absent(up{job="kube-seawall"})'
+    assert by["PostgreSQLWalGap"]["annotations"]["runbook_url"] == (
+        "https://wiki.example/runbooks/PostgreSQLWalGap.md"
+    )
+    promtool_check(groups, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("retention", "threshold", "expected"),
+    [("7d", None, 604800), ("14d", None, 1209600), ("36h", None, 129600), ("14d", 86400, 86400)],
+)
+def test_pitr_threshold_follows_the_configured_window(
+    chart: Any, retention: str, threshold: int | None, expected: int
+) -> None:
+    values: dict[str, Any] = {
+        "postgres": {"basebackup": {"enabled": True}},
+        "retention": {"pitrWindow": retention},
+    }
+    if threshold is not None:
+        values["prometheusRule"] = {"thresholds": {"pitrWindowMinSeconds": threshold}}
+    expr = alerts_by_name(rule_groups(chart, values))["PostgreSQLPitrWindowShort"]["expr"]
+    assert f"< {expected}  # threshold:pitrWindowMinSeconds" in expr
+
+
+def test_threshold_values_are_checked(chart: Any) -> None:
+    for bad in (
+        {"nosuchThreshold": 1},
+        {"backupFailedFor": "five minutes"},
+        {"storageUsedRatio": 85},
+    ):
+        with pytest.raises(helm.HelmValuesError):
+            render_raw(chart, {"prometheusRule": {"enabled": True, "thresholds": bad}})
+
+
+def test_switched_off_components_have_no_alerts(chart: Any) -> None:
+    everything = {
+        n
+        for n, _ in _group_names(
+            rule_groups(chart, {"postgres": {"basebackup": {"enabled": True}}})
+        )
+    }
+    assert everything == {
+        "seawall.postgres",
+        "seawall.qdrant",
+        "seawall.pitr",
+        "seawall.runs",
+        "seawall.verification",
+        "seawall.exporter",
+        "seawall.drills",
+    }
+    defaults = {n for n, _ in _group_names(rule_groups(chart, {}))}
+    assert defaults == everything - {"seawall.pitr"}, "base backups are off by default"
+    off = rule_groups(chart, {"qdrant": {"enabled": False}, "verify": {"enabled": False}})
+    names = {n for n, _ in _group_names(off)}
+    assert names == everything - {"seawall.pitr", "seawall.qdrant", "seawall.verification"}
+    assert not [a for a in alerts_by_name(off) if a.startswith("Qdrant")]
+    no_pg = rule_groups(chart, {"postgres": {"enabled": False, "basebackup": {"enabled": True}}})
+    assert not [a for a in alerts_by_name(no_pg) if a.startswith("PostgreSQL")]
+
+
+def _group_names(groups: list[Doc]) -> list[tuple[str, int]]:
+    return [(g["name"], len(g["rules"])) for g in groups]
+
+
+#: Every component the chart can switch off, each alone and all at once.
+SWITCHES: dict[str, dict[str, Any]] = {
+    "postgres": {"postgres": {"enabled": False}},
+    "qdrant": {"qdrant": {"enabled": False}},
+    "verify": {"verify": {"enabled": False}},
+    "exporter": {"exporter": {"enabled": False}},
+    "serviceAccount": {"serviceAccount": {"create": False}},
+    "volume": {"backupVolume": {"existingClaim": "team-backups"}},
+    "monitoring": {
+        "serviceMonitor": {"enabled": False},
+        "prometheusRule": {"enabled": False},
+        "grafanaDashboard": {"enabled": False},
+    },
+}
+
+
+@pytest.mark.parametrize("switch", [*SWITCHES, "all"])
+def test_every_component_switched_off_renders_and_validates(
+    chart: Any, switch: str, tmp_path: Path
+) -> None:
+    values = full_values()
+    chosen = list(SWITCHES.values()) if switch == "all" else [SWITCHES[switch]]
+    for override in chosen:
+        for key, value in override.items():
+            values[key] = {**values.get(key, {}), **value}
+    report = helm.lint(CHART, values, strict=True, kube_version=f"v{K8S_VERSIONS[-1]}")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], report
+    docs = render(chart, values)
+    for doc in docs:
+        if doc["kind"] not in CRD_KINDS:
+            kv_utils.validate(doc, K8S_VERSIONS[-1], strict=True)
+    for rule in of_kind(docs, "PrometheusRule"):
+        promtool_check(rule["spec"]["groups"], tmp_path)
+    if switch in ("postgres", "all"):
+        assert not [w for w in workloads(docs) if component(w).startswith("postgres")]
+    if switch in ("qdrant", "all"):
+        assert not [w for w in workloads(docs) if component(w).startswith("qdrant")]
+    if switch in ("exporter", "all"):
+        assert not of_kind(docs, "Deployment") and not of_kind(docs, "ServiceMonitor")
+    if switch == "all":
+        assert not workloads(docs)
 
 
 def test_grafana_dashboard_configmap(full_docs: list[Doc]) -> None:

@@ -45,7 +45,12 @@ Clock = Callable[[], float]
 
 #: Qdrant kinds whose series is a collection (full-storage series are nodes).
 QDRANT_COLLECTION_KINDS = frozenset({"snapshot", "shard-snapshot"})
-POSTGRES_TYPES = frozenset({"logical", "base"})
+#: The ``type`` label of the postgres_backup_* metrics, by backup kind. The
+#: operators call pg_dump backups "full" and query ``type="full"`` (issue 16);
+#: base backups and the WAL archive get their own values so that no query for
+#: one ever matches the other.
+POSTGRES_TYPES = {"logical": "full", "base": "base"}
+WAL_TYPE = "wal"
 
 
 @dataclass
@@ -243,7 +248,7 @@ class SeawallCollector:
         qdrant: dict[str, list[SeriesStats]] = {}
         for (engine, kind, series), s in sorted(stats.items()):
             if engine == "postgresql" and kind in POSTGRES_TYPES:
-                _compat_one(out, "postgres", (series, kind), [s])
+                _compat_one(out, "postgres", (series, POSTGRES_TYPES[kind]), [s])
             elif engine == "qdrant" and kind in QDRANT_COLLECTION_KINDS:
                 qdrant.setdefault(series, []).append(s)
         for collection, parts in sorted(qdrant.items()):
@@ -313,7 +318,14 @@ class SeawallCollector:
             out.add("seawall_wal_archive_bytes", labels, float(s.bytes))
             out.add("seawall_wal_gaps", labels, float(s.gaps))
             out.add("seawall_wal_missing_segments", labels, float(s.missing_segments))
+            # the archive as a postgres_backup_* series of its own (type="wal"):
+            # its "last success" is the newest archived segment; no run, so no
+            # status or duration
+            out.add("postgres_backup_size_bytes", (s.cluster, WAL_TYPE), float(s.bytes))
             if s.newest_mtime is not None:
+                out.add(
+                    "postgres_backup_last_success_timestamp", (s.cluster, WAL_TYPE), s.newest_mtime
+                )
                 out.add("seawall_wal_last_archived_timestamp_seconds", labels, s.newest_mtime)
                 out.add(
                     "seawall_wal_newest_segment_age_seconds", labels, max(now - s.newest_mtime, 0.0)

@@ -3,7 +3,8 @@
 The collector emits exactly these and docs/metrics.md is generated from
 them (``python -m seawall.exporter.metrics_doc``), so the documentation
 cannot drift from the code. The eight ``postgres_backup_*`` /
-``qdrant_backup_*`` names are fixed by the operators' existing dashboards;
+``qdrant_backup_*`` names and their ``type`` values (``full`` for pg_dump)
+are fixed by the operators' existing dashboards and alerts;
 everything else follows the Prometheus naming guide with a ``seawall_``
 prefix. Labels are bounded (engine, kind, series, tier, result, cluster):
 never a backup id.
@@ -29,23 +30,25 @@ _DEFS: list[MetricDef] = [
     # --- compatible names (fixed) -------------------------------------------------
     MetricDef(
         "postgres_backup_last_success_timestamp",
-        "UNIX time at which the newest successful PostgreSQL backup ended.",
+        "UNIX time at which the newest successful PostgreSQL backup ended "
+        '(type="wal": archive time of the newest archived WAL segment).',
         ("database", "type"),
         group="Compatible PostgreSQL/Qdrant metrics (names fixed)",
     ),
     MetricDef(
         "postgres_backup_duration_seconds",
-        "Duration of the last finished PostgreSQL backup run (successful or not).",
+        'Duration of the last finished PostgreSQL backup run, successful or not (not for type="wal").',
         ("database", "type"),
     ),
     MetricDef(
         "postgres_backup_size_bytes",
-        "Stored size (after compression and encryption) of the newest successful PostgreSQL backup.",
+        "Stored size (after compression and encryption) of the newest successful PostgreSQL backup "
+        '(type="wal": of every segment in the archive).',
         ("database", "type"),
     ),
     MetricDef(
         "postgres_backup_status",
-        "Result of the last finished PostgreSQL backup run: 1 success, 0 failure.",
+        'Result of the last finished PostgreSQL backup run: 1 success, 0 failure (not for type="wal").',
         ("database", "type"),
     ),
     MetricDef(

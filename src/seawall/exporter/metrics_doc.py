@@ -27,10 +27,29 @@ disappears from the metrics at the next scrape; metrics marked "absent when
 Label values: `engine` is `postgresql` or `qdrant`; `kind` is the backup
 kind (`logical`, `base`, `snapshot`, `shard-snapshot`, `full-storage`);
 `series` is the database, cluster or collection name; `type` (compatible
-metrics) is `logical` or `base`; `cluster` is the WAL archive's cluster
+metrics, see below) is `full`, `base` or `wal`; `cluster` is the WAL archive's cluster
 name (`PG_CLUSTER_NAME`, the series of its base backups); `tier` is
 `last`, `daily`, `weekly`, `monthly` or `yearly`; `result` is `success` or
 `failed`.
+
+## The `type` label of `postgres_backup_*`
+
+The operators' dashboards and alerts query `postgres_backup_*{database, type}`
+with `type="full"` for the pg_dump backups, so that is what the exporter
+serves; the other two kinds of PostgreSQL backup get their own value, so a
+query for one never matches another:
+
+| `type` | What | `database` label | Metrics |
+|---|---|---|---|
+| `full` | logical backup (`pg_dump -Fc`, kind `logical`) | the database | all four |
+| `base` | physical base backup (`pg_basebackup`, kind `base`) | the cluster (`PG_CLUSTER_NAME`) | all four |
+| `wal` | the continuous WAL archive | the cluster | `last_success_timestamp` (newest archived segment), `size_bytes` (whole archive) |
+
+Upgrading from 0.1: pg_dump backups were labelled `type="logical"`; that
+value is gone (no alias: it would double every series at each scrape).
+Replace `type="logical"` with `type="full"` in your own queries
+([upgrade.md](upgrade.md)). The `seawall_*{kind="logical"}` metrics are
+unchanged.
 """
 
 

@@ -34,7 +34,7 @@ def registry_for(root: Path, **kw: object) -> tuple[CollectorRegistry, SeawallCo
     return make_registry(collector), collector
 
 
-def pg(name: str, db: str, typ: str = "logical") -> dict[str, str]:
+def pg(name: str, db: str, typ: str = "full") -> dict[str, str]:
     return {"database": db, "type": typ}
 
 
@@ -397,3 +397,24 @@ def test_odd_files_anywhere_never_break_the_scrape(root: Path) -> None:
     assert reg.get_sample_value("seawall_catalog_errors") == 2
     assert reg.get_sample_value("seawall_catalog_manifests") == 1
     assert good.ok
+
+
+def test_postgres_type_label_is_full_for_pg_dump(root: Path) -> None:
+    """The operators' `postgres_backup_status{type="full"} == 0` matches a failed pg_dump."""
+    write_backup(root, "postgresql", "logical", "aidb", finished=T0, size=10)
+    write_backup(
+        root, "postgresql", "logical", "aidb", finished=T0 + timedelta(hours=1), status="failed"
+    )
+    write_backup(root, "postgresql", "base", "main", finished=T0, size=20)
+    reg, _ = registry_for(root)
+    full = {"database": "aidb", "type": "full"}
+    assert reg.get_sample_value("postgres_backup_status", full) == 0
+    assert reg.get_sample_value("postgres_backup_size_bytes", full) == 10
+    assert reg.get_sample_value("postgres_backup_status", {"database": "main", "type": "base"}) == 1
+    types = {
+        s.labels["type"]
+        for family in reg.collect()
+        if family.name.startswith("postgres_backup")
+        for s in family.samples
+    }
+    assert types == {"full", "base"}, 'no sample keeps the old type="logical"'

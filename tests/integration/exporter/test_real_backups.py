@@ -37,7 +37,7 @@ def test_metrics_from_real_logical_backups(pg: PgCluster, backup_dir: Path) -> N
     reg = make_registry(
         SeawallCollector(backup_dir, policy_for=lambda e, k, s: Policy(daily=7, weekly=4))
     )
-    db = {"database": "app", "type": "logical"}
+    db = {"database": "app", "type": "full"}
     app = {"engine": "postgresql", "kind": "logical", "series": "app"}
     assert reg.get_sample_value("postgres_backup_status", db) == 1
     assert reg.get_sample_value("postgres_backup_size_bytes", db) == newest.stored_size > 0

@@ -72,6 +72,15 @@ def test_real_archive_segments_gaps_and_pitr_window(
             reg.get_sample_value("postgres_backup_status", {"database": "main", "type": "base"})
             == 1
         )
+        # the archive is a postgres_backup_* series of its own, type="wal"
+        wal = {"database": "main", "type": "wal"}
+        assert reg.get_sample_value("postgres_backup_last_success_timestamp", wal) == (
+            reg.get_sample_value("seawall_wal_last_archived_timestamp_seconds", CL)
+        )
+        assert reg.get_sample_value("postgres_backup_size_bytes", wal) == (
+            reg.get_sample_value("seawall_wal_archive_bytes", CL)
+        )
+        assert reg.get_sample_value("postgres_backup_status", wal) is None
 
         # a segment deleted after the base backup: a gap, and the window is gone
         # (the only base backup can no longer reach the newest WAL)
