@@ -49,6 +49,14 @@ def render() -> str:
         "yearly = -1                             # keep one per year forever",
         "```",
         "",
+        "## Encryption keys",
+        "",
+        "`ENCRYPTION_RECIPIENTS` (age public keys, `age1…`) is what the backup side needs;",
+        "the identity (`ENCRYPTION_IDENTITY` / `ENCRYPTION_IDENTITY_FILE`, the secret key)",
+        "only where restores and `verify --deep` run. Without the identity, the verification",
+        "right after a backup and a plain `verify` run the `stored` level (no decryption;",
+        "see docs/postgres-logical.md) and say so.",
+        "",
     ]
     return "\n".join(rows)
 
