@@ -112,6 +112,8 @@ def test_postgres_backup_with_readme_config(
     assert_stored_level(m)
     dump = next(a for a in m["artifacts"] if a["role"] == "dump")
     assert dump["stream_check"]["ok"] and "table of contents" in dump["stream_check"]["detail"]
+    globals_art = next(a for a in m["artifacts"] if a["role"] == "globals")
+    assert globals_art["stream_check"]["format"] == "pg_dumpall script"
 
     # a plain verify without the identity runs the stored level and says so
     res = run_seawall(["postgres", "verify", "latest"], env)

@@ -314,7 +314,25 @@ def _store_globals(
     script, with_passwords = dumpall.globals_only(manifest.series)
     name = GLOBALS_BASENAME + spec.suffix()
     res = store_stream(io.BytesIO(script), ctx.storage, artifact_key(manifest, name), spec)
-    return _artifact(name, "globals", res, "application/sql"), with_passwords, dumpall.version()
+    art = _artifact(name, "globals", res, "application/sql")
+    art.stream_check = _globals_check(script)
+    return art, with_passwords, dumpall.version()
+
+
+def _globals_check(script: bytes) -> StreamCheck | None:
+    """pg_dumpall frames its script with a header and a "complete" trailer: both
+    seen means the script was written whole (recorded for identity-free verify)."""
+    head, tail = (
+        b"-- PostgreSQL database cluster dump\n",
+        b"-- PostgreSQL database cluster dump complete\n",
+    )
+    if head not in script[:200] or tail not in script[-200:]:
+        return None
+    return StreamCheck(
+        format="pg_dumpall script",
+        ok=True,
+        detail=f"{len(script)} bytes from the cluster dump header to its 'complete' trailer",
+    )
 
 
 def _stats_error(database: str, exc: BaseException) -> SeawallError:
