@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,24 @@ def test_qdrant_backup_with_readme_config(
     assert "sha256 mismatch" in res.stderr + res.stdout
     [m] = manifests(series)
     assert not m["verification"]["ok"] and m["verification"]["level"] == "stored"
+
+
+def test_backup_with_a_non_matching_identity_falls_back_to_stored(
+    pg: PgCluster, backup_dir: Path, age_keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    """An identity that does not open the new backup says nothing about the
+    backup: the verification right after it falls back to the stored level
+    (exit 0, retention runs) instead of exit 8."""
+    _, public = age_keys
+    other = tmp_path / "other.key"
+    subprocess.run(["age-keygen", "-o", str(other)], check=True, capture_output=True)
+    pg.psql("CREATE DATABASE app")
+    env = {**readme_env(pg, backup_dir, public, tmp_path), "ENCRYPTION_IDENTITY_FILE": str(other)}
+    res = run_seawall(["postgres", "backup"], env)
+    assert res.returncode == 0, res.stderr
+    assert "verified (stored)" in res.stdout and "stored bytes only" in res.stderr
+    [m] = manifests(backup_dir / "postgresql" / "logical" / "app")
+    assert_stored_level(m)
+    # an explicit verify with that identity is a key problem: exit 8, not recorded
+    res = run_seawall(["postgres", "verify", "latest"], env)
+    assert res.returncode == 8 and "none of the configured identities" in res.stderr
