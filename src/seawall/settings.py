@@ -257,6 +257,12 @@ class Settings(BaseSettings):
                 "ENCRYPTION is on but no key is set: set ENCRYPTION_RECIPIENTS "
                 "(age public keys, see `seawall keygen`) or ENCRYPTION_KEY"
             )
+        from seawall.pipeline.keys import AMBIGUOUS_KEYS, is_ambiguous
+
+        key = self.encryption_key.get_secret_value() if self.encryption_key else None
+        recipients = bool(self.encryption_recipients or self.encryption_recipients_file)
+        if is_ambiguous(self.encryption, key, recipients):
+            raise ValueError(AMBIGUOUS_KEYS)
         return self
 
     @model_validator(mode="after")

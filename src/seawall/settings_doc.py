@@ -49,6 +49,23 @@ def render() -> str:
         "yearly = -1                             # keep one per year forever",
         "```",
         "",
+        "## Encryption keys",
+        "",
+        "`ENCRYPTION_RECIPIENTS` (age public keys, `age1…`) is what the backup side needs;",
+        "the identity (`ENCRYPTION_IDENTITY` / `ENCRYPTION_IDENTITY_FILE`, the secret key)",
+        "only where restores and `verify --deep` run. Without the identity, the verification",
+        "right after a backup and a plain `verify` run the `stored` level (no decryption;",
+        "see docs/postgres-logical.md) and say so.",
+        "",
+        "`ENCRYPTION_KEY` is the single key of older scripts: an `AGE-SECRET-KEY-1…` is an",
+        "identity *and* (its public key) a recipient, so beside `ENCRYPTION_RECIPIENTS`",
+        "backups are encrypted to all of them. Any other value is a passphrase (age's",
+        "scrypt mode, ~1.5 s per file, unfit for WAL). **A passphrase `ENCRYPTION_KEY` beside",
+        "`ENCRYPTION_RECIPIENTS` (or `_FILE`) with `ENCRYPTION=true` is refused** (exit 2,",
+        "one line; `wal-push` too): backups would be encrypted to the recipients only and",
+        "the passphrase silently ignored. Keep a passphrase `ENCRYPTION_KEY` only where old",
+        "passphrase backups are restored (without `ENCRYPTION=true` it is accepted there).",
+        "",
     ]
     return "\n".join(rows)
 

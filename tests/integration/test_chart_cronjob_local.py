@@ -104,18 +104,7 @@ def container_run(
 
 @pytest.mark.parametrize(
     "encrypted",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                reason="issue 11 item 5 (branch i11-verify): with recipients only, the backup "
-                "job's own verification exits 8 for lack of the identity; this is the chart's "
-                "default encrypted setup, so it passes once that fix is merged",
-                strict=False,
-            ),
-        ),
-    ],
+    [False, True],
     ids=["plain", "age-recipients"],
 )
 def test_backup_and_verify_cronjobs_run_as_rendered(

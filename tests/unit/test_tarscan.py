@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from seawall.postgres.physical.tarscan import TarScanner, TarStructureError, parse_backup_label
+from seawall.pipeline.tarscan import TarScanner, TarStructureError, parse_backup_label
 
 
 def make_tar(members: dict[str, bytes], fmt: int = tarfile.USTAR_FORMAT) -> bytes:

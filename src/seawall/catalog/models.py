@@ -11,6 +11,14 @@ statistics taken at backup time.
 Unknown fields are kept (``extra="allow"``) so an older seawall reading a newer
 manifest does not silently drop information when it rewrites it (verification
 results are written back into the manifest).
+
+Format version rule: a new *optional* field (with a default that means "not
+recorded", e.g. ``Artifact.stream_check``, ``Verification.level``) keeps
+``FORMAT_VERSION``: older seawall versions keep it through ``extra="allow"``
+and newer ones read old manifests with the default. Removing a field, making
+one required or changing what an existing field means raises
+``FORMAT_VERSION`` (and old seawall versions then refuse the manifest instead
+of misreading it).
 """
 
 from __future__ import annotations
@@ -43,6 +51,21 @@ class Encryption(_Model):
     recipient_fingerprints: list[str] = Field(default_factory=list)
 
 
+class StreamCheck(_Model):
+    """The structure of the raw stream as it was parsed while being written.
+
+    Recorded at backup time (before compression and encryption) so that a
+    verification on a host without the decryption identity can still say
+    what was in the bytes it can only check by sha256: the pg_dump archive
+    header and table of contents read to the last block, or a tar read
+    header by header to its end-of-archive marker.
+    """
+
+    format: str  # "pg_dump custom archive" | "tar"
+    ok: bool
+    detail: str
+
+
 class Artifact(_Model):
     """One stored file of a backup and how to turn it back into raw bytes."""
 
@@ -55,6 +78,24 @@ class Artifact(_Model):
     compression: Literal["zstd", "gzip", "none"]
     encryption: Encryption | None = None
     content_type: str = "application/octet-stream"
+    #: what the stream's structure was while it was written; None: not parsed
+    #: (older manifests, plain text artifacts such as globals.sql)
+    stream_check: StreamCheck | None = None
+
+
+#: How far a verification went, weakest first:
+#:
+#: ``stored``  no decryption key needed: the stored bytes re-read from disk
+#:             against the sha256 and size recorded while writing, the age
+#:             header's stanzas against the recorded recipients, the age
+#:             payload's chunk framing, and the stream structure recorded at
+#:             backup time (``Artifact.stream_check``);
+#: ``decoded`` also decrypted and decompressed, the raw bytes hashed and
+#:             their structure read again (pg_restore --list, tar, snapshot
+#:             archive);
+#: ``deep``    also restored for real (scratch database, pg_verifybackup with
+#:             the WAL, qdrant-edge) and compared with the backup's statistics.
+VerificationLevel = Literal["stored", "decoded", "deep"]
 
 
 class Verification(_Model):
@@ -63,9 +104,18 @@ class Verification(_Model):
     at: datetime
     ok: bool
     deep: bool
+    #: None in manifests written before levels existed: read it through
+    #: :attr:`effective_level` ("deep" if ``deep`` else "decoded")
+    level: VerificationLevel | None = None
     duration_seconds: float
     message: str
     checks: list[str] = Field(default_factory=list)
+
+    @property
+    def effective_level(self) -> VerificationLevel:
+        if self.level is not None:
+            return self.level
+        return "deep" if self.deep else "decoded"
 
 
 class TableStats(_Model):

@@ -68,6 +68,27 @@ def parse_recipients(text: str) -> list[str]:
     return recipients
 
 
+#: One line for the refused combination (settings and the WAL commands' own reader).
+AMBIGUOUS_KEYS = (
+    "ENCRYPTION_KEY is a passphrase and ENCRYPTION_RECIPIENTS is set too: backups would be "
+    "encrypted to the recipients only and the passphrase silently ignored; unset one of them "
+    "(keep a passphrase ENCRYPTION_KEY only where old passphrase backups are restored)"
+)
+
+
+def is_ambiguous(encryption: bool, key: str | None, has_recipients: bool) -> bool:
+    """A passphrase ``ENCRYPTION_KEY`` beside recipients while encrypting: refused.
+
+    Which one would be used is not obvious (the recipients: X25519 wins), and
+    an operator who set the passphrase believes it protects the backups. An
+    ``AGE-SECRET-KEY-1…`` key is not ambiguous: it is an identity whose public
+    key is added to the recipients (documented), so both can decrypt.
+    """
+    if not (encryption and key and has_recipients):
+        return False
+    return not key.strip().upper().startswith(SECRET_PREFIX)
+
+
 def public_key_of(identity: str) -> str:
     from pyrage import x25519
 

@@ -55,6 +55,7 @@ from seawall.qdrant.snapshots import (
     create_snapshot,
     delete_snapshot,
 )
+from seawall.qdrant.streamcheck import SnapshotStructure
 
 ENGINE: Final = "qdrant"
 KIND = "snapshot"
@@ -188,6 +189,7 @@ def store_snapshot(
     # queue hop per piece (measured: slightly slower). Without that thread
     # (spec.prefetch off) the Prefetcher provides the overlap.
     reader: SnapshotDownload | Prefetcher = download if spec.prefetch else Prefetcher(download)
+    structure = SnapshotStructure()
     started = time.monotonic()
     try:
         with progress(f"{scope.label}", snap.size) as tick:
@@ -198,6 +200,7 @@ def store_snapshot(
                 spec,
                 before_commit=download.check_complete,
                 progress=tick,
+                tap=structure.feed,
             )
     finally:
         reader.close()
@@ -215,7 +218,9 @@ def store_snapshot(
     if download.resumes:
         extra.setdefault("download_resumes", download.resumes)
     res.raw_sha256 = download.sha256
-    return artifact_from(name, role, res, **extra)
+    art = artifact_from(name, role, res, **extra)
+    art.stream_check = structure.result(checksum_matched=bool(snap.checksum))
+    return art
 
 
 def take_sample(client: QdrantClient, collection: str) -> dict[str, Any] | None:
@@ -307,9 +312,9 @@ def backup_collection(
             extra={"collection": collection, "backup_id": backup_id, "bytes": manifest.stored_size},
         )
         if verify if verify is not None else s.verify_backup:
-            from seawall.qdrant.verify import verify_backup
+            from seawall.qdrant.verify import verify_after_backup
 
-            verification = verify_backup(ctx, ctx.storage, manifest, deep=False, write_back=True)
+            verification = verify_after_backup(ctx, manifest)
             if not verification.ok:
                 manifest.status = "failed"
                 manifest.error = f"verification right after the backup failed: {verification.verification.message}"

@@ -102,9 +102,9 @@ def backup_full_storage(
             m.duration_seconds = round(time.monotonic() - t0, 3)
             ctx.catalog.write(m)
             if verify if verify is not None else s.verify_backup:
-                from seawall.qdrant.verify import verify_backup
+                from seawall.qdrant.verify import verify_after_backup
 
-                res = verify_backup(ctx, ctx.storage, m, deep=False, write_back=True)
+                res = verify_after_backup(ctx, m)
                 if not res.ok:
                     m.status = "failed"
                     m.error = (

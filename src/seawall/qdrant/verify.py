@@ -1,6 +1,13 @@
 """``seawall qdrant verify``: prove a snapshot backup is restorable, offline.
 
-Standard checks, one streaming pass per artifact (bounded memory): the
+Stored level (no identity here, e.g. right after a backup on a host that
+holds only the age recipient; :mod:`seawall.pipeline.stored`): the stored
+bytes re-read against the sha256 computed while writing, the age header and
+payload framing, and the tar structure and Qdrant checksum recorded while
+the snapshot streamed (:mod:`.streamcheck`). ``--deep`` needs the identity
+(exit 8).
+
+Decoded level (where the key is available), one streaming pass per artifact (bounded memory): the
 sha256 of the stored bytes against the manifest, decryption, decompression,
 the sha256 of the decoded snapshot against the checksum Qdrant reported at
 backup time, and the archive's structure (:mod:`.archive`: config.json,
@@ -20,10 +27,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from seawall.catalog.models import Manifest, Verification, utcnow
+from seawall.catalog.models import Manifest, Verification, VerificationLevel, utcnow
 from seawall.context import Context
-from seawall.errors import SeawallError, VerificationError
+from seawall.errors import DecryptionError, NotFoundError, SeawallError, VerificationError
 from seawall.log import get_logger
+from seawall.pipeline.stored import check_stored, identity_free, missing_key_hint
 from seawall.qdrant.archive import ArchiveReport, inspect_archive, kind_of
 from seawall.qdrant.decoded import open_decoded
 from seawall.storage.base import Storage
@@ -80,6 +88,41 @@ def check_artifacts(
     return checks, reports
 
 
+def check_artifacts_stored(
+    ctx: Context, storage: Storage, manifest: Manifest, key_of: object
+) -> list[str]:
+    """The identity-free level of every artifact; raises on the first failure."""
+    if not manifest.artifacts:
+        raise VerificationError(f"backup {manifest.id} has no artifacts")
+    checks: list[str] = []
+    for art in manifest.artifacts:
+        key = key_of(art.name)  # type: ignore[operator]
+        if not storage.exists(key):
+            raise NotFoundError(
+                f"backup {manifest.id}: {art.name} is missing from {storage.describe()}; "
+                "the backup is incomplete, restore from another one"
+            )
+        checks += check_stored(storage, key, art, ctx.keys, f"backup {manifest.id}")
+    checks.append(
+        f"stored level: not decrypted here ({missing_key_hint(manifest.artifacts)} is not "
+        "set); the snapshot archive is read and loaded where the identity lives"
+    )
+    return checks
+
+
+def verify_after_backup(ctx: Context, manifest: Manifest) -> VerifyResult:
+    """The verification right after a backup: the strongest level the keys here
+    allow; a configured identity that does not open the backup falls back to
+    the stored level (it says nothing about the backup)."""
+    res = verify_backup(ctx, ctx.storage, manifest, deep=False, write_back=True)
+    if isinstance(res.error, DecryptionError):
+        log.warning("%s; verifying the stored bytes only", res.error)
+        res = verify_backup(
+            ctx, ctx.storage, manifest, deep=False, write_back=True, stored_only=True
+        )
+    return res
+
+
 def verify_backup(
     ctx: Context,
     storage: Storage,
@@ -88,8 +131,14 @@ def verify_backup(
     deep: bool,
     write_back: bool,
     in_catalog: bool = True,
+    stored_only: bool = False,
 ) -> VerifyResult:
-    """Verify one backup; never raises for a bad backup (see ``VerifyResult.error``)."""
+    """Verify one backup; never raises for a bad backup (see ``VerifyResult.error``).
+
+    A key problem (DecryptionError: ``deep`` without the identity, or an
+    identity that does not open it) is returned as the error but not
+    written back: it says nothing about the backup.
+    """
     from seawall.catalog.store import artifact_key
 
     def key_of(name: str) -> str:
@@ -99,8 +148,19 @@ def verify_backup(
     checks: list[str] = []
     error: SeawallError | None = None
     reports: dict[str, ArchiveReport] = {}
+    stored = stored_only or identity_free(manifest.artifacts, ctx.keys)
+    level: VerificationLevel = "deep" if deep else ("stored" if stored else "decoded")
     try:
-        checks, reports = check_artifacts(ctx, storage, manifest, key_of)
+        if stored and deep:
+            raise DecryptionError(
+                f"backup {manifest.id}: --deep decrypts and loads the snapshot, so it runs "
+                f"where the identity lives: set {missing_key_hint(manifest.artifacts)}; "
+                "without it `seawall qdrant verify` checks the stored bytes only"
+            )
+        if stored:
+            checks = check_artifacts_stored(ctx, storage, manifest, key_of)
+        else:
+            checks, reports = check_artifacts(ctx, storage, manifest, key_of)
         if deep:
             from seawall.qdrant.deep import deep_check
 
@@ -108,24 +168,22 @@ def verify_backup(
     except SeawallError as exc:
         error = exc
     ok = error is None
-    message = (
-        (
-            "deep verification ok (segment data loaded with qdrant-edge)"
-            if deep
-            else "verification ok"
-        )
-        if ok
-        else str(error)
-    )
+    ok_message = {
+        "deep": "deep verification ok (segment data loaded with qdrant-edge)",
+        "decoded": "verification ok",
+        "stored": "verification ok (stored level: not decrypted here)",
+    }[level]
+    message = ok_message if ok else str(error)
     verification = Verification(
         at=utcnow(),
         ok=ok,
         deep=deep,
+        level=level,
         duration_seconds=round(time.monotonic() - t0, 3),
         message=message[:1000],
         checks=checks,
     )
-    if write_back and in_catalog:
+    if write_back and in_catalog and not isinstance(error, DecryptionError):
         manifest.verification = verification
         try:
             ctx.catalog.write(manifest)

@@ -54,7 +54,9 @@ def backup(
         results.append(res)
         m = res.manifest
         if not json_out and not State.quiet:
-            state = {True: "verified", False: "VERIFY FAILED", None: "not verified"}[res.verified]
+            state = {True: f"verified ({res.level})", False: "VERIFY FAILED", None: "not verified"}[
+                res.verified
+            ]
             typer.echo(
                 f"{db}: backup {m.id} ok, {human_size(m.stored_size)} stored "
                 f"({human_size(m.raw_size)} raw) in {m.duration_seconds:.1f}s, {state}"

@@ -51,7 +51,11 @@ def basebackup(
     if not State.quiet:
         pg = m.postgres
         assert pg is not None
-        state = "verified" if m.verification and m.verification.ok else "not verified"
+        state = (
+            f"verified ({m.verification.effective_level})"
+            if m.verification and m.verification.ok
+            else "not verified"
+        )
         typer.echo(
             f"{m.series}: base backup {m.id} ok, {human_size(m.stored_size)} stored "
             f"({human_size(m.raw_size)} raw) in {m.duration_seconds or 0:.1f}s, "

@@ -47,7 +47,11 @@ def list_backups(
         verified = (
             "-"
             if r.verified is None
-            else ("deep" if r.verified and r.verified_deep else ("yes" if r.verified else "FAILED"))
+            else (
+                "FAILED"
+                if not r.verified
+                else {"deep": "deep", "stored": "stored"}.get(r.verified_level or "", "yes")
+            )
         )
         table.append(
             (

@@ -8,6 +8,7 @@ import typer
 
 from seawall.context import Context
 from seawall.runner.common import State, command, print_json, settings
+from seawall.runner.verify_level import level_note
 
 
 @command
@@ -33,8 +34,13 @@ def verify(
 ) -> None:
     """Verify sha256, decryption, decompression and pg_restore --list; --deep restores it for real.
 
+    Without the decryption identity (a host holding only ENCRYPTION_RECIPIENTS) the
+    'stored' level runs instead and says so: stored bytes against the sha256 taken while
+    writing, the age header and framing, the structure recorded while streaming.
+
     Exit codes: 0 passed, 3 verification failed (corrupt), 4 backup or file not found,
-    5 PostgreSQL unreachable (--deep), 8 wrong or missing key (see `seawall --help`).
+    5 PostgreSQL unreachable (--deep), 8 wrong key, or --deep without the key (see
+    `seawall --help`).
     """
     from seawall.postgres.logical.interrupt import sigterm_as_interrupt
     from seawall.postgres.logical.select import resolve
@@ -57,7 +63,8 @@ def verify(
         for check in result.checks:
             typer.echo(f"  ok  {check}")
         typer.echo(
-            f"{source.label}: verification passed{' (deep)' if deep else ''} in {result.duration_seconds:.1f}s"
+            f"{source.label}: verification passed ({level_note(result)}) "
+            f"in {result.duration_seconds:.1f}s"
         )
 
 
@@ -90,5 +97,5 @@ def _verify_base(ctx: Context, ref: str, base: bool, deep: bool, json_out: bool)
     if not result.ok:
         raise VerificationError(f"base backup {manifest.id}: {result.message}")
     if not json_out and not State.quiet:
-        typer.echo(f"{manifest.id}: base backup verification passed{' (deep)' if deep else ''}")
+        typer.echo(f"{manifest.id}: base backup verification passed ({level_note(result)})")
     return True

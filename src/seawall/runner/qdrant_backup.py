@@ -63,7 +63,7 @@ def backup(
         if r.manifest is not None and not json_out and not State.quiet:
             m = r.manifest
             state = (
-                "verified"
+                f"verified ({m.verification.effective_level})"
                 if m.verification and m.verification.ok
                 else ("not verified" if m.verification is None else "VERIFY FAILED")
             )

@@ -37,8 +37,9 @@ def list_backups(
         typer.echo(f"no Qdrant backups in {ctx.storage.describe()}")
     for m in manifests:
         verified = "-" if m.verification is None else ("ok" if m.verification.ok else "FAILED")
-        if m.verification is not None and m.verification.deep and m.verification.ok:
-            verified = "deep-ok"
+        if m.verification is not None and m.verification.ok:
+            level = m.verification.effective_level
+            verified = {"deep": "deep-ok", "stored": "stored-ok"}.get(level, "ok")
         points = m.qdrant.points_count if m.qdrant and m.qdrant.points_count is not None else "-"
         typer.echo(
             f"{m.id}  {m.status:<7}  {m.kind:<14}  {m.series!r:<24}  "

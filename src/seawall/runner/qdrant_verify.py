@@ -27,11 +27,16 @@ def verify(
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """sha256, decrypt, decompress and the snapshot archive's structure; --deep loads segments."""
+    """sha256, decrypt, decompress and the snapshot archive's structure; --deep loads segments.
+
+    Without the decryption identity the 'stored' level runs and says so (stored bytes,
+    age header, structure recorded while streaming); --deep then exits 8.
+    """
     from seawall.context import Context
-    from seawall.errors import NotFoundError, PartialFailureError, SeawallError
+    from seawall.errors import DecryptionError, NotFoundError, PartialFailureError, SeawallError
     from seawall.qdrant.select import latest_per_series, resolve
     from seawall.qdrant.verify import verify_backup
+    from seawall.runner.verify_level import level_note
 
     ctx = Context(settings())
     if ref == "latest":
@@ -63,8 +68,14 @@ def verify(
             }
         )
         if not json_out and not State.quiet:
-            status = "OK" if v.ok else "FAILED"
+            status = (
+                "OK"
+                if v.ok
+                else ("NOT VERIFIED" if isinstance(res.error, DecryptionError) else "FAILED")
+            )
             typer.echo(f"{source.label}: {status}: {v.message}")
+            if v.ok:
+                typer.echo(f"  ({level_note(v)})")
             for line in v.checks:
                 typer.echo(f"  - {line}")
             if deep and v.ok:

@@ -153,6 +153,16 @@ class DumpScanner:
             raise ScanError(self.failed)
         return {t.key: f"{t.crc:08x}/{t.nbytes}" for t in self._tables.values()}
 
+    def structure(self) -> str:
+        """What the scan saw, for the manifest's ``stream_check``; raises ScanError
+        if the archive was not read to a block boundary at its end."""
+        sums = self.checksums()
+        version = ".".join(str(v) for v in self.version or ())
+        return (
+            f"archive version {version}, header and table of contents ({len(self._entries)} "
+            f"entries) parsed, {len(sums)} table data block(s) read to the end"
+        )
+
     # ----------------------------------------------------- header and TOC
     def _try_toc(self, final: bool = False) -> None:
         try:

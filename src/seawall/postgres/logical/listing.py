@@ -29,6 +29,8 @@ class Row:
     encrypted: bool
     verified: bool | None
     verified_deep: bool | None
+    #: stored | decoded | deep (see catalog.models.VerificationLevel)
+    verified_level: str | None
     status: str
     tiers: list[str]
     error: str | None
@@ -73,6 +75,7 @@ def rows(ctx: Context, database: str | None = None) -> tuple[list[Row], list[str
                 encrypted=bool(dump and dump.encryption),
                 verified=m.verification.ok if m.verification else None,
                 verified_deep=m.verification.deep if m.verification else None,
+                verified_level=m.verification.effective_level if m.verification else None,
                 status=m.status,
                 tiers=tiers.get((m.series, m.id), []),
                 error=m.error,

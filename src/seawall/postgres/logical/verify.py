@@ -1,9 +1,18 @@
 """``seawall postgres verify``: prove a backup can be restored.
 
-Shallow (always): every artifact's stored bytes match the manifest's sha256
-(before anything is decrypted), it decrypts and decompresses to bytes whose
-sha256 matches the raw digest taken at backup time, and ``pg_restore
---list`` reads the archive's table of contents.
+Levels (``Verification.level``, see :mod:`seawall.catalog.models`):
+
+Stored (no identity here, e.g. right after a backup on a host that holds
+only the age recipient): :mod:`seawall.pipeline.stored` re-reads every
+artifact's bytes against the sha256 computed while writing, checks the age
+header and payload framing, and reports the archive structure dumpscan
+recorded while the dump streamed. ``--deep`` needs the identity and says so
+(exit 8) instead of pretending.
+
+Decoded (where the key is available): every artifact's stored bytes match
+the manifest's sha256 (before anything is decrypted), it decrypts and
+decompresses to bytes whose sha256 matches the raw digest taken at backup
+time, and ``pg_restore --list`` reads the archive's table of contents.
 
 Deep (``--deep``): a real ``pg_restore`` into a scratch database on the
 configured server and the content statistics compared with those taken in
@@ -25,10 +34,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from seawall.catalog.models import ContentStats, Manifest, TableStats, Verification, utcnow
+from seawall.catalog.models import (
+    ContentStats,
+    Manifest,
+    TableStats,
+    Verification,
+    VerificationLevel,
+    utcnow,
+)
 from seawall.context import Context
-from seawall.errors import NotFoundError, SeawallError, VerificationError
+from seawall.errors import DecryptionError, NotFoundError, SeawallError, VerificationError
 from seawall.log import get_logger
+from seawall.pipeline.stored import check_stored, identity_free, missing_key_hint
 from seawall.pipeline.stream import decode_to
 from seawall.postgres.logical import dumpscan, server, stats
 from seawall.postgres.logical.select import BackupSource
@@ -89,19 +106,10 @@ def check_artifacts(
     """Shallow checks of a manifest's artifacts; raises on the first failure."""
     m = source.manifest
     assert m is not None
-    if not m.ok:
-        raise VerificationError(f"{source.label} is a failed backup ({m.error}); nothing to verify")
+    _require_complete(source, m)
     checks: list[str] = []
-    dump = m.artifact("dump")
-    if dump is None:
-        raise VerificationError(f"{source.label}: the manifest lists no dump artifact")
     for art in m.artifacts:
         key = source.key(art.name)
-        if not source.storage.exists(key):
-            raise NotFoundError(
-                f"{source.label}: artifact {art.name} is missing from {source.storage.describe()}; "
-                "the backup is incomplete, restore from another one"
-            )
         if art.role == "dump":
             restore = _pg_restore(ctx, _dump_major(m))
             feeder = _ListFeeder(restore.lister(), hashing=bool(art.raw_sha256))
@@ -150,6 +158,35 @@ def check_artifacts(
                     "(raw sha256 mismatch); the artifact is corrupt"
                 )
             checks.append(f"{art.name}: sha256 ok, decoded ok")
+    return checks
+
+
+def _require_complete(source: BackupSource, m: Manifest) -> None:
+    """A successful manifest with a dump, and every artifact present."""
+    if not m.ok:
+        raise VerificationError(f"{source.label} is a failed backup ({m.error}); nothing to verify")
+    if m.artifact("dump") is None:
+        raise VerificationError(f"{source.label}: the manifest lists no dump artifact")
+    for art in m.artifacts:
+        if not source.storage.exists(source.key(art.name)):
+            raise NotFoundError(
+                f"{source.label}: artifact {art.name} is missing from {source.storage.describe()}; "
+                "the backup is incomplete, restore from another one"
+            )
+
+
+def check_stored_artifacts(ctx: Context, source: BackupSource) -> list[str]:
+    """The identity-free level (see :mod:`seawall.pipeline.stored`); raises on a failure."""
+    m = source.manifest
+    assert m is not None
+    _require_complete(source, m)
+    checks: list[str] = []
+    for art in m.artifacts:
+        checks += check_stored(source.storage, source.key(art.name), art, ctx.keys, source.label)
+    checks.append(
+        f"stored level: not decrypted here ({missing_key_hint(m.artifacts)} is not set); "
+        "pg_restore --list and a real restore run with `verify --deep` where the identity lives"
+    )
     return checks
 
 
@@ -321,13 +358,35 @@ def _redump_checksums(
 
 
 def verify_source(
-    ctx: Context, source: BackupSource, *, deep: bool, progress: Progress | None = None
+    ctx: Context,
+    source: BackupSource,
+    *,
+    deep: bool,
+    progress: Progress | None = None,
+    stored_only: bool = False,
 ) -> Verification:
-    """Verify and record; raises VerificationError (exit 3) if it failed."""
+    """Verify and record; raises VerificationError (exit 3) if it failed.
+
+    Without the key the backup was encrypted for (or with ``stored_only``)
+    the ``stored`` level runs; ``deep`` then raises DecryptionError (exit 8)
+    before touching anything: a restore cannot be faked without the key.
+    """
     t0 = time.monotonic()
     checks: list[str] = []
+    m = source.manifest
+    stored = m is not None and (stored_only or identity_free(m.artifacts, ctx.keys))
+    if stored and deep:
+        assert m is not None
+        raise DecryptionError(
+            f"{source.label}: verify --deep decrypts and restores, so it runs where the identity "
+            f"lives: set {missing_key_hint(m.artifacts)}; without it `seawall postgres verify` "
+            "checks the stored bytes only"
+        )
+    level: VerificationLevel = "deep" if deep else ("stored" if stored else "decoded")
     try:
-        if source.manifest is not None:
+        if stored:
+            checks += check_stored_artifacts(ctx, source)
+        elif source.manifest is not None:
             checks += check_artifacts(ctx, source, progress)
         else:
             from seawall.postgres.logical.legacy import check_foreign
@@ -343,6 +402,7 @@ def verify_source(
                 at=utcnow(),
                 ok=False,
                 deep=deep,
+                level=level,
                 duration_seconds=round(time.monotonic() - t0, 3),
                 message=str(exc),
                 checks=checks,
@@ -353,8 +413,9 @@ def verify_source(
         at=utcnow(),
         ok=True,
         deep=deep,
+        level=level,
         duration_seconds=round(time.monotonic() - t0, 3),
-        message="ok",
+        message="ok" if not stored else "ok (stored level: the content was not decrypted here)",
         checks=checks,
     )
     _record(ctx, source, result)

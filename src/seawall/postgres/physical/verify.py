@@ -1,6 +1,12 @@
 """Verification of a base backup.
 
-Shallow (after every backup): the stored bytes match the manifest's sha256,
+Stored (no identity here, e.g. right after a backup on a host that holds
+only the age recipient; :mod:`seawall.pipeline.stored`): the stored bytes
+re-read against the sha256 computed while writing, the age header and
+payload framing, and the tar structure recorded while pg_basebackup's
+stream went through the tar scanner. ``deep`` needs the identity (exit 8).
+
+Decoded (where the key is available, after every backup): the stored bytes match the manifest's sha256,
 they decode (decrypt, decompress) to the raw sha256 recorded at backup time,
 and the result is a well-formed tar holding ``backup_label`` and
 ``backup_manifest``.
@@ -22,12 +28,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from seawall.catalog.models import Manifest, Verification
+from seawall.catalog.models import Manifest, Verification, VerificationLevel
 from seawall.catalog.store import artifact_key
 from seawall.context import Context
-from seawall.errors import NotFoundError, SeawallError
+from seawall.errors import DecryptionError, NotFoundError, SeawallError
+from seawall.pipeline.stored import check_stored, identity_free, missing_key_hint
 from seawall.pipeline.stream import decode_to
-from seawall.postgres.physical.tarscan import TarScanner, TarStructureError
+from seawall.pipeline.tarscan import TarScanner, TarStructureError
 from seawall.postgres.tools.base import child_env
 from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
 from seawall.postgres.tools.pg_verifybackup import verifybackup
@@ -64,18 +71,45 @@ class _ScanSink:
         return len(data)
 
 
-def verify_base_backup(ctx: Context, manifest: Manifest, deep: bool = False) -> Verification:
-    """Check a base backup; never raises for a failed check (the result says)."""
+def verify_base_backup(
+    ctx: Context, manifest: Manifest, deep: bool = False, stored_only: bool = False
+) -> Verification:
+    """Check a base backup; never raises for a failed check (the result says).
+
+    A key problem is not a check result: without the identity the ``stored``
+    level runs (``deep`` raises DecryptionError), and a configured identity
+    that does not open the backup raises DecryptionError, recording nothing.
+    """
     t0 = time.monotonic()
     checks: list[str] = []
     ok = True
     message = "ok"
     scratch: Path | None = None
+    stored = stored_only or identity_free(manifest.artifacts, ctx.keys)
+    if stored and deep:
+        raise DecryptionError(
+            f"base backup {manifest.id}: a deep verification decrypts and unpacks it, so it "
+            f"runs where the identity lives: set {missing_key_hint(manifest.artifacts)}; "
+            "without it `seawall postgres verify` checks the stored bytes only"
+        )
+    level: VerificationLevel = "deep" if deep else ("stored" if stored else "decoded")
     try:
         art = manifest.artifact("base")
         if art is None:
             raise TarStructureError("the manifest lists no base artifact")
         key = artifact_key(manifest, art.name)
+        if stored:
+            if not ctx.storage.exists(key):
+                raise NotFoundError(
+                    f"base backup {manifest.id}: {art.name} is missing from "
+                    f"{ctx.storage.describe()}; the backup is incomplete"
+                )
+            checks += check_stored(ctx.storage, key, art, ctx.keys, f"base backup {manifest.id}")
+            checks.append(
+                f"stored level: not decrypted here ({missing_key_hint(manifest.artifacts)} "
+                "is not set); decrypting and pg_verifybackup run where the identity lives"
+            )
+            return _result(t0, True, deep, level, "ok (stored level: not decrypted here)", checks)
         scanner = TarScanner()
         tar_proc: subprocess.Popen[bytes] | None = None
         if deep:
@@ -117,16 +151,25 @@ def verify_base_backup(ctx: Context, manifest: Manifest, deep: bool = False) -> 
                 err = tar_proc.stderr.read().decode(errors="replace") if tar_proc.stderr else ""
                 raise TarStructureError(f"tar could not unpack the backup: {err.strip()[:200]}")
             ok, message = _deep(ctx, manifest, scratch, checks)
+    except DecryptionError:
+        raise
     except (SeawallError, TarStructureError) as exc:
         ok = False
         message = str(exc)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+    return _result(t0, ok, deep, level, message, checks)
+
+
+def _result(
+    t0: float, ok: bool, deep: bool, level: VerificationLevel, message: str, checks: list[str]
+) -> Verification:
     return Verification(
         at=datetime.now(UTC),
         ok=ok,
         deep=deep,
+        level=level,
         duration_seconds=round(time.monotonic() - t0, 3),
         message=message,
         checks=checks,

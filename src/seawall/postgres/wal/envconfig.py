@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seawall.errors import ConfigError
-from seawall.pipeline.keys import KeyRing
+from seawall.pipeline.keys import AMBIGUOUS_KEYS, KeyRing, is_ambiguous
 from seawall.pipeline.stream import PipelineSpec
 from seawall.postgres.wal.walenv import WalEnv, WalEnvError, read_wal_env
 
@@ -71,6 +71,8 @@ def config_from(raw: WalEnv) -> WalConfig:
             "invalid configuration: ENCRYPTION is on but no key is set: set ENCRYPTION_RECIPIENTS "
             "(age public keys, see `seawall keygen`) or ENCRYPTION_KEY"
         )
+    if is_ambiguous(raw.encryption, raw.key, bool(raw.recipients or raw.recipients_file)):
+        raise ConfigError(f"invalid configuration: {AMBIGUOUS_KEYS}")
     keys = KeyRing.build(
         key=raw.key,
         recipients=raw.recipients,

@@ -174,6 +174,8 @@ def _options(env: Mapping[str, str] | None) -> tuple[str, str, int | None, int, 
                 recipients.append(str(x25519.Identity.from_str(key).to_public()))
             except Exception as exc:
                 raise Fallback("invalid identity") from exc
+        elif key:  # a passphrase: beside recipients the general path refuses it
+            raise Fallback("passphrase ENCRYPTION_KEY")
         if not recipients:  # no key, or a passphrase only (age scrypt mode)
             raise Fallback("no X25519 recipient")
         recipients = list(dict.fromkeys(recipients))

@@ -4,7 +4,10 @@ The base backup flows through the pipeline once; on the way this scanner
 checks every tar header (checksum, size field) and keeps ``backup_label`` and
 ``backup_manifest``, which give the backup's start LSN, timeline and WAL
 range without a second pass or a server round trip. The same scanner checks
-the structure of a stored backup at verify time.
+the structure of a stored backup at verify time, and the outer structure of
+Qdrant snapshots while they stream (it lives in the pipeline layer so both
+engines can use it; what it saw is recorded as ``Artifact.stream_check`` for
+verification without the decryption identity).
 """
 
 from __future__ import annotations
