@@ -83,6 +83,7 @@ app.add_typer(qdrant_app, name="qdrant")
 
 #: (typer app, command name, module under seawall.runner, function name)
 COMMANDS: list[tuple[typer.Typer, str, str, str]] = [
+    (app, "init", "init_cmd", "init"),
     (app, "keygen", "keygen", "keygen"),
     (app, "demo", "demo", "demo"),
     (app, "prune", "prune", "prune"),

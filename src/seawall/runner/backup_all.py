@@ -99,6 +99,7 @@ def backup_all(
     from seawall.errors import BackupFailedError, PartialFailureError, SeawallError
 
     ctx = Context(settings())
+    ctx.ensure_repository()
     # build shared objects once, before the threads race for them
     _ = (ctx.storage, ctx.catalog, ctx.spec)
     engines = list(dict.fromkeys(ctx.settings.engines))

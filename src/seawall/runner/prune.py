@@ -35,6 +35,7 @@ def prune(
     from seawall.prune import execute, plan
 
     ctx = Context(settings())
+    ctx.require_repository()
     ctx.retention_policy("postgresql", "logical", "*")  # refuse an empty policy up front
     engine_dir = {"postgres": "postgresql", "qdrant": "qdrant", None: None}[engine]
     the_plan = plan(ctx, engine=engine_dir, series=series or None)
