@@ -24,7 +24,7 @@ import typer
 
 from seawall.errors import SeawallError
 from seawall.log import get_logger, register_secret, scrub, setup_logging
-from seawall.settings import Settings, load_settings
+from seawall.settings import Settings, load_settings, unknown_env_vars
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -77,6 +77,9 @@ def settings(**overrides: Any) -> Settings:
         if secret is not None:
             register_secret(secret.get_secret_value())
     setup_logging(s.log_level, s.log_format, s.log_file, quiet=State.quiet)
+    for name, close in unknown_env_vars():
+        hint = f"; did you mean {close}?" if close else "; see docs/configuration.md"
+        get_logger().warning(f"{name} is not a seawall setting and is ignored{hint}")
     return s
 
 
