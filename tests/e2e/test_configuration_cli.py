@@ -88,3 +88,17 @@ def test_qdrant_only_configuration_does_not_back_up_postgres(
     res = sw(["backup"], env)
     assert res.returncode == 0, res.stderr
     assert "1 of 1 backups succeeded (engines: qdrant; not configured: postgres)" in res.stdout
+
+
+def test_both_spellings_choose_the_postgresql_engine(tmp_path: Path) -> None:
+    """docs/design.md: typed `postgres`, written `postgresql`; inputs accept both."""
+    outputs = []
+    for word in ("postgres", "postgresql", "PostgreSQL"):
+        res = _run(["prune", "--dry-run", "--json", "--engine", word.lower()], _env(tmp_path))
+        assert res.returncode == 0, res.stderr
+        outputs.append({k: v for k, v in json.loads(res.stdout).items() if k != "now"})
+        res = _run(["prune", "--dry-run"], _env(tmp_path, ENGINES=word))
+        assert res.returncode == 0, res.stderr
+    assert outputs[0] == outputs[1] == outputs[2]
+    design = (Path(__file__).parents[2] / "docs" / "design.md").read_text()
+    assert "**`postgresql` is the word seawall writes**" in design
