@@ -178,6 +178,7 @@ def run(argv: list[str]) -> int:
     argument) prints the same JSON error object as a failing command.
     """
     State.json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
+    State.printed_json = False
     root = build()
     try:
         result = root.main(args=argv, prog_name="seawall", standalone_mode=False)
