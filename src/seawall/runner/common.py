@@ -111,13 +111,13 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
             raise
         except Exception as exc:
             get_logger().debug("unexpected error", exc_info=True)
-            message = (
-                f"internal error: {type(exc).__name__}: {scrub(str(exc))[:300]} "
-                "(please report it; run with LOG_LEVEL=debug for the traceback)"
+            typer.echo(
+                f"seawall: internal error: {type(exc).__name__}: {scrub(str(exc))[:300]} "
+                "(please report it; run with LOG_LEVEL=debug for the traceback)",
+                err=True,
             )
-            typer.echo(f"seawall: {message}", err=True)
             if State.json:
-                json_error(message, 1, "internal")
+                json_error(f"internal error: {type(exc).__name__}: {str(exc)[:300]}", 1, "internal")
             raise typer.Exit(1) from exc
 
     return wrapper
