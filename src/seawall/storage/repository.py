@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from seawall.errors import StorageError
+from seawall.storage.local import storage_error
 
 #: Written by ``seawall init``; says what the directory is to a human with ``ls -a``.
 MARKER = ".seawall-repository"
@@ -80,8 +81,8 @@ def ensure_repository(root: Path) -> None:
             "volume mounted? Fix BACKUP_DIR, or run `seawall init` to create a new repository "
             "with its parent directories"
         ) from None
-    except OSError as exc:
-        raise StorageError(f"cannot create repository {root}: {exc.strerror}") from None
+    except OSError as exc:  # read-only, permission denied, full: the usual hints
+        raise storage_error(exc, f"repository {root}") from None
     os.chmod(root, 0o700)  # whatever the umask
 
 
