@@ -18,6 +18,7 @@ from seawall.pipeline.stream import PipelineSpec
 from seawall.retention import EmptyPolicyError, InvalidPolicyError, Policy
 from seawall.settings import Settings
 from seawall.storage.local import LocalStorage
+from seawall.storage.repository import ensure_repository, require_repository
 
 
 @dataclass
@@ -27,6 +28,14 @@ class Context:
     @cached_property
     def storage(self) -> LocalStorage:
         return LocalStorage(self.settings.backup_dir)
+
+    def require_repository(self) -> None:
+        """Before reading: BACKUP_DIR must exist (see :mod:`seawall.storage.repository`)."""
+        require_repository(self.settings.backup_dir)
+
+    def ensure_repository(self) -> None:
+        """Before writing: BACKUP_DIR exists, or only its own top directory is created."""
+        ensure_repository(self.settings.backup_dir)
 
     @cached_property
     def catalog(self) -> Catalog:

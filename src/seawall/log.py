@@ -85,6 +85,26 @@ class TextFormatter(logging.Formatter):
         return scrub(line)
 
 
+class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler for whatever ``sys.stderr`` is when a record is emitted.
+
+    A progress bar (:mod:`seawall.progress`) swaps ``sys.stderr`` for a proxy
+    that prints each line above the bar; a handler holding the original
+    stream would write over the bar's line instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 def setup_logging(
     level: str = "info",
     fmt: str = "auto",
@@ -97,7 +117,7 @@ def setup_logging(
     logger.propagate = False
     logger.setLevel(level.upper())
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    stderr = logging.StreamHandler(sys.stderr)
+    stderr = CurrentStderrHandler()
     stderr.setFormatter(JsonFormatter() if use_json else TextFormatter())
     stderr.addFilter(_Redact())
     if quiet:

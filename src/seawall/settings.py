@@ -14,11 +14,19 @@ defaults.
 Secrets are ``SecretStr`` and never printed: not in errors, logs, manifests
 or ``--help``. :func:`load_settings` turns a pydantic validation failure into
 one :class:`~seawall.errors.ConfigError` listing every bad field and what is
-expected, without echoing secret values.
+expected, without echoing secret values. Checks that involve two fields
+(``COMPRESSION_LEVEL`` against ``COMPRESSION``) are field validators reading
+the earlier field, not model validators, because pydantic runs model
+validators only when every field is valid: ``COMPRESSION_LEVEL=99
+RETENTION_DAYS=-3`` must report both. Enumerated values (``COMPRESSION=LZ4``
+…) are case-insensitive. A ``SEAWALL_*`` variable that is no option is
+reported with the closest valid name (:func:`unknown_env_vars`) instead of
+being silently ignored.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from datetime import timedelta
@@ -31,6 +39,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -208,17 +217,37 @@ class Settings(BaseSettings):
     qdrant_peer_urls: list[str] = Field(
         default_factory=list, validation_alias=_env("qdrant_peer_urls", "QDRANT_PEER_URLS")
     )
-    engines: list[Literal["postgres", "qdrant"]] = Field(
-        default_factory=lambda: ["postgres"],  # type: ignore[arg-type]
-        validation_alias=_env("engines", "ENGINES"),
+    # None (unset): every engine whose connection is configured (active_engines)
+    engines: list[Literal["postgres", "qdrant"]] | None = Field(
+        None, validation_alias=_env("engines", "ENGINES")
     )
+
+    @field_validator(
+        "compression",
+        "qdrant_compression",
+        "log_format",
+        "log_level",
+        "engines",
+        mode="before",
+    )
+    @classmethod
+    def _lower_enum(cls, value: Any, info: ValidationInfo) -> Any:
+        """Enumerated values are case-insensitive (``COMPRESSION=LZ4`` is refused for LZ4, not case)."""
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if info.field_name == "engines":  # a list: ``postgres,qdrant``
+                value = [item for item in value.replace(",", " ").split() if item]
+        if isinstance(value, list):
+            value = [v.strip().lower() if isinstance(v, str) else v for v in value]
+            # the repository and the metrics say postgresql: accept the word here too
+            value = ["postgres" if v == "postgresql" else v for v in value]
+        return value
 
     @field_validator(
         "databases",
         "encryption_recipients",
         "qdrant_collections",
         "qdrant_peer_urls",
-        "engines",
         "encryption_identity_files",
         mode="before",
     )
@@ -265,18 +294,20 @@ class Settings(BaseSettings):
             raise ValueError(AMBIGUOUS_KEYS)
         return self
 
-    @model_validator(mode="after")
-    def _check_level(self) -> Settings:
-        level = self.compression_level
+    @field_validator("compression_level")
+    @classmethod
+    def _check_level(cls, level: int | None, info: ValidationInfo) -> int | None:
+        """A field validator (not a model one) so other bad fields are reported with it."""
         if level is None:
-            return self
-        allowed = {"zstd": (1, 22), "gzip": (1, 9), "none": (0, 0)}[self.compression]
+            return level
+        compression = info.data.get("compression", "zstd")
+        allowed = {"zstd": (1, 22), "gzip": (1, 9), "none": (0, 0)}.get(compression, (1, 22))
         if not allowed[0] <= level <= allowed[1]:
             raise ValueError(
-                f"COMPRESSION_LEVEL: {level} is out of range for {self.compression} "
+                f"{level} is out of range for {compression} "
                 f"(expected {allowed[0]}..{allowed[1]}, or unset for the default)"
             )
-        return self
+        return level
 
     # --- derived ---------------------------------------------------------------------
     @property
@@ -297,6 +328,22 @@ class Settings(BaseSettings):
     def target_databases(self) -> list[str]:
         return list(self.databases) or [self.db_name]
 
+    def active_engines(self) -> list[str]:
+        """What ``seawall backup`` backs up: ENGINES if set, else every configured engine.
+
+        PostgreSQL counts as configured unless only Qdrant is (its connection
+        defaults to localhost, as libpq's does); Qdrant counts when its URL,
+        host, collections or API key are set. So README's example with both
+        configured backs up both without ENGINES, and a Qdrant-only setup does
+        not fail on a PostgreSQL that is not there.
+        """
+        if self.engines is not None:
+            return list(dict.fromkeys(self.engines))
+        given = self.model_fields_set
+        qdrant = bool(given & _QDRANT_CONNECTION)
+        postgres = bool(given & _POSTGRES_CONNECTION) or not qdrant
+        return [name for name, on in (("postgres", postgres), ("qdrant", qdrant)) if on]
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -312,6 +359,55 @@ class Settings(BaseSettings):
             _SecretFileSource(settings_cls),
             _TomlFileSource(settings_cls),
         )
+
+
+#: Options whose presence means "this engine is configured" (Settings.active_engines).
+_POSTGRES_CONNECTION = frozenset(
+    {"db_host", "db_port", "db_name", "db_user", "db_password", "pgpassfile", "databases"}
+)
+_QDRANT_CONNECTION = frozenset(
+    {"qdrant_url", "qdrant_host", "qdrant_collections", "qdrant_api_key", "qdrant_peer_urls"}
+)
+
+#: SEAWALL_* variables read outside Settings (entry points, the exporter's
+#: options, tests and benchmarks): not typos.
+OTHER_SEAWALL_VARS = frozenset(
+    {
+        "SEAWALL_CONFIG",
+        "SEAWALL_EXPORTER_LISTEN",
+        "SEAWALL_WEB_CONFIG_FILE",
+        "SEAWALL_WAL_FETCH_VERBOSE",
+    }
+)
+OTHER_SEAWALL_PREFIXES = ("SEAWALL_TEST_", "SEAWALL_BENCH_")
+
+
+def known_env_names() -> set[str]:
+    """Every SEAWALL_* name seawall reads."""
+    names = set(OTHER_SEAWALL_VARS)
+    for info in Settings.model_fields.values():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(c for c in alias.choices if isinstance(c, str) and c.isupper())
+    for env_names in SECRET_FILE_VARS.values():
+        names.update(env_names)
+    return {n for n in names if n.startswith("SEAWALL_")}
+
+
+def unknown_env_vars(environ: dict[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """``SEAWALL_*`` variables that are no option, each with the closest valid name."""
+    env = os.environ if environ is None else environ
+    known = known_env_names()
+    found = []
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith("SEAWALL_") or upper in known:
+            continue
+        if upper.startswith(OTHER_SEAWALL_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
+        found.append((name, close[0] if close else None))
+    return found
 
 
 class _PlainEnvSource(EnvSettingsSource):

@@ -1,5 +1,9 @@
 """``seawall qdrant restore``: put a snapshot back and prove it worked.
 
+- **Live data needs --clean**: restoring into a collection that exists
+  replaces its points, so it is refused (:class:`RefusedError`, exit 9)
+  unless the caller says ``clean`` — the same rule as ``postgres restore``,
+  checked before anything is uploaded.
 - **Version guard first**: Qdrant recovers snapshots of its own minor
   version or the previous one. Uploading a 1.12 snapshot into 1.15 fails
   deep inside the server after the whole upload; we refuse up front with
@@ -68,6 +72,7 @@ class RestoreResult:
     expected_points: int | None = None
     checks: list[str] = field(default_factory=list)
     output: Path | None = None
+    replaced: bool = False
 
 
 def parse_version(text: str | None) -> tuple[int, int] | None:
@@ -236,6 +241,7 @@ def restore(
     priority: Priority = "snapshot",
     output: Path | None = None,
     check: bool = True,
+    clean: bool = False,
 ) -> RestoreResult:
     m = source.manifest
     if not m.ok:
@@ -255,6 +261,7 @@ def restore(
     client, version = connect(ctx)
     try:
         check_version(m.qdrant.version if m.qdrant else None, version)
+        result.replaced = _refuse_live(client, collection, clean)
         tmp_root = Path(tempfile.mkdtemp(prefix="seawall-qdrant-restore-"))
         try:
             art = m.artifact("snapshot") or (m.artifacts[0] if m.artifacts else None)
@@ -334,6 +341,22 @@ def post_restore_checks(
         )
     if queries:
         result.checks.append(f"{len(queries)} sample search(es) found their points")
+
+
+def _refuse_live(client: QdrantClient, collection: str, clean: bool) -> bool:
+    """True if ``collection`` exists and may be replaced; RefusedError without ``clean``."""
+    try:
+        client.collection_info(collection)
+    except NotFoundError:
+        return False
+    if not clean:
+        raise RefusedError(
+            f"collection {collection!r} exists on {client.display_url}: restoring would replace its "
+            "points with the backup's; add --clean to replace it, or --to NEW_NAME to restore "
+            "beside it"
+        )
+    log.info("replacing the existing collection", extra={"collection": collection})
+    return True
 
 
 def _ensure_collection(client: QdrantClient, m: Manifest, collection: str) -> None:

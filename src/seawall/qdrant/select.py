@@ -55,6 +55,7 @@ def resolve(ctx: Context, ref: str, collection: str | None = None) -> BackupSour
     """BACKUP id | latest | PATH → a BackupSource (NotFoundError if absent)."""
     if ref != "latest" and _looks_like_path(ref):
         return from_path(Path(ref))
+    ctx.require_repository()
     if ref == "latest":
         candidates = latest_per_series(ctx, collection)
         candidates = [m for m in candidates if m.kind != "full-storage"] or candidates

@@ -2,43 +2,88 @@
 
 Command modules import their engines lazily (inside the function), so that
 ``seawall --help`` and every command start fast.
+
+The exit-code table is the epilog of ``seawall --help`` only (and
+docs/exit-codes.md): repeated under every command it pushed the command's
+own options off the screen. Flags show no ``<bool>`` type, since they take
+no value; a mistyped command gets a suggestion from :mod:`seawall.runner.suggest`
+(a close spelling or a known synonym such as ``expire`` → ``prune``) or none.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer._click import core as click, exceptions as click_exc
+from typer.core import TyperGroup, TyperOption
 
 from seawall import __version__
 from seawall.errors import exit_code_table
-from seawall.runner.common import State
+from seawall.runner.common import State, json_error
+from seawall.runner.suggest import suggest
 
 EPILOG = "Exit codes:\n\n" + "\n\n".join(exit_code_table().splitlines())
 
+
+class SeawallGroup(TyperGroup):
+    """A command group whose "no such command" suggests something sensible or nothing."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click_exc.UsageError as exc:
+            if args and not exc.message.rstrip().endswith("?"):
+                hint = suggest(args[0], _command_names(self, ctx))
+                if hint:
+                    exc.message = f"{exc.message.rstrip('.')}. Did you mean {hint}?"
+            raise
+
+
+def _command_names(group: TyperGroup, ctx: click.Context) -> list[str]:
+    """Every command path under ``group``: ``prune``, ``postgres list`` …"""
+    names: list[str] = []
+    for name in group.list_commands(ctx):
+        names.append(name)
+        sub = group.get_command(ctx, name)
+        if isinstance(sub, TyperGroup):
+            names.extend(f"{name} {inner}" for inner in sub.list_commands(ctx))
+    return names
+
+
 app = typer.Typer(
     name="seawall",
+    cls=SeawallGroup,
     help="Automated backup and disaster recovery for PostgreSQL and Qdrant.",
     epilog=EPILOG,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    suggest_commands=False,
 )
 postgres_app = typer.Typer(
+    cls=SeawallGroup,
     help="PostgreSQL: logical dumps, base backups, WAL archiving, PITR.",
     no_args_is_help=True,
-    epilog=EPILOG,
+    suggest_commands=False,
 )
 qdrant_app = typer.Typer(
-    help="Qdrant: collection snapshots, verify, restore.", no_args_is_help=True, epilog=EPILOG
+    cls=SeawallGroup,
+    help="Qdrant: collection snapshots, verify, restore.",
+    no_args_is_help=True,
+    suggest_commands=False,
 )
 app.add_typer(postgres_app, name="postgres")
 app.add_typer(qdrant_app, name="qdrant")
 
 #: (typer app, command name, module under seawall.runner, function name)
 COMMANDS: list[tuple[typer.Typer, str, str, str]] = [
+    (app, "init", "init_cmd", "init"),
     (app, "keygen", "keygen", "keygen"),
     (app, "demo", "demo", "demo"),
     (app, "prune", "prune", "prune"),
@@ -69,7 +114,7 @@ def _register() -> None:
             if exc.name == f"seawall.runner.{module}":
                 continue  # command not built yet
             raise
-        target.command(name, epilog=EPILOG)(getattr(mod, func))
+        target.command(name)(getattr(mod, func))
 
 
 def _version(value: bool) -> None:
@@ -107,11 +152,51 @@ def main(
 _register()
 
 
+def _walk(command: click.Command) -> Iterator[click.Command]:
+    yield command
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            yield from _walk(sub)
+
+
+def build() -> click.Command:
+    """The click command tree, with flags shown without a ``<bool>`` type."""
+    root = typer.main.get_command(app)
+    for command in _walk(root):
+        command.get_help_option(click.Context(command))  # cached: --help is a flag too
+        params = [*command.params, command._help_option]
+        for param in params:
+            if isinstance(param, TyperOption) and param.is_flag:
+                param.metavar = ""
+    return root
+
+
 def run(argv: list[str]) -> int:
-    """Run the app on ``argv`` and return the exit code (never raises SystemExit)."""
+    """Run the app on ``argv`` and return the exit code (never raises SystemExit).
+
+    With ``--json`` a command-line error (an unknown option, a missing
+    argument) prints the same JSON error object as a failing command.
+    """
+    State.json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
+    State.printed_json = False
+    root = build()
     try:
-        app(args=argv, prog_name="seawall", standalone_mode=True)
+        result = root.main(args=argv, prog_name="seawall", standalone_mode=False)
+    except click_exc.NoArgsIsHelpError as exc:  # typer has printed the help
+        return exc.exit_code
+    except click_exc.ClickException as exc:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+        if State.json:
+            json_error(exc.format_message(), exc.exit_code, "usage")
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return 130
     except SystemExit as exc:
-        code = exc.code
+        code: Any = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    # non-standalone click returns the code of a typer.Exit raised by a command
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0

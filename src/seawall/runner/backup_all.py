@@ -1,8 +1,10 @@
 """``seawall backup``: back up every configured engine at once, one exit code.
 
 The operators' request is "back up PostgreSQL and Qdrant in parallel": the
-engines listed in ``ENGINES`` (default ``postgres``; add ``qdrant``) run
-concurrently in threads, each with its own series locks, and the command
+engines listed in ``ENGINES``, or when it is unset every engine whose
+connection is configured (:meth:`Settings.active_engines`: Qdrant when
+``QDRANT_URL``/``QDRANT_HOST``/… is set, PostgreSQL unless only Qdrant is),
+run concurrently in threads, each with its own series locks, and the command
 prints one summary and returns one exit code: 0 when everything succeeded,
 10 (partial) when some series failed, the single error's own code when only
 one series was attempted, 1 when everything failed.
@@ -94,14 +96,15 @@ def backup_all(
     verify: VerifyAfter = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Back up every engine in ENGINES (postgres, qdrant) concurrently; one summary."""
+    """Back up every configured engine (or those in ENGINES) concurrently; one summary."""
     from seawall.context import Context
     from seawall.errors import BackupFailedError, PartialFailureError, SeawallError
 
     ctx = Context(settings())
+    ctx.ensure_repository()
     # build shared objects once, before the threads race for them
     _ = (ctx.storage, ctx.catalog, ctx.spec)
-    engines = list(dict.fromkeys(ctx.settings.engines))
+    engines = ctx.settings.active_engines()
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=len(engines), thread_name_prefix="engine") as pool:
         futures = {name: pool.submit(ENGINES[name], ctx, verify) for name in engines}
@@ -135,7 +138,12 @@ def backup_all(
                 )
             else:
                 typer.echo(f"{o.engine:<10} {o.series!r}: FAILED: {o.error}")
-        typer.echo(f"{len(outcomes) - len(failed)} of {len(outcomes)} backups succeeded")
+        skipped = [e for e in ENGINES if e not in engines]
+        note = f"; not configured: {', '.join(skipped)}" if skipped else ""
+        typer.echo(
+            f"{len(outcomes) - len(failed)} of {len(outcomes)} backups succeeded "
+            f"(engines: {', '.join(engines)}{note})"
+        )
     if not failed:
         return
     if len(outcomes) == 1 and isinstance(failed[0].error, SeawallError):

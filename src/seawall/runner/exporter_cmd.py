@@ -68,6 +68,7 @@ def exporter(
 
     s = settings()
     ctx = Context(s)
+    ctx.require_repository()
     try:
         address = parse_listen(listen)
     except ValueError as exc:

@@ -35,6 +35,7 @@ def backup(
     from seawall.progress import progress
 
     ctx = Context(settings())
+    ctx.ensure_repository()
     databases = list(database or ctx.settings.target_databases())
     results = []
     failures: list[tuple[str, SeawallError]] = []

@@ -37,6 +37,7 @@ def basebackup(
     from seawall.progress import progress
 
     ctx = Context(settings())
+    ctx.ensure_repository()
     with progress("pg_basebackup", quiet=State.quiet or json_out) as tick:
         m = run_basebackup(
             ctx,

@@ -21,6 +21,7 @@ def list_backups(
     from seawall.postgres.logical.listing import rows
 
     ctx = Context(settings())
+    ctx.require_repository()
     found, errors = rows(ctx, database)
     for err in errors:
         typer.echo(f"seawall: warning: {err}", err=True)

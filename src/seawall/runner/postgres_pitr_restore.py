@@ -70,6 +70,7 @@ def pitr_restore(
     if target_action not in ("promote", "pause", "shutdown"):
         raise ConfigError("--target-action must be promote, pause or shutdown")
     ctx = Context(settings())
+    ctx.require_repository()
     target = make_target(
         time_=target_time, lsn=target_lsn, xid=target_xid, name=target_name, latest=latest
     )

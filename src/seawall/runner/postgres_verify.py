@@ -76,6 +76,8 @@ def _verify_base(ctx: Context, ref: str, base: bool, deep: bool, json_out: bool)
 
     if not base and ref == "latest":
         return False
+    if base:
+        ctx.require_repository()
     try:
         manifest = ctx.catalog.find(ref, "postgresql", "base")
     except NotFoundError:

@@ -24,6 +24,7 @@ def wal_check(
     from seawall.postgres.wal.check import check_archive
 
     ctx = Context(settings())
+    ctx.require_repository()
     report = check_archive(ctx, datetime.now(UTC))
     if json_out:
         print_json(report.to_dict())

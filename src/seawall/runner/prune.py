@@ -20,8 +20,8 @@ def prune(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     engine: Annotated[
-        Literal["postgres", "qdrant"] | None,
-        typer.Option("--engine", help="Only this engine."),
+        Literal["postgres", "postgresql", "qdrant"] | None,
+        typer.Option("--engine", help="Only this engine (postgres or postgresql, qdrant)."),
     ] = None,
     series: Annotated[
         list[str] | None,
@@ -35,8 +35,11 @@ def prune(
     from seawall.prune import execute, plan
 
     ctx = Context(settings())
+    ctx.require_repository()
     ctx.retention_policy("postgresql", "logical", "*")  # refuse an empty policy up front
-    engine_dir = {"postgres": "postgresql", "qdrant": "qdrant", None: None}[engine]
+    engine_dir = {"postgres": "postgresql", "postgresql": "postgresql", "qdrant": "qdrant"}.get(
+        engine or ""
+    )
     the_plan = plan(ctx, engine=engine_dir, series=series or None)
     result = None
     if not dry_run:

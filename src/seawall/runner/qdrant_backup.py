@@ -32,6 +32,7 @@ def backup(
     from seawall.progress import progress
 
     ctx = Context(settings())
+    ctx.ensure_repository()
     quiet = State.quiet or json_out
 
     @contextlib.contextmanager

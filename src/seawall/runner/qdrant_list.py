@@ -20,6 +20,7 @@ def list_backups(
 ) -> None:
     """List Qdrant backups (collection, shard and full-storage snapshots)."""
     ctx = Context(settings())
+    ctx.require_repository()
     scan = ctx.catalog.scan("qdrant")
     manifests = [m for m in scan.manifests if collection is None or m.series == collection]
     tiers = _tiers(ctx, manifests)

@@ -24,6 +24,12 @@ def restore(
     to: Annotated[
         str | None, typer.Option("--to", help="Restore under this collection name instead.")
     ] = None,
+    clean: Annotated[
+        bool,
+        typer.Option(
+            "--clean", help="Replace the target collection if it exists (as postgres restore)."
+        ),
+    ] = False,
     priority: Annotated[
         str,
         typer.Option(
@@ -39,7 +45,11 @@ def restore(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Streamed upload with checksum, then points count and sample searches are checked."""
+    """Streamed upload with checksum, then points count and sample searches are checked.
+
+    A collection that exists is replaced only with --clean (exit 9 without it,
+    the collection untouched), as `postgres restore` does with a database.
+    """
     from seawall.context import Context
     from seawall.errors import ConfigError
     from seawall.qdrant.restore import restore as run_restore
@@ -49,12 +59,20 @@ def restore(
         raise ConfigError(f"--priority must be snapshot, replica or no_sync, not {priority!r}")
     ctx = Context(settings())
     source = resolve(ctx, ref, collection)
-    res = run_restore(ctx, source, target=to, priority=priority, output=output)  # type: ignore[arg-type]
+    res = run_restore(
+        ctx,
+        source,
+        target=to,
+        priority=priority,  # type: ignore[arg-type]
+        output=output,
+        clean=clean,
+    )
     if json_out:
         print_json(
             {
                 "backup": source.manifest.id,
                 "collection": res.collection,
+                "replaced": res.replaced,
                 "points_count": res.points_count,
                 "expected_points": res.expected_points,
                 "checks": res.checks,
@@ -65,6 +83,7 @@ def restore(
     if res.output is not None:
         typer.echo(f"{source.label}: decoded to {res.output}")
         return
-    typer.echo(f"{source.label}: restored into {res.collection!r}")
+    verb = "replaced" if res.replaced else "created"
+    typer.echo(f"{source.label}: restored into {res.collection!r} ({verb})")
     for line in res.checks:
         typer.echo(f"  - {line}")

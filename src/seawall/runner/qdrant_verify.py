@@ -40,6 +40,7 @@ def verify(
 
     ctx = Context(settings())
     if ref == "latest":
+        ctx.require_repository()
         sources = [resolve(ctx, m.id, m.series) for m in latest_per_series(ctx, collection)]
         if not sources:
             raise NotFoundError(

@@ -153,7 +153,7 @@ def test_restore_that_loses_points_is_reported(qdrant_server: Any, make_ctx: Mak
     backup(ctx, ["lossy"]).raise_for_status()
     faults.lose_points_on_restore(count=5, collection="lossy")
     with pytest.raises(VerificationError, match=r"55 points.*recorded 60"):
-        restore(ctx, resolve(ctx, "latest", "lossy"))
+        restore(ctx, resolve(ctx, "latest", "lossy"), clean=True)
     assert faults.fired["lose_points"] == 1
 
 

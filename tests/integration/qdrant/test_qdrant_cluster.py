@@ -143,7 +143,7 @@ def test_cluster_restore_without_peer_urls_is_refused(
     from seawall.errors import RefusedError
 
     with pytest.raises(RefusedError, match="QDRANT_PEER_URLS"):
-        restore(lonely, resolve(lonely, "latest"))
+        restore(lonely, resolve(lonely, "latest"), clean=True)
 
 
 def test_verify_refuses_a_collection_snapshot_without_data(

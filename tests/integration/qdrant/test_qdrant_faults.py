@@ -270,7 +270,7 @@ def test_restore_upload_failure_is_reported(server: QdrantTestServer, make_ctx: 
     backup(ctx, ["up"]).raise_for_status()
     server.faults.fail_upload(507, collection="up")
     with pytest.raises(QdrantError, match="disk space"):
-        restore(ctx, resolve(ctx, "latest"))
+        restore(ctx, resolve(ctx, "latest"), clean=True)
 
 
 def _flip_middle_byte(path: Path) -> None:

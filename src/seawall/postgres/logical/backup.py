@@ -177,6 +177,7 @@ def _run(
         ).fetchone()
         info.encoding = str(row[0]) if row else None
         manifest.postgres = info
+        _estimate_size(conn, progress)
         dump = PgDump(server.tool_path(s, "pg_dump", major), params)
 
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -261,6 +262,24 @@ def _stream_check(scanner: dumpscan.DumpScanner) -> StreamCheck | None:
         log.info("dump structure not recorded: %s", exc)
         return None
     return StreamCheck(format="pg_dump custom archive", ok=True, detail=detail)
+
+
+def _estimate_size(conn: stats.Conn, progress: Callable[[int], None] | None) -> None:
+    """Give a progress bar the database's size on disk as a guess of the dump's size.
+
+    pg_dump's output size is unknown until it ends; ``pg_database_size`` counts
+    indexes and bloat the dump does not contain, so the bar may end early,
+    which is why the bar says "estimate". Only asked for by bars that can show it.
+    """
+    estimate = getattr(progress, "estimate", None)
+    if estimate is None:
+        return
+    try:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    except psycopg.Error:  # informational only
+        return
+    if row and row[0]:
+        estimate(int(row[0]))
 
 
 def _stop_if_failed(job: Future[Any], proc: subprocess.Popen[bytes]) -> None:

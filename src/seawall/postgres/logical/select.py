@@ -52,6 +52,7 @@ def resolve(ctx: Context, ref: str, database: str | None = None) -> BackupSource
     """BACKUP id | latest | PATH → a BackupSource (NotFoundError if absent)."""
     if ref != "latest" and _looks_like_path(ref):
         return _from_path(Path(ref))
+    ctx.require_repository()
     catalog = ctx.catalog
     if ref == "latest":
         series = database

@@ -63,6 +63,7 @@ from seawall.postgres.wal.fastpush import WAL_ZSTD_LEVEL, claim, release
 from seawall.postgres.wal.segment import LONG_HEADER_SIZE, SegmentHeaderError, read_header
 from seawall.retention.walnames import parse_wal_name
 from seawall.storage.local import DIR_MODE, LocalStorage, fsync_dir, storage_error
+from seawall.storage.repository import ensure_repository
 
 #: Segments up to this size are encoded in memory in one shot; larger ones stream.
 ONE_SHOT_MAX = 64 * 1024 * 1024
@@ -198,6 +199,7 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
             f"wal-push: {name!r} is not a WAL file name (segment, .partial, .backup or "
             ".history); nothing archived; archive_command must pass %p"
         ) from None
+    ensure_repository(cfg.backup_dir)  # never a whole path on an unmounted volume
     storage = LocalStorage(cfg.backup_dir)
     spec = _wal_spec(cfg)
     data = _read_small(path)
