@@ -66,8 +66,10 @@ def forget(
             )
         for r in the_plan.rejected:
             typer.echo(f"{verb} rejected run {series_label(r.manifest)} {r.manifest.id}")
-        if result is None:
+        if result is None and not execute:
             typer.echo("dry run: nothing deleted; add --execute to delete")
+        elif result is None:
+            typer.echo("nothing deleted")
         else:
             for s in result.skipped:
                 typer.echo(f"skipped: {s}", err=True)
