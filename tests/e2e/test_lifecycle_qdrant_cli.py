@@ -85,6 +85,24 @@ def test_qdrant_down_leaves_a_failed_record_the_exporter_reports(
     assert reg.get_sample_value("seawall_backup_last_run_success", series) == 0
     assert reg.get_sample_value("seawall_backup_runs", {**series, "result": "failed"}) == 1
 
+    # --full-storage: the node's series is known from QDRANT_URL, the failure goes there
+    res = sw(["qdrant", "backup", "--full-storage"], env)
+    assert res.returncode == 5, res.stderr
+    node = url.removeprefix("http://")
+    [full] = [
+        json.loads(p.read_text())
+        for p in (qdir / "qdrant" / "full-storage").glob("*/*/manifest.json")
+    ]
+    assert (full["series"], full["status"]) == (node, "failed")
+    reg = metrics(qdir)
+    assert (
+        reg.get_sample_value(
+            "seawall_backup_last_run_success",
+            {"engine": "qdrant", "kind": "full-storage", "series": node},
+        )
+        == 0
+    )
+
     # a first run ever against a server that is down: no series to page for,
     # a rejected run the exporter counts, and forget clears it
     fresh = qdir / "fresh"
