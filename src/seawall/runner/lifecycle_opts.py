@@ -25,7 +25,14 @@ Kind = Annotated[
 Series = Annotated[
     str | None,
     typer.Option(
-        "--series", "-s", help="The database, cluster or collection (needed for 'latest')."
+        "--series",
+        "-s",
+        "--database",
+        "-d",
+        "--collection",
+        "-c",
+        help="The database, cluster or collection (needed for 'latest'); -d/-c as in "
+        "`postgres list` / `qdrant list`.",
     ),
 ]
 Ref = Annotated[str, typer.Argument(help="Backup id, or 'latest' with --series.")]
