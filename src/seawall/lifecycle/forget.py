@@ -6,10 +6,9 @@ deletion then removes exactly the planned backups through prune's own code
 backups skipped), under each series' lock. The safety net: the newest
 successful backup of a *live* series (one that has run within
 ``RETENTION_FAILED_GRACE``), and a pinned backup, are not forgotten without
-``force``; a series
-nothing has backed up for longer, or one that never succeeded (a ``DB_NAME``
-typo), can be forgotten whole without it. The WAL archive is never touched
-here: prune drops the WAL no remaining base backup needs.
+``force``; a series nothing has backed up for longer, or one that never
+succeeded, can be forgotten whole without it. The WAL archive is never
+touched here: prune drops the WAL no remaining base backup needs.
 """
 
 from __future__ import annotations
@@ -36,12 +35,8 @@ class ForgetPlan:
     now: datetime
     backups: list[Manifest] = field(default_factory=list)
     rejected: list[RejectedRun] = field(default_factory=list)
-    #: newest successful backups of live series in the selection
+    #: newest successful backups of live series, and pinned backups, in the selection
     protected: list[Manifest] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not self.backups and not self.rejected
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -401,13 +401,13 @@ def record_unreachable(
     """
     names = list(dict.fromkeys(collections or ctx.settings.qdrant_collections))
     kinds: dict[str, str] = {}
+    backed_up: set[str] = set()
     for m in ctx.catalog.scan(ENGINE).manifests:  # newest first
         if m.kind in (KIND, "shard-snapshot"):
             kinds.setdefault(m.series, m.kind)
-    if not names:
-        names = sorted(
-            {m.series for m in ctx.catalog.scan(ENGINE).manifests if m.ok and m.series in kinds}
-        )
+            if m.ok:
+                backed_up.add(m.series)
+    names = names or sorted(backed_up)
     target = redact_url(str(ctx.settings.qdrant_base_url).rstrip("/"))
     recorded: list[Manifest] = []
     for name in names or [ALL_COLLECTIONS]:
