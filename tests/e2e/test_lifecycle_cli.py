@@ -177,6 +177,14 @@ def test_base_backup_wal_check_window_and_info(
     names = sorted(p.name.split("-")[0] for p in segments)
     assert (tl["timeline"], tl["first"], tl["last"]) == (1, names[0], names[-1])
     assert tl["segments"] == len(segments) and tl["missing"] == 0
+    # the same window wal-check prints, never ending before it starts
+    check = json.loads(ok(arch.seawall("postgres", "wal-check", "--json")).stdout)
+    win = wal["recoverable_window"]
+    assert (win["earliest"], win["latest"]) == (
+        check["recoverable_window"]["earliest"],
+        check["recoverable_window"]["latest"],
+    )
+    assert win["seconds"] >= 0
     repo = info["repository"]
     assert repo["wal_bytes"] == wal["bytes"]
     assert repo["backups_bytes"] == sum(s["stored_bytes"] for s in info["series"])

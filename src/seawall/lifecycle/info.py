@@ -10,6 +10,7 @@ backups run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class WalInfo:
     timelines: list[TimelineInfo] = field(default_factory=list)
     files: int = 0  # segments, partials, .backup and .history files
     bytes: int = 0
+    #: the recoverable window as `postgres wal-check` computes it (None: nothing)
+    window: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,7 +61,34 @@ class WalInfo:
             "files": self.files,
             "bytes": self.bytes,
             "timelines": [t.to_dict() for t in self.timelines],
+            "recoverable_window": self.window,
         }
+
+
+def _window(ctx: Context, cluster: str, size: int, now: datetime) -> dict[str, Any] | None:
+    """``wal-check``'s recoverable window for one cluster (its code, not a copy)."""
+    from seawall.postgres.physical.basebackup import base_manifests
+    from seawall.postgres.wal.archive import BaseRef, analyse, list_archive, load_histories
+    from seawall.retention.walnames import parse_lsn
+
+    listing = list_archive(ctx.storage, cluster, size)
+    # encrypted history files without the identity: timelines assumed promotions
+    with contextlib.suppress(Exception):
+        load_histories(listing, ctx.storage, ctx.keys)
+    refs = [
+        BaseRef(m.id, pg.timeline, pg.start_wal, pg.stop_wal, parse_lsn(pg.stop_lsn), m.time)
+        for m in base_manifests(ctx, cluster)
+        if (pg := m.postgres) and pg.start_wal and pg.stop_wal and pg.stop_lsn and pg.timeline
+    ]
+    report = analyse(listing, cluster, refs, now)
+    if report.earliest is None or report.latest is None:
+        return None
+    return {
+        "earliest": report.earliest.isoformat(),
+        "latest": report.latest.isoformat(),
+        "latest_lsn": report.latest_lsn,
+        "seconds": (report.latest - report.earliest).total_seconds(),
+    }
 
 
 def _backup_row(m: Manifest, verdict: Any, now: datetime) -> dict[str, Any]:
@@ -86,7 +116,7 @@ def _backup_row(m: Manifest, verdict: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def wal_info(ctx: Context) -> list[WalInfo]:
+def wal_info(ctx: Context, now: datetime | None = None) -> list[WalInfo]:
     """Every cluster's archive: files, bytes, and per timeline its range."""
     root = ctx.storage.path(WAL_ROOT)
     try:
@@ -121,6 +151,10 @@ def wal_info(ctx: Context) -> list[WalInfo]:
                     missing=names[-1] - names[0] + 1 - len(names),
                 )
             )
+        try:
+            info.window = _window(ctx, info.cluster, size, now or utcnow())
+        except SeawallError:
+            info.window = None
         out.append(info)
     return out
 
@@ -173,7 +207,7 @@ def info(ctx: Context, *, now: datetime | None = None) -> dict[str, Any]:
                 "last_success": good[0].time.isoformat() if good else None,
             }
         )
-    wal = wal_info(ctx)
+    wal = wal_info(ctx, now)
     usage = ctx.storage.usage()
     rejected = list_rejected(ctx.storage)
     wal_bytes = sum(w.bytes for w in wal)

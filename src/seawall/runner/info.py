@@ -77,6 +77,12 @@ def render(report: dict[str, Any]) -> list[str]:
     for w in report["wal"]:
         lines.append("")
         lines.append(f"WAL archive {w['cluster']}: {w['files']} files, {human_size(w['bytes'])}")
+        win = w["recoverable_window"]
+        lines.append(
+            f"  recoverable window: {win['earliest']} .. {win['latest']} (LSN {win['latest_lsn']})"
+            if win
+            else "  nothing recoverable (no base backup with its WAL in the archive)"
+        )
         for t in w["timelines"]:
             gap = f", {t['missing']} MISSING" if t["missing"] else ""
             lines.append(
