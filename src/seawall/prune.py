@@ -27,9 +27,10 @@ from seawall.catalog.locks import is_backup_held, is_held, lock_path
 from seawall.catalog.models import Manifest
 from seawall.catalog.naming import decode_segment, is_backup_id
 from seawall.catalog.rejected import list_rejected
-from seawall.catalog.store import Inventory, backup_prefix
+from seawall.catalog.store import Inventory, backup_prefix, manifest_key
 from seawall.catalog.wal_layout import WAL_ROOT, WalObject, parse_wal_key, wal_prefix
 from seawall.context import Context
+from seawall.errors import SeawallError
 from seawall.log import get_logger
 from seawall.retention import (
     BaseBackup,
@@ -336,6 +337,9 @@ def execute(ctx: Context, the_plan: PrunePlan) -> PruneResult:
             if is_backup_held(ctx.settings.backup_dir, engine, kind, series, m.id):
                 result.skipped.append(f"{action.series} {m.id}: held by a running restore/verify")
                 continue
+            if _pinned_since_plan(ctx, m):
+                result.skipped.append(f"{action.series} {m.id}: pinned after the plan was made")
+                continue
             ctx.catalog.delete(m)
         elif action.what in ("wal", "partial"):
             ctx.storage.delete(action.key)
@@ -354,6 +358,16 @@ def execute(ctx: Context, the_plan: PrunePlan) -> PruneResult:
         )
     remove_empty_backup_dirs(ctx)
     return result
+
+
+def _pinned_since_plan(ctx: Context, planned: Manifest) -> bool:
+    """A pin written between the plan and the deletion wins (pin takes the series
+    lock, prune takes it only to execute: the plan may be older than the pin)."""
+    try:
+        fresh = ctx.catalog.load(manifest_key(planned))
+    except SeawallError:
+        return False  # gone or unreadable: nothing to protect by skipping
+    return fresh.pin != planned.pin and fresh.pinned(datetime.now(UTC))
 
 
 def remove_empty_backup_dirs(ctx: Context) -> int:

@@ -158,3 +158,27 @@ def test_rejected_runs_only_for_never_backed_up_targets_and_pruned_after_grace(
     assert [r.manifest.id for r in list_rejected(ctx.storage)] == [new.id]
     assert not (root / rejected_prefix(old)).exists()
     assert Pin(at=T0).active(T0)
+
+
+def test_a_pin_written_after_prune_planned_wins(ctx: Context) -> None:
+    """prune plans without the series lock and takes it only to delete; a pin
+    written in between (pin holds the lock while it rewrites) must win."""
+    root = ctx.settings.backup_dir
+    ctx = Context(
+        ctx.settings.model_copy(
+            update={"retention_days": 1, "retention_months": 0, "retention_weeks": 0}
+        )
+    )
+    old = write_backup(root, "postgresql", "logical", "app", finished=T0 - timedelta(days=400))
+    write_backup(root, "postgresql", "logical", "app", finished=T0)
+    the_plan = plan(ctx)
+    assert [a.name for a in the_plan.drops()] == [old.id]
+    pin_backup(ctx, old, note="just in time")
+    result = execute(ctx, the_plan)
+    assert result.deleted == 0 and "pinned after the plan" in result.skipped[0]
+    assert (root / manifest_key(old)).exists()
+    # forget --force of a backup pinned when planned still deletes it
+    doomed = forget.plan(ctx, old.id, Selector())
+    assert forget.refusal(doomed) is not None
+    assert forget.execute_plan(ctx, doomed, force=True).deleted == 1
+    assert not (root / manifest_key(old)).exists()
