@@ -182,3 +182,26 @@ def test_a_pin_written_after_prune_planned_wins(ctx: Context) -> None:
     assert forget.refusal(doomed) is not None
     assert forget.execute_plan(ctx, doomed, force=True).deleted == 1
     assert not (root / manifest_key(old)).exists()
+
+
+def test_pin_waits_for_a_running_backup_of_its_series_then_exits_6(ctx: Context) -> None:
+    """A pin rewrites the manifest under the series lock: while another process
+    (here: this test) holds it, `seawall pin` waits LOCK_TIMEOUT and exits 6
+    with the manifest untouched."""
+    import os
+
+    from seawall.catalog.locks import series_lock
+    from tests.conftest import run_seawall
+
+    root = ctx.settings.backup_dir
+    m = write_backup(root, "postgresql", "logical", "app", finished=T0)
+    before = (root / manifest_key(m)).read_bytes()
+    env = {"PATH": os.environ["PATH"], "BACKUP_DIR": str(root), "LOCK_TIMEOUT": "1"}
+    with series_lock(root, "postgresql", "logical", "app", timeout=1, command="test backup"):
+        res = run_seawall(["pin", m.id, "--note", "x"], env)
+    assert res.returncode == 6, res.stderr
+    assert "test backup" in res.stderr
+    assert (root / manifest_key(m)).read_bytes() == before
+    res = run_seawall(["pin", m.id, "--note", "x", "--json"], env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["pin"]["note"] == "x"
