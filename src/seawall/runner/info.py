@@ -92,7 +92,7 @@ def render(report: dict[str, Any]) -> list[str]:
     if report["rejected_runs"]:
         lines.append("")
         lines.append(
-            "rejected runs (target does not exist; `seawall forget --series NAME` clears):"
+            "rejected runs (target missing or unlisted, never backed up; `seawall forget --series NAME --execute` clears them):"
         )
         for r in report["rejected_runs"]:
             lines.append(f"  {r['series']} {r['id']}: {r['error']}")
