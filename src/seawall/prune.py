@@ -26,9 +26,11 @@ from typing import Any
 from seawall.catalog.locks import is_backup_held, is_held, lock_path
 from seawall.catalog.models import Manifest
 from seawall.catalog.naming import decode_segment, is_backup_id
-from seawall.catalog.store import Inventory, backup_prefix
+from seawall.catalog.rejected import list_rejected
+from seawall.catalog.store import Inventory, backup_prefix, manifest_key
 from seawall.catalog.wal_layout import WAL_ROOT, WalObject, parse_wal_key, wal_prefix
 from seawall.context import Context
+from seawall.errors import SeawallError
 from seawall.log import get_logger
 from seawall.retention import (
     BaseBackup,
@@ -52,7 +54,7 @@ def series_key(engine: str, kind: str, series: str) -> str:
 class Action:
     """One line of the prune report."""
 
-    what: str  # backup | wal | partial | orphan
+    what: str  # backup | wal | partial | orphan | rejected
     action: str  # keep | drop
     series: str
     name: str
@@ -60,6 +62,7 @@ class Action:
     size: int = 0
     tiers: list[str] = field(default_factory=list)
     key: str = ""
+    pin: dict[str, Any] | None = None  # the backup's pin (note, until), if any
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class Action:
             "reasons": self.reasons,
             "size": self.size,
             "tiers": self.tiers,
+            "pin": self.pin,
         }
 
 
@@ -113,6 +117,8 @@ def _entry(m: Manifest, backup_dir: Any) -> Entry:
         ok=m.ok,
         verified=verified,
         locked=held or m.status == "running",
+        pinned=m.pin is not None,
+        pinned_until=m.pin.until.astimezone(UTC) if m.pin and m.pin.until else None,
     )
 
 
@@ -172,11 +178,38 @@ def plan(
                     size=m.stored_size,
                     tiers=list(verdict.tiers),
                     key=backup_prefix(m.engine, m.kind, m.series, m.id),
+                    pin=m.pin.model_dump(mode="json") if m.pin else None,
                 )
             )
     result.actions.extend(wal_actions)
     result.actions.extend(_stale_leftovers(ctx, inventory, now))
+    if kind is None:
+        result.actions.extend(_rejected_runs(ctx, engine, series, now))
     return result
+
+
+def _rejected_runs(
+    ctx: Context, engine: str | None, series: list[str] | None, now: datetime
+) -> list[Action]:
+    """Rejected runs (catalog/rejected.py) are kept for the failed-run grace, like failures."""
+    actions = []
+    for run in list_rejected(ctx.storage):
+        m = run.manifest
+        if (engine is not None and m.engine != engine) or (series and m.series not in series):
+            continue
+        grace = ctx.retention_policy(m.engine, m.kind, m.series).failed_grace
+        within = now - m.time <= grace
+        actions.append(
+            Action(
+                "rejected",
+                "keep" if within else "drop",
+                series_key(m.engine, m.kind, m.series),
+                m.id,
+                [f"rejected run (target does not exist), {'within' if within else 'past'} grace"],
+                key=run.prefix,
+            )
+        )
+    return actions
 
 
 def _wal_plan(
@@ -304,10 +337,13 @@ def execute(ctx: Context, the_plan: PrunePlan) -> PruneResult:
             if is_backup_held(ctx.settings.backup_dir, engine, kind, series, m.id):
                 result.skipped.append(f"{action.series} {m.id}: held by a running restore/verify")
                 continue
+            if _pinned_since_plan(ctx, m):
+                result.skipped.append(f"{action.series} {m.id}: pinned after the plan was made")
+                continue
             ctx.catalog.delete(m)
         elif action.what in ("wal", "partial"):
             ctx.storage.delete(action.key)
-        elif action.what == "orphan":
+        elif action.what in ("orphan", "rejected"):
             ctx.storage.delete_tree(action.key)
         result.deleted += 1
         result.freed_bytes += action.size
@@ -322,6 +358,16 @@ def execute(ctx: Context, the_plan: PrunePlan) -> PruneResult:
         )
     remove_empty_backup_dirs(ctx)
     return result
+
+
+def _pinned_since_plan(ctx: Context, planned: Manifest) -> bool:
+    """A pin written between the plan and the deletion wins (pin takes the series
+    lock, prune takes it only to execute: the plan may be older than the pin)."""
+    try:
+        fresh = ctx.catalog.load(manifest_key(planned))
+    except SeawallError:
+        return False  # gone or unreadable: nothing to protect by skipping
+    return fresh.pin != planned.pin and fresh.pinned(datetime.now(UTC))
 
 
 def remove_empty_backup_dirs(ctx: Context) -> int:

@@ -95,7 +95,10 @@ def test_partial_failure_and_help(pg: PgCluster, backup_dir: Path) -> None:
     assert res.returncode == 10, res.stderr
     assert "missing_db" in res.stderr
     assert [m["status"] for m in manifests(backup_dir, "good")] == ["success"]
-    assert [m["status"] for m in manifests(backup_dir, "missing_db")] == ["failed"]
+    # never backed up and does not exist: a rejected run, not a failing series (ADR 0010)
+    assert manifests(backup_dir, "missing_db") == []
+    [rejected] = (backup_dir / "rejected/postgresql/logical/missing_db").glob("*/manifest.json")
+    assert json.loads(rejected.read_text())["status"] == "failed"
     # any database name works end to end (quotes, "=", which libpq could read as conninfo)
     odd = "we=ird'n\"ame"
     pg.psql(f'CREATE DATABASE "{odd.replace(chr(34), chr(34) * 2)}"')

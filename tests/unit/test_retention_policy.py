@@ -317,3 +317,34 @@ def test_to_dict_is_json_and_ordered() -> None:
         "tiers": [],
     }
     assert data["policies"]["a-series"]["daily"] == 7
+
+
+def test_pinned_backup_survives_a_same_day_second_backup() -> None:
+    """Issue 12: the pre-migration backup taken the same day replaces the
+    nightly one in the daily bucket; the pinned nightly stays, saying why."""
+    entries = [
+        Entry("nightly", "db", t(23, 2), ok=True, pinned=True),
+        Entry("pre-migration", "db", t(23, 15), ok=True),
+        Entry("older", "db", t(22, 2), ok=True, pinned=True, pinned_until=t(22, 12)),
+    ]
+    decision = apply_policy(entries, Policy(daily=1, weekly=0, monthly=0), NOW)
+    assert decision.get("db", "nightly").keep
+    assert decision.get("db", "nightly").reasons == ("pinned",)
+    assert decision.get("db", "pre-migration").reasons == ("daily 2026-11-23", "newest successful")
+    # the pin of "older" ended at noon on the 22nd: retained like any other
+    older = decision.get("db", "older")
+    assert not older.keep
+    assert older.reasons == ("not selected by policy", f"pin expired {t(22, 12).isoformat()}")
+    # until in the future: kept, and the reason says until when
+    later = apply_policy(
+        [Entry("p", "db", t(1), ok=True, pinned=True, pinned_until=t(30)), *entries[:2]],
+        Policy(daily=1, weekly=0, monthly=0),
+        NOW,
+    )
+    assert later.get("db", "p").reasons == (f"pinned until {t(30).isoformat()}",)
+    with pytest.raises(InvalidEntryError, match="pin end"):
+        apply_policy(
+            [Entry("n", "db", t(1), ok=True, pinned=True, pinned_until=datetime(2027, 1, 1))],
+            Policy(),
+            NOW,
+        )

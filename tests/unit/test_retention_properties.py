@@ -61,6 +61,12 @@ def histories(draw: st.DrawFn) -> tuple[list[Entry], datetime]:
     for i in range(n):
         time += timedelta(seconds=draw(GAP))
         state = draw(st.sampled_from(["ok", "ok", "ok", "ok", "failed", "partial"]))
+        pinned = state == "ok" and draw(st.integers(0, 7)) == 0
+        until = (
+            time + timedelta(seconds=draw(st.integers(0, 20 * 86400)))
+            if pinned and draw(st.booleans())
+            else None
+        )
         entries.append(
             Entry(
                 id=f"e{i:03d}",
@@ -70,6 +76,8 @@ def histories(draw: st.DrawFn) -> tuple[list[Entry], datetime]:
                 verified=draw(st.sampled_from([None, True, False])),
                 locked=draw(st.integers(0, 9)) == 0,
                 partial=state == "partial",
+                pinned=pinned,
+                pinned_until=until,
             )
         )
     now = time + timedelta(seconds=draw(st.integers(0, 40 * 86400)))
@@ -147,6 +155,25 @@ def test_locked_never_dropped_and_every_verdict_explained(
 
 @PROPS
 @given(histories(), policies())
+def test_active_pin_always_kept_expired_pin_keeps_nothing(
+    history: tuple[list[Entry], datetime], policy: Policy
+) -> None:
+    entries, now = history
+    decision = apply_policy(entries, policy, now)
+    unpinned = [
+        Entry(e.id, e.series, e.time, e.ok, e.verified, e.locked, e.partial) for e in entries
+    ]
+    plain = apply_policy(unpinned, policy, now)
+    for v in decision.verdicts:
+        if v.entry.pin_active(now):
+            assert v.keep and any(r.startswith("pinned") for r in v.reasons), v
+        else:
+            # a pin that ended changes nothing: the same decision as without it
+            assert v.keep == plain.get(v.entry.series, v.entry.id).keep, v
+
+
+@PROPS
+@given(histories(), policies())
 def test_kept_count_bounded_by_policy_plus_safety_nets(
     history: tuple[list[Entry], datetime], policy: Policy
 ) -> None:
@@ -156,7 +183,7 @@ def test_kept_count_bounded_by_policy_plus_safety_nets(
         years = {e.time.astimezone(ZoneInfo(policy.tz)).year for e in group}
         yearly = len(years) if policy.yearly == -1 else policy.yearly
         budget = policy.last + policy.daily + policy.weekly + policy.monthly + yearly
-        safety = sum(1 for e in group if e.locked)
+        safety = sum(1 for e in group if e.locked or e.pin_active(now))
         safety += sum(
             1
             for e in group
@@ -245,10 +272,14 @@ def test_matches_set_based_oracle(history: tuple[list[Entry], datetime], policy:
     for series, group in _series(entries).items():
         expected = _oracle_gfs(group, policy)
         for e in group:
-            if e.locked or (
-                not e.partial
-                and not counts_as_successful(e, policy)
-                and now - e.time <= policy.failed_grace
+            if (
+                e.locked
+                or e.pin_active(now)
+                or (
+                    not e.partial
+                    and not counts_as_successful(e, policy)
+                    and now - e.time <= policy.failed_grace
+                )
             ):
                 expected.add(e.id)
         if policy.require_verified:

@@ -268,3 +268,25 @@ def test_wal_policy_idempotent(archive: Archive) -> None:
     assert {e.id for e in second.bases.kept()} == kept_ids
     assert second.dropped_segments() == ()
     assert second.kept_segments() == first.kept_segments()
+
+
+def test_pinned_base_backup_keeps_its_wal() -> None:
+    """A pinned base backup (B2) that GFS would drop stays, with its own WAL
+    (start..stop), so the pin keeps something restorable; its pin ending
+    lets both go."""
+    policy = Policy(last=1, daily=0, weekly=0, monthly=1)
+    segments = [seg(n) for n in range(56)]
+    pinned = [
+        Entry(b.id, "cluster", b.time, ok=True, pinned=b.id == "B2", pinned_until=until)
+        for b in BASES
+        for until in [NOW + WEEK if b.id == "B2" else None]
+    ]
+    wal = apply_wal_policy(BASES, segments, apply_policy(pinned, policy, NOW), WEEK, NOW)
+    assert wal.bases.get("cluster", "B2").keep
+    assert wal.bases.get("cluster", "B2").reasons == (f"pinned until {(NOW + WEEK).isoformat()}",)
+    kept = set(wal.kept_segments())
+    assert {seg(20), seg(21)} <= kept and seg(19) not in kept and seg(22) not in kept
+    later = NOW + WEEK + timedelta(seconds=1)
+    expired = apply_wal_policy(BASES, segments, apply_policy(pinned, policy, later), WEEK, later)
+    assert not expired.bases.get("cluster", "B2").keep
+    assert seg(20) not in set(expired.kept_segments())

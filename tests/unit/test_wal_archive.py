@@ -107,3 +107,35 @@ def test_duplicates_are_names_stored_more_than_once() -> None:
     ]
     (dup,) = find_duplicates(same)
     assert not dup.different_content
+
+
+def test_window_right_after_base_backup_does_not_end_before_it_starts() -> None:
+    """Issue 12: the segments were pushed (mtime 1003) before the base backup's
+    manifest recorded its end (2000), so the window printed latest < earliest.
+    With the backup's own WAL archived, its end time is reachable: the window
+    ends at least there (length 0, as the exporter shows), never before."""
+    from datetime import UTC, datetime
+
+    from seawall.postgres.wal.archive import BaseRef, analyse
+
+    lst = listing({1: [2, 3]})
+    finished = datetime.fromtimestamp(2000.0, UTC)
+    base = BaseRef(
+        "20261205T000000Z-abcd",
+        1,
+        segment_name(1, 2, SIZE),
+        segment_name(1, 3, SIZE),
+        3 * SIZE + 0x100,
+        finished,
+    )
+    report = analyse(lst, "main", [base], datetime.fromtimestamp(2100.0, UTC))
+    assert report.earliest == finished
+    assert report.latest is not None and report.latest >= report.earliest
+    assert report.latest == finished
+    # later pushes move the end past the backup's end
+    later = listing({1: [2, 3, 4]})
+    later.files[-1] = ArchivedFile(
+        later.files[-1].name, later.files[-1].key, "segment", 1, 4, 1, 2050.0
+    )
+    report = analyse(later, "main", [base], datetime.fromtimestamp(2100.0, UTC))
+    assert report.latest == datetime.fromtimestamp(2050.0, UTC)

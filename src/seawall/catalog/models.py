@@ -28,7 +28,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FORMAT_VERSION = 1
+#: The newest manifest format this seawall reads. A manifest is written with
+#: the lowest version whose readers handle it safely: 1, or 2 while it carries
+#: a pin (a seawall that ignores pins would prune the backup, so it must refuse
+#: the manifest instead; docs/adr/0009-pins-in-the-manifest.md).
+FORMAT_VERSION = 2
+PLAIN_FORMAT_VERSION = 1
+PINNED_FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 
 Engine = Literal["postgresql", "qdrant"]
@@ -170,10 +176,37 @@ class QdrantInfo(_Model):
     sample: dict[str, Any] | None = None
 
 
+class Pin(_Model):
+    """An operator's "keep this backup": retention never drops it while active.
+
+    ``until`` (UTC) ends the pin: from then on the backup is retained like any
+    other. The note says why (a migration, a legal hold) for whoever lists it.
+    """
+
+    at: datetime
+    note: str | None = None
+    until: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
+
+    def describe(self, now: datetime) -> str:
+        """``pinned``, ``pinned until …: note`` or ``pin expired …`` for listings."""
+        if not self.active(now):
+            assert self.until is not None
+            return f"pin expired {self.until.isoformat(timespec='seconds')}"
+        text = "pinned"
+        if self.until is not None:
+            text += f" until {self.until.isoformat(timespec='seconds')}"
+        if self.note:
+            text += f": {self.note}"
+        return text
+
+
 class Manifest(_Model):
     """The record of one backup run, successful or not."""
 
-    format_version: int = FORMAT_VERSION
+    format_version: int = PLAIN_FORMAT_VERSION
     id: str
     engine: Engine
     kind: str  # logical | base | snapshot | full-storage | shard-snapshot
@@ -191,6 +224,7 @@ class Manifest(_Model):
     qdrant: QdrantInfo | None = None
     verification: Verification | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    pin: Pin | None = None
 
     @property
     def ok(self) -> bool:
@@ -212,5 +246,13 @@ class Manifest(_Model):
     def artifact(self, role: str) -> Artifact | None:
         return next((a for a in self.artifacts if a.role == role), None)
 
+    def pinned(self, now: datetime) -> bool:
+        """Whether an active pin keeps this backup at ``now``."""
+        return self.pin is not None and self.pin.active(now)
+
     def to_json(self) -> bytes:
+        # the lowest version whose readers handle this manifest safely
+        self.format_version = (
+            PINNED_FORMAT_VERSION if self.pin is not None else PLAIN_FORMAT_VERSION
+        )
         return self.model_dump_json(indent=2, exclude_none=False).encode() + b"\n"

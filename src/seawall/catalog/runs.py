@@ -4,7 +4,8 @@ Shared by the PostgreSQL (logical, base) and Qdrant use cases so that a
 failed run looks the same in the catalog whatever the engine: artifacts
 removed, temporaries removed, status ``failed``, the error's one-line
 message, the duration; the first error is kept even when the volume is too
-full to record it.
+full to record it. A run whose target does not exist and was never backed
+up is recorded as *rejected* instead (catalog/rejected.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Protocol
 
-from seawall.catalog.models import Artifact, Encryption, Manifest, utcnow
+from seawall.catalog.models import MANIFEST_NAME, Artifact, Encryption, Manifest, utcnow
+from seawall.catalog.rejected import TargetMissing, rejected_prefix
 from seawall.catalog.store import Catalog, artifact_key, backup_prefix
 from seawall.errors import SeawallError
 from seawall.log import get_logger
@@ -90,6 +92,20 @@ def record_failure(
     manifest.duration_seconds = round(duration, 3)
     manifest.error = failure_message(exc)
     try:
+        if isinstance(exc, TargetMissing) and not _ever_succeeded(catalog, manifest):
+            # a typo must not create a series that pages for a week (catalog/rejected.py)
+            key = f"{rejected_prefix(manifest)}/{MANIFEST_NAME}"
+            storage.write_bytes(key, manifest.to_json())
+            log.warning(
+                "run recorded as rejected: its target does not exist (or could not be listed) and was never backed up",
+                extra={"series": manifest.series, "record": key},
+            )
+            return
         catalog.write(manifest)
     except Exception as write_exc:  # the volume may be full: say so, keep the first error
         log.warning("could not write the failed manifest: %s", write_exc)
+
+
+def _ever_succeeded(catalog: Catalog, manifest: Manifest) -> bool:
+    scan = catalog.scan(manifest.engine, manifest.kind, manifest.series)
+    return any(m.ok for m in scan.manifests) or bool(scan.errors)

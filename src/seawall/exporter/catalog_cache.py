@@ -71,6 +71,8 @@ class Record:
     stop_wal: str | None = None
     rto_seconds: float | None = None
     rpo_seconds: float | None = None
+    pinned: bool = False
+    pinned_until: float | None = None  # None with pinned: for good
 
 
 @dataclass
@@ -148,6 +150,8 @@ def to_record(m: Manifest) -> Record:
         stop_wal=stop_wal,
         rto_seconds=rto,
         rpo_seconds=rpo,
+        pinned=m.pin is not None,
+        pinned_until=_ts(m.pin.until) if m.pin is not None else None,
     )
 
 

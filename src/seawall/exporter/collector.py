@@ -32,6 +32,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from seawall import __version__
 from seawall.catalog.locks import list_locks
+from seawall.catalog.rejected import list_rejected
 from seawall.exporter.catalog_cache import CatalogCache, Record, SeriesGroup, SeriesKey
 from seawall.exporter.metrics_def import METRICS
 from seawall.exporter.wal_watch import BaseRef, WalWatcher
@@ -64,6 +65,11 @@ class SeriesStats:
     stored_bytes: int = 0
     verification: tuple[float, bool] | None = None
     tiers: dict[str, int] | None = None
+    #: end of each pin in the series (None: for good); counted at scrape time
+    pins: list[float | None] = field(default_factory=list)
+
+    def pinned(self, now: float) -> int:
+        return sum(1 for until in self.pins if until is None or now < until)
 
 
 def series_stats(records: list[Record], policy: Policy | None, now: float) -> SeriesStats:
@@ -72,6 +78,8 @@ def series_stats(records: list[Record], policy: Policy | None, now: float) -> Se
     entries: list[Entry] = []
     for r in records:
         stats.stored_bytes += r.stored_size
+        if r.pinned:
+            stats.pins.append(r.pinned_until)
         if r.status in stats.runs:
             stats.runs[r.status] += 1
             if stats.last_run is None:
@@ -92,6 +100,12 @@ def series_stats(records: list[Record], policy: Policy | None, now: float) -> Se
                     time=datetime.fromtimestamp(r.time, UTC),
                     ok=r.status == "success",
                     verified=r.verified_ok,
+                    pinned=r.pinned,
+                    pinned_until=(
+                        datetime.fromtimestamp(r.pinned_until, UTC)
+                        if r.pinned_until is not None
+                        else None
+                    ),
                 )
             )
     if policy is not None and entries:
@@ -170,12 +184,13 @@ class SeawallCollector:
         out.add("seawall_backup_dir_accessible", (), 1.0 if snap.readable else 0.0)
         errors = snap.errors
         stats = self._stats(snap.groups, now)
-        self._series(out, snap.groups, stats)
+        self._series(out, snap.groups, stats, now)
         self._compat(out, stats)
         self._drills(out, snap.drills)
         if snap.readable:
             errors += self._running(out)
             self._storage(out)
+            self._rejected(out)
         self._wal(out, snap.groups, now)
         out.add("seawall_catalog_manifests", (), float(snap.manifests))
         out.add("seawall_catalog_errors", (), float(errors))
@@ -215,7 +230,10 @@ class SeawallCollector:
 
     @staticmethod
     def _series(
-        out: _Families, groups: dict[SeriesKey, SeriesGroup], stats: dict[SeriesKey, SeriesStats]
+        out: _Families,
+        groups: dict[SeriesKey, SeriesGroup],
+        stats: dict[SeriesKey, SeriesStats],
+        now: float,
     ) -> None:
         for key in sorted(groups):
             s = stats[key]
@@ -233,6 +251,7 @@ class SeawallCollector:
             for result, n in s.runs.items():
                 out.add("seawall_backup_runs", (*key, result), float(n))
             out.add("seawall_backups", key, float(s.successful))
+            out.add("seawall_backups_pinned", key, float(s.pinned(now)))
             out.add("seawall_backup_stored_bytes", key, float(s.stored_bytes))
             if s.tiers is not None:
                 for tier, n in s.tiers.items():
@@ -291,6 +310,15 @@ class SeawallCollector:
                 "seawall_backup_running_start_timestamp_seconds", key, lock.started_at.timestamp()
             )
         return 0
+
+    def _rejected(self, out: _Families) -> None:
+        """Runs against targets that do not exist (catalog/rejected.py): a count, no series."""
+        runs = list_rejected(self.storage)
+        out.add("seawall_rejected_runs", (), float(len(runs)))
+        if runs:
+            out.add(
+                "seawall_rejected_run_last_timestamp_seconds", (), runs[0].manifest.time.timestamp()
+            )
 
     def _storage(self, out: _Families) -> None:
         usage = self.storage.usage()

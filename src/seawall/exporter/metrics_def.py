@@ -111,6 +111,12 @@ _DEFS: list[MetricDef] = [
         SERIES,
     ),
     MetricDef(
+        "seawall_backups_pinned",
+        "Backups of the series kept by an active pin (`seawall pin`): retention never "
+        "deletes them; a pin given --until stops counting when it ends.",
+        SERIES,
+    ),
+    MetricDef(
         "seawall_backups_by_tier",
         "Successful backups of the series kept by each retention tier "
         "(last|daily|weekly|monthly|yearly); a backup in several tiers counts in each.",
@@ -136,6 +142,17 @@ _DEFS: list[MetricDef] = [
         "seawall_backup_running_start_timestamp_seconds",
         "UNIX time at which the run holding the series lock started (absent when no run is in progress).",
         SERIES,
+    ),
+    MetricDef(
+        "seawall_rejected_runs",
+        "Failed runs against a database or collection that does not exist and was never "
+        "backed up (a typo in DB_NAME or QDRANT_COLLECTIONS, or Qdrant down on the first "
+        "run): recorded apart, so they create no series that pages. Cleared by "
+        "`seawall forget --series NAME`, dropped by prune after RETENTION_FAILED_GRACE.",
+    ),
+    MetricDef(
+        "seawall_rejected_run_last_timestamp_seconds",
+        "UNIX time of the newest rejected run (absent when there is none).",
     ),
     # --- PITR / WAL ----------------------------------------------------------------------
     MetricDef(

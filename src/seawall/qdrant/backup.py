@@ -28,12 +28,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from seawall import __version__
 from seawall.catalog.locks import series_lock
 from seawall.catalog.models import Artifact, Manifest, QdrantInfo, utcnow
 from seawall.catalog.naming import new_backup_id
+from seawall.catalog.rejected import TargetMissing
 from seawall.catalog.runs import artifact_from_store, record_failure
 from seawall.catalog.store import artifact_key
 from seawall.context import Context
@@ -46,7 +48,7 @@ from seawall.errors import (
 )
 from seawall.log import get_logger
 from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
-from seawall.qdrant.client import QdrantClient
+from seawall.qdrant.client import QdrantClient, redact_url
 from seawall.qdrant.snapshots import (
     Prefetcher,
     SnapshotDownload,
@@ -110,6 +112,14 @@ class BackupRun:
         raise BackupFailedError(
             f"all {len(failed)} Qdrant collection backups failed ({names}); see the messages above"
         )
+
+
+class CollectionMissingError(TargetMissing, NotFoundError):
+    """The server has no collection of that name.
+
+    Never backed up before: the run is recorded as rejected, not as a new
+    failing series (catalog/rejected.py).
+    """
 
 
 def qdrant_spec(ctx: Context) -> PipelineSpec:
@@ -341,9 +351,10 @@ def _run(
             plan = plan_shards(cluster, collection)  # fail early and clearly
         info = client.collection_info(collection)
     except NotFoundError:
-        raise NotFoundError(
-            f"collection {collection!r} does not exist on {client.display_url} (deleted since "
-            "it was listed?); remove it from QDRANT_COLLECTIONS if it is gone for good"
+        raise CollectionMissingError(
+            f"collection {collection!r} does not exist on {client.display_url} (a typo, or "
+            "deleted since it was listed?); fix QDRANT_COLLECTIONS, and `seawall forget "
+            f"--series {collection}` once it is gone for good"
         ) from None
     qinfo = QdrantInfo(
         version=version,
@@ -378,6 +389,69 @@ def _run(
 def _fail(ctx: Context, manifest: Manifest, exc: BaseException, duration: float) -> None:
     """Remove what this run stored and record the failure (best effort)."""
     record_failure(ctx.catalog, manifest, exc, duration)
+
+
+def record_unreachable(
+    ctx: Context, collections: list[str] | None, exc: SeawallError, started: datetime
+) -> list[Manifest]:
+    """Every attempted run leaves a record, also when Qdrant cannot be reached.
+
+    Without one a Qdrant that is down recorded nothing and the failure alert
+    never fired. The run is recorded as failed in each series it would have
+    written: the collections asked for (arguments, else ``QDRANT_COLLECTIONS``),
+    else every collection with a successful backup in the catalog (what
+    "back up all" covered last time). When none is known (the first run ever,
+    against a server that is down) one rejected run is recorded for the
+    server (series ``*``, catalog/rejected.py): there is no series to page for.
+    """
+    names = list(dict.fromkeys(collections or ctx.settings.qdrant_collections))
+    kinds: dict[str, str] = {}
+    backed_up: set[str] = set()
+    for m in ctx.catalog.scan(ENGINE).manifests:  # newest first
+        if m.kind in (KIND, "shard-snapshot"):
+            kinds.setdefault(m.series, m.kind)
+            if m.ok:
+                backed_up.add(m.series)
+    names = names or sorted(backed_up)
+    target = redact_url(str(ctx.settings.qdrant_base_url).rstrip("/"))
+    recorded: list[Manifest] = []
+    for name in names or [ALL_COLLECTIONS]:
+        manifest = Manifest(
+            id=new_backup_id(started),
+            engine=ENGINE,
+            kind=kinds.get(name, KIND),
+            series=name,
+            target=f"{target}/collections/{name}" if names else target,
+            status="running",
+            started_at=started,
+            seawall_version=__version__,
+            labels={"collection": name, "type": kinds.get(name, KIND)},
+        )
+        cause: BaseException = exc if names else _Unlisted(str(exc))
+        try:
+            with series_lock(
+                ctx.settings.backup_dir,
+                ENGINE,
+                manifest.kind,
+                name,
+                timeout=0,
+                command=f"seawall qdrant backup {name}",
+                backup_id=manifest.id,
+            ):
+                record_failure(ctx.catalog, manifest, cause)
+        except SeawallError as lock_exc:  # a run in progress records its own outcome
+            log.warning("run not recorded", extra={"collection": name, "error": str(lock_exc)})
+            continue
+        recorded.append(manifest)
+    return recorded
+
+
+#: the series of a run that could not even list the collections
+ALL_COLLECTIONS = "*"
+
+
+class _Unlisted(TargetMissing, SeawallError):
+    """Qdrant could not be asked which collections exist: no series to record in."""
 
 
 def _prune(ctx: Context, kind: str, collection: str) -> None:
@@ -418,12 +492,23 @@ def backup(
     """Back up the named collections (default: QDRANT_COLLECTIONS, else all)."""
     from seawall.qdrant.cluster import detect
 
-    client, version = connect(ctx)
+    started = utcnow()
+    try:
+        client, version = connect(ctx)
+    except SeawallError as exc:
+        record_unreachable(ctx, collections, exc, started)
+        raise
     topology = None
     try:
-        names = list(collections or ctx.settings.qdrant_collections or client.collection_names())
-        names = list(dict.fromkeys(names))
-        topology = detect(client, ctx.settings.qdrant_peer_urls)
+        try:
+            names = list(
+                collections or ctx.settings.qdrant_collections or client.collection_names()
+            )
+            names = list(dict.fromkeys(names))
+            topology = detect(client, ctx.settings.qdrant_peer_urls)
+        except SeawallError as exc:
+            record_unreachable(ctx, collections, exc, started)
+            raise
         run = BackupRun([CollectionResult(n) for n in names])
         if not names:
             log.warning("Qdrant has no collections; nothing to back up")

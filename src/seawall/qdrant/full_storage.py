@@ -11,14 +11,16 @@ The series is the server's ``host:port`` (one node, one series).
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from seawall import __version__
 from seawall.catalog.locks import series_lock
 from seawall.catalog.models import Manifest, QdrantInfo, utcnow
 from seawall.catalog.naming import new_backup_id
+from seawall.catalog.runs import record_failure
 from seawall.context import Context
-from seawall.errors import RefusedError, VerificationError
+from seawall.errors import RefusedError, SeawallError, VerificationError
 from seawall.log import get_logger
 from seawall.qdrant.backup import (
     ENGINE,
@@ -29,6 +31,7 @@ from seawall.qdrant.backup import (
     connect,
     snapshot_to_catalog,
 )
+from seawall.qdrant.client import redact_url
 from seawall.qdrant.snapshots import SnapshotScope
 
 KIND = "full-storage"
@@ -41,13 +44,48 @@ def series_of(base_url: str) -> str:
     return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
+def _record_unreachable(ctx: Context, exc: SeawallError, started: datetime) -> None:
+    """The node's series is known from QDRANT_URL alone: record the failed run there."""
+    base = str(ctx.settings.qdrant_base_url).rstrip("/")
+    series = series_of(base)
+    m = Manifest(
+        id=new_backup_id(started),
+        engine=ENGINE,
+        kind=KIND,
+        series=series,
+        target=redact_url(base),
+        status="running",
+        started_at=started,
+        seawall_version=__version__,
+        labels={"collection": series, "type": KIND},
+    )
+    try:
+        with series_lock(
+            ctx.settings.backup_dir,
+            ENGINE,
+            KIND,
+            series,
+            timeout=0,
+            command="seawall qdrant backup --full-storage",
+            backup_id=m.id,
+        ):
+            record_failure(ctx.catalog, m, exc)
+    except SeawallError as lock_exc:  # a run in progress records its own outcome
+        log.warning("run not recorded", extra={"series": series, "error": str(lock_exc)})
+
+
 def backup_full_storage(
     ctx: Context, *, verify: bool | None = None, progress: ProgressFactory = _no_progress
 ) -> Manifest:
     from seawall.qdrant.cluster import detect
 
     s = ctx.settings
-    client, version = connect(ctx)
+    started = utcnow()
+    try:
+        client, version = connect(ctx)
+    except SeawallError as exc:  # every attempted run leaves a record (docs/qdrant.md)
+        _record_unreachable(ctx, exc, started)
+        raise
     try:
         topo = detect(client, [])
         if topo is not None:

@@ -9,6 +9,9 @@ Semantics follow restic's ``forget``: for every kind (last, daily, weekly,
 monthly, yearly) the newest successful backup in each of the N most recent
 buckets *that have one* is kept.  Buckets are calendar days, ISO weeks,
 months and years in ``policy.tz``.  Failed backups never fill a bucket.
+A pinned backup (restic's ``--keep-tag``, pgBackRest's annotations) is kept
+with the reason ``pinned`` until its pin ends, whatever the counts say; it
+still fills its buckets like any other successful backup.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ REASON_LOCKED = "locked by a running job"
 REASON_PARTIAL = "stale partial"
 REASON_NOT_SELECTED = "not selected by policy"
 REASON_PITR = "needed for PITR window"
+REASON_PINNED = "pinned"
 
 
 class EmptyPolicyError(ValueError):
@@ -63,6 +67,13 @@ class Entry:
     verified: bool | None = None
     locked: bool = False
     partial: bool = False
+    #: an operator's pin (``seawall pin``): kept while ``now < pinned_until``
+    #: (forever when None); an expired pin keeps nothing
+    pinned: bool = False
+    pinned_until: datetime | None = None
+
+    def pin_active(self, now: datetime) -> bool:
+        return self.pinned and (self.pinned_until is None or now < self.pinned_until)
 
 
 def _format_timedelta(delta: timedelta) -> str:
@@ -308,6 +319,9 @@ def _decide_series(entries: list[Entry], policy: Policy, now: datetime) -> list[
         why = reasons[entry.id]
         if entry.locked:
             why.append(REASON_LOCKED)
+        if entry.pin_active(now):
+            until = entry.pinned_until
+            why.append(REASON_PINNED + (f" until {until.isoformat()}" if until else ""))
         keep = bool(why)
         if entry.partial:
             if not keep:
@@ -321,6 +335,8 @@ def _decide_series(entries: list[Entry], policy: Policy, now: datetime) -> list[
                 why.append(f"{what}, past {grace} grace")
         elif not keep:
             why.append(REASON_NOT_SELECTED)
+        if not keep and entry.pinned and entry.pinned_until is not None:
+            why.append(f"pin expired {entry.pinned_until.isoformat()}")
         verdicts.append(Verdict(entry, keep, tuple(why), tuple(tiers[entry.id])))
     return verdicts
 
@@ -339,6 +355,9 @@ def apply_policy(entries: Iterable[Entry], policy: PolicySource, now: datetime) 
     for entry in entries:
         if entry.time.tzinfo is None or entry.time.utcoffset() is None:
             raise InvalidEntryError(f"backup {entry.id!r}: time must be timezone-aware")
+        until = entry.pinned_until
+        if until is not None and (until.tzinfo is None or until.utcoffset() is None):
+            raise InvalidEntryError(f"backup {entry.id!r}: pin end must be timezone-aware")
         key = (entry.series, entry.id)
         if key in seen_ids:
             raise InvalidEntryError(f"duplicate backup id {entry.id!r} in series {entry.series!r}")

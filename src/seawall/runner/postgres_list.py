@@ -42,6 +42,7 @@ def list_backups(
         "VERIFIED",
         "STATUS",
         "TIERS",
+        "PINNED",
     )
     table = [header]
     for r in found:
@@ -66,6 +67,7 @@ def list_backups(
                 verified,
                 r.status,
                 ",".join(r.tiers) or "-",
+                r.pinned or "-",
             )
         )
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]

@@ -73,8 +73,9 @@ def prune(
             continue
         mark = "keep" if a.action == "keep" else ("would drop" if dry_run else "drop")
         tiers = f" [{', '.join(a.tiers)}]" if a.tiers else ""
+        note = f" (note: {a.pin['note']})" if a.pin and a.pin.get("note") else ""
         lines.append(
-            f"{mark:<10} {a.what:<7} {a.series:<40} {a.name}{tiers}: {'; '.join(a.reasons)}"
+            f"{mark:<10} {a.what:<7} {a.series:<40} {a.name}{tiers}: {'; '.join(a.reasons)}{note}"
         )
     if lines:
         sys.stdout.write("\n".join(lines) + "\n")

@@ -36,6 +36,9 @@ def list_backups(
         return
     if not manifests:
         typer.echo(f"no Qdrant backups in {ctx.storage.describe()}")
+    from seawall.catalog.models import utcnow
+
+    now = utcnow()
     for m in manifests:
         verified = "-" if m.verification is None else ("ok" if m.verification.ok else "FAILED")
         if m.verification is not None and m.verification.ok:
@@ -46,6 +49,7 @@ def list_backups(
             f"{m.id}  {m.status:<7}  {m.kind:<14}  {m.series!r:<24}  "
             f"{human_size(m.stored_size):>10}  points {points!s:>8}  verified {verified}"
             + (f"  tiers {','.join(tiers[m.id])}" if tiers.get(m.id) else "")
+            + (f"  {m.pin.describe(now)}" if m.pin else "")
             + (f"  error: {m.error}" if m.error else "")
         )
     for err in scan.errors:

@@ -187,3 +187,25 @@ def write_drill(
     key = f"drills/{engine}/{series}/{backup_id}/manifest.json"
     LocalStorage(root).write_bytes(key, m.to_json())
     return root / key
+
+
+def write_rejected(
+    root: Path, engine: str, kind: str, series: str, *, finished: datetime
+) -> Manifest:
+    """A rejected run (catalog/rejected.py): a failed manifest outside every series."""
+    from seawall.catalog.rejected import rejected_prefix
+
+    m = Manifest(
+        id=new_backup_id(finished),
+        engine=engine,  # type: ignore[arg-type]
+        kind=kind,
+        series=series,
+        target=f"127.0.0.1:5432/{series}",
+        status="failed",
+        started_at=finished - timedelta(seconds=1),
+        finished_at=finished,
+        duration_seconds=1.0,
+        error=f'database "{series}" does not exist',
+    )
+    LocalStorage(root).write_bytes(f"{rejected_prefix(m)}/manifest.json", m.to_json())
+    return m

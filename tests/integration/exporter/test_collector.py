@@ -135,6 +135,35 @@ def test_retention_tiers(root: Path) -> None:
     assert reg.get_sample_value("seawall_backups_by_tier", {**app, "tier": "yearly"}) == 0
 
 
+def test_pinned_backups_counted_per_series_and_pins_expire(root: Path) -> None:
+    """seawall_backups_pinned: a count per series (no backup id label); a pin
+    with an end stops counting when the clock passes it."""
+    from seawall.catalog.models import Pin
+    from seawall.catalog.store import Catalog
+    from seawall.storage.local import LocalStorage
+
+    catalog = Catalog(LocalStorage(root))
+    a = write_backup(root, "postgresql", "logical", "app", finished=T0 - timedelta(days=3))
+    b = write_backup(root, "postgresql", "logical", "app", finished=T0 - timedelta(days=2))
+    write_backup(root, "postgresql", "logical", "app", finished=T0)
+    write_backup(root, "qdrant", "snapshot", "docs", finished=T0)
+    a.pin = Pin(at=T0, note="pre-migration")
+    b.pin = Pin(at=T0, until=T0 + timedelta(days=1, hours=1))
+    catalog.write(a)
+    catalog.write(b)
+    now = [NOW]
+    collector = SeawallCollector(root, clock=lambda: now[0])
+    reg = make_registry(collector)
+    app = series("postgresql", "logical", "app")
+    assert reg.get_sample_value("seawall_backups_pinned", app) == 2
+    assert reg.get_sample_value("seawall_backups_pinned", series("qdrant", "snapshot", "docs")) == 0
+    now[0] = NOW + 2 * 3600  # b's pin ended an hour ago
+    assert reg.get_sample_value("seawall_backups_pinned", app) == 1
+    names = {s.name for fam in reg.collect() for s in fam.samples}
+    labels = {k for fam in reg.collect() for s in fam.samples for k in s.labels}
+    assert "seawall_backups_pinned" in names and "id" not in labels
+
+
 def test_storage_metrics(root: Path) -> None:
     write_backup(root, "postgresql", "logical", "app", finished=T0)
     reg, _ = registry_for(root)

@@ -28,6 +28,7 @@ from tests.integration.exporter.builders import (
     write_backup,
     write_base,
     write_drill,
+    write_rejected,
     write_wal,
 )
 from tests.integration.exporter.certs import issue, make_ca, make_pki
@@ -73,6 +74,7 @@ def full_catalog(root: Path) -> None:
     for segno in (1, 2, 4):
         write_wal(root, "main", segment(1, segno))
     write_drill(root, "postgresql", "app", finished=T0, ok=True, rto=120.0, rpo=30.0)
+    write_rejected(root, "postgresql", "logical", "nosuch", finished=T0)
     bad = write_backup(root, "qdrant", "snapshot", "docs", finished=T0 + timedelta(hours=2))
     manifest_path(root, bad).write_text("{ not json")
 

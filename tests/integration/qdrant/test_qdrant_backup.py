@@ -86,8 +86,12 @@ def test_backup_of_missing_collection_fails_clearly(qdrant_server: Any, make_ctx
     run = backup(ctx, ["nope"])
     with pytest.raises(NotFoundError, match="does not exist"):
         run.raise_for_status()
-    failed = ctx.catalog.scan("qdrant").manifests
-    assert [m.status for m in failed] == ["failed"]  # a failure status in the catalog
+    # a failure status is recorded: as a rejected run, since "nope" was never
+    # backed up (no series that pages for a week; ADR 0010)
+    from seawall.catalog.rejected import list_rejected
+
+    assert ctx.catalog.scan("qdrant").manifests == []
+    assert [r.manifest.status for r in list_rejected(ctx.storage)] == ["failed"]
 
 
 def test_verify_detects_a_corrupt_artifact(qdrant_server: Any, make_ctx: MakeCtx) -> None:

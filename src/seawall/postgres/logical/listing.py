@@ -34,6 +34,9 @@ class Row:
     status: str
     tiers: list[str]
     error: str | None
+    #: ``pinned``/``pinned until …: note`` (``seawall pin``), "" when not pinned
+    pinned: str = ""
+    pin: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +63,7 @@ def _tiers(ctx: Context, manifests: list[Manifest]) -> dict[tuple[str, str], lis
 def rows(ctx: Context, database: str | None = None) -> tuple[list[Row], list[str]]:
     scan = ctx.catalog.scan(ENGINE, KIND, database)
     tiers = _tiers(ctx, scan.manifests)
+    now = utcnow()
     out: list[Row] = []
     for m in scan.manifests:
         dump = m.artifact("dump")
@@ -79,6 +83,8 @@ def rows(ctx: Context, database: str | None = None) -> tuple[list[Row], list[str
                 status=m.status,
                 tiers=tiers.get((m.series, m.id), []),
                 error=m.error,
+                pinned=m.pin.describe(now) if m.pin else "",
+                pin=m.pin.model_dump(mode="json") if m.pin else None,
             )
         )
     return out, scan.errors

@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from seawall.catalog.rejected import TargetMissing
 from seawall.errors import ConfigError, SeawallError, SourceUnavailableError
 from seawall.postgres.tools.base import DEBIAN_ROOT, ConnParams, binary_version, find_binary
 from seawall.settings import Settings
@@ -37,9 +38,23 @@ def connect(
             if "password" in str(exc)
             else "check DB_HOST/DB_PORT/DB_NAME and that the server is up"
         )
-        raise SourceUnavailableError(
+        cls = SourceUnavailableError
+        if getattr(exc, "sqlstate", None) == "3D000" or (
+            dbname is not None and f'database "{dbname}" does not exist' in str(exc)
+        ):
+            cls = DatabaseMissingError
+            hint = "check DB_NAME / DATABASES (`psql -l` lists the databases)"
+        raise cls(
             f"cannot connect to PostgreSQL at {params.describe(dbname)}: {text}; {hint}"
         ) from None
+
+
+class DatabaseMissingError(TargetMissing, SourceUnavailableError):
+    """The server is up but has no database of that name (a typo in DB_NAME?).
+
+    A backup run of a database that was never backed up successfully is then
+    recorded as rejected, not as a new failing series (catalog/rejected.py).
+    """
 
 
 def maintenance_db(avoid: str | None = None) -> str:

@@ -393,8 +393,14 @@ def analyse(
             continue
         if earliest is None:
             earliest = b.finished_at
-        if r.end_time is not None and (latest is None or r.end_time > latest):
-            latest = r.end_time
+        # The segments up to the backup's stop were pushed before its manifest
+        # recorded its end (pg_basebackup waits for them), so their mtimes lie
+        # before ``finished_at``; yet the backup's own end is reachable once
+        # they are archived: the window never ends before it (the exporter's
+        # rule too, exporter/wal_watch.py).
+        end_time = b.finished_at if r.end_time is None else max(r.end_time, b.finished_at)
+        if latest is None or end_time > latest:
+            latest = end_time
             latest_lsn = r.end_lsn
     newest = newest_segment(listing)
     return WindowReport(

@@ -1,0 +1,6 @@
+"""The operator's hands on the catalog: pin, forget, info.
+
+These use cases act on backups of any engine through the catalog alone
+(manifests, the retention decision, prune's deletion), so they live beside
+``seawall.prune`` rather than in an engine package.
+"""
