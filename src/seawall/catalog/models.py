@@ -97,6 +97,16 @@ class PostgresInfo(_Model):
     #: a scratch database of the same encoding, so the checksums compare bytes
     #: in the same encoding
     encoding: str | None = None
+    #: the database's locale (logical backups): a restore creates the target
+    #: from template0 with the same encoding, LC_COLLATE, LC_CTYPE and locale
+    #: provider, not the target cluster's defaults (None: not recorded, by
+    #: seawall before 2026-12, or a server older than the field)
+    lc_collate: str | None = None
+    lc_ctype: str | None = None
+    locale_provider: Literal["libc", "icu", "builtin"] | None = None
+    icu_locale: str | None = None
+    icu_rules: str | None = None
+    builtin_locale: str | None = None
     system_identifier: str | None = None
     timeline: int | None = None
     start_lsn: str | None = None

@@ -52,7 +52,7 @@ from seawall.context import Context
 from seawall.errors import SeawallError, SourceUnavailableError
 from seawall.log import get_logger
 from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
-from seawall.postgres.logical import dumpscan, server, stats
+from seawall.postgres.logical import dblocale, dumpscan, server, stats
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump
 from seawall.postgres.tools.pg_dumpall import PgDumpAll
@@ -160,10 +160,7 @@ def _run(
             info.system_identifier = str(row[0]) if row else None
         except Exception:  # not allowed for non-superusers: informational only
             info.system_identifier = None
-        row = conn.execute(
-            "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
-        ).fetchone()
-        info.encoding = str(row[0]) if row else None
+        dblocale.record(conn, info)
         manifest.postgres = info
         dump = PgDump(server.tool_path(s, "pg_dump", major), params)
 
