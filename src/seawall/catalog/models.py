@@ -66,6 +66,9 @@ class Verification(_Model):
     duration_seconds: float
     message: str
     checks: list[str] = Field(default_factory=list)
+    #: what the verification could not decide, one line each ("table x: why");
+    #: never a failure: the backup keeps its status
+    undecided: list[str] = Field(default_factory=list)
 
 
 class TableStats(_Model):
@@ -73,6 +76,11 @@ class TableStats(_Model):
 
     rows: int
     checksum: str | None = None
+    #: the column order the checksum was computed in (stats format 2): a
+    #: restore may recreate a table with another order (inheritance children,
+    #: children of typed tables), so verify computes the restored copy's
+    #: checksum in this order rather than the restored one
+    columns: list[str] | None = None
 
 
 class ContentStats(_Model):
@@ -85,6 +93,14 @@ class ContentStats(_Model):
     # How the per-table checksums were computed; None (older manifests) means
     # the SQL scan ``sum(hashtextextended(row::text, 0))``.
     checksum_method: str | None = None
+    #: 1: checksums in the table's own column order, which a restore may
+    #: change (verify cannot decide such tables); 2: ``TableStats.columns``
+    #: records the order they were computed in
+    format: int = 1
+
+
+#: the content statistics format new backups write (see ContentStats.format)
+STATS_FORMAT = 2
 
 
 class PostgresInfo(_Model):

@@ -38,6 +38,7 @@ import psycopg
 from seawall import __version__
 from seawall.catalog.locks import series_lock
 from seawall.catalog.models import (
+    STATS_FORMAT,
     Artifact,
     ContentStats,
     Manifest,
@@ -173,6 +174,7 @@ def _run(
             sequences=stats.sequences(conn),
             large_objects=stats.large_objects(conn),
             snapshot=snapshot,
+            format=STATS_FORMAT,
         )
         proc = dump.spawn(database, snapshot)
         assert proc.stdout is not None
@@ -308,7 +310,8 @@ def _with_checksums(
     in the very snapshot pg_dump used (slower, same guarantees).
     """
     if not checksums:
-        return counts, None
+        # No checksum, so no column order it would be defined in.
+        return {name: TableStats(rows=t.rows) for name, t in counts.items()}, None
     try:
         sums = scanner.checksums()
     except dumpscan.ScanError as exc:
@@ -335,7 +338,12 @@ def _with_checksums(
             return stats.tables(conn, checksums=True), None
         except psycopg.Error as err:
             raise _stats_error(database, err) from None
-    tables = {name: TableStats(rows=t.rows, checksum=sums[name]) for name, t in counts.items()}
+    # ``columns`` (from the catalog, in the dump's snapshot) is the column
+    # list of pg_dump's COPY statement, the order the stream checksum is in.
+    tables = {
+        name: TableStats(rows=t.rows, checksum=sums[name], columns=t.columns)
+        for name, t in counts.items()
+    }
     return tables, dumpscan.METHOD
 
 
