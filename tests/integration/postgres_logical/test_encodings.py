@@ -91,24 +91,6 @@ def test_sql_ascii_database_with_non_utf8_bytes_backs_up_verifies_and_restores(
     assert _psql_bytes(pg, "legacy_back", b'SELECT last_value FROM "s\xe9q"') == b"40"
 
 
-def test_sql_ascii_database_base_backup_facts(pg: PgCluster, backup_dir: Path) -> None:
-    """The base backup's server facts come through psycopg too (DB_NAME in SQL_ASCII)."""
-    from seawall.postgres.physical.basebackup import server_facts
-    from seawall.postgres.tools.base import ConnParams
-
-    pg.psql(
-        "CREATE DATABASE legacy TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'"
-    )
-    params = ConnParams(host=pg.host, port=pg.port, user="postgres", dbname="legacy",
-                        password=pg.env()["PGPASSWORD"])  # fmt: skip
-    facts = server_facts(params)
-    assert facts.version == pg.psql("SHOW server_version").split()[0] or facts.version.startswith(
-        pg.psql("SHOW server_version")
-    )
-    assert facts.system_identifier.isdigit()
-    assert facts.archive_mode in ("off", "on", "always")
-
-
 def test_latin1_c_database_comes_back_latin1_c(
     pg_factory: Callable[..., PgCluster], backup_dir: Path
 ) -> None:
