@@ -36,8 +36,17 @@ INSERT INTO readings_eu (sensor, label, site, value)
 SELECT g, 'eu' || g, 'site ' || g % 3, g * 2 FROM generate_series(1, 500) g;
 CREATE TABLE plain (a int, b text);
 INSERT INTO plain SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
+CREATE TABLE par (x int);
+CREATE TABLE ch (y int) INHERITS (par);
+ALTER TABLE par DROP COLUMN x;
+ALTER TABLE par ADD COLUMN x int;
+INSERT INTO ch SELECT g, -g FROM generate_series(1, 200) g;
+CREATE TABLE pt (a int, b text) PARTITION BY LIST (a);
+CREATE TABLE pt1 (b text, a int);
+ALTER TABLE pt ATTACH PARTITION pt1 FOR VALUES IN (1);
+INSERT INTO pt SELECT 1, 'p' || g FROM generate_series(1, 100) g;
 """
-CHILDREN = ("public.measurements_2024", "public.readings_eu")
+CHILDREN = ("public.ch", "public.measurements_2024", "public.readings_eu")
 
 
 def _setup(pg: PgCluster, backup_dir: Path) -> dict[str, str]:
@@ -64,6 +73,8 @@ def test_reordered_children_verify_deep_ok(pg: PgCluster, backup_dir: Path) -> N
     tables = m["postgres"]["stats"]["tables"]
     assert tables["public.measurements_2024"]["columns"] == ["id", "city", "extra", "temp"]
     assert tables["public.readings_eu"]["columns"] == ["sensor", "label", "site", "value"]
+    assert tables["public.ch"]["columns"] == ["y", "x"]
+    assert tables["public.pt1"]["columns"] == ["b", "a"]
     verification = m["verification"]
     assert verification["ok"] is True and verification["deep"] is True
     assert verification.get("undecided", []) == []
