@@ -222,3 +222,33 @@ def test_manual_restore_script_keeps_latin1(
     assert res.returncode == 0, res.stderr
     assert target.psql(DB_FACTS.format("shop_restored")) == "LATIN1|C|C|c|-"
     assert target.psql("SELECT count(*) FROM t WHERE s = 'caf' || chr(233)", "shop_restored") == "9"
+
+
+def test_builtin_provider_kept_on_18_and_refused_by_15(
+    pg_factory: Callable[..., PgCluster], backup_dir: Path
+) -> None:
+    """PostgreSQL 17+ records the provider's locale in ``datlocale``; a
+    server without the builtin provider (15) refuses in one line."""
+    source = pg_factory(version=18)
+    source.psql(
+        "CREATE DATABASE app TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' "
+        "LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"
+    )
+    source.psql("CREATE TABLE t AS SELECT 'ä' AS s", "app")
+    env = seawall_env(source, backup_dir, DB_NAME="app")
+    assert run_seawall(["postgres", "backup"], env).returncode == 0
+    [m] = manifests(backup_dir, "app")
+    assert m["postgres"]["locale_provider"] == "builtin"
+    assert m["postgres"]["builtin_locale"] == "C.UTF-8"
+    restore = ["postgres", "restore", "latest", "--database", "app", "--target-db", "app_back"]
+    res = run_seawall(restore, env)
+    assert res.returncode == 0, res.stderr
+    facts = "SELECT datlocprovider, datlocale FROM pg_database WHERE datname = 'app_back'"
+    assert source.psql(facts) == "b|C.UTF-8"
+
+    old = pg_factory(version=15)
+    res = run_seawall(restore, {**seawall_env(old, backup_dir), "PG_BIN_DIR": str(source.bin_dir)})
+    assert res.returncode == 9, res.stderr
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and "builtin" in err[0], err
+    assert old.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'app%'") == "0"
