@@ -75,6 +75,9 @@ def test_sql_ascii_database_with_non_utf8_bytes_backs_up_verifies_and_restores(
     assert not info["server_version"].startswith("b'")
     # names are recorded byte for byte (as Latin-1 code points)
     assert info["stats"]["tables"]["public.caf\xe9"]["rows"] == 500
+    assert info["stats"]["tables"]["public.caf\xe9"]["columns"] == ["id", "na\xefve", "raw"]
+    # the stream scanner read the non-UTF-8 names too (no SQL fallback)
+    assert info["stats"]["checksum_method"] == "pg_dump-copy-crc32"
     assert "public.s\xe9q" in info["stats"]["sequences"]
 
     res = run_seawall(["postgres", "verify", "latest", "--deep", "--database", "legacy"], env)
@@ -250,5 +253,6 @@ def test_builtin_provider_kept_on_18_and_refused_by_15(
     res = run_seawall(restore, {**seawall_env(old, backup_dir), "PG_BIN_DIR": str(source.bin_dir)})
     assert res.returncode == 9, res.stderr
     err = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(err) == 1 and "builtin" in err[0], err
+    assert len(err) == 1 and "builtin locale provider" in err[0], err
+    assert "PostgreSQL 17 or newer" in err[0], err
     assert old.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'app%'") == "0"

@@ -27,6 +27,8 @@ log = get_logger("postgres.restore")
 Conn = psycopg.Connection[Any]
 
 _PROVIDERS: Final = {"c": "libc", "i": "icu", "b": "builtin"}
+#: the first server_version_num whose CREATE DATABASE takes the provider
+_PROVIDER_SINCE: Final = {"icu": 150000, "builtin": 170000}
 
 
 def record(conn: Conn, info: PostgresInfo) -> None:
@@ -89,13 +91,15 @@ def _options(info: PostgresInfo, server_num: int, default_encoding: str) -> list
         )
     )
     provider = info.locale_provider or "libc"
+    needs = _PROVIDER_SINCE.get(provider, 0)
+    if server_num < needs:
+        raise RefusedError(
+            f"the backup's database uses the {provider} locale provider, which PostgreSQL "
+            f"{server_num // 10000} does not have; restore into PostgreSQL {needs // 10000} "
+            "or newer"
+        )
     if server_num < 150000:
-        if provider != "libc":
-            raise RefusedError(
-                f"the backup's database uses the {provider} locale provider, which PostgreSQL "
-                f"{server_num // 10000} does not have; restore into PostgreSQL 15 or newer"
-            )
-        return opts
+        return opts  # libc, and no LOCALE_PROVIDER option before 15
     opts.append(sql.SQL("LOCALE_PROVIDER {}").format(sql.Identifier(provider)))
     if provider == "icu" and info.icu_locale:
         opts.append(sql.SQL("ICU_LOCALE {}").format(sql.Literal(info.icu_locale)))
