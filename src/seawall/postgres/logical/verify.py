@@ -12,7 +12,11 @@ restore fails or the run is interrupted.
 
 The result is written back into the manifest (atomically) so the exporter
 and retention see it. Only definite results are recorded: a wrong key or an
-unreachable server says nothing about the backup itself.
+unreachable server says nothing about the backup itself. Likewise a
+comparison verify cannot make (a checksum in a column order the manifest
+did not record, another pg_dump's framing: see :mod:`deepstats`) is listed
+as *undecided* and passes: marking a good backup failed would take it out
+of retention.
 """
 
 from __future__ import annotations
