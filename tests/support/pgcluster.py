@@ -52,6 +52,10 @@ class PgCluster:
     base: Path
     port: int
     extra_conf: dict[str, str] = field(default_factory=dict)
+    #: initdb's encoding and locale: the cluster default a CREATE DATABASE
+    #: without options inherits (tests of encoding-preserving restores)
+    encoding: str = "UTF8"
+    locale: str = "C"
 
     @property
     def datadir(self) -> Path:
@@ -109,9 +113,9 @@ class PgCluster:
                 "scram-sha-256",
                 "--no-sync",
                 "-E",
-                "UTF8",
+                self.encoding,
                 "--locale",
-                "C",
+                self.locale,
             ]
         )
         pwfile.unlink()
@@ -190,12 +194,21 @@ class PgCluster:
 
 
 def make_cluster(
-    bin_dir: Path = PG15_BIN, extra_conf: dict[str, str] | None = None, start: bool = True
+    bin_dir: Path = PG15_BIN,
+    extra_conf: dict[str, str] | None = None,
+    start: bool = True,
+    encoding: str = "UTF8",
+    locale: str = "C",
 ) -> PgCluster:
     base = Path(tempfile.mkdtemp(prefix="seawall-pg-", dir="/tmp"))
     os.chmod(base, 0o755)
     cluster = PgCluster(
-        bin_dir=bin_dir, base=base, port=free_loopback_port(), extra_conf=extra_conf or {}
+        bin_dir=bin_dir,
+        base=base,
+        port=free_loopback_port(),
+        extra_conf=extra_conf or {},
+        encoding=encoding,
+        locale=locale,
     )
     cluster.init()
     if start:

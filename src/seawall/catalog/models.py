@@ -116,6 +116,9 @@ class Verification(_Model):
     duration_seconds: float
     message: str
     checks: list[str] = Field(default_factory=list)
+    #: what the verification could not decide, one line each ("table x: why");
+    #: never a failure: the backup keeps its status
+    undecided: list[str] = Field(default_factory=list)
 
     @property
     def effective_level(self) -> VerificationLevel:
@@ -129,6 +132,11 @@ class TableStats(_Model):
 
     rows: int
     checksum: str | None = None
+    #: the column order the checksum was computed in (stats format 2): a
+    #: restore may recreate a table with another order (inheritance children,
+    #: children of typed tables), so verify computes the restored copy's
+    #: checksum in this order rather than the restored one
+    columns: list[str] | None = None
 
 
 class ContentStats(_Model):
@@ -141,6 +149,14 @@ class ContentStats(_Model):
     # How the per-table checksums were computed; None (older manifests) means
     # the SQL scan ``sum(hashtextextended(row::text, 0))``.
     checksum_method: str | None = None
+    #: 1: checksums in the table's own column order, which a restore may
+    #: change (verify cannot decide such tables); 2: ``TableStats.columns``
+    #: records the order they were computed in
+    format: int = 1
+
+
+#: the content statistics format new backups write (see ContentStats.format)
+STATS_FORMAT = 2
 
 
 class PostgresInfo(_Model):
@@ -153,6 +169,16 @@ class PostgresInfo(_Model):
     #: a scratch database of the same encoding, so the checksums compare bytes
     #: in the same encoding
     encoding: str | None = None
+    #: the database's locale (logical backups): a restore creates the target
+    #: from template0 with the same encoding, LC_COLLATE, LC_CTYPE and locale
+    #: provider, not the target cluster's defaults (None: not recorded, by
+    #: seawall before 2026-12, or a server older than the field)
+    lc_collate: str | None = None
+    lc_ctype: str | None = None
+    locale_provider: Literal["libc", "icu", "builtin"] | None = None
+    icu_locale: str | None = None
+    icu_rules: str | None = None
+    builtin_locale: str | None = None
     system_identifier: str | None = None
     timeline: int | None = None
     start_lsn: str | None = None

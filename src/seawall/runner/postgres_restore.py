@@ -40,7 +40,8 @@ def restore(
 
     Exit codes: 0 restored, 1 restore failed (target untouched), 3 corrupt backup,
     4 not found, 5 PostgreSQL unreachable, 8 wrong or missing key, 9 target exists
-    without --clean (see `seawall --help`).
+    without --clean, or the server cannot create a database with the backup's
+    encoding and locale (see `seawall --help`).
     """
     from dataclasses import asdict
 

@@ -62,9 +62,13 @@ def verify(
     if not State.quiet:
         for check in result.checks:
             typer.echo(f"  ok  {check}")
+        # Undecided is not failed: the backup keeps its status (exit 0).
+        for item in result.undecided:
+            typer.echo(f"  undecided  {item}")
         typer.echo(
             f"{source.label}: verification passed ({level_note(result)}) "
             f"in {result.duration_seconds:.1f}s"
+            + (f"; {len(result.undecided)} undecided" if result.undecided else "")
         )
 
 

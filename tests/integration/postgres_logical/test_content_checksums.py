@@ -17,7 +17,7 @@ def test_counts_only_statistics_still_verify(pg: PgCluster, backup_dir: Path) ->
     assert res.returncode == 0, res.stderr
     [m] = manifests(backup_dir, "app")
     table = m["postgres"]["stats"]["tables"]["public.t"]
-    assert table == {"rows": 5000, "checksum": None}
+    assert table == {"rows": 5000, "checksum": None, "columns": None}
     res = run_seawall(["postgres", "verify", "latest", "--deep", "--database", "app"], env)
     assert res.returncode == 0, res.stderr
     # With checksums on (the default) the manifest carries one.

@@ -38,6 +38,7 @@ import psycopg
 from seawall import __version__
 from seawall.catalog.locks import series_lock
 from seawall.catalog.models import (
+    STATS_FORMAT,
     Artifact,
     ContentStats,
     Manifest,
@@ -54,7 +55,7 @@ from seawall.context import Context
 from seawall.errors import DecryptionError, SeawallError, SourceUnavailableError
 from seawall.log import get_logger
 from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
-from seawall.postgres.logical import dumpscan, server, stats
+from seawall.postgres.logical import dblocale, dumpscan, server, stats
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump
 from seawall.postgres.tools.pg_dumpall import PgDumpAll
@@ -172,10 +173,7 @@ def _run(
             info.system_identifier = str(row[0]) if row else None
         except Exception:  # not allowed for non-superusers: informational only
             info.system_identifier = None
-        row = conn.execute(
-            "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
-        ).fetchone()
-        info.encoding = str(row[0]) if row else None
+        dblocale.record(conn, info)
         manifest.postgres = info
         _estimate_size(conn, progress)
         dump = PgDump(server.tool_path(s, "pg_dump", major), params)
@@ -189,6 +187,7 @@ def _run(
             sequences=stats.sequences(conn),
             large_objects=stats.large_objects(conn),
             snapshot=snapshot,
+            format=STATS_FORMAT,
         )
         proc = dump.spawn(database, snapshot)
         assert proc.stdout is not None
@@ -374,7 +373,8 @@ def _with_checksums(
     in the very snapshot pg_dump used (slower, same guarantees).
     """
     if not checksums:
-        return counts, None
+        # No checksum, so no column order it would be defined in.
+        return {name: TableStats(rows=t.rows) for name, t in counts.items()}, None
     try:
         sums = scanner.checksums()
     except dumpscan.ScanError as exc:
@@ -401,7 +401,12 @@ def _with_checksums(
             return stats.tables(conn, checksums=True), None
         except psycopg.Error as err:
             raise _stats_error(database, err) from None
-    tables = {name: TableStats(rows=t.rows, checksum=sums[name]) for name, t in counts.items()}
+    # ``columns`` (from the catalog, in the dump's snapshot) is the column
+    # list of pg_dump's COPY statement, the order the stream checksum is in.
+    tables = {
+        name: TableStats(rows=t.rows, checksum=sums[name], columns=t.columns)
+        for name, t in counts.items()
+    }
     return tables, dumpscan.METHOD
 
 

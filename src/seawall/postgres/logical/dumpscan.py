@@ -230,7 +230,7 @@ class DumpScanner:
         return r.pos
 
     def _decode_names(self, encoding_entry: str | None) -> None:
-        """Decode names with the database's encoding, as psycopg does for ``stats``.
+        """Decode names with the database's encoding, as ``stats`` reads them.
 
         ``encoding_entry`` is ``SET client_encoding = 'LATIN1';``. A name that
         does not decode fails the scan (the backup then uses the SQL checksums)
@@ -239,7 +239,11 @@ class DumpScanner:
         codec = "utf-8"
         if encoding_entry:
             match = re.search(r"'([^']+)'", encoding_entry)
-            if match:
+            if match and match.group(1).upper() == "SQL_ASCII":
+                # Any byte goes in SQL_ASCII: one code point per byte, as
+                # seawall's connections read such names (postgres.sqlconn).
+                codec = "latin-1"
+            elif match:
                 try:
                     from psycopg._encodings import pg2pyenc
 

@@ -34,7 +34,7 @@ from seawall.errors import (
 )
 from seawall.log import get_logger
 from seawall.pipeline.stream import decode_to, sniff_encryption
-from seawall.postgres.logical import server
+from seawall.postgres.logical import dblocale, server
 from seawall.postgres.logical.select import BackupSource
 from seawall.postgres.logical.stats import Conn
 from seawall.postgres.logical.verify import PGDMP_MAGIC, _dump_major
@@ -105,7 +105,9 @@ def restore_globals(ctx: Context, source: BackupSource, workdir: Path, major: in
     )
     params = ConnParams.from_settings(ctx.settings)
     path = workdir / "globals.sql"
-    path.write_text(filter_globals(b"".join(chunks).decode(), params.user))
+    # surrogateescape: role names of a SQL_ASCII cluster may be any bytes
+    script = filter_globals(b"".join(chunks).decode("utf-8", "surrogateescape"), params.user)
+    path.write_bytes(script.encode("utf-8", "surrogateescape"))
     psql = Psql(server.tool_path(ctx.settings, "psql", major), params)
     stderr = psql.run_file(path, server.maintenance_db(), stop_on_error=False)
     notes = [ln for ln in stderr.splitlines() if "ERROR" in ln]
@@ -236,7 +238,8 @@ def restore(
                 f"database {target_db!r} exists; restore into a new name, or pass --clean "
                 "to replace it (the old one is dropped only after the restore succeeded)"
             )
-        major = server.server_version_num(conn) // 10000
+        version_num = server.server_version_num(conn)
+        major = version_num // 10000
     workdir = Path(tempfile.mkdtemp(prefix="seawall-restore-"))
     try:
         notes: list[str] = []
@@ -246,7 +249,8 @@ def restore(
         tool_version: str | None = None
         psql = Psql(server.tool_path(ctx.settings, "psql", major), params)
         with server.admin(params, avoid=target_db) as conn:
-            server.create_database(conn, tmp)
+            info = source.manifest.postgres if source.manifest is not None else None
+            dblocale.create_like(conn, tmp, info, version_num)
             try:
                 sink = _SwitchSink(workdir / "dump", lambda: psql.spawn_script(tmp))
                 try:

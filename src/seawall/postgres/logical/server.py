@@ -21,6 +21,7 @@ from psycopg import sql
 
 from seawall.catalog.rejected import TargetMissing
 from seawall.errors import ConfigError, SeawallError, SourceUnavailableError
+from seawall.postgres.sqlconn import open_connection
 from seawall.postgres.tools.base import DEBIAN_ROOT, ConnParams, binary_version, find_binary
 from seawall.settings import Settings
 
@@ -30,7 +31,7 @@ def connect(
 ) -> psycopg.Connection[tuple[object, ...]]:
     """Open a connection; connection/auth failures become SourceUnavailableError."""
     try:
-        return psycopg.connect(**params.conninfo(dbname), autocommit=autocommit)  # type: ignore[arg-type]
+        return open_connection(params.conninfo(dbname), autocommit=autocommit)
     except psycopg.OperationalError as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
         hint = (

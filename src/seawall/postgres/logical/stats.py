@@ -1,12 +1,15 @@
 """Content statistics in SQL: what verify --deep compares a restored copy against.
 
-Per table: the exact row count (``count(*)``), and, only where the dump
-stream could not be scanned (see :mod:`dumpscan`, the default source of
-checksums) or for backups made before it, the SQL checksum: the sum of
-``hashtextextended(row::text, 0)`` over all rows (order independent; the
-extended hash functions are stable across majors because hash partitioning
-depends on them). Per sequence: ``last_value``. And the number of large
-objects.
+Per table: the exact row count (``count(*)``), the column order the
+checksum is defined in (a restore may recreate inheritance children and
+typed tables with another order; verify computes in the recorded one), and,
+only where the dump stream could not be scanned (see :mod:`dumpscan`, the
+default source of checksums) or for backups made before it, the SQL
+checksum: the sum of ``hashtextextended(ROW(<columns>)::text, 0)`` over all
+rows (row-order independent; the extended hash functions are stable across
+majors because hash partitioning depends on them; stats format 1 hashed
+``row::text``, in whatever order the table had). Per sequence:
+``last_value``. And the number of large objects.
 
 At backup time the statistics are taken in the transaction that exported
 the snapshot given to ``pg_dump --snapshot``, so both see the same data.
@@ -17,17 +20,21 @@ busy database, never behind (see :func:`compare`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from seawall.catalog.models import ContentStats, TableStats
+from seawall.catalog.models import STATS_FORMAT, ContentStats, TableStats
 
 Conn = psycopg.Connection[Any]
 
 _TABLES = """
-SELECT n.nspname, c.relname
+SELECT n.nspname, c.relname,
+       (SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}')
+        FROM pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -53,34 +60,78 @@ def large_objects(conn: Conn) -> int:
     return int(row[0]) if row else 0
 
 
-def tables(conn: Conn, checksums: bool = True) -> dict[str, TableStats]:
-    """Row counts and (unless ``checksums`` is off) SQL checksums per table.
+_REORDER_PRONE = """
+SELECT n.nspname || '.' || c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND (c.reloftype <> 0 OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
+"""
+
+
+def tables(
+    conn: Conn,
+    checksums: bool = True,
+    order: Mapping[str, list[str]] | None = None,
+    whole_row: bool = False,
+) -> dict[str, TableStats]:
+    """Row counts, column order and (unless ``checksums`` is off) SQL checksums per table.
+
+    ``columns`` is the table's columns as pg_dump's COPY lists them (attnum
+    order, no dropped or generated columns). The checksum hashes each row
+    as ``ROW(<columns>)::text``, the columns in ``order[table]`` where given
+    (verify: the order recorded at backup time, which a restore may have
+    changed) else in the table's own order. ``whole_row`` hashes ``t::text``
+    instead, the definition of manifests in stats format 1.
 
     The SQL checksum needs every row rendered as text: a second full scan
     competing with pg_dump, which is why backups take checksums from the
     dump stream and use this only as the fallback.
     """
     result: dict[str, TableStats] = {}
-    for schema, name in conn.execute(_TABLES).fetchall():
-        if checksums:
-            template = (
-                "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) "
-                "FROM ONLY {}.{} AS t"
-            )
+    for schema, name, columns in conn.execute(_TABLES).fetchall():
+        key = f"{schema}.{name}"
+        cols = list((order or {}).get(key) or columns)
+        if not checksums:
+            digest: sql.Composable = sql.SQL("NULL")
+        elif whole_row:
+            digest = sql.SQL("coalesce(sum(hashtextextended(t::text, 0)), 0)")
         else:
-            template = "SELECT count(*), NULL FROM ONLY {}.{} AS t"
-        query = sql.SQL(template).format(sql.Identifier(schema), sql.Identifier(name))
+            digest = sql.SQL("coalesce(sum(hashtextextended(ROW({})::text, 0)), 0)").format(
+                sql.SQL(", ").join(sql.Identifier("t", c) for c in cols)
+            )
+        query = sql.SQL("SELECT count(*), {} FROM ONLY {}.{} AS t").format(
+            digest, sql.Identifier(schema), sql.Identifier(name)
+        )
         row = conn.execute(query).fetchone()
         assert row is not None
         checksum = str(row[1]) if row[1] is not None else None
-        result[f"{schema}.{name}"] = TableStats(rows=int(row[0]), checksum=checksum)
+        result[key] = TableStats(rows=int(row[0]), checksum=checksum, columns=list(columns))
     return result
 
 
-def collect(conn: Conn) -> ContentStats:
-    """All statistics of the connected database, in the current transaction."""
+def relations(conn: Conn) -> dict[str, tuple[str, str]]:
+    """``schema.table`` key -> (schema, table), for building SQL from a key
+    (names may contain dots)."""
+    return {f"{r[0]}.{r[1]}": (str(r[0]), str(r[1])) for r in conn.execute(_TABLES).fetchall()}
+
+
+def reorder_prone(conn: Conn) -> set[str]:
+    """Tables a restore may recreate in another column order: children of an
+    inheritance tree and typed tables (pg_dump writes only their own columns
+    and lets the server add the inherited ones first)."""
+    return {str(r[0]) for r in conn.execute(_REORDER_PRONE).fetchall()}
+
+
+def collect(
+    conn: Conn, order: Mapping[str, list[str]] | None = None, whole_row: bool = False
+) -> ContentStats:
+    """All statistics of the connected database, in the current transaction
+    (``order``, ``whole_row``: see :func:`tables`)."""
     return ContentStats(
-        tables=tables(conn), sequences=sequences(conn), large_objects=large_objects(conn)
+        tables=tables(conn, order=order, whole_row=whole_row),
+        sequences=sequences(conn),
+        large_objects=large_objects(conn),
+        format=STATS_FORMAT,
     )
 
 

@@ -73,8 +73,10 @@ def server_facts(conn: ConnParams) -> ServerFacts:
     """What the manifest needs from the server (psycopg is fine off the WAL path)."""
     import psycopg
 
+    from seawall.postgres.sqlconn import open_connection
+
     try:
-        with psycopg.connect(**conn.conninfo()) as db:  # type: ignore[arg-type]
+        with open_connection(conn.conninfo(), autocommit=False) as db:
             row = db.execute(
                 "SELECT current_setting('server_version'), "
                 "current_setting('server_version_num')::int, "
@@ -86,19 +88,21 @@ def server_facts(conn: ConnParams) -> ServerFacts:
         raise tool_error("postgresql", 1, str(exc)) from exc
     if row is None:
         raise SourceUnavailableError("postgresql: the server returned nothing for its settings")
-    return ServerFacts(str(row[0]), int(row[1]), str(row[2]), int(row[3]), str(row[4]))
+    return ServerFacts(str(row[0]), int(str(row[1])), str(row[2]), int(str(row[3])), str(row[4]))
 
 
 def next_xid(conn: ConnParams) -> int | None:
     """The next transaction id, recorded after the backup (picks a base for --target-xid)."""
     import psycopg
 
+    from seawall.postgres.sqlconn import open_connection
+
     try:
-        with psycopg.connect(**conn.conninfo()) as db:  # type: ignore[arg-type]
+        with open_connection(conn.conninfo(), autocommit=False) as db:
             row = db.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text").fetchone()
     except psycopg.Error:
         return None
-    return int(row[0]) if row else None
+    return int(str(row[0])) if row else None
 
 
 def wal_range(label: dict[str, str], manifest: dict[str, Any], seg_size: int) -> dict[str, Any]:
