@@ -101,6 +101,9 @@ def test_prune_keeps_a_backup_held_by_a_restore(backup_dir: Path) -> None:
 
 
 def test_kill_9_during_prune_then_prune_again(backup_dir: Path) -> None:
+    """A kill at a random moment of a big prune, then the repair. Where the kill
+    lands varies; the deletion order itself is checked deterministically by
+    test_prune_deletes_the_manifest_first_kill_9_after_every_unlink."""
     catalog = Catalog(LocalStorage(backup_dir))
     for i in range(1500):
         add_backup(catalog, end=NOW - timedelta(hours=6 * i), payload=b"y" * 200)
