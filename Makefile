@@ -1,5 +1,5 @@
 # The two commands README.md starts with. Both work on a fresh Debian 12 machine.
-.PHONY: demo test lint unit setup setup-test
+.PHONY: demo test lint unit mutants setup setup-test
 
 demo:  ## set up, then run seawall's main job on a throwaway local PostgreSQL
 	scripts/setup.sh
@@ -17,3 +17,6 @@ lint:
 
 unit:
 	.venv/bin/python -m pytest -q tests/unit
+
+mutants:  ## before a release: does the suite notice a deliberate bug in each invariant? (slow, not in CI)
+	.venv/bin/python scripts/mutants.py

@@ -162,8 +162,12 @@ def _start_restored(r: Restored) -> None:
 
 
 def test_target_outside_window_refused(
-    pg_factory: Callable[..., PgCluster], backup_dir: Path, age_keys: tuple[Path, str]
+    pg_factory: Callable[..., PgCluster],
+    backup_dir: Path,
+    age_keys: tuple[Path, str],
+    tmp_path: Path,
 ) -> None:
+    never_made = tmp_path / "never-created"
     arch = make_archived(pg_factory, backup_dir, age_keys)
     arch.pg.psql("CREATE TABLE t (batch int, i int)")
     arch.basebackup()
@@ -174,18 +178,18 @@ def test_target_outside_window_refused(
             "postgres",
             "pitr-restore",
             "--data-dir",
-            "/tmp/never-created-seawall",
+            str(never_made),
             "--target-time",
             target,
         )
         assert res.returncode == 9, res.stderr
         assert "recoverable window:" in res.stderr
-        assert not Path("/tmp/never-created-seawall").exists()
+        assert not Path(str(never_made)).exists()
     res = arch.seawall(
         "postgres",
         "pitr-restore",
         "--data-dir",
-        "/tmp/never-created-seawall",
+        str(never_made),
         "--target-lsn",
         "FF/0",
     )

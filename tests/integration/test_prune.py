@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -100,6 +101,9 @@ def test_prune_keeps_a_backup_held_by_a_restore(backup_dir: Path) -> None:
 
 
 def test_kill_9_during_prune_then_prune_again(backup_dir: Path) -> None:
+    """A kill at a random moment of a big prune, then the repair. Where the kill
+    lands varies; the deletion order itself is checked deterministically by
+    test_prune_deletes_the_manifest_first_kill_9_after_every_unlink."""
     catalog = Catalog(LocalStorage(backup_dir))
     for i in range(1500):
         add_backup(catalog, end=NOW - timedelta(hours=6 * i), payload=b"y" * 200)
@@ -136,6 +140,95 @@ def test_kill_9_during_prune_then_prune_again(backup_dir: Path) -> None:
     subprocess.run([SEAWALL, "prune"], env=env, capture_output=True, text=True, check=True)
     dirs = {p.name for p in (backup_dir / "postgresql/logical/app").iterdir()}
     assert dirs == {m.id for m in final}
+
+
+#: Loaded by the child through PYTHONPATH: logs every unlink and, after the
+#: N-th, kills the process with SIGKILL (a real kill -9 at a chosen point).
+KILLER = """
+import os, signal
+_log = os.environ["SEAWALL_TEST_UNLINK_LOG"]
+_after = int(os.environ.get("SEAWALL_TEST_KILL_AFTER", "0"))
+_count = [0]
+_real = os.unlink
+def _unlink(path, *args, **kwargs):
+    _real(path, *args, **kwargs)
+    with open(_log, "a") as fh:
+        fh.write(os.fsdecode(path) + "\\n")
+    _count[0] += 1
+    if _count[0] == _after:
+        os.kill(os.getpid(), signal.SIGKILL)
+os.unlink = _unlink
+os.remove = _unlink
+"""
+
+
+def _prune_recording(
+    backup_dir: Path, hook: Path, log: Path, kill_after: int = 0
+) -> subprocess.CompletedProcess[str]:
+    log.unlink(missing_ok=True)
+    env = env_for(backup_dir, RETENTION_DAYS="1", RETENTION_WEEKS="0", RETENTION_MONTHS="0")
+    env.update(
+        PYTHONPATH=str(hook),
+        SEAWALL_TEST_UNLINK_LOG=str(log),
+        SEAWALL_TEST_KILL_AFTER=str(kill_after),
+    )
+    return subprocess.run([SEAWALL, "prune"], env=env, capture_output=True, text=True)
+
+
+def _assert_no_manifest_without_artifacts(backup_dir: Path) -> list[str]:
+    scan = Catalog(LocalStorage(backup_dir)).scan()
+    assert scan.errors == []
+    for m in scan.manifests:
+        for art in m.artifacts:
+            assert (backup_dir / "postgresql/logical/app" / m.id / art.name).is_file(), (
+                f"{m.id} has a manifest but its {art.name} is gone"
+            )
+    return sorted(m.id for m in scan.manifests)
+
+
+def test_prune_deletes_the_manifest_first_kill_9_after_every_unlink(
+    backup_dir: Path, tmp_path: Path
+) -> None:
+    """Deterministic: the unlink sequence is recorded, and prune is killed
+    after the 1st, 2nd, ... N-th unlink; each crash leaves no manifest whose
+    artifacts are missing, and the next prune finishes the job."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILLER)
+    log = tmp_path / "unlinks.log"
+    template = tmp_path / "template"
+    catalog = Catalog(LocalStorage(template))
+    now = datetime.now(UTC)
+    made = [add_backup(catalog, end=now - timedelta(days=d, hours=1)) for d in range(4)]
+    for m in made:  # a second artifact, so that order within a backup matters
+        extra = template / "postgresql/logical/app" / m.id / "globals.sql.zst"
+        data = (template / "postgresql/logical/app" / m.id / "dump.bin.zst").read_bytes()
+        extra.write_bytes(data)
+        m.artifacts.append(m.artifacts[0].model_copy(update={"name": "globals.sql.zst"}))
+        catalog.write(m)
+
+    shutil.copytree(template, backup_dir, dirs_exist_ok=True)
+    res = _prune_recording(backup_dir, hook, log)
+    assert res.returncode == 0, res.stderr
+    unlinks = log.read_text().splitlines()
+    assert _assert_no_manifest_without_artifacts(backup_dir) == [made[0].id]
+    for m in made[1:]:
+        mine = [i for i, p in enumerate(unlinks) if f"/{m.id}/" in p]
+        names = [Path(unlinks[i]).name for i in mine]
+        assert names and names[0] == "manifest.json", f"{m.id} deleted in order {names}"
+        assert {"dump.bin.zst", "globals.sql.zst"} <= set(names)
+
+    for n in range(1, len(unlinks) + 1):
+        shutil.rmtree(backup_dir / "postgresql")
+        shutil.copytree(template, backup_dir, dirs_exist_ok=True)
+        killed = _prune_recording(backup_dir, hook, log, kill_after=n)
+        assert killed.returncode == -signal.SIGKILL, (n, killed.stderr)
+        assert len(log.read_text().splitlines()) == n
+        survivors = _assert_no_manifest_without_artifacts(backup_dir)
+        assert made[0].id in survivors
+        again = _prune_recording(backup_dir, hook, log)
+        assert again.returncode == 0, again.stderr
+        assert _assert_no_manifest_without_artifacts(backup_dir) == [made[0].id]
 
 
 def test_prune_removes_empty_backup_dirs_left_by_a_crash(backup_dir: Path) -> None:

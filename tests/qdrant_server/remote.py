@@ -31,6 +31,9 @@ class RemoteQdrant:
         self.spec_violations: list[SpecViolation] = []
         info = self._client.get("/").json()
         self.version = str(info.get("version", "unknown"))
+        #: collections that existed before the test: everything else is the
+        #: test's (also those seawall made, e.g. ``restore --to``) and goes at close
+        self._existing = set(self.collection_names())
 
     def _ok(self, response: httpx.Response) -> Any:
         response.raise_for_status()
@@ -95,8 +98,16 @@ class RemoteQdrant:
         """Nothing to check: a real server is the reference."""
 
     def close(self) -> None:
-        """Delete what the test created (collections and their snapshots)."""
-        for name in self._created:
+        """Delete what the test created (collections and their snapshots).
+
+        That includes collections seawall created (``restore --to``): left on
+        a real server, the next test's ``seawall backup`` of every collection
+        would back them up too."""
+        try:
+            made = [n for n in self.collection_names() if n not in self._existing]
+        except httpx.HTTPError:
+            made = []
+        for name in dict.fromkeys([*self._created, *made]):
             try:
                 for snap in self._ok(self._client.get(f"/collections/{name}/snapshots")) or []:
                     self._client.delete(f"/collections/{name}/snapshots/{snap['name']}")

@@ -123,26 +123,36 @@ class _Sink:
 
 
 def decode_artifact(ctx: Context, source: BackupSource, art: Artifact, dest: Path) -> str:
-    """Decode one artifact to ``dest``; returns its sha256 (checked against the manifest)."""
+    """Decode one artifact to ``dest``; returns its sha256 (checked against the manifest).
+
+    Written under a hidden temporary name beside ``dest`` and renamed only
+    once every check passed: a corrupt artifact, an error or a kill never
+    leaves a file at ``dest`` (``--output``) that looks like a decoded snapshot.
+    """
+    tmp = dest.with_name(f".{dest.name}.partial-{secrets.token_hex(4)}")
     try:
-        with dest.open("wb") as fh:
-            sink = _Sink(fh)
-            decode_to(
-                source.storage,
-                source.key(art.name),
-                sink,
-                ctx.keys,
-                expected_sha256=art.sha256,
-                expected_size=art.stored_size,
+        try:
+            with tmp.open("xb") as fh:
+                sink = _Sink(fh)
+                decode_to(
+                    source.storage, source.key(art.name), sink, ctx.keys,
+                    expected_sha256=art.sha256, expected_size=art.stored_size,
+                )  # fmt: skip
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write the decoded snapshot to {dest}: {exc.strerror}"
+            ) from exc
+        digest = sink.hash.hexdigest()
+        expected = art.raw_sha256
+        if expected and digest != expected:
+            raise VerificationError(
+                f"{art.name}: decoded snapshot sha256 differs from the manifest; the backup is "
+                "corrupt"
             )
-    except OSError as exc:
-        raise StorageError(f"cannot write the decoded snapshot to {dest}: {exc.strerror}") from exc
-    digest = sink.hash.hexdigest()
-    expected = art.raw_sha256
-    if expected and digest != expected:
-        raise VerificationError(
-            f"{art.name}: decoded snapshot sha256 differs from the manifest; the backup is corrupt"
-        )
+        tmp.rename(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return digest
 
 

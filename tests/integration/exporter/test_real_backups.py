@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from seawall.catalog.store import Catalog
 from seawall.exporter.collector import SeawallCollector, make_registry
 from seawall.retention import Policy
-from seawall.runner.app import COMMANDS
 from seawall.storage.local import LocalStorage
 from tests.conftest import run_seawall
 from tests.support.pgcluster import PgCluster
-
-pytestmark = pytest.mark.skipif(
-    not any(mod == "postgres_backup" for _, _, mod, _ in COMMANDS)
-    or not (Path(__file__).resolve().parents[3] / "src/seawall/runner/postgres_backup.py").exists(),
-    reason="`seawall postgres backup` is not built yet",
-)
 
 
 def test_metrics_from_real_logical_backups(pg: PgCluster, backup_dir: Path) -> None:
@@ -59,7 +50,7 @@ def test_metrics_from_real_logical_backups(pg: PgCluster, backup_dir: Path) -> N
     # the database goes away: the next run fails, and the exporter says so
     pg.stop()
     res = run_seawall(["postgres", "backup", "-d", "app"], env)
-    assert res.returncode != 0
+    assert res.returncode == 5, res.stderr  # SourceUnavailableError (docs/exit-codes.md)
     failed = [m for m in Catalog(LocalStorage(backup_dir)).scan().manifests if m.status == "failed"]
     assert len(failed) == 1, "the runner records failed runs in the catalog"
     assert reg.get_sample_value("postgres_backup_status", db) == 0

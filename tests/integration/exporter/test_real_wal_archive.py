@@ -13,26 +13,16 @@ from seawall.catalog.store import Catalog
 from seawall.exporter.collector import SeawallCollector, make_registry
 from seawall.exporter.wal_watch import WalWatcher
 from seawall.storage.local import LocalStorage
+from tests.integration.wal.helpers import make_archived
 from tests.support.pgcluster import PgCluster
 
-ROOT = Path(__file__).resolve().parents[3]
-pytestmark = [
-    pytest.mark.skipif(
-        not (ROOT / "src/seawall/runner/wal_fast.py").exists()
-        or not (ROOT / "src/seawall/runner/postgres_basebackup.py").exists()
-        or not (ROOT / "tests/integration/wal/helpers.py").exists(),
-        reason="wal-push / basebackup (issue 4) are not built yet",
-    ),
-    pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning"),
-]
+pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 CL = {"cluster": "main"}
 
 
 def test_real_archive_segments_gaps_and_pitr_window(
     pg_factory: Callable[..., PgCluster], backup_dir: Path, age_keys: tuple[Path, str]
 ) -> None:
-    from tests.integration.wal.helpers import make_archived
-
     arch = make_archived(pg_factory, backup_dir, age_keys)
     watcher = WalWatcher(backup_dir, rescan_interval=3600)
     watcher.start()

@@ -233,3 +233,55 @@ def test_large_table_of_contents_verifies(pg: PgCluster, backup_dir: Path) -> No
     res = run_seawall(["postgres", "verify", "latest", "-d", "many"], env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "pg_restore --list ok" in res.stdout
+
+
+def _recording_bin_dir(cluster: PgCluster, tmp_path: Path) -> tuple[Path, Path]:
+    """PG_BIN_DIR whose pg_restore logs each start, then runs the real one."""
+    bindir, log = tmp_path / "bin", tmp_path / "starts.log"
+    bindir.mkdir()
+    for tool in sorted(p.name for p in cluster.bin_dir.iterdir()):
+        if tool == "pg_restore":
+            (bindir / tool).write_text(
+                f'#!/bin/sh\necho "{tool} $*" >> "{log}"\nexec "{cluster.bin_dir / tool}" "$@"\n'
+            )
+            (bindir / tool).chmod(0o755)
+        else:
+            (bindir / tool).symlink_to(cluster.bin_dir / tool)
+    return bindir, log
+
+
+@pytest.mark.parametrize("tamper", ["byte-near-the-end", "swapped-for-valid"])
+def test_tampered_dump_never_reaches_pg_restore(
+    items: PgCluster, backup_dir: Path, age_keys: tuple[Path, str], tmp_path: Path, tamper: str
+) -> None:
+    """Design invariant 4 at its sink: a dump whose stored bytes do not match
+    the manifest never starts pg_restore (nor psql for the globals) and
+    creates no database. "swapped-for-valid" puts another backup's intact
+    dump in its place: it decodes cleanly, only the sha256 stops it."""
+    bindir, log = _recording_bin_dir(items, tmp_path)
+    env = seawall_env(items, backup_dir, PG_BIN_DIR=str(bindir), **_crypt(*age_keys))
+    assert run_seawall(["postgres", "backup", "-d", "items"], env).returncode == 0
+    items.psql(
+        "INSERT INTO items (name) SELECT 'later ' || g FROM generate_series(1, 100) g", "items"
+    )
+    assert run_seawall(["postgres", "backup", "-d", "items"], env).returncode == 0
+    first, second = manifests(backup_dir, "items")
+    name = next(a["name"] for a in first["artifacts"] if a["role"] == "dump")
+    victim = backup_folder(backup_dir, "items", first["id"]) / name
+    if tamper == "swapped-for-valid":
+        victim.write_bytes((backup_folder(backup_dir, "items", second["id"]) / name).read_bytes())
+    else:
+        data = bytearray(victim.read_bytes())
+        data[-20] ^= 0x01
+        victim.write_bytes(bytes(data))
+    log.unlink(missing_ok=True)
+    res = run_seawall(["postgres", "restore", first["id"], "--target-db", "copy"], env)
+    assert res.returncode == 3, res.stderr
+    assert name in res.stderr  # named as corrupt (sha256 or size), before any decoding
+    started = log.read_text().splitlines() if log.exists() else []
+    assert not [s for s in started if s.startswith("pg_restore")], started
+    assert items.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '%copy%'") == "0"
+    # the control: the recording wrapper does see an intact restore
+    ok = run_seawall(["postgres", "restore", second["id"], "--target-db", "intact"], env)
+    assert ok.returncode == 0, ok.stderr
+    assert any(s.startswith("pg_restore") for s in log.read_text().splitlines())

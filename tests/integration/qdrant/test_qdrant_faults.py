@@ -296,7 +296,7 @@ def test_corrupt_artifact_upload_is_cut_short(
     server.delete_collection("cut")
     with pytest.raises(SeawallError) as info:
         restore(ctx, resolve(ctx, "latest"))
-    assert info.value.exit_code in (3, 8), info.value  # verification / decode failure
+    assert info.value.exit_code == 3, info.value  # VerificationError (docs/exit-codes.md)
     # the server handles the upload in its own thread: wait until it is done with it
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not any(
@@ -306,6 +306,38 @@ def test_corrupt_artifact_upload_is_cut_short(
     assert any(path.endswith("/snapshots/upload") for _, path, _ in server.requests)
     assert server.uploads == []
     assert "cut" not in server.collection_names()
+
+
+@pytest.mark.parametrize("tamper", ["flipped-byte", "swapped-for-valid"])
+def test_tampered_artifact_writes_no_output_file(
+    server: QdrantTestServer, make_ctx: MakeCtx, qdir: Path, tmp_path: Path, tamper: str
+) -> None:
+    """``restore --output``: bytes that do not match the manifest leave no
+    file behind, not even an empty or partial one, and no upload is made.
+    "swapped-for-valid" is another backup's intact artifact put in its place:
+    it decodes cleanly, so only the sha256 taken before decoding stops it."""
+    server.create_collection("out", DIM, points=40, seed=23)
+    ctx = make_ctx(server)
+    backup(ctx, ["out"]).raise_for_status()
+    first = resolve(ctx, "latest")
+    time.sleep(1.1)  # backup ids have one-second resolution
+    server.create_collection("other", DIM, points=60, seed=25)
+    backup(ctx, ["other"]).raise_for_status()
+    (art,) = (p for p in artifacts(qdir) if f"/{first.manifest.id}/" in str(p))
+    if tamper == "flipped-byte":
+        _flip_middle_byte(art)
+    else:
+        (donor,) = (p for p in artifacts(qdir) if "/other/" in str(p))
+        art.write_bytes(donor.read_bytes())
+    requests_before = len(server.requests)
+    out = tmp_path / "snapshot.out"
+    with pytest.raises(SeawallError) as info:
+        restore(ctx, first, output=out)
+    assert info.value.exit_code == 3, info.value
+    assert not out.exists(), "a tampered artifact left an output file"
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+    uploads = [p for _, p, _ in server.requests[requests_before:] if "upload" in p]
+    assert uploads == []
 
 
 def test_restore_without_raw_sha256_uses_a_temp_file(

@@ -13,8 +13,12 @@ from tests.support.pgcluster import PgCluster
 
 
 def test_gap_reported_and_pitr_past_it_refused(
-    pg_factory: Callable[..., PgCluster], backup_dir: Path, age_keys: tuple[Path, str]
+    pg_factory: Callable[..., PgCluster],
+    backup_dir: Path,
+    age_keys: tuple[Path, str],
+    tmp_path: Path,
 ) -> None:
+    never_made = tmp_path / "never-made"
     arch = make_archived(pg_factory, backup_dir, age_keys)
     arch.pg.psql("CREATE TABLE t (i int)")
     arch.basebackup()
@@ -46,19 +50,17 @@ def test_gap_reported_and_pitr_past_it_refused(
 
     after = "2999-01-01T00:00:00Z"
     for target in (["--target-time", after], ["--latest"]):
-        refused = arch.seawall(
-            "postgres", "pitr-restore", "--data-dir", "/tmp/seawall-never-made", *target
-        )
+        refused = arch.seawall("postgres", "pitr-restore", "--data-dir", str(never_made), *target)
         assert refused.returncode == 9, refused.stderr
         assert victim in refused.stderr and "recoverable window:" in refused.stderr
-    assert not Path("/tmp/seawall-never-made").exists()
+    assert not never_made.exists()
 
     # a target before the gap is still fine (plan only)
     plan = arch.seawall(
         "postgres",
         "pitr-restore",
         "--data-dir",
-        "/tmp/seawall-never-made",
+        str(never_made),
         "--target-time",
         before_gap,
         "--dry-run",

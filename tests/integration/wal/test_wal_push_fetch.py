@@ -94,7 +94,7 @@ def test_push_fetch_roundtrip_duplicates_and_conflicts(
     stored[0].write_bytes(bytes(blob))
     bad_dest = tmp_path / "bad"
     corrupt = arch.seawall("postgres", "wal-fetch", seg.name, str(bad_dest))
-    assert corrupt.returncode not in (0, 1)
+    assert corrupt.returncode == 3, corrupt.stderr  # docs/exit-codes.md: wal-fetch, corrupt
     assert "corrupt" in corrupt.stderr or "authentication" in corrupt.stderr
     assert not bad_dest.exists()
     assert not list(tmp_path.glob(".bad.seawall-*"))
