@@ -13,10 +13,12 @@
   temporary copy, no second pass, memory bounded whatever the size. The
   multipart body's length is known in advance (the manifest records the raw
   size), so it goes out with a Content-Length. Nothing is trusted early:
-  the stored bytes' sha256 (manifest), the decoded size and the decoded
-  sha256 (``raw_sha256``) are all checked *before the closing boundary is
-  sent*; on any mismatch the body is cut short, which Qdrant can only
-  reject (a truncated multipart body, and its own check of ``checksum``).
+  the stored bytes are hashed against the manifest *before any request*
+  (one extra read of the stored file: a tampered artifact makes no request
+  at all), and the stored sha256, the decoded size and the decoded sha256
+  (``raw_sha256``) are checked again *before the closing boundary is sent*;
+  on any mismatch then the body is cut short, which Qdrant can only reject
+  (a truncated multipart body, and its own check of ``checksum``).
   Manifests without a raw sha256 (older ones) and shards that go to
   several peers are decoded to a temporary file first, as before.
 - **Proof**: after the upload (``wait=true``) the exact points count must
@@ -53,7 +55,7 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import check_stored_size, decode_to
+from seawall.pipeline.stream import check_stored_size, decode_to, sha256_of
 from seawall.qdrant.client import QdrantClient, url_path
 from seawall.qdrant.decoded import open_decoded
 from seawall.qdrant.select import BackupSource
@@ -172,8 +174,19 @@ def _stream_upload(
     complete upload of bytes that did not match the manifest.
     """
     assert art.raw_sha256
-    # before any request: a truncated or grown artifact is refused outright
-    check_stored_size(source.storage, source.key(art.name), art.stored_size)
+    # Before any request: a truncated or grown artifact is refused outright, and
+    # the stored bytes are hashed against the manifest (invariant 4: no byte of
+    # a tampered artifact reaches Qdrant, not even a request that is cut short).
+    # One extra read of the stored file; the checks during the upload stay, for
+    # a file that changes between this pass and the next.
+    key = source.key(art.name)
+    check_stored_size(source.storage, key, art.stored_size)
+    actual, _ = sha256_of(source.storage, key)
+    if actual != art.sha256:
+        raise VerificationError(
+            f"{key}: sha256 mismatch (manifest {art.sha256[:16]}…, file {actual[:16]}…): "
+            "the stored file is corrupt or was modified; restore from another backup"
+        )
     boundary = secrets.token_hex(16)
     head = (
         f"--{boundary}\r\n"
