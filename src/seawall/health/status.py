@@ -214,15 +214,16 @@ def _pitr(ctx: Context, report: StatusReport) -> None:
                 f"WAL {d.name} stored {len(d.keys)} times; wal-fetch refuses it",
                 "`seawall postgres wal-check` explains; move the foreign copy out of the archive",
             )
-        for b in w.base_backups:
-            if b.get("missing"):
-                report.problem(
-                    "error",
-                    subject,
-                    f"base backup {b['id']} cannot become consistent: WAL {b['missing']} missing",
-                    "take a new base backup (`seawall postgres basebackup`)",
-                )
-        if w.earliest is None and not any(b.get("missing") for b in w.base_backups):
+        broken = [b for b in w.base_backups if not b["consistent"]]
+        for b in broken:  # (a gap after a consistent one is the gap's problem, named above)
+            report.problem(
+                "error",
+                subject,
+                f"base backup {b['id']} cannot become consistent: WAL "
+                f"{b['missing'] or b['stop_wal']} is missing",
+                "take a new base backup (`seawall postgres basebackup`)",
+            )
+        if w.earliest is None and not broken:
             report.problem(
                 "error",
                 subject,
