@@ -31,11 +31,19 @@ class ArchiveCommand:
     assignments: dict[str, str] = field(default_factory=dict)
 
 
-def _tokens(text: str) -> list[str]:
+def _tokens(text: str, depth: int = 0) -> list[str]:
+    """Shell words; a quoted script (``sh -c '...'``) is split into its words too."""
     try:
-        return shlex.split(text)
+        words = shlex.split(text)
     except ValueError:  # unbalanced quotes: the shell would refuse it too
-        return text.split()
+        words = [w.strip("'\"") for w in text.split()]
+    out: list[str] = []
+    for word in words:
+        if depth < 2 and any(c.isspace() for c in word):
+            out.extend(_tokens(word, depth + 1))
+        else:
+            out.append(word)
+    return out
 
 
 def parse(text: str) -> ArchiveCommand:
