@@ -15,6 +15,7 @@ transactional, no table touched) and its own probe objects, which it deletes.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import secrets
 import time
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from seawall.catalog.wal_layout import existing_versions, wal_prefix
+from seawall.catalog.wal_layout import existing_versions, parse_wal_key, wal_prefix
 from seawall.context import Context
 from seawall.errors import SeawallError
 from seawall.health.archive_command import parse, same_dir
@@ -180,11 +181,13 @@ def _wal_switch(ctx: Context, conn: Conn, report: CheckReport, timeout: float) -
     segment = _emit_and_switch(conn)
     deadline = started + timeout
     while True:
-        if existing_versions(ctx.storage, cluster, segment):
+        found = existing_versions(ctx.storage, cluster, segment)
+        if found:
             took = time.monotonic() - started
             report.add(
                 "wal switch", "ok", f"segment {segment} archived into {where} in {took:.1f}s"
             )
+            _wal_readable(ctx, report, segment, found[0])
             return
         archived, failed, failures = _archiver(conn)
         if archived and len(archived) == len(segment) and archived >= segment:
@@ -217,6 +220,66 @@ def _wal_switch(ctx: Context, conn: Conn, report: CheckReport, timeout: float) -
             )
             return
         time.sleep(0.2)
+
+
+class _HashSink:
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        return len(data)
+
+
+def _wal_readable(ctx: Context, report: CheckReport, segment: str, key: str) -> None:
+    """The segment just archived decodes with *this* configuration, as wal-fetch will.
+
+    The archiver runs with its own environment: WAL encrypted to recipients
+    whose identity the restore side does not have (or stored in clear while
+    ENCRYPTION is on here) looks fine until the day of the restore.
+    """
+    from seawall.pipeline.stream import decode_to
+
+    obj = parse_wal_key(key)
+    if obj is None:  # existing_versions only returns archive names
+        return
+    name = "wal readable"
+    if ctx.settings.encryption and not obj.encrypted:
+        report.add(
+            name,
+            "FAIL",
+            f"segment {segment} was stored unencrypted although ENCRYPTION is on here: "
+            "archive_command's environment lacks ENCRYPTION=true and ENCRYPTION_RECIPIENTS",
+        )
+        return
+    try:
+        keys = ctx.keys
+    except SeawallError:
+        report.add(name, "skip", "the keys do not parse (see encryption below)")
+        return
+    if obj.encrypted and not (keys.identities or keys.passphrase):
+        report.add(
+            name,
+            "ok",
+            f"segment {segment} is stored encrypted; no identity here to prove it decrypts",
+        )
+        return
+    sink = _HashSink()
+    try:
+        decode_to(ctx.storage, key, sink, keys, compression=obj.compression)
+    except SeawallError as exc:
+        report.add(
+            name,
+            "FAIL",
+            f"segment {segment} cannot be decoded with this configuration ({exc}); wal-fetch "
+            "would stop a restore here: archive_command must encrypt to the recipients whose "
+            "identity restores have",
+        )
+        return
+    if not sink.hash.hexdigest().startswith(obj.sha256_prefix):
+        report.add(name, "FAIL", f"segment {segment} decodes to other bytes than it was pushed as")
+        return
+    report.add(name, "ok", f"segment {segment} decodes with this configuration (sha256 matches)")
 
 
 def _database(ctx: Context, report: CheckReport, timeout: float) -> None:

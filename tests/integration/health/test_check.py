@@ -48,11 +48,13 @@ def test_check_passes_on_a_correct_setup(arch: Archived, backup_dir: Path) -> No
         "archive_mode",
         "archive_command",
         "wal switch",
+        "wal readable",
         "repository",
         "encryption",
     }, res.stdout
     assert all(line.startswith("ok ") for line in lines.values()), res.stdout
     assert f"into {backup_dir}" in lines["archive_command"]
+    assert "decodes with this configuration (sha256 matches)" in lines["wal readable"]
     assert "decrypted it with the configured identity" in lines["encryption"]
     # the segment it names really is in this repository, and the probes are gone
     segment = lines["wal switch"].split("segment ")[1].split()[0]
@@ -62,7 +64,7 @@ def test_check_passes_on_a_correct_setup(arch: Archived, backup_dir: Path) -> No
     js = arch.seawall("check", "--json", "--timeout", "120")
     assert js.returncode == 0, js.stderr
     data = json.loads(js.stdout)
-    assert data["ok"] is True and len(data["checks"]) == 6
+    assert data["ok"] is True and len(data["checks"]) == 7
 
 
 def test_archive_mode_off(pg: PgCluster, backup_dir: Path) -> None:
@@ -183,3 +185,43 @@ def test_identity_that_does_not_match_the_recipients(arch: Archived, tmp_path: P
     line = _lines(res)["encryption"]
     assert line.startswith("FAIL") and "cannot decrypt" in line, res.stdout
     assert "AGE-SECRET-KEY" not in res.stdout + res.stderr
+
+
+def test_archiver_encrypting_to_a_key_restores_do_not_have(
+    pg_factory: Callable[..., PgCluster],
+    backup_dir: Path,
+    age_keys: tuple[Path, str],
+    tmp_path: Path,
+) -> None:
+    """archive_command with another recipient: WAL lands, but no restore could read it."""
+    key, public = age_keys
+    stranger = tmp_path / "stranger.key"
+    subprocess.run(["age-keygen", "-o", str(stranger)], check=True, capture_output=True)
+    stranger_public = subprocess.run(
+        ["age-keygen", "-y", str(stranger)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    pg = pg_factory(
+        extra_conf={
+            "archive_mode": "on",
+            "archive_command": archive_command(backup_dir, stranger_public),
+        }
+    )
+    res = Archived(pg, backup_dir, key, public).seawall("check", "--timeout", "120")
+    assert res.returncode == 11, res.stdout + res.stderr
+    lines = _lines(res)
+    assert lines["wal switch"].startswith("ok"), res.stdout
+    assert lines["wal readable"].startswith("FAIL"), res.stdout
+    assert "cannot be decoded with this configuration" in lines["wal readable"]
+    assert lines["encryption"].startswith("ok")  # our own keys are consistent
+
+
+def test_archiver_storing_in_clear_while_encryption_is_on(
+    pg_factory: Callable[..., PgCluster], backup_dir: Path, age_keys: tuple[Path, str]
+) -> None:
+    key, public = age_keys
+    command = f"'env BACKUP_DIR={backup_dir} PG_CLUSTER_NAME=main {SEAWALL} postgres wal-push %p'"
+    pg = pg_factory(extra_conf={"archive_mode": "on", "archive_command": command})
+    res = Archived(pg, backup_dir, key, public).seawall("check", "--timeout", "120")
+    assert res.returncode == 11, res.stdout + res.stderr
+    line = _lines(res)["wal readable"]
+    assert line.startswith("FAIL") and "stored unencrypted" in line, res.stdout
