@@ -10,6 +10,7 @@ an identity that does not belong to the recipients.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -225,3 +226,15 @@ def test_archiver_storing_in_clear_while_encryption_is_on(
     assert res.returncode == 11, res.stdout + res.stderr
     line = _lines(res)["wal readable"]
     assert line.startswith("FAIL") and "stored unencrypted" in line, res.stdout
+
+
+def test_database_down_is_one_failed_line_and_the_rest_still_runs(backup_dir: Path) -> None:
+    from seawall.ports import free_loopback_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DB_", "SEAWALL_"))}
+    env.update(PGHOST="127.0.0.1", PGPORT=str(free_loopback_port()), BACKUP_DIR=str(backup_dir))
+    res = subprocess.run([SEAWALL, "check"], env=env, capture_output=True, text=True)
+    assert res.returncode == 11, res.stdout + res.stderr
+    lines = _lines(res)
+    assert lines["database"].startswith("FAIL") and "cannot connect" in lines["database"]
+    assert lines["repository"].startswith("ok") and lines["encryption"].startswith("ok")
