@@ -19,7 +19,7 @@ def check(
     ] = 60.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
-    """Connect to the database; check archive_mode and that archive_command calls
+    """Is the setup right? Connect to the database; check archive_mode and that archive_command calls
     seawall wal-push into this repository; force a WAL switch and wait until that
     segment is archived here; write and delete a probe object in the repository;
     encrypt a probe (and decrypt it where an identity is configured).

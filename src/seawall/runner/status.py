@@ -13,7 +13,7 @@ from seawall.runner.common import command, print_json, settings
 def status(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Per series the newest backup and its age against the schedule, verified or not;
+    """Are we safe? One screen: per series the newest backup and its age against the schedule, verified or not;
     the PITR window and WAL archive lag; the last drill against its RTO/RPO objectives;
     storage used; and what is wrong, each with the command that fixes it.
 
