@@ -252,9 +252,15 @@ class Settings(BaseSettings):
             return [item for item in value.replace(",", " ").split() if item]
         return value
 
+    @field_validator("pitr_window", "retention_failed_grace", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        """Accept ``7d``, ``36h``, ``90m`` as operators write them."""
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
     @field_validator(
-        "pitr_window",
-        "retention_failed_grace",
         "status_backup_interval",
         "status_base_backup_interval",
         "status_grace",
@@ -263,8 +269,8 @@ class Settings(BaseSettings):
         mode="before",
     )
     @classmethod
-    def _parse_duration(cls, value: Any) -> Any:
-        """Accept ``7d``, ``36h``, ``90m`` as operators write them."""
+    def _parse_status_duration(cls, value: Any) -> Any:
+        """The same duration syntax for ``seawall status``'s thresholds."""
         if isinstance(value, str):
             return parse_duration(value)
         return value
