@@ -24,6 +24,7 @@ Exit codes (also in ``seawall --help`` and docs/exit-codes.md):
     target outside the recoverable window, restoring over a live database
     without ``--clean``)
 10  partial: some series succeeded and some failed
+11  unhealthy: ``seawall status`` or ``seawall check`` found a problem
 ==  =========================================================
 """
 
@@ -101,6 +102,12 @@ class PartialFailureError(SeawallError):
     exit_code = 10
 
 
+class UnhealthyError(SeawallError):
+    """A health check failed: `seawall status` or `seawall check` found a problem."""
+
+    exit_code = 11
+
+
 class BackupFailedError(SeawallError):
     """A backup run failed; its failed manifest is in the catalog."""
 
@@ -118,6 +125,7 @@ ALL_ERRORS: tuple[type[SeawallError], ...] = (
     DecryptionError,
     RefusedError,
     PartialFailureError,
+    UnhealthyError,
 )
 
 

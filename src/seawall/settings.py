@@ -221,6 +221,29 @@ class Settings(BaseSettings):
     engines: list[Literal["postgres", "qdrant"]] | None = Field(
         None, validation_alias=_env("engines", "ENGINES")
     )
+    # --- `seawall status` (docs/status-and-check.md) -----------------------------------
+    #: logical dumps and Qdrant snapshots are expected this often (their CronJob schedule)
+    status_backup_interval: timedelta = Field(
+        timedelta(days=1),
+        validation_alias=_env("status_backup_interval", "STATUS_BACKUP_INTERVAL"),
+    )
+    #: base backups are expected this often
+    status_base_backup_interval: timedelta = Field(
+        timedelta(days=1),
+        validation_alias=_env("status_base_backup_interval", "STATUS_BASE_BACKUP_INTERVAL"),
+    )
+    #: a backup older than interval + grace is stale (a run may start late or take long)
+    status_grace: timedelta = Field(
+        timedelta(hours=2), validation_alias=_env("status_grace", "STATUS_GRACE")
+    )
+    #: the newest archived WAL segment may be this old (archive_timeout bounds it when quiet)
+    status_wal_max_lag: timedelta = Field(
+        timedelta(hours=1), validation_alias=_env("status_wal_max_lag", "STATUS_WAL_MAX_LAG")
+    )
+    #: unset: "no drill recorded" is a warning; set: no drill, or none this recent, is a problem
+    status_drill_max_age: timedelta | None = Field(
+        None, validation_alias=_env("status_drill_max_age", "STATUS_DRILL_MAX_AGE")
+    )
 
     @field_validator(
         "compression",
@@ -262,6 +285,21 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         """Accept ``7d``, ``36h``, ``90m`` as operators write them."""
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
+    @field_validator(
+        "status_backup_interval",
+        "status_base_backup_interval",
+        "status_grace",
+        "status_wal_max_lag",
+        "status_drill_max_age",
+        mode="before",
+    )
+    @classmethod
+    def _parse_status_duration(cls, value: Any) -> Any:
+        """The same duration syntax for ``seawall status``'s thresholds."""
         if isinstance(value, str):
             return parse_duration(value)
         return value

@@ -87,6 +87,8 @@ COMMANDS: list[tuple[typer.Typer, str, str, str]] = [
     (app, "keygen", "keygen", "keygen"),
     (app, "demo", "demo", "demo"),
     (app, "prune", "prune", "prune"),
+    (app, "status", "status", "status"),
+    (app, "check", "check", "check"),
     (app, "backup", "backup_all", "backup_all"),
     (app, "exporter", "exporter_cmd", "exporter"),
     (app, "pin", "pin", "pin"),

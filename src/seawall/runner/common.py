@@ -56,6 +56,7 @@ ERROR_KINDS: dict[int, str] = {
     8: "decryption",
     9: "refused",
     10: "partial",
+    11: "unhealthy",
     130: "interrupted",
 }
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from seawall.context import Context
 from seawall.postgres.wal.archive import (
+    ArchiveListing,
     BaseRef,
     WindowReport,
     analyse,
@@ -15,8 +16,8 @@ from seawall.postgres.wal.archive import (
 from seawall.retention.walnames import parse_lsn
 
 
-def check_archive(ctx: Context, now: datetime) -> WindowReport:
-    from seawall.postgres.physical.basebackup import base_manifests
+def read_listing(ctx: Context) -> ArchiveListing:
+    """The archive of PG_CLUSTER_NAME, timeline histories decoded where the keys allow."""
     from seawall.postgres.wal.archive_info import read_archive_info
 
     cluster = ctx.settings.pg_cluster_name
@@ -27,6 +28,19 @@ def check_archive(ctx: Context, now: datetime) -> WindowReport:
         load_histories(listing, ctx.storage, ctx.keys)
     except Exception as exc:
         listing.errors.append(f"timeline history not readable: {exc}")
+    return listing
+
+
+def check_archive(
+    ctx: Context, now: datetime, listing: ArchiveListing | None = None
+) -> WindowReport:
+    """``listing`` (from :func:`read_listing`) lets a caller that also needs the
+    files themselves (``seawall status`` sums their sizes) list the archive once."""
+    from seawall.postgres.physical.basebackup import base_manifests
+
+    cluster = ctx.settings.pg_cluster_name
+    if listing is None:
+        listing = read_listing(ctx)
     refs = []
     for m in base_manifests(ctx, cluster):
         pg = m.postgres
