@@ -147,9 +147,9 @@ def _series(ctx: Context, report: StatusReport) -> None:
             groups.setdefault((m.engine, m.kind, m.series), []).append(m)
     s = ctx.settings
     expected: list[tuple[str, str, str]] = []
-    if "postgres" in s.engines:
+    if "postgres" in s.active_engines():
         expected += [("postgresql", "logical", db) for db in s.databases]
-    if "qdrant" in s.engines:
+    if "qdrant" in s.active_engines():
         expected += [("qdrant", "snapshot", c) for c in s.qdrant_collections]
     for key in expected:
         groups.setdefault(key, [])
