@@ -44,6 +44,7 @@ COMMANDS: list[tuple[typer.Typer, str, str, str]] = [
     (app, "prune", "prune", "prune"),
     (app, "backup", "backup_all", "backup_all"),
     (app, "exporter", "exporter_cmd", "exporter"),
+    (app, "drill", "drill", "drill"),
     (postgres_app, "backup", "postgres_backup", "backup"),
     (postgres_app, "list", "postgres_list", "list_backups"),
     (postgres_app, "verify", "postgres_verify", "verify"),

@@ -193,13 +193,25 @@ def scratch_name(prefix: str) -> str:
     return f"seawall_{prefix}_{int(time.time())}_{secrets.token_hex(3)}"
 
 
-def deep_check(ctx: Context, source: BackupSource, progress: Progress | None = None) -> list[str]:
-    """Restore into a scratch database and compare statistics; always drops it."""
+def deep_check(
+    ctx: Context,
+    source: BackupSource,
+    progress: Progress | None = None,
+    *,
+    name: str | None = None,
+    after: Callable[[ConnParams, str], None] | None = None,
+) -> list[str]:
+    """Restore into a scratch database and compare statistics; always drops it.
+
+    ``name`` chooses the scratch database (``seawall drill`` names it so the
+    next drill can find it after a kill -9) and ``after`` runs more checks on
+    the restored copy (amcheck, a smoke query) before it is dropped.
+    """
     from seawall.postgres.logical.legacy import restore_plain_sql
 
     params = ConnParams.from_settings(ctx.settings)
     workdir = Path(tempfile.mkdtemp(prefix="seawall-verify-"))
-    name = scratch_name("verify")
+    name = name or scratch_name("verify")
     checks: list[str] = []
     try:
         path, is_archive = decode_dump_to_file(ctx, source, workdir, progress)
@@ -283,6 +295,8 @@ def deep_check(ctx: Context, source: BackupSource, progress: Progress | None = N
                         f"{sum(t.rows for t in expected.tables.values())} rows, "
                         f"{len(expected.sequences)} sequences, {expected.large_objects} large objects"
                     )
+                if after is not None:
+                    after(params, name)
             finally:
                 try:
                     server.drop_database(conn, name)

@@ -1,0 +1,145 @@
+"""The drill use case: every configured target, one after another.
+
+Order: leftovers of earlier drills are removed first (a drill killed with
+-9 leaves scratch objects named after its id), then the PostgreSQL logical
+backups and the Qdrant snapshots are drilled, PITR last (the slowest, and
+the one that needs the most disk). One drill at a time: a lock in the
+repository serialises them, so a drill never removes another running
+drill's scratch objects as leftovers.
+
+Every target's result is recorded in the catalog (``drills/…``, read by
+the exporter) whether it passed or not; a failed target does not stop the
+others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from seawall.catalog.locks import series_lock
+from seawall.catalog.models import Manifest, utcnow
+from seawall.catalog.naming import new_backup_id
+from seawall.context import Context
+from seawall.drill.model import DrillResult, TargetResult
+from seawall.drill.records import write_records
+from seawall.errors import SeawallError
+from seawall.log import get_logger
+
+log = get_logger("drill")
+
+QDRANT_KINDS = ("snapshot", "shard-snapshot")
+
+#: (connection parameters, scratch database) -> None; see seawall.postgres.drill
+BeforeChecks = Callable[..., None]
+
+
+def _newest(ctx: Context, engine: str, kind: str, series: str | None = None) -> list[Manifest]:
+    """Newest successful backup of each series of ``engine``/``kind``."""
+    newest: dict[str, Manifest] = {}
+    for m in ctx.catalog.scan(engine, kind, series).manifests:  # newest first
+        if m.ok:
+            newest.setdefault(m.series, m)
+    return [newest[k] for k in sorted(newest)]
+
+
+def _logical_targets(ctx: Context, result: DrillResult, before_checks: BeforeChecks | None) -> None:
+    from seawall.postgres.drill import drill_logical
+
+    has_base = bool(_newest(ctx, "postgresql", "base"))
+    for db in ctx.settings.target_databases():
+        found = _newest(ctx, "postgresql", "logical", db)
+        if not found:
+            if has_base:
+                continue  # this database is covered by the PITR drill
+            t = TargetResult("postgresql", "logical", db, started_at=utcnow())
+            t.error = (
+                f"no successful logical backup of {db!r} in {ctx.storage.describe()}; "
+                "run `seawall postgres backup` first"
+            )
+            t.finished_at = utcnow()
+            result.targets.append(t)
+            continue
+        log.info("drilling the logical backup", extra={"database": db, "backup": found[0].id})
+        result.targets.append(drill_logical(ctx, found[0], result.id, before_checks=before_checks))
+
+
+def _qdrant_targets(ctx: Context, result: DrillResult) -> None:
+    from seawall.qdrant.drill import drill_collection
+
+    wanted = set(ctx.settings.qdrant_collections)
+    newest: dict[str, Manifest] = {}
+    for kind in QDRANT_KINDS:
+        for m in _newest(ctx, "qdrant", kind):
+            if wanted and m.series not in wanted:
+                continue
+            if m.series not in newest or (m.time, m.id) > (
+                newest[m.series].time,
+                newest[m.series].id,
+            ):
+                newest[m.series] = m
+    if not newest:
+        t = TargetResult("qdrant", "snapshot", "*", started_at=utcnow())
+        t.error = (
+            f"no successful Qdrant snapshot in {ctx.storage.describe()}; "
+            "run `seawall qdrant backup` first"
+        )
+        t.finished_at = utcnow()
+        result.targets.append(t)
+        return
+    for name in sorted(newest):
+        log.info("drilling the snapshot", extra={"collection": name, "backup": newest[name].id})
+        result.targets.append(drill_collection(ctx, newest[name], result.id))
+
+
+def _remove_leftovers(ctx: Context, result: DrillResult, pg: bool, qd: bool) -> None:
+    if pg:
+        from seawall.postgres.drill import remove_leftovers as pg_leftovers
+        from seawall.postgres.tools.base import ConnParams
+
+        try:
+            result.leftovers_removed += pg_leftovers(
+                ConnParams.from_settings(ctx.settings), result.id
+            )
+        except SeawallError as exc:
+            result.notes.append(f"could not look for drill leftovers on PostgreSQL: {exc}")
+    if qd:
+        from seawall.qdrant.drill import remove_leftovers as qd_leftovers
+
+        try:
+            result.leftovers_removed += qd_leftovers(ctx, result.id)
+        except SeawallError as exc:
+            result.notes.append(f"could not look for drill leftovers on Qdrant: {exc}")
+
+
+def run_drill(
+    ctx: Context,
+    *,
+    drill_id: str | None = None,
+    before_checks: BeforeChecks | None = None,
+) -> DrillResult:
+    """Drill every configured target and record the results in the catalog.
+
+    ``before_checks`` is handed to the PostgreSQL drills (tests damage the
+    restored copy through it); ``drill_id`` is chosen by tests to provoke
+    a name collision.
+    """
+    s = ctx.settings
+    result = DrillResult(
+        id=drill_id or new_backup_id(),
+        started_at=utcnow(),
+        rto_objective=s.drill_rto_objective.total_seconds(),
+        rpo_objective=s.drill_rpo_objective.total_seconds(),
+    )
+    pg, qd = "postgres" in s.engines, "qdrant" in s.engines
+    with series_lock(
+        s.backup_dir, "drill", "drill", "all", timeout=s.lock_timeout, command="drill",
+        backup_id=result.id,
+    ):  # fmt: skip
+        _remove_leftovers(ctx, result, pg, qd)
+        if pg:
+            _logical_targets(ctx, result, before_checks)
+        if qd:
+            _qdrant_targets(ctx, result)
+        result.finished_at = utcnow()
+        write_records(ctx.storage, result)
+    return result
