@@ -1,9 +1,11 @@
 """The drill use case: every configured target, one after another.
 
 Order: leftovers of earlier drills are removed first (a drill killed with
--9 leaves scratch objects named after its id), then the PostgreSQL logical
-backups and the Qdrant snapshots are drilled, PITR last (the slowest, and
-the one that needs the most disk). One drill at a time: a lock in the
+-9 leaves scratch objects named after its id: databases, collections, PITR
+data directories with a server still running on them), then the PostgreSQL
+logical backups and the Qdrant snapshots are drilled, PITR last (the
+slowest, and the one that needs the most disk), when base backups of
+PG_CLUSTER_NAME exist. One drill at a time: a lock in the
 repository serialises them, so a drill never removes another running
 drill's scratch objects as leftovers.
 
@@ -102,6 +104,9 @@ def _remove_leftovers(ctx: Context, result: DrillResult, pg: bool, qd: bool) -> 
             )
         except SeawallError as exc:
             result.notes.append(f"could not look for drill leftovers on PostgreSQL: {exc}")
+        from seawall.postgres.pitr_drill import remove_leftovers as pitr_leftovers
+
+        result.leftovers_removed += pitr_leftovers(ctx, result.id)
     if qd:
         from seawall.qdrant.drill import remove_leftovers as qd_leftovers
 
@@ -140,6 +145,11 @@ def run_drill(
             _logical_targets(ctx, result, before_checks)
         if qd:
             _qdrant_targets(ctx, result)
+        if pg and _newest(ctx, "postgresql", "base", s.pg_cluster_name):
+            from seawall.postgres.pitr_drill import drill_pitr
+
+            log.info("drilling point-in-time recovery", extra={"cluster": s.pg_cluster_name})
+            result.targets.append(drill_pitr(ctx, result.id, before_checks=before_checks))
         result.finished_at = utcnow()
         write_records(ctx.storage, result)
     return result
