@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from seawall.exporter.collector import SeawallCollector, make_registry
+from tests.conftest import SEAWALL, run_seawall
 from tests.integration.postgres_logical.helpers import SMALL_SQL
 from tests.integration.wal.helpers import Archived, make_archived
 from tests.support.pgcluster import PgCluster
@@ -72,3 +77,47 @@ def test_drill_logical_then_pitr_to_the_end_of_the_archive(arch: Archived) -> No
     assert reg.get_sample_value("seawall_drill_rto_seconds", labels) == pytest.approx(
         pitr["rto_seconds"], abs=0.01
     )
+
+
+def test_kill_9_during_pitr_leaves_a_running_server_the_next_drill_stops_and_removes(
+    arch: Archived,
+) -> None:
+    arch.basebackup()
+    arch.pg.psql("CREATE TABLE after_base AS SELECT generate_series(1, 1000) AS x")
+    arch.switch_and_wait()
+    env = arch.env(DB_NAME="postgres", PRUNE_AFTER_BACKUP="false")
+    before = set(Path(tempfile.gettempdir()).glob("seawall_drill_*_pitr"))
+    proc = subprocess.Popen(
+        [SEAWALL, "drill"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            pids = [
+                p
+                for p in Path(tempfile.gettempdir()).glob(
+                    "seawall_drill_*_pitr/data/postmaster.pid"
+                )
+                if p.parents[1] not in before
+            ]
+            if pids:
+                break
+            assert proc.poll() is None, "the drill ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    [pidfile] = pids
+    root = pidfile.parents[1]
+    time.sleep(0.5)  # let the postmaster finish writing its pid file
+    postmaster = int(pidfile.read_text().splitlines()[0])
+    os.kill(postmaster, 0)  # the throwaway server outlived the drill
+    res = run_seawall(["drill", "--json"], env)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert f"postgresql data directory {root}" in out["leftovers_removed"]
+    assert [t["verdict"] for t in out["targets"]] == ["passed"]
+    assert not root.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(postmaster, 0)
