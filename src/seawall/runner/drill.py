@@ -31,7 +31,8 @@ def drill(
     catalog for the exporter. Production is only read.
 
     Exit codes: 0 every target passed, 3 a target failed (the report names the
-    check), 5 a server is unreachable, 6 another drill is running (see `seawall --help`).
+    check; an unreachable server fails its targets too), 6 another drill is
+    running, 7 the report cannot be written (see `seawall --help`).
     """
     from seawall.context import Context
     from seawall.drill.records import write_report
