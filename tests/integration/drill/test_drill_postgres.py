@@ -269,3 +269,22 @@ def test_refuses_a_scratch_name_that_is_not_a_drill_leftover(
     assert "is not a leftover of an earlier drill" in target.message()
     assert _scratch_dbs(items) == ["seawall_drill_20991231t235959z_abcd"]
     assert items.psql("SELECT count(*) FROM precious", "seawall_drill_20991231t235959z_abcd") == "0"
+
+
+def test_objectives_missed_are_reported_not_a_failure(
+    items: PgCluster, backup_dir: Path, tmp_path: Path
+) -> None:
+    env = _env(items, backup_dir, DRILL_RPO_OBJECTIVE="0s", DRILL_RTO_OBJECTIVE="1h")
+    res = run_seawall(["drill", "--report", str(tmp_path)], env)
+    assert res.returncode == 0, res.stderr
+    assert "objective missed: postgresql logical items RPO" in res.stdout
+    [report] = tmp_path.glob("*.json")
+    data = json.loads(report.read_text())
+    assert data["verdict"] == "passed" and data["objectives_met"] is False
+    met = {(o["target"], o["measure"]): o["met"] for o in data["objectives"]}
+    assert met == {
+        ("postgresql logical items", "RTO"): True,
+        ("postgresql logical items", "RPO"): False,
+        ("total", "RTO"): True,
+    }
+    assert "(MISSED)" in next(tmp_path.glob("*.md")).read_text()
