@@ -16,16 +16,23 @@ others.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from seawall.catalog.locks import series_lock
+from seawall.catalog.locks import LOCK_DIR
 from seawall.catalog.models import Manifest, utcnow
 from seawall.catalog.naming import new_backup_id
 from seawall.context import Context
 from seawall.drill.model import DrillResult, TargetResult
 from seawall.drill.records import write_records
-from seawall.errors import SeawallError
+from seawall.errors import LockedError, SeawallError
 from seawall.log import get_logger
+from seawall.storage.local import FILE_MODE, make_private_dirs, storage_error
 
 log = get_logger("drill")
 
@@ -33,6 +40,46 @@ QDRANT_KINDS = ("snapshot", "shard-snapshot")
 
 #: (connection parameters, scratch database) -> None; see seawall.postgres.drill
 BeforeChecks = Callable[..., None]
+
+
+@contextmanager
+def drill_lock(backup_dir: Path, timeout: float, drill_id: str) -> Iterator[None]:
+    """One drill at a time (``.locks/drill.lock``, flock: gone when the process dies).
+
+    Not a series lock: the exporter reports held series locks as backups in
+    progress, and a drill is not a backup.
+    """
+    path = backup_dir / LOCK_DIR / "drill.lock"
+    try:
+        make_private_dirs(path.parent)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        raise storage_error(exc, f"the lock file {path}") from exc
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    try:
+                        holder = os.pread(fd, 4096, 0).decode(errors="replace")
+                    except OSError:
+                        holder = ""
+                    raise LockedError(
+                        f"another drill is running ({holder or 'unknown'}); wait for it to "
+                        "finish (the lock is released automatically if that process dies)"
+                    ) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "drill": drill_id}).encode(), 0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _newest(ctx: Context, engine: str, kind: str, series: str | None = None) -> list[Manifest]:
@@ -136,10 +183,7 @@ def run_drill(
         rpo_objective=s.drill_rpo_objective.total_seconds(),
     )
     pg, qd = "postgres" in s.engines, "qdrant" in s.engines
-    with series_lock(
-        s.backup_dir, "drill", "drill", "all", timeout=s.lock_timeout, command="drill",
-        backup_id=result.id,
-    ):  # fmt: skip
+    with drill_lock(s.backup_dir, s.lock_timeout, result.id):
         _remove_leftovers(ctx, result, pg, qd)
         if pg:
             _logical_targets(ctx, result, before_checks)
