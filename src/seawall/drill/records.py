@@ -79,7 +79,7 @@ def _fmt(seconds: float | None) -> str:
         return "-"
     if seconds < 120:
         return f"{seconds:.1f} s"
-    if seconds < 7200:
+    if seconds < 3600:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
 
