@@ -215,6 +215,12 @@ class Settings(BaseSettings):
     drill_rpo_objective: timedelta = Field(
         timedelta(hours=24), validation_alias=_env("drill_rpo_objective", "DRILL_RPO_OBJECTIVE")
     )
+    # Restore the logical drills on another server (default: DB_HOST/DB_PORT),
+    # with the same user and password; PITR drills always run a throwaway server.
+    drill_db_host: str | None = Field(None, validation_alias=_env("drill_db_host", "DRILL_DB_HOST"))
+    drill_db_port: int | None = Field(
+        None, ge=1, le=65535, validation_alias=_env("drill_db_port", "DRILL_DB_PORT")
+    )
     drill_smoke_query: str | None = Field(
         None, validation_alias=_env("drill_smoke_query", "DRILL_SMOKE_QUERY")
     )

@@ -142,12 +142,12 @@ def _qdrant_targets(ctx: Context, result: DrillResult) -> None:
 
 def _remove_leftovers(ctx: Context, result: DrillResult, pg: bool, qd: bool) -> None:
     if pg:
-        from seawall.postgres.drill import remove_leftovers as pg_leftovers
+        from seawall.postgres.drill import remove_leftovers as pg_leftovers, scratch_context
         from seawall.postgres.tools.base import ConnParams
 
         try:
             result.leftovers_removed += pg_leftovers(
-                ConnParams.from_settings(ctx.settings), result.id
+                ConnParams.from_settings(scratch_context(ctx).settings), result.id
             )
         except SeawallError as exc:
             result.notes.append(f"could not look for drill leftovers on PostgreSQL: {exc}")

@@ -59,6 +59,22 @@ ORDER BY 2
 """
 
 
+def scratch_context(ctx: Context) -> Context:
+    """The context whose server holds the scratch databases: DRILL_DB_HOST/PORT
+    when set (a separate scratch server), else the configured server."""
+    s = ctx.settings
+    if s.drill_db_host is None and s.drill_db_port is None:
+        return ctx
+    return Context(
+        s.model_copy(
+            update={
+                "db_host": s.drill_db_host or s.db_host,
+                "db_port": s.drill_db_port or s.db_port,
+            }
+        )
+    )
+
+
 def scratch_key(drill_id: str) -> str:
     """The drill id as it appears in scratch names (``20261205t212300z_1a2b``)."""
     return drill_id.lower().replace("-", "_")
@@ -184,6 +200,7 @@ def drill_logical(
     """Restore ``manifest`` into ``seawall_drill_<id>``, check it, drop it."""
     from seawall.catalog.locks import backup_hold
 
+    ctx = scratch_context(ctx)
     name = scratch_database(drill_id)
     target = TargetResult(
         "postgresql", "logical", manifest.series, backup_id=manifest.id, scratch=name

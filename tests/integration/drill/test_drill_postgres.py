@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -288,3 +289,22 @@ def test_objectives_missed_are_reported_not_a_failure(
         ("total", "RTO"): True,
     }
     assert "(MISSED)" in next(tmp_path.glob("*.md")).read_text()
+
+
+def test_a_separate_scratch_server_takes_the_restore(
+    items: PgCluster, backup_dir: Path, pg_factory: Callable[..., PgCluster]
+) -> None:
+    scratch = pg_factory()
+    seen: list[tuple[int, list[str], list[str]]] = []
+
+    def where(params: ConnParams, dbname: str) -> None:
+        seen.append((params.port, _scratch_dbs(scratch), _scratch_dbs(items)))
+
+    before = _production(items)
+    ctx = _ctx(items, backup_dir, drill_db_host=scratch.host, drill_db_port=scratch.port)
+    result = run_drill(ctx, before_checks=where)  # type: ignore[arg-type]
+    assert result.passed, [t.message() for t in result.targets]
+    [(port, on_scratch, on_source)] = seen
+    assert port == scratch.port and on_scratch == [result.targets[0].scratch] and on_source == []
+    assert _scratch_dbs(scratch) == []
+    assert _production(items) == before
