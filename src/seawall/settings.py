@@ -217,6 +217,31 @@ class Settings(BaseSettings):
     qdrant_peer_urls: list[str] = Field(
         default_factory=list, validation_alias=_env("qdrant_peer_urls", "QDRANT_PEER_URLS")
     )
+    # --- DR drills (docs/drills.md) ---------------------------------------------------
+    drill_rto_objective: timedelta = Field(
+        timedelta(hours=1), validation_alias=_env("drill_rto_objective", "DRILL_RTO_OBJECTIVE")
+    )
+    drill_rpo_objective: timedelta = Field(
+        timedelta(hours=24), validation_alias=_env("drill_rpo_objective", "DRILL_RPO_OBJECTIVE")
+    )
+    # Restore the logical drills on another server (default: DB_HOST/DB_PORT),
+    # with the same user and password; PITR drills always run a throwaway server.
+    drill_db_host: str | None = Field(None, validation_alias=_env("drill_db_host", "DRILL_DB_HOST"))
+    drill_db_port: int | None = Field(
+        None, ge=1, le=65535, validation_alias=_env("drill_db_port", "DRILL_DB_PORT")
+    )
+    drill_smoke_query: str | None = Field(
+        None, validation_alias=_env("drill_smoke_query", "DRILL_SMOKE_QUERY")
+    )
+    drill_smoke_min: float | None = Field(
+        None, validation_alias=_env("drill_smoke_min", "DRILL_SMOKE_MIN")
+    )
+    drill_smoke_expect: str | None = Field(
+        None, validation_alias=_env("drill_smoke_expect", "DRILL_SMOKE_EXPECT")
+    )
+    drill_smoke_database: str | None = Field(
+        None, validation_alias=_env("drill_smoke_database", "DRILL_SMOKE_DATABASE")
+    )
     # None (unset): every engine whose connection is configured (active_engines)
     engines: list[Literal["postgres", "qdrant"]] | None = Field(
         None, validation_alias=_env("engines", "ENGINES")
@@ -281,7 +306,13 @@ class Settings(BaseSettings):
             return [item for item in value.replace(",", " ").split() if item]
         return value
 
-    @field_validator("pitr_window", "retention_failed_grace", mode="before")
+    @field_validator(
+        "pitr_window",
+        "retention_failed_grace",
+        "drill_rto_objective",
+        "drill_rpo_objective",
+        mode="before",
+    )
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         """Accept ``7d``, ``36h``, ``90m`` as operators write them."""

@@ -40,6 +40,7 @@ EXPECTED_SCHEDULES = {
     "qdrant-backup": "0 3 * * *",
     "postgres-verify": "0 4 * * 0",
     "qdrant-verify": "0 4 * * 0",
+    "drill": "0 5 1 */3 *",
 }
 
 Doc = dict[str, Any]
@@ -188,6 +189,7 @@ def test_default_objects(default_docs: list[Doc]) -> None:
             "CronJob",
             "CronJob",
             "CronJob",
+            "CronJob",
             "Deployment",
             "PersistentVolumeClaim",
             "Service",
@@ -227,7 +229,11 @@ def test_cronjob_schedules_are_exact(default_docs: list[Doc]) -> None:
 
 
 def test_full_values_schedules_and_time_zone(full_docs: list[Doc]) -> None:
-    expected = {**EXPECTED_SCHEDULES, "postgres-basebackup": "30 1 * * *"}
+    expected = {
+        **EXPECTED_SCHEDULES,
+        "postgres-basebackup": "30 1 * * *",
+        "drill": "15 6 1 1,4,7,10 *",
+    }
     crons = of_kind(full_docs, "CronJob")
     assert {component(c): c["spec"]["schedule"] for c in crons} == expected
     assert {c["spec"]["timeZone"] for c in crons} == {"Europe/Berlin"}
@@ -246,6 +252,9 @@ def test_cronjob_run_policies(
         assert spec["startingDeadlineSeconds"] == cj["startingDeadlineSeconds"]
         assert spec["successfulJobsHistoryLimit"] == cj["successfulJobsHistoryLimit"]
         assert spec["failedJobsHistoryLimit"] == cj["failedJobsHistoryLimit"]
+        assert pod_spec(cron)["restartPolicy"] == "Never"
+        if component(cron) == "drill":  # no retry, its own deadline (test_drill_cronjob)
+            continue
         assert job["backoffLimit"] == cj["backoffLimit"]
         deadline = (
             "verifyActiveDeadlineSeconds"
@@ -265,6 +274,7 @@ def test_default_commands(default_docs: list[Doc]) -> None:
         "qdrant-backup": ["qdrant", "backup"],
         "postgres-verify": ["postgres", "verify", "latest", "--database", "postgres", "--deep"],
         "qdrant-verify": ["qdrant", "verify", "latest"],
+        "drill": ["drill", "--report", "/backups/drill-reports"],
         "exporter": ["exporter", "--listen", "0.0.0.0:9877", "--rescan-interval", "300"],
     }
     assert all(only_container(w)["command"] == ["seawall"] for w in workloads(default_docs))
@@ -276,6 +286,31 @@ def test_basebackup_cronjob(chart: Any, full_docs: list[Doc]) -> None:
     assert of_kind(full_docs, "ConfigMap")[0]["data"]["PG_CLUSTER_NAME"] == "prod-main"
     off = render(chart, {"postgres": {"basebackup": {"enabled": True}, "enabled": False}})
     assert "postgres-basebackup" not in {component(c) for c in of_kind(off, "CronJob")}
+
+
+def test_drill_cronjob(chart: Any, full_docs: list[Doc]) -> None:
+    (drill,) = [c for c in of_kind(full_docs, "CronJob") if component(c) == "drill"]
+    values = full_values()
+    assert drill["spec"]["schedule"] == values["drill"]["schedule"]
+    job = drill["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0  # a failed drill is a finding: no retry
+    assert job["activeDeadlineSeconds"] == values["drill"]["activeDeadlineSeconds"]
+    container = only_container(drill)
+    assert container["args"] == ["drill"]  # reportDir "" in the full values: no report files
+    env = env_of(container)
+    assert env["DRILL_SMOKE_QUERY"]["value"] == values["drill"]["smokeQuery"]
+    assert float(env["DRILL_SMOKE_MIN"]["value"]) == values["drill"]["smokeMin"]
+    assert env["DRILL_RTO_OBJECTIVE"]["value"] == values["drill"]["rtoObjective"]
+    assert env["DRILL_SMOKE_DATABASE"]["value"] == values["drill"]["smokeDatabase"]
+    # off: no drill CronJob; the schedule is checked by the schema
+    off = render(chart, {"drill": {"enabled": False}})
+    assert "drill" not in {component(c) for c in of_kind(off, "CronJob")}
+    with pytest.raises(helm.HelmError):
+        render_raw(chart, {"drill": {"schedule": "quarterly"}})
+    # one engine only: that engine's credentials, the drill still runs
+    qd = render(chart, {"postgres": {"enabled": False}})
+    (drill_qd,) = [c for c in of_kind(qd, "CronJob") if component(c) == "drill"]
+    assert "DB_PASSWORD_FILE" not in env_of(only_container(drill_qd))
 
 
 def test_one_verify_cronjob_per_database_and_collection(full_docs: list[Doc]) -> None:
@@ -294,10 +329,14 @@ def test_one_verify_cronjob_per_database_and_collection(full_docs: list[Doc]) ->
 
 
 def test_disabling_engines_and_verify(chart: Any) -> None:
-    docs = render(chart, {"qdrant": {"enabled": False}, "verify": {"enabled": False}})
+    docs = render(
+        chart,
+        {"qdrant": {"enabled": False}, "verify": {"enabled": False}, "drill": {"enabled": False}},
+    )
     assert [component(c) for c in of_kind(docs, "CronJob")] == ["postgres-backup"]
     docs = render(chart, {"postgres": {"enabled": False}, "exporter": {"enabled": False}})
     assert sorted(component(c) for c in of_kind(docs, "CronJob")) == [
+        "drill",
         "qdrant-backup",
         "qdrant-verify",
     ]
@@ -424,14 +463,16 @@ def test_secrets_reach_jobs_as_files_only(full_docs: list[Doc]) -> None:
             assert "valueFrom" not in entry or "secretKeyRef" not in entry["valueFrom"], name
             if SECRETISH.search(name):
                 assert name.endswith(("_FILE", "_FILES")), f"{name} carries a secret in env"
-        # Least privilege: a job holds its own engine's credential only.
+        # Least privilege: a job holds its own engine's credential only
+        # (the drill restores both engines).
         engine_var = (
             "DB_PASSWORD_FILE"
             if component(cron).startswith("postgres")
             else ("QDRANT_API_KEY_FILE")
         )
-        wanted = {engine_var} | (
-            {"ENCRYPTION_IDENTITY_FILES"} if "verify" in component(cron) else set()
+        drill = component(cron) == "drill"
+        wanted = ({"DB_PASSWORD_FILE", "QDRANT_API_KEY_FILE"} if drill else {engine_var}) | (
+            {"ENCRYPTION_IDENTITY_FILES"} if "verify" in component(cron) or drill else set()
         )
         assert {n for n in env if n.endswith(("_FILE", "_FILES"))} == wanted, component(cron)
         assert len(volumes) == len(wanted), component(cron)
@@ -455,7 +496,7 @@ def test_identity_only_in_verify_jobs(full_docs: list[Doc]) -> None:
             v["secretName"] == "seawall-age-identity" for v in secret_volumes(doc).values()
         )
         in_env = "ENCRYPTION_IDENTITY_FILES" in env_of(only_container(doc))
-        should = "verify" in component(doc)
+        should = "verify" in component(doc) or component(doc) == "drill"
         assert has_identity is in_env is should, doc["metadata"]["name"]
 
 
@@ -470,6 +511,9 @@ def test_encrypted_verify_without_identity_is_refused(chart: Any) -> None:
     with pytest.raises(helm.HelmError, match="identitySecret"):
         render_raw(chart, values)
     values["verify"] = {"enabled": False}
+    with pytest.raises(helm.HelmError, match="drill restores encrypted backups"):
+        render_raw(chart, values)
+    values["drill"] = {"enabled": False}
     docs = render(chart, values)
     assert not any("verify" in component(c) for c in of_kind(docs, "CronJob"))
     assert all(not secret_volumes(w) for w in workloads(docs))

@@ -234,12 +234,27 @@ def store_snapshot(
 
 
 def take_sample(client: QdrantClient, collection: str) -> dict[str, Any] | None:
-    """A few points with their vectors, for searches after a restore."""
+    """A few points with their vectors, for searches after a restore.
+
+    Each point also records ``top``: the ids of the top hits of a search by
+    its vector on the live collection, so ``seawall drill`` can compare the
+    restored copy's top hits with them (three searches: cheap).
+    """
+    from seawall.qdrant.deep import sample_vectors
+
     try:
         points = client.sample_points(collection, SAMPLE_SIZE)
     except SeawallError as exc:
         log.warning("could not sample points", extra={"collection": collection, "error": str(exc)})
         return None
+    for pid, vector, using in sample_vectors({"points": points}):
+        try:
+            top = client.query(collection, vector, using, limit=3)
+        except SeawallError:
+            continue  # the searches are a bonus: the sample itself is what restore checks
+        for point in points:
+            if point.get("id") == pid:
+                point["top"] = top
     return {"points": points}
 
 

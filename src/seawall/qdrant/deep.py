@@ -50,7 +50,11 @@ def _edge() -> Any:
 
 def sample_queries(manifest: Manifest) -> list[tuple[Any, list[float], str | None]]:
     """(point id, vector, vector name) for each recorded sample point."""
-    sample = manifest.qdrant.sample if manifest.qdrant else None
+    return sample_vectors(manifest.qdrant.sample if manifest.qdrant else None)
+
+
+def sample_vectors(sample: dict[str, Any] | None) -> list[tuple[Any, list[float], str | None]]:
+    """(point id, vector, vector name) for each point of a sample (first named vector)."""
     out: list[tuple[Any, list[float], str | None]] = []
     for point in (sample or {}).get("points", []):
         vector = point.get("vector")

@@ -227,18 +227,26 @@ def scratch_name(prefix: str) -> str:
 
 
 def deep_check(
-    ctx: Context, source: BackupSource, progress: Progress | None = None
+    ctx: Context,
+    source: BackupSource,
+    progress: Progress | None = None,
+    *,
+    name: str | None = None,
+    after: Callable[[ConnParams, str], None] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Restore into a scratch database and compare statistics; always drops it.
 
-    Returns the checks done and what could not be decided (see
-    :mod:`deepstats`; never a failure).
+    ``name`` chooses the scratch database (``seawall drill`` names it so the
+    next drill can find it after a kill -9) and ``after`` runs more checks on
+    the restored copy (amcheck, a smoke query) before it is dropped. Returns
+    the checks done and what could not be decided (see :mod:`deepstats`;
+    never a failure).
     """
     from seawall.postgres.logical.legacy import restore_plain_sql
 
     params = ConnParams.from_settings(ctx.settings)
     workdir = Path(tempfile.mkdtemp(prefix="seawall-verify-"))
-    name = scratch_name("verify")
+    name = name or scratch_name("verify")
     checks: list[str] = []
     undecided: list[str] = []
     try:
@@ -277,26 +285,33 @@ def deep_check(
                 ):
                     if expected is None:
                         actual = stats.collect(sconn)
-                        checks.append(
-                            f"no statistics recorded; restored {len(actual.tables)} tables, "
-                            f"{sum(t.rows for t in actual.tables.values())} rows"
+                    else:
+                        measured = deepstats.measure(
+                            ctx, params, sconn, name, major, expected, made_by
                         )
-                        return checks, undecided
-                    measured = deepstats.measure(ctx, params, sconn, name, major, expected, made_by)
-                undecided += measured.undecided
-                problems = measured.problems + stats.compare(measured.expected, measured.actual)
-                if problems:
-                    raise VerificationError(
-                        f"{source.label}: restored data differs from the backup: "
-                        + "; ".join(problems[:5])
-                        + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
+                if expected is None:
+                    checks.append(
+                        f"no statistics recorded; restored {len(actual.tables)} tables, "
+                        f"{sum(t.rows for t in actual.tables.values())} rows"
                     )
-                checks.append(
-                    f"statistics match: {len(expected.tables)} tables, "
-                    f"{sum(t.rows for t in expected.tables.values())} rows, "
-                    f"{len(expected.sequences)} sequences, {expected.large_objects} large objects"
-                    + (f" ({len(undecided)} undecided)" if undecided else "")
-                )
+                else:
+                    undecided += measured.undecided
+                    problems = measured.problems + stats.compare(measured.expected, measured.actual)
+                    if problems:
+                        raise VerificationError(
+                            f"{source.label}: restored data differs from the backup: "
+                            + "; ".join(problems[:5])
+                            + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
+                        )
+                    checks.append(
+                        f"statistics match: {len(expected.tables)} tables, "
+                        f"{sum(t.rows for t in expected.tables.values())} rows, "
+                        f"{len(expected.sequences)} sequences, "
+                        f"{expected.large_objects} large objects"
+                        + (f" ({len(undecided)} undecided)" if undecided else "")
+                    )
+                if after is not None:  # a drill's own checks (amcheck, smoke query)
+                    after(params, name)
             finally:
                 try:
                     server.drop_database(conn, name)
