@@ -171,3 +171,19 @@ def test_the_operators_panels_and_the_others() -> None:
     for title in ("Last drill RTO against objective", "Last drill RPO against objective"):
         steps = by_title[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
         assert [s["value"] for s in steps][1:] in ([14400], [86400]), title
+
+
+def test_series_table_shows_pins_and_health_shows_rejected_runs() -> None:
+    """Pins (issue 12) in the per-series table, as a named column merged on the
+    series labels; rejected runs (no series of their own) beside the exporter's
+    health, where SeawallRejectedRuns points."""
+    by_title = {p["title"]: p for p in panels(load())}
+    table = by_title["Series and their state"]
+    (pinned,) = [t for t in table["targets"] if "seawall_backups_pinned" in t["expr"]]
+    assert pinned["format"] == "table" and pinned["instant"] is True
+    renames = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
+    assert renames["renameByName"][f"Value #{pinned['refId']}"] == "pinned"
+    assert {t["id"] for t in table["transformations"]} >= {"merge"}
+    health = by_title["Exporter health"]
+    assert any(t["expr"] == "seawall_rejected_runs" for t in health["targets"])
+    assert "SeawallRejectedRuns" in health["description"]
