@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from seawall.exporter.metrics_def import METRICS
+from seawall.exporter.metrics_def import METRICS, VERIFICATION_LEVELS
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboards" / "seawall.json"
@@ -187,3 +187,20 @@ def test_series_table_shows_pins_and_health_shows_rejected_runs() -> None:
     health = by_title["Exporter health"]
     assert any(t["expr"] == "seawall_rejected_runs" for t in health["targets"])
     assert "SeawallRejectedRuns" in health["description"]
+
+
+def test_verification_table_shows_the_level_by_name() -> None:
+    """seawall_backup_last_verification_level is a number; the table says which level."""
+    by_title = {p["title"]: p for p in panels(load())}
+    table = by_title["Verification per series"]
+    (level,) = [
+        t for t in table["targets"] if "seawall_backup_last_verification_level" in t["expr"]
+    ]
+    renames = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
+    assert renames["renameByName"][f"Value #{level['refId']}"] == "level"
+    (override,) = [
+        o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "level"
+    ]
+    (mapping,) = override["properties"][0]["value"]
+    texts = {k: v["text"] for k, v in mapping["options"].items()}
+    assert texts == {str(n): name for name, n in VERIFICATION_LEVELS.items()}

@@ -63,7 +63,8 @@ class SeriesStats:
     runs: dict[str, int] = field(default_factory=lambda: {"success": 0, "failed": 0})
     successful: int = 0
     stored_bytes: int = 0
-    verification: tuple[float, bool] | None = None
+    #: the most recent verification of any backup of the series: (at, ok, level)
+    verification: tuple[float, bool, int] | None = None
     tiers: dict[str, int] | None = None
     #: end of each pin in the series (None: for good); counted at scrape time
     pins: list[float | None] = field(default_factory=list)
@@ -91,7 +92,7 @@ def series_stats(records: list[Record], policy: Policy | None, now: float) -> Se
         if r.verified_at is not None and (
             stats.verification is None or r.verified_at > stats.verification[0]
         ):
-            stats.verification = (r.verified_at, bool(r.verified_ok))
+            stats.verification = (r.verified_at, bool(r.verified_ok), r.verified_level or 0)
         if r.status != "running":
             entries.append(
                 Entry(
@@ -257,9 +258,10 @@ class SeawallCollector:
                 for tier, n in s.tiers.items():
                     out.add("seawall_backups_by_tier", (*key, tier), float(n))
             if s.verification is not None:
-                at, ok_v = s.verification
+                at, ok_v, level = s.verification
                 out.add("seawall_backup_last_verification_timestamp_seconds", key, at)
                 out.add("seawall_backup_last_verification_success", key, 1.0 if ok_v else 0.0)
+                out.add("seawall_backup_last_verification_level", key, float(level))
 
     @staticmethod
     def _compat(out: _Families, stats: dict[SeriesKey, SeriesStats]) -> None:
