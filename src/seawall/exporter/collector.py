@@ -34,7 +34,7 @@ from seawall import __version__
 from seawall.catalog.locks import list_locks
 from seawall.catalog.rejected import list_rejected
 from seawall.exporter.catalog_cache import CatalogCache, Record, SeriesGroup, SeriesKey
-from seawall.exporter.metrics_def import METRICS
+from seawall.exporter.metrics_def import METRICS, VERIFICATION_LEVELS
 from seawall.exporter.wal_watch import BaseRef, WalWatcher
 from seawall.retention import KINDS, Entry, Policy, apply_policy
 from seawall.storage.local import LocalStorage
@@ -65,6 +65,9 @@ class SeriesStats:
     stored_bytes: int = 0
     #: the most recent verification of any backup of the series: (at, ok, level)
     verification: tuple[float, bool, int] | None = None
+    #: the most recent one that decrypted and decompressed (level decoded or deep):
+    #: the stored-level check after each backup (no identity there) does not count
+    decoded_verification_at: float | None = None
     tiers: dict[str, int] | None = None
     #: end of each pin in the series (None: for good); counted at scrape time
     pins: list[float | None] = field(default_factory=list)
@@ -93,6 +96,15 @@ def series_stats(records: list[Record], policy: Policy | None, now: float) -> Se
             stats.verification is None or r.verified_at > stats.verification[0]
         ):
             stats.verification = (r.verified_at, bool(r.verified_ok), r.verified_level or 0)
+        if (
+            r.verified_at is not None
+            and (r.verified_level or 0) >= VERIFICATION_LEVELS["decoded"]
+            and (
+                stats.decoded_verification_at is None
+                or r.verified_at > stats.decoded_verification_at
+            )
+        ):
+            stats.decoded_verification_at = r.verified_at
         if r.status != "running":
             entries.append(
                 Entry(
@@ -262,6 +274,12 @@ class SeawallCollector:
                 out.add("seawall_backup_last_verification_timestamp_seconds", key, at)
                 out.add("seawall_backup_last_verification_success", key, 1.0 if ok_v else 0.0)
                 out.add("seawall_backup_last_verification_level", key, float(level))
+            if s.decoded_verification_at is not None:
+                out.add(
+                    "seawall_backup_last_decoded_verification_timestamp_seconds",
+                    key,
+                    s.decoded_verification_at,
+                )
 
     @staticmethod
     def _compat(out: _Families, stats: dict[SeriesKey, SeriesStats]) -> None:

@@ -151,6 +151,13 @@ _DEFS: list[MetricDef] = [
         SERIES,
     ),
     MetricDef(
+        "seawall_backup_last_decoded_verification_timestamp_seconds",
+        "UNIX time of the most recent verification of the series that decrypted and "
+        "decompressed a backup (level decoded or deep; absent if none did): the "
+        "stored-level check after each backup on a host without the identity does not count.",
+        SERIES,
+    ),
+    MetricDef(
         "seawall_backup_running_start_timestamp_seconds",
         "UNIX time at which the run holding the series lock started (absent when no run is in progress).",
         SERIES,

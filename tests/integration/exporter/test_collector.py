@@ -452,7 +452,9 @@ def test_postgres_type_label_is_full_for_pg_dump(root: Path) -> None:
 def test_verification_level_of_the_most_recent_verification(root: Path) -> None:
     """seawall_backup_last_verification_level: 1 stored, 2 decoded, 3 deep, of the
     same verification as seawall_backup_last_verification_success; manifests
-    written before levels existed read as deep/decoded from their `deep` flag."""
+    written before levels existed read as deep/decoded from their `deep` flag.
+    seawall_backup_last_decoded_verification_timestamp_seconds skips stored-level
+    checks (SeawallVerificationOverdue's age reads it)."""
     from seawall.catalog.models import Verification
     from seawall.catalog.store import Catalog
     from seawall.storage.local import LocalStorage
@@ -497,3 +499,14 @@ def test_verification_level_of_the_most_recent_verification(root: Path) -> None:
     ]
     assert level("mixed") == 1
     assert level("never") is None
+
+    def decoded_at(name: str) -> float | None:
+        return reg.get_sample_value(
+            "seawall_backup_last_decoded_verification_timestamp_seconds",
+            series("postgresql", "logical", name),
+        )
+
+    # the newest verification that decrypted: mixed's deep one, not the later stored one
+    assert decoded_at("mixed") == (T0 + timedelta(hours=1)).timestamp()
+    assert decoded_at("decoded") == decoded_at("legacy") == (T0 + timedelta(hours=1)).timestamp()
+    assert decoded_at("stored") is None and decoded_at("never") is None
