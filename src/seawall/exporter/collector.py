@@ -67,7 +67,7 @@ class SeriesStats:
     verification: tuple[float, bool, int] | None = None
     #: the most recent one that decrypted and decompressed (level decoded or deep):
     #: the stored-level check after each backup (no identity there) does not count
-    decoded_verification_at: float | None = None
+    decoded_verification: tuple[float, bool] | None = None
     tiers: dict[str, int] | None = None
     #: end of each pin in the series (None: for good); counted at scrape time
     pins: list[float | None] = field(default_factory=list)
@@ -100,11 +100,10 @@ def series_stats(records: list[Record], policy: Policy | None, now: float) -> Se
             r.verified_at is not None
             and (r.verified_level or 0) >= VERIFICATION_LEVELS["decoded"]
             and (
-                stats.decoded_verification_at is None
-                or r.verified_at > stats.decoded_verification_at
+                stats.decoded_verification is None or r.verified_at > stats.decoded_verification[0]
             )
         ):
-            stats.decoded_verification_at = r.verified_at
+            stats.decoded_verification = (r.verified_at, bool(r.verified_ok))
         if r.status != "running":
             entries.append(
                 Entry(
@@ -274,11 +273,11 @@ class SeawallCollector:
                 out.add("seawall_backup_last_verification_timestamp_seconds", key, at)
                 out.add("seawall_backup_last_verification_success", key, 1.0 if ok_v else 0.0)
                 out.add("seawall_backup_last_verification_level", key, float(level))
-            if s.decoded_verification_at is not None:
+            if s.decoded_verification is not None:
+                at, ok_v = s.decoded_verification
+                out.add("seawall_backup_last_decoded_verification_timestamp_seconds", key, at)
                 out.add(
-                    "seawall_backup_last_decoded_verification_timestamp_seconds",
-                    key,
-                    s.decoded_verification_at,
+                    "seawall_backup_last_decoded_verification_success", key, 1.0 if ok_v else 0.0
                 )
 
     @staticmethod

@@ -158,6 +158,12 @@ _DEFS: list[MetricDef] = [
         SERIES,
     ),
     MetricDef(
+        "seawall_backup_last_decoded_verification_success",
+        "Result of that verification (decoded or deep): 1 passed, 0 failed. A later "
+        "stored-level check that passes does not clear a failed decoding.",
+        SERIES,
+    ),
+    MetricDef(
         "seawall_backup_running_start_timestamp_seconds",
         "UNIX time at which the run holding the series lock started (absent when no run is in progress).",
         SERIES,

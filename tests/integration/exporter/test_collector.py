@@ -461,11 +461,13 @@ def test_verification_level_of_the_most_recent_verification(root: Path) -> None:
 
     catalog = Catalog(LocalStorage(root))
 
-    def verified(series_name: str, at_hours: float, level: str | None, deep: bool) -> None:
+    def verified(
+        series_name: str, at_hours: float, level: str | None, deep: bool, ok: bool = True
+    ) -> None:
         m = write_backup(root, "postgresql", "logical", series_name, finished=T0)
         m.verification = Verification(
             at=T0 + timedelta(hours=at_hours),
-            ok=True,
+            ok=ok,
             deep=deep,
             level=level,  # type: ignore[arg-type]
             duration_seconds=1.0,
@@ -482,6 +484,9 @@ def test_verification_level_of_the_most_recent_verification(root: Path) -> None:
     # newer one: the most recent (stored) is what the level reports
     verified("mixed", 1, "deep", True)
     verified("mixed", 2, "stored", False)
+    # the weekly decoding verification failed; the stored check of a newer backup passed
+    verified("undecodable", 1, "decoded", False, ok=False)
+    verified("undecodable", 2, "stored", False)
     write_backup(root, "postgresql", "logical", "never", finished=T0)
     reg, _ = registry_for(root)
 
@@ -510,3 +515,11 @@ def test_verification_level_of_the_most_recent_verification(root: Path) -> None:
     assert decoded_at("mixed") == (T0 + timedelta(hours=1)).timestamp()
     assert decoded_at("decoded") == decoded_at("legacy") == (T0 + timedelta(hours=1)).timestamp()
     assert decoded_at("stored") is None and decoded_at("never") is None
+
+    def ok(metric: str, name: str) -> float | None:
+        return reg.get_sample_value(metric, series("postgresql", "logical", name))
+
+    assert ok("seawall_backup_last_verification_success", "undecodable") == 1
+    assert ok("seawall_backup_last_decoded_verification_success", "undecodable") == 0
+    assert ok("seawall_backup_last_decoded_verification_success", "mixed") == 1
+    assert ok("seawall_backup_last_decoded_verification_success", "stored") is None
