@@ -24,7 +24,7 @@ from seawall.exporter.metrics_def import METRICS
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"
 RULES = ALERTS / "seawall.rules.yml"
-TEST_FILES = ("tests.yml",)
+TEST_FILES = ("tests.yml", "tests_long.yml")
 PROMTOOL = "/usr/bin/promtool"
 RUNBOOK_BASE = "https://github.com/seawall/seawall/blob/main/docs/runbooks/"
 CAMEL = re.compile(r"^(?:[A-Z][a-z0-9]*|SQL|WAL|PITR|RTO|RPO)+$")

@@ -667,6 +667,7 @@ def test_thresholds_come_from_values(chart: Any, tmp_path: Path) -> None:
                     "storageUsedRatio": 0.9,
                     "drillMaxAgeSeconds": 5000000,
                     "walArchiveStaleFor": "2m",
+                    "rejectedRunsFor": "1h",
                 },
             },
         },
@@ -674,6 +675,8 @@ def test_thresholds_come_from_values(chart: Any, tmp_path: Path) -> None:
     by = alerts_by_name(groups)
     assert "> 90000  # threshold:postgresBackupMaxAgeSeconds" in by["PostgreSQLBackupOld"]["expr"]
     assert by["PostgreSQLBackupFailed"]["for"] == by["QdrantBackupFailed"]["for"] == "10m"
+    assert by["QdrantFullStorageBackupFailed"]["for"] == "10m"
+    assert by["SeawallRejectedRuns"]["for"] == "1h"
     assert by["PostgreSQLBackupFailed"]["expr"] == 'postgres_backup_status{type="full"} == 0'
     assert "> 0.9  # threshold:storageUsedRatio" in by["SeawallStorageAlmostFull"]["expr"]
     # an integral number stays an integer (Helm reads numbers as floats)

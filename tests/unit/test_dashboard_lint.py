@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from seawall.exporter.metrics_def import METRICS
+from seawall.exporter.metrics_def import METRICS, VERIFICATION_LEVELS
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboards" / "seawall.json"
@@ -171,3 +171,36 @@ def test_the_operators_panels_and_the_others() -> None:
     for title in ("Last drill RTO against objective", "Last drill RPO against objective"):
         steps = by_title[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
         assert [s["value"] for s in steps][1:] in ([14400], [86400]), title
+
+
+def test_series_table_shows_pins_and_health_shows_rejected_runs() -> None:
+    """Pins (issue 12) in the per-series table, as a named column merged on the
+    series labels; rejected runs (no series of their own) beside the exporter's
+    health, where SeawallRejectedRuns points."""
+    by_title = {p["title"]: p for p in panels(load())}
+    table = by_title["Series and their state"]
+    (pinned,) = [t for t in table["targets"] if "seawall_backups_pinned" in t["expr"]]
+    assert pinned["format"] == "table" and pinned["instant"] is True
+    renames = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
+    assert renames["renameByName"][f"Value #{pinned['refId']}"] == "pinned"
+    assert {t["id"] for t in table["transformations"]} >= {"merge"}
+    health = by_title["Exporter health"]
+    assert any(t["expr"] == "seawall_rejected_runs" for t in health["targets"])
+    assert "SeawallRejectedRuns" in health["description"]
+
+
+def test_verification_table_shows_the_level_by_name() -> None:
+    """seawall_backup_last_verification_level is a number; the table says which level."""
+    by_title = {p["title"]: p for p in panels(load())}
+    table = by_title["Verification per series"]
+    (level,) = [
+        t for t in table["targets"] if "seawall_backup_last_verification_level" in t["expr"]
+    ]
+    renames = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
+    assert renames["renameByName"][f"Value #{level['refId']}"] == "level"
+    (override,) = [
+        o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "level"
+    ]
+    (mapping,) = override["properties"][0]["value"]
+    texts = {k: v["text"] for k, v in mapping["options"].items()}
+    assert texts == {str(n): name for name, n in VERIFICATION_LEVELS.items()}

@@ -41,7 +41,7 @@ def test_newest_first_aggregates() -> None:
     assert s.runs == {"success": 2, "failed": 1}
     assert s.successful == 2
     assert s.stored_bytes == 1000
-    assert s.verification == (NOW - 2 * DAY + 60, False)
+    assert s.verification == (NOW - 2 * DAY + 60, False, 0)
     assert s.tiers == {"last": 0, "daily": 1, "weekly": 0, "monthly": 0, "yearly": 0}
 
 

@@ -39,6 +39,7 @@ from seawall.catalog.naming import decode_segment, is_backup_id
 from seawall.catalog.store import CatalogError, parse_manifest
 from seawall.catalog.wal_layout import WAL_ROOT
 from seawall.exporter.fsevents import EVENT_FILTER
+from seawall.exporter.metrics_def import VERIFICATION_LEVELS
 from seawall.retention.walnames import DEFAULT_WAL_SEGMENT_SIZE, lsn_to_segment_name, parse_lsn
 
 log = logging.getLogger("seawall.exporter.catalog")
@@ -66,6 +67,7 @@ class Record:
     stored_size: int
     verified_at: float | None = None
     verified_ok: bool | None = None
+    verified_level: int | None = None  # VERIFICATION_LEVELS[verification.effective_level]
     timeline: int | None = None
     start_wal: str | None = None
     stop_wal: str | None = None
@@ -145,6 +147,7 @@ def to_record(m: Manifest) -> Record:
         stored_size=m.stored_size,
         verified_at=v.at.timestamp() if v is not None else None,
         verified_ok=v.ok if v is not None else None,
+        verified_level=VERIFICATION_LEVELS[v.effective_level] if v is not None else None,
         timeline=timeline,
         start_wal=start_wal,
         stop_wal=stop_wal,

@@ -34,7 +34,7 @@ from seawall import __version__
 from seawall.catalog.locks import list_locks
 from seawall.catalog.rejected import list_rejected
 from seawall.exporter.catalog_cache import CatalogCache, Record, SeriesGroup, SeriesKey
-from seawall.exporter.metrics_def import METRICS
+from seawall.exporter.metrics_def import METRICS, VERIFICATION_LEVELS
 from seawall.exporter.wal_watch import BaseRef, WalWatcher
 from seawall.retention import KINDS, Entry, Policy, apply_policy
 from seawall.storage.local import LocalStorage
@@ -63,7 +63,11 @@ class SeriesStats:
     runs: dict[str, int] = field(default_factory=lambda: {"success": 0, "failed": 0})
     successful: int = 0
     stored_bytes: int = 0
-    verification: tuple[float, bool] | None = None
+    #: the most recent verification of any backup of the series: (at, ok, level)
+    verification: tuple[float, bool, int] | None = None
+    #: the most recent one that decrypted and decompressed (level decoded or deep):
+    #: the stored-level check after each backup (no identity there) does not count
+    decoded_verification: tuple[float, bool] | None = None
     tiers: dict[str, int] | None = None
     #: end of each pin in the series (None: for good); counted at scrape time
     pins: list[float | None] = field(default_factory=list)
@@ -91,7 +95,15 @@ def series_stats(records: list[Record], policy: Policy | None, now: float) -> Se
         if r.verified_at is not None and (
             stats.verification is None or r.verified_at > stats.verification[0]
         ):
-            stats.verification = (r.verified_at, bool(r.verified_ok))
+            stats.verification = (r.verified_at, bool(r.verified_ok), r.verified_level or 0)
+        if (
+            r.verified_at is not None
+            and (r.verified_level or 0) >= VERIFICATION_LEVELS["decoded"]
+            and (
+                stats.decoded_verification is None or r.verified_at > stats.decoded_verification[0]
+            )
+        ):
+            stats.decoded_verification = (r.verified_at, bool(r.verified_ok))
         if r.status != "running":
             entries.append(
                 Entry(
@@ -257,9 +269,16 @@ class SeawallCollector:
                 for tier, n in s.tiers.items():
                     out.add("seawall_backups_by_tier", (*key, tier), float(n))
             if s.verification is not None:
-                at, ok_v = s.verification
+                at, ok_v, level = s.verification
                 out.add("seawall_backup_last_verification_timestamp_seconds", key, at)
                 out.add("seawall_backup_last_verification_success", key, 1.0 if ok_v else 0.0)
+                out.add("seawall_backup_last_verification_level", key, float(level))
+            if s.decoded_verification is not None:
+                at, ok_v = s.decoded_verification
+                out.add("seawall_backup_last_decoded_verification_timestamp_seconds", key, at)
+                out.add(
+                    "seawall_backup_last_decoded_verification_success", key, 1.0 if ok_v else 0.0
+                )
 
     @staticmethod
     def _compat(out: _Families, stats: dict[SeriesKey, SeriesStats]) -> None:

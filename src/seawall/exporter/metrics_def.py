@@ -26,6 +26,11 @@ class MetricDef:
 
 SERIES = ("engine", "kind", "series")
 
+#: How far a verification went, as the number seawall_backup_last_verification_level
+#: serves (weakest first; docs/design.md "Verification level"): a number, not a
+#: label, so the series count does not grow and `< 2` reads "not decrypted".
+VERIFICATION_LEVELS: dict[str, int] = {"stored": 1, "decoded": 2, "deep": 3}
+
 _DEFS: list[MetricDef] = [
     # --- compatible names (fixed) -------------------------------------------------
     MetricDef(
@@ -136,6 +141,26 @@ _DEFS: list[MetricDef] = [
     MetricDef(
         "seawall_backup_last_verification_success",
         "Result of the most recent verification of the series: 1 passed, 0 failed.",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backup_last_verification_level",
+        "How far the most recent verification of the series went (verification.level): "
+        "1 stored (stored bytes against the sha256 taken while writing, no key), "
+        "2 decoded (decrypted, decompressed, structure read), 3 deep (restored and compared).",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backup_last_decoded_verification_timestamp_seconds",
+        "UNIX time of the most recent verification of the series that decrypted and "
+        "decompressed a backup (level decoded or deep; absent if none did): the "
+        "stored-level check after each backup on a host without the identity does not count.",
+        SERIES,
+    ),
+    MetricDef(
+        "seawall_backup_last_decoded_verification_success",
+        "Result of that verification (decoded or deep): 1 passed, 0 failed. A later "
+        "stored-level check that passes does not clear a failed decoding.",
         SERIES,
     ),
     MetricDef(

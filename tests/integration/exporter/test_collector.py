@@ -447,3 +447,79 @@ def test_postgres_type_label_is_full_for_pg_dump(root: Path) -> None:
         for s in family.samples
     }
     assert types == {"full", "base"}, 'no sample keeps the old type="logical"'
+
+
+def test_verification_level_of_the_most_recent_verification(root: Path) -> None:
+    """seawall_backup_last_verification_level: 1 stored, 2 decoded, 3 deep, of the
+    same verification as seawall_backup_last_verification_success; manifests
+    written before levels existed read as deep/decoded from their `deep` flag.
+    seawall_backup_last_decoded_verification_timestamp_seconds skips stored-level
+    checks (SeawallVerificationOverdue's age reads it)."""
+    from seawall.catalog.models import Verification
+    from seawall.catalog.store import Catalog
+    from seawall.storage.local import LocalStorage
+
+    catalog = Catalog(LocalStorage(root))
+
+    def verified(
+        series_name: str, at_hours: float, level: str | None, deep: bool, ok: bool = True
+    ) -> None:
+        m = write_backup(root, "postgresql", "logical", series_name, finished=T0)
+        m.verification = Verification(
+            at=T0 + timedelta(hours=at_hours),
+            ok=ok,
+            deep=deep,
+            level=level,  # type: ignore[arg-type]
+            duration_seconds=1.0,
+            message="ok",
+        )
+        catalog.write(m)
+
+    verified("stored", 1, "stored", False)
+    verified("decoded", 1, "decoded", False)
+    verified("deep", 1, "deep", True)
+    verified("legacy_deep", 1, None, True)
+    verified("legacy", 1, None, False)
+    # a deep verification of an older backup, then the stored-level check of the
+    # newer one: the most recent (stored) is what the level reports
+    verified("mixed", 1, "deep", True)
+    verified("mixed", 2, "stored", False)
+    # the weekly decoding verification failed; the stored check of a newer backup passed
+    verified("undecodable", 1, "decoded", False, ok=False)
+    verified("undecodable", 2, "stored", False)
+    write_backup(root, "postgresql", "logical", "never", finished=T0)
+    reg, _ = registry_for(root)
+
+    def level(name: str) -> float | None:
+        return reg.get_sample_value(
+            "seawall_backup_last_verification_level", series("postgresql", "logical", name)
+        )
+
+    assert [level(n) for n in ("stored", "decoded", "deep", "legacy_deep", "legacy")] == [
+        1,
+        2,
+        3,
+        3,
+        2,
+    ]
+    assert level("mixed") == 1
+    assert level("never") is None
+
+    def decoded_at(name: str) -> float | None:
+        return reg.get_sample_value(
+            "seawall_backup_last_decoded_verification_timestamp_seconds",
+            series("postgresql", "logical", name),
+        )
+
+    # the newest verification that decrypted: mixed's deep one, not the later stored one
+    assert decoded_at("mixed") == (T0 + timedelta(hours=1)).timestamp()
+    assert decoded_at("decoded") == decoded_at("legacy") == (T0 + timedelta(hours=1)).timestamp()
+    assert decoded_at("stored") is None and decoded_at("never") is None
+
+    def ok(metric: str, name: str) -> float | None:
+        return reg.get_sample_value(metric, series("postgresql", "logical", name))
+
+    assert ok("seawall_backup_last_verification_success", "undecodable") == 1
+    assert ok("seawall_backup_last_decoded_verification_success", "undecodable") == 0
+    assert ok("seawall_backup_last_decoded_verification_success", "mixed") == 1
+    assert ok("seawall_backup_last_decoded_verification_success", "stored") is None

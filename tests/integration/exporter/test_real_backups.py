@@ -45,6 +45,9 @@ def test_metrics_from_real_logical_backups(pg: PgCluster, backup_dir: Path) -> N
         assert reg.get_sample_value("seawall_backup_last_verification_success", app) == (
             1 if newest.verification.ok else 0
         )
+        # not encrypted: the verification right after the backup decoded it
+        assert newest.verification.level == "decoded"
+        assert reg.get_sample_value("seawall_backup_last_verification_level", app) == 2
     assert reg.get_sample_value("seawall_catalog_errors") == 0
 
     # the database goes away: the next run fails, and the exporter says so
