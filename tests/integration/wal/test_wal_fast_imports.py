@@ -55,6 +55,7 @@ def test_wal_fast_path_imports(tmp_path: Path, age_keys: tuple[Path, str]) -> No
         ENCRYPTION="true",
         ENCRYPTION_RECIPIENTS=public,
         ENCRYPTION_IDENTITY_FILE=str(key),
+        SEAWALL_WAL_READ_AHEAD_IDLE="1",  # the reader wal-fetch starts goes soon
     )
     dest = tmp_path / "fetched"
     res = subprocess.run(
@@ -103,6 +104,8 @@ def test_wal_fetch_takes_the_lean_path(tmp_path: Path, age_keys: tuple[Path, str
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SEAWALL_", "ENCRYPTION"))}
         env["BACKUP_DIR"] = str(tmp_path / "backups")
+        # read-ahead on (the default): its client side is on the hot path too
+        env["SEAWALL_WAL_READ_AHEAD_IDLE"] = "1"
         if encrypted:
             env.update(
                 ENCRYPTION="true", ENCRYPTION_RECIPIENTS=public, ENCRYPTION_IDENTITY_FILE=str(key)

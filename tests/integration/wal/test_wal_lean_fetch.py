@@ -55,31 +55,31 @@ def _leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if ".seawall-" in p.name)
 
 
-def test_lean_fetch_restores_and_checks(tmp_path: Path, age_keys: tuple[Path, str]) -> None:
+def test_lean_fetch_restores_and_checks(
+    tmp_path: Path, age_keys: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = _env(tmp_path, age_keys)
     seg, stored = _pushed(tmp_path, env)
     out = tmp_path / "out"
     out.mkdir()
     # in this process, so that the lean path itself is what is checked
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("BACKUP", "ENCRYPTION"))})
-    try:
-        path = fastfetch.fetch(NAME, str(out / "RECOVERYXLOG"))
-        assert path == str(stored)
-        assert (out / "RECOVERYXLOG").read_bytes() == seg.read_bytes()
-        with pytest.raises(fastfetch.Missing):
-            fastfetch.fetch("000000010000000000000008", str(out / "x"))
-        with pytest.raises(fastfetch.Missing):
-            fastfetch.fetch("00000002.history", str(out / "x"))
-        # the content does not hash to the name: nothing written, Fallback
-        wrong = stored.with_name(stored.name.replace(stored.name[25:35], "0" * 10))
-        stored.rename(wrong)
-        with pytest.raises(fastfetch.Fallback):
-            fastfetch.fetch(NAME, str(out / "y"))
-        assert not (out / "y").exists()
-        assert _leftovers(out) == []
-    finally:
-        for k in ("BACKUP_DIR", "ENCRYPTION", "ENCRYPTION_RECIPIENTS", "ENCRYPTION_IDENTITY_FILE"):
-            os.environ.pop(k, None)
+    for k, v in env.items():
+        if k.startswith(("BACKUP", "ENCRYPTION", "SEAWALL_")):
+            monkeypatch.setenv(k, v)
+    path = fastfetch.fetch(NAME, str(out / "RECOVERYXLOG"))
+    assert path == str(stored)
+    assert (out / "RECOVERYXLOG").read_bytes() == seg.read_bytes()
+    with pytest.raises(fastfetch.Missing):
+        fastfetch.fetch("000000010000000000000008", str(out / "x"))
+    with pytest.raises(fastfetch.Missing):
+        fastfetch.fetch("00000002.history", str(out / "x"))
+    # the content does not hash to the name: nothing written, Fallback
+    wrong = stored.with_name(stored.name.replace(stored.name[25:35], "0" * 10))
+    stored.rename(wrong)
+    with pytest.raises(fastfetch.Fallback):
+        fastfetch.fetch(NAME, str(out / "y"))
+    assert not (out / "y").exists()
+    assert _leftovers(out) == []
 
 
 @pytest.mark.parametrize("case", ["flipped byte", "wrong name", "wrong key", "twice"])

@@ -301,13 +301,33 @@ def fetch(name: str, dest: str, env: Mapping[str, str] | None = None) -> str:
     """Restore WAL file ``name`` into ``dest``; returns the archived file's path.
 
     Raises :class:`Missing` (not archived: quiet exit 1), :class:`Fallback`
-    (the general path must do it; ``dest`` untouched).
+    (the general path must do it; ``dest`` untouched). With read-ahead on
+    (``WAL_READ_AHEAD`` > 0) and ``name`` a segment, the spool's checked
+    copy of the archived version is taken if there is one, and the reader
+    is told (started if needed) to decode the segments after ``name``.
     """
     opts = options(env)
     path = archived(opts.archive, name)
-    raw, sha = decode(path, opts.identities)
+    spool = None
+    if opts.raw.read_ahead > 0 and is_segment_name(name):
+        from seawall.postgres.wal.readahead import Spool
+
+        spool = Spool.open(dest)
     try:
-        write_checked(raw, sha, dest)
-    except OSError as exc:  # the general path reports it with its message
-        raise Fallback(f"cannot write {dest}") from exc
+        alive = spool is not None and spool.reader_alive()
+        if spool is not None:
+            # first: the reader keeps N's copy and works on N+1 on, rather
+            # than decode N again in the moment between the take and the request
+            spool.request(name)
+        if not (alive and spool is not None and spool.take(path, dest)):
+            raw, sha = decode(path, opts.identities)
+            try:
+                write_checked(raw, sha, dest)
+            except OSError as exc:  # the general path reports it with its message
+                raise Fallback(f"cannot write {dest}") from exc
+        if spool is not None and not alive:
+            spool.start_reader()
+    finally:
+        if spool is not None:
+            spool.close()
     return path
