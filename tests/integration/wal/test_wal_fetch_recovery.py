@@ -190,3 +190,51 @@ def _spooled(call: str) -> bool:
     """A wrapper line: was the segment asked for already in the spool?"""
     listing, _, name = call.rpartition("<- ")
     return bool(name) and f"{name.strip()}-" in listing
+
+
+def test_pitr_restore_without_start_uses_the_read_ahead(
+    pg_factory: Callable[..., PgCluster], backup_dir: Path, age_keys: tuple[Path, str]
+) -> None:
+    """pitr-restore without --start writes a wrapper whose wal-fetch reads ahead
+    (with --start its own prefetcher does, and the wrapper turns this one off)."""
+    arch = make_archived(pg_factory, backup_dir, age_keys)
+    pg = arch.pg
+    arch.basebackup()
+    pg.psql("CREATE TABLE t (id int, note text)")
+    for r in range(4):
+        pg.psql(f"INSERT INTO t SELECT g, 'round {r} ' || g FROM generate_series(1, 20000) g")
+        arch.switch_and_wait()
+    rows = _rows(pg)
+    base = Path(tempfile.mkdtemp(prefix="seawall-pitr-", dir="/tmp"))
+    base.chmod(0o755)
+    port = free_loopback_port()
+    restored = Restored(base, base / "data", port, pg.bin_dir)
+    try:
+        res = arch.seawall(
+            "postgres", "pitr-restore", "--data-dir", str(base / "data"), "--latest",
+            "--port", str(port),
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        script = (base / ".data.seawall-recovery" / "restore_command.sh").read_text()
+        assert "SEAWALL_WAL_READ_AHEAD=$ahead" in script
+        log = base / "server.log"
+        log.touch()
+        shutil.chown(log, "postgres", "postgres")
+        res = _as_postgres(
+            [str(pg.bin_dir / "pg_ctl"), "-D", str(base / "data"), "-l", str(log), "start"],
+            cwd="/tmp",
+        )
+        assert res.returncode == 0, res.stderr
+        _wait(
+            lambda: (
+                "database system is ready to accept connections" in log.read_text()
+                or "FATAL" in log.read_text()
+            ),
+            "the end of recovery",
+        )
+        assert "database system is ready to accept connections" in log.read_text()
+        assert _rows(restored) == rows
+        # the reader is still there (it leaves after WAL_READ_AHEAD_IDLE, 60 s)
+        assert (base / "data" / "pg_wal" / ".seawall-readahead" / ".lock").exists()
+    finally:
+        restored.destroy()
