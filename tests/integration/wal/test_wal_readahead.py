@@ -208,3 +208,26 @@ def test_corrupt_segment_is_not_spooled_and_stops_loudly(
     res = _fetch(env, names[2], dest)
     assert res.returncode not in (0, 1) and "corrupt" in res.stderr, res.stderr
     assert not dest.exists()
+
+
+def test_standby_ahead_of_the_archive(tmp_path: Path, age_keys: tuple[Path, str]) -> None:
+    """The next segments are not archived yet (a standby that replayed everything):
+    wal-fetch of them exits 1 quietly; the reader spools each one as it arrives,
+    and leaves nothing behind once nobody asks."""
+    env = _env(tmp_path, age_keys, SEAWALL_WAL_READ_AHEAD="4", SEAWALL_WAL_READ_AHEAD_IDLE="6")
+    segs = _archive(tmp_path, env, range(3, 5))
+    pg_wal = tmp_path / "pg_wal"
+    pg_wal.mkdir()
+    spool = pg_wal / SPOOL
+    dest = pg_wal / "RECOVERYXLOG"
+    assert _fetch(env, _name(4), dest).returncode == 0
+    res = _fetch(env, _name(5), dest)
+    assert (res.returncode, res.stderr) == (1, "")
+    time.sleep(1.5)
+    assert _spooled(spool) == []
+    segs |= _archive(tmp_path, env, range(5, 7))  # archived while the standby waits
+    _wait(lambda: [s[:24] for s in _spooled(spool)] == [_name(5), _name(6)], timeout=30)
+    ino = (spool / _spooled(spool)[0]).stat().st_ino
+    assert _fetch(env, _name(5), dest).returncode == 0
+    assert dest.stat().st_ino == ino and dest.read_bytes() == segs[_name(5)]
+    _wait(lambda: not spool.exists(), timeout=60)
