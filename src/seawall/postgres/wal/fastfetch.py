@@ -16,7 +16,8 @@ archive) cryptography's Rust extension and pyrage:
   ``cryptography.hazmat.primitives``, and 3x pyrage's speed), decompressed
   in one call, and its sha256 compared with the 40 hex digits the archive
   name carries (ADR 0001). pyrage is imported only to check that configured
-  keys parse, as ``KeyRing.build`` does (1.5 ms).
+  recipients or an ``ENCRYPTION_KEY`` parse, as ``KeyRing.build`` does
+  (the documented restore_command wrapper sets neither).
 * The result goes to a temporary beside ``%p`` while a second thread hashes
   it (sha256 releases the GIL), and is renamed to ``%p`` only when the hash
   matched: PostgreSQL never sees half a segment or an unchecked one. It is
@@ -136,18 +137,20 @@ def options(env: Mapping[str, str] | None = None) -> Options:
                 identities.extend(_identity_lines(fh.read()))
     except OSError as exc:
         raise Fallback("a key file is unreadable") from exc
-    if key:
-        identities.append(key)
-    if recipients or identities:
+    if recipients or key:
+        # what KeyRing.build parses fully: recipients (Bech32) and ENCRYPTION_KEY
+        # (pyrage); identity lines it checks by prefix only, as _identity_lines
         from pyrage import x25519
 
-        try:  # as KeyRing.build does: every configured key must parse
+        try:
             for r in recipients:
                 x25519.Recipient.from_str(r)
-            for i in identities:
-                x25519.Identity.from_str(i)
+            if key:
+                x25519.Identity.from_str(key)
         except Exception as exc:
             raise Fallback("a key does not parse") from exc
+    if key:
+        identities.append(key)
     cluster = raw.cluster
     if not (
         0 < len(cluster) <= 200
