@@ -155,14 +155,18 @@ class Reader(SpoolDir):
         return True
 
     def run(self) -> None:
-        """Until nobody asked for anything for ``idle`` seconds."""
-        poll, seen = MIN_POLL, 0.0
-        while True:
+        """Until nobody asked for anything for ``idle`` seconds.
+
+        "Asked" is a change of ``.requested``'s mtime (wal-fetch rewrites it on
+        every segment), timed on the monotonic clock: a clock step or an mtime
+        in the future cannot keep the reader alive.
+        """
+        poll, seen = MIN_POLL, self.last_request()
+        changed = time.monotonic()
+        while time.monotonic() - changed < self.idle:
             asked = self.last_request()
-            if time.time() - asked >= self.idle:
-                return
             if asked != seen:  # a new request: look closely again
-                poll, seen = MIN_POLL, asked
+                poll, seen, changed = MIN_POLL, asked, time.monotonic()
             if self.step():
                 continue
             time.sleep(poll)
