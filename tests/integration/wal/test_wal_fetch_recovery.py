@@ -149,6 +149,7 @@ def test_hand_set_restore_command_replays_through_lean_fetch_and_read_ahead(
         assert _rows(ok.restored) == counts[-1]
         calls = ok.calls()
         from_spool = [c for c in calls if _spooled(c)]
+        print(f"restore_command calls: {len(calls)}, segment already spooled: {len(from_spool)}")
         assert len(from_spool) >= 2, calls
         spool = ok.data / "pg_wal" / ".seawall-readahead"
         _wait(lambda: not spool.exists(), "the idle reader to remove its spool", 60)
