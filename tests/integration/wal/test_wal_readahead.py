@@ -231,3 +231,45 @@ def test_standby_ahead_of_the_archive(tmp_path: Path, age_keys: tuple[Path, str]
     assert _fetch(env, _name(5), dest).returncode == 0
     assert dest.stat().st_ino == ino and dest.read_bytes() == segs[_name(5)]
     _wait(lambda: not spool.exists(), timeout=60)
+
+
+def test_waits_for_the_segment_the_reader_is_decoding(
+    tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """wal-fetch of a segment the reader is writing waits for its name (no second
+    decode on the other core), and decodes it itself if the reader gives up on it."""
+    import fcntl
+
+    env = _env(tmp_path, age_keys, SEAWALL_WAL_READ_AHEAD="4")
+    segs = _archive(tmp_path, env, range(3, 5))
+    pg_wal = tmp_path / "pg_wal"
+    spool = pg_wal / SPOOL
+    spool.mkdir(parents=True, mode=0o700)
+    dest = pg_wal / "RECOVERYXLOG"
+    # this test is the reader: it holds the lock and writes the temporaries
+    lock = os.open(spool / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        for name, finish in ((_name(3), True), (_name(4), False)):
+            tmp = spool / f".{name}.seawall-12345"
+            tmp.write_bytes(segs[name][: 1 << 20])
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "seawall", "postgres", "wal-fetch", name, str(dest)],
+                env=env,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(1.0)
+            assert proc.poll() is None  # waiting for the reader
+            sha = hashlib.sha256(segs[name]).hexdigest()[:40]
+            if finish:
+                tmp.write_bytes(segs[name])
+                tmp.rename(spool / f"{name}-{sha}")
+                ino = (spool / f"{name}-{sha}").stat().st_ino
+            else:
+                tmp.unlink()  # the reader could not decode it
+            assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+            assert dest.read_bytes() == segs[name]
+            assert (dest.stat().st_ino == ino) is finish
+    finally:
+        os.close(lock)

@@ -43,6 +43,8 @@ LOCK = ".lock"
 #: ``seawall.postgres.physical.prefetch.REQUESTED`` (same protocol)
 REQUESTED = ".requested"
 DAEMON_MODULE = "seawall.postgres.wal.readahead_daemon"
+#: longest wait for a segment the reader is decoding (seconds); then wal-fetch decodes it
+WAIT_FOR_READER = 5.0
 _FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -111,17 +113,49 @@ class Spool:
             os.close(lock)
 
     def take(self, archived_path: str, dest: str) -> bool:
-        """Rename the spooled copy of ``archived_path``'s version to ``dest``; False if none."""
+        """Rename the spooled copy of ``archived_path``'s version to ``dest``; False if none.
+
+        If the reader is decoding that very segment right now (its dot-named
+        temporary is there), wait for it, up to :data:`WAIT_FOR_READER`
+        seconds, rather than decode it a second time on the other core: the
+        wait ends as soon as the file gets its name, or the temporary goes
+        without it (the reader could not decode it: wal-fetch then does, and
+        says why).
+        """
         base = archived_path.rsplit("/", 1)[-1]
         spooled = base[: base.index("-") + 41]  # <segment>-<sha40>
-        try:
-            st = os.stat(spooled, dir_fd=self.fd, follow_symlinks=False)
+        deadline = 0.0
+        while True:
+            try:
+                st = os.stat(spooled, dir_fd=self.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if not self._decoding(base[:24]):
+                    return False
+                import time
+
+                now = time.monotonic()
+                deadline = deadline or now + WAIT_FOR_READER
+                if now > deadline:
+                    return False
+                time.sleep(0.005)
+                continue
+            except OSError:
+                return False
             if (st.st_mode & 0o170000) != 0o100000:  # not a regular file
                 return False
-            os.rename(spooled, dest, src_dir_fd=self.fd)
-        except OSError:  # not spooled (yet), or the reader reaped it just now
+            try:
+                os.rename(spooled, dest, src_dir_fd=self.fd)
+            except OSError:  # the reader reaped it just now
+                return False
+            return True
+
+    def _decoding(self, name: str) -> bool:
+        """Is the reader writing ``name``'s temporary (``.<name>.seawall-<pid>``)?"""
+        prefix = f".{name}.seawall-"
+        try:
+            return any(entry.startswith(prefix) for entry in os.listdir(self.fd))
+        except OSError:
             return False
-        return True
 
     def request(self, name: str) -> None:
         """Tell the reader which segment PostgreSQL asked for (atomically)."""
