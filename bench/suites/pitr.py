@@ -16,7 +16,13 @@ neither tool always runs on a warmer page cache):
 - ``pgbackrest restore`` (type default = replay to the end of the archive)
   + ``pg_ctl start`` + poll until ``pg_is_in_recovery()`` is false.
 
-The clock stops for both when the server is out of recovery and answers a
+- ``seawall postgres pitr-restore --latest`` *without* ``--start``, then
+  ``pg_ctl start``: a recovery driven only by restore_command (the wrapper
+  calls ``wal-fetch``: its lean path and its read-ahead), as a standby or a
+  recovery set up by hand runs; beside pgBackRest's ``archive-async=y``
+  restore, its model.
+
+The clock stops for all when the server is out of recovery and answers a
 query. The split (unpack vs WAL replay vs the rest) is read from the
 restored server's own log: its first line is written when the postmaster
 starts (unpack done), "redo starts at" / "redo done at" bracket the replay,
@@ -24,8 +30,10 @@ starts (unpack done), "redo starts at" / "redo done at" bracket the replay,
 cluster must have the source's ``pgbench_history`` row count, or the run
 fails: a fast wrong restore is worth nothing.
 
-Per-segment rows: ``seawall wal-fetch`` vs ``pgbackrest archive-get`` of the
-same archived segments into a scratch file, because restore_command runs
+Per-segment rows: ``pgbackrest archive-get`` vs ``seawall wal-fetch`` with
+``WAL_READ_AHEAD=0`` (the lean path alone) and with its read-ahead (the
+default), taking turns on the same archived segments, each into a scratch
+file of its own, because restore_command runs
 once per 16 MiB segment, serially with replay: its start-up cost is paid
 64 times per GiB.
 """
@@ -40,8 +48,10 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -396,6 +406,47 @@ def seawall_restore(ctx: Context, setup: Setup, root: Path) -> Restore:
     return r
 
 
+def seawall_rc_restore(ctx: Context, setup: Setup, root: Path) -> Restore:
+    """``pitr-restore`` without ``--start``, then ``pg_ctl start``: a recovery driven only
+    by restore_command (the wrapper calls ``wal-fetch``, lean path + read-ahead), as a
+    standby or a hand-made recovery runs; no prefetcher of pitr-restore's own."""
+    r = Restore(root, "seawall-rc")
+    env = setup.seawall_env()
+    env.pop("PGDATA", None)
+    r.t0 = time.time()
+    t_mono = time.monotonic()
+    r.res = measure.run(
+        [
+            [
+                *ctx.seawall_cmd(),
+                "postgres",
+                "pitr-restore",
+                "--data-dir",
+                str(r.data),
+                "--latest",
+                "--port",
+                str(r.port),
+            ]
+        ],
+        env=env,
+        timeout=ctx.opts.timeout_s * 4,
+    )
+    if not r.res.ok:
+        raise RuntimeError(f"seawall pitr-restore (no --start): {r.res.error()}")
+    r.log_file = root / "server.log"
+    subprocess.run(
+        [pg_bin("pg_ctl"), "-D", str(r.data), "-l", str(r.log_file), "start"],
+        user=PG_USER,
+        cwd="/tmp",
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    _wait_out_of_recovery(r, t_mono + ctx.opts.timeout_s * 4)
+    r.wall = time.time() - r.t0
+    return r
+
+
 def pgbackrest_restore(
     ctx: Context, setup: Setup, root: Path, *, asynchronous: bool = False
 ) -> Restore:
@@ -440,45 +491,61 @@ def pgbackrest_restore(
 # --- the suite ----------------------------------------------------------------------
 
 
-def _per_segment(
-    tool: str, segments: list[str], fetch: list[str], env: dict[str, str] | None, user: str | None
-) -> Row:
-    """Fetch each segment once into a scratch file (restore_command's cost)."""
-    row = Row(suite=SUITE, tool=tool)
-    walls: list[float] = []
-    peaks: list[float] = []
-    scratch = Path("/tmp") / f"seawall-bench-fetch-{os.getpid()}-{tool.split()[0]}"
-    scratch.mkdir(exist_ok=True)
-    if user:
-        chown_postgres(scratch)
+@dataclass
+class Fetcher:
+    """One way of fetching a segment: ``argv + [name, dest]`` with ``env`` as ``user``."""
+
+    tool: str
+    argv: list[str]
+    env: dict[str, str] | None
+    user: str | None
+
+
+def _per_segment(fetchers: list[Fetcher], segments: list[str]) -> list[Row]:
+    """Fetch each segment once with every fetcher, taking turns (restore_command's cost).
+
+    Each fetcher writes ``RECOVERYXLOG`` in a scratch directory of its own
+    (a read-ahead spool lives beside it); the turns put the other fetchers'
+    calls between two calls of one, as replay would.
+    """
+    rows = [Row(suite=SUITE, tool=f.tool) for f in fetchers]
+    walls: list[list[float]] = [[] for _ in fetchers]
+    peaks: list[list[float]] = [[] for _ in fetchers]
+    failed: list[str | None] = [None for _ in fetchers]
+    scratch = [Path(tempfile.mkdtemp(prefix="seawall-bench-fetch-", dir="/tmp")) for _ in fetchers]
     try:
+        for d, f in zip(scratch, fetchers, strict=True):
+            if f.user:
+                chown_postgres(d)
         for name in segments:
-            dest = scratch / "RECOVERYXLOG"
-            res = measure.run(
-                [[*fetch, name, str(dest)]], env=env, user=user, cwd=Path("/tmp"), timeout=120
-            )
-            if not res.ok:
-                row.notes = f"failed on {name} ({res.error()})"
-                break
-            walls.append(res.wall_s)
-            peaks.append(rss_notes(res, "root")[0])
-            dest.unlink(missing_ok=True)
+            for i, f in enumerate(fetchers):
+                if failed[i]:
+                    continue
+                dest = scratch[i] / "RECOVERYXLOG"
+                res = measure.run(
+                    [[*f.argv, name, str(dest)]], env=f.env, user=f.user, cwd=Path("/tmp"),
+                    timeout=120,
+                )  # fmt: skip
+                if not res.ok:
+                    failed[i] = f"failed on {name} ({res.error()})"
+                    continue
+                walls[i].append(res.wall_s)
+                peaks[i].append(rss_notes(res, "root")[0])
+                dest.unlink(missing_ok=True)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    if walls:
-        row.samples = walls
-        row.median_s = measure.median(walls)
-        row.rss_mb = measure.median(peaks)
-        p90 = measure.percentile(walls, 90)
-        row.notes = "; ".join(
-            n
-            for n in (
-                f"per segment, n={len(walls)}, p90 {p90 * 1000:.0f} ms, sum {sum(walls):.1f} s",
-                row.notes,
-            )
-            if n
-        )
-    return row
+        for d in scratch:
+            shutil.rmtree(d, ignore_errors=True)
+    for row, w, pk, fail in zip(rows, walls, peaks, failed, strict=True):
+        if w:
+            row.samples = w
+            row.median_s = measure.median(w)
+            row.rss_mb = measure.median(pk)
+            p90 = measure.percentile(w, 90)
+            note = f"per segment, n={len(w)}, p90 {p90 * 1000:.0f} ms, sum {sum(w):.1f} s"
+            row.notes = "; ".join(n for n in (note, fail) if n)
+        else:
+            row.notes = fail or ""
+    return rows
 
 
 def run(ctx: Context) -> list[Row]:
@@ -497,6 +564,7 @@ def run(ctx: Context) -> list[Row]:
         "seawall": seawall_restore,
         "pgbackrest": pgbackrest_restore,
         "pgbackrest-async": functools.partial(pgbackrest_restore, asynchronous=True),
+        "seawall-rc": seawall_rc_restore,
     }
     walls: dict[str, list[float]] = {k: [] for k in tools}
     splits: dict[str, list[dict[str, float]]] = {k: [] for k in tools}
@@ -539,9 +607,11 @@ def run(ctx: Context) -> list[Row]:
         "seawall": "seawall postgres pitr-restore --latest --start (zstd+age)",
         "pgbackrest": "pgbackrest restore + pg_ctl start until out of recovery (zst)",
         "pgbackrest-async": "the same with archive-async=y (archive-get queue 128MiB)",
+        "seawall-rc": "seawall pitr-restore --latest (no --start) + pg_ctl start: "
+        "restore_command only (lean wal-fetch + read-ahead)",
     }
     out: list[Row] = []
-    for tool in ("pgbackrest", "pgbackrest-async", "seawall"):
+    for tool in ("pgbackrest", "pgbackrest-async", "seawall", "seawall-rc"):
         row = Row(suite=SUITE, tool=labels[tool], baseline=tool == "pgbackrest")
         if walls[tool]:
             row.samples = walls[tool]
@@ -563,32 +633,40 @@ def run(ctx: Context) -> list[Row]:
         out.append(row)
     with contextlib.suppress(OSError):
         out[0].artifact_bytes = out[1].artifact_bytes = tree_size(setup.br_work / "repo")
-        out[2].artifact_bytes = tree_size(setup.sw_dir)
+        out[2].artifact_bytes = out[3].artifact_bytes = tree_size(setup.sw_dir)
 
-    # restore_command's per-segment cost, on the same segments
+    # restore_command's per-segment cost, on the same segments, taking turns
     sample = segments[1:-1][: max(1, min(len(segments), ctx.opts.wal_segments))]
-    out.append(
+    sw_env = ctx.seawall_env(setup.sw_dir, SEAWALL_WAL_READ_AHEAD_IDLE="5")
+    sw_fetch = [*ctx.seawall_cmd(), "postgres", "wal-fetch"]
+    out.extend(
         _per_segment(
-            "pgbackrest archive-get (per segment)",
+            [
+                Fetcher(
+                    "pgbackrest archive-get (per segment)",
+                    peers.pgbackrest(setup.br_conf, "archive-get"),
+                    None,
+                    PG_USER,
+                ),
+                Fetcher(
+                    "seawall postgres wal-fetch (per segment, WAL_READ_AHEAD=0: lean path)",
+                    sw_fetch,
+                    sw_env | {"SEAWALL_WAL_READ_AHEAD": "0"},
+                    None,
+                ),
+                Fetcher(
+                    "seawall postgres wal-fetch (per segment, read-ahead on, the default)",
+                    sw_fetch,
+                    sw_env,
+                    None,
+                ),
+            ],
             sample,
-            peers.pgbackrest(setup.br_conf, "archive-get"),
-            None,
-            PG_USER,
-        )
-    )
-    sw_env = ctx.seawall_env(setup.sw_dir)
-    out.append(
-        _per_segment(
-            "seawall postgres wal-fetch (per segment)",
-            sample,
-            [*ctx.seawall_cmd(), "postgres", "wal-fetch"],
-            sw_env,
-            None,
         )
     )
     # two baselines: the restore rows against pgBackRest's restore, the
     # per-segment rows against archive-get
-    apply_baseline(out[:3])
-    out[3].baseline = True
-    apply_baseline(out[3:])
+    apply_baseline(out[:4])
+    out[4].baseline = True
+    apply_baseline(out[4:])
     return out

@@ -131,6 +131,15 @@ class Settings(BaseSettings):
     content_checksums: bool = Field(
         True, validation_alias=_env("content_checksums", "CONTENT_CHECKSUMS")
     )
+    # wal-fetch's read-ahead (postgres/wal/readahead.py); also read by the
+    # light reader of the WAL hot path (postgres/wal/walenv.py)
+    wal_read_ahead: int = Field(8, ge=0, validation_alias=_env("wal_read_ahead", "WAL_READ_AHEAD"))
+    wal_read_ahead_max_mb: int = Field(
+        256, ge=1, validation_alias=_env("wal_read_ahead_max_mb", "WAL_READ_AHEAD_MAX_MB")
+    )
+    wal_read_ahead_idle: int = Field(
+        60, ge=1, validation_alias=_env("wal_read_ahead_idle", "WAL_READ_AHEAD_IDLE")
+    )
 
     # --- pipeline ----------------------------------------------------------------
     compression: Compression = Field("zstd", validation_alias=_env("compression", "COMPRESSION"))

@@ -108,3 +108,34 @@ def test_lean_push_reads_the_same_options(tmp_path: Path) -> None:
         expected = list(full.keys.recipients) if full.encryption else []
         assert recipients == expected, env
     assert handled >= 10
+
+
+def test_read_ahead_options_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """wal-fetch's read-ahead options: same names, defaults and lower bounds in both readers."""
+    from seawall.postgres.wal.walenv import WalEnvError, read_wal_env
+
+    good = (
+        {},
+        {"WAL_READ_AHEAD": "0"},
+        {"SEAWALL_WAL_READ_AHEAD": "3", "WAL_READ_AHEAD": "5"},
+        {"WAL_READ_AHEAD_MAX_MB": "64", "WAL_READ_AHEAD_IDLE": "5"},
+        {"seawall_wal_read_ahead_idle": "7"},
+    )
+    for env in good:
+        for var in list(__import__("os").environ):
+            monkeypatch.delenv(var)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        light, full = read_wal_env(env), load_settings()
+        assert light.read_ahead == full.wal_read_ahead, env
+        assert light.read_ahead_max_mb == full.wal_read_ahead_max_mb, env
+        assert light.read_ahead_idle == full.wal_read_ahead_idle, env
+    for env in ({"WAL_READ_AHEAD": "-1"}, {"WAL_READ_AHEAD_MAX_MB": "0"}, {"WAL_READ_AHEAD": "x"}):
+        for var in list(__import__("os").environ):
+            monkeypatch.delenv(var)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        with pytest.raises(WalEnvError):
+            read_wal_env(env)
+        with pytest.raises(ConfigError):
+            load_settings()

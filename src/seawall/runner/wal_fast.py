@@ -12,7 +12,10 @@ settings.py.
 segment into an existing archive, with nothing but the standard library's
 core, zstandard's C backend and pyrage imported); anything else, including
 every refusal and its message, is :func:`seawall.postgres.wal.push.push_wal`.
-Run as a program (``standalone``), a successful push ends the process with
+``wal-fetch`` likewise tries :mod:`seawall.postgres.wal.fastfetch` (a zstd
+segment, age X25519 or plain, from the local repository) before
+:func:`seawall.postgres.wal.fetch.fetch_wal`.
+Run as a program (``standalone``), a successful push or fetch ends the process with
 ``os._exit`` once stdout/stderr are flushed: the archived file is already
 durable, and tearing down the interpreter and its 16 MiB of buffers only
 delays the moment PostgreSQL may archive the next segment.
@@ -57,6 +60,21 @@ def _lean_push(path: str) -> int | None:
     return 0
 
 
+def _lean_fetch(name: str, dest: str) -> int | None:
+    """0 when the lean path restored ``name``, 1 when it is not archived, None: general path."""
+    from seawall.postgres.wal.fastfetch import Missing, fetch
+
+    try:
+        fetch(name, dest)
+    except Missing:
+        if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
+            _err(f"wal-fetch: {name} is not in the archive")
+        return 1
+    except Exception:  # Fallback, or a surprise before dest was written
+        return None
+    return 0
+
+
 def main(argv: list[str], *, standalone: bool = False) -> int:
     """Run ``wal-push`` or ``wal-fetch``; returns the exit code.
 
@@ -70,18 +88,17 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
     if (cmd == "wal-push" and len(args) != 1) or (cmd == "wal-fetch" and len(args) != 2):
         sys.stderr.write(USAGE)
         return 2
-    if cmd == "wal-push":
-        try:
-            code = _lean_push(args[0])
-        except KeyboardInterrupt:
-            _err(f"{cmd}: interrupted")
-            return 130
-        if code == 0 and standalone:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
-        if code is not None:
-            return code
+    try:
+        code = _lean_push(args[0]) if cmd == "wal-push" else _lean_fetch(args[0], args[1])
+    except KeyboardInterrupt:
+        _err(f"{cmd}: interrupted")
+        return 130
+    if code == 0 and standalone:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    if code is not None:
+        return code
     from pathlib import Path
 
     from seawall.errors import NotFoundError, SeawallError

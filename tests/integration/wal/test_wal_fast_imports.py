@@ -55,6 +55,7 @@ def test_wal_fast_path_imports(tmp_path: Path, age_keys: tuple[Path, str]) -> No
         ENCRYPTION="true",
         ENCRYPTION_RECIPIENTS=public,
         ENCRYPTION_IDENTITY_FILE=str(key),
+        SEAWALL_WAL_READ_AHEAD_IDLE="1",  # the reader wal-fetch starts goes soon
     )
     dest = tmp_path / "fetched"
     res = subprocess.run(
@@ -69,3 +70,69 @@ def test_wal_fast_path_imports(tmp_path: Path, age_keys: tuple[Path, str]) -> No
     assert dest.read_bytes() == seg.read_bytes()
     loaded = [m for m in FORBIDDEN if m in out["modules"]]
     assert loaded == [], f"the WAL hot path imported {loaded}"
+
+
+FETCH_PROBE = """
+import json, sys
+from seawall.entry import main
+codes = [main(["postgres", "wal-fetch", sys.argv[1], sys.argv[2]]),
+         main(["postgres", "wal-fetch", "000000010000000000000099", sys.argv[2] + "x"]),
+         main(["postgres", "wal-fetch", "00000002.history", sys.argv[2] + "y"])]
+print(json.dumps({"codes": codes, "modules": sorted(sys.modules)}))
+"""
+
+#: what only the general wal-fetch path imports: the lean one must not
+GENERAL_ONLY = (
+    "seawall.postgres.wal.fetch",
+    "seawall.postgres.wal.envconfig",
+    "seawall.pipeline.stream",
+    "seawall.storage.local",
+    "seawall.settings",
+    "seawall.pipeline",
+    "cryptography.hazmat.primitives",
+)
+
+
+def test_wal_fetch_takes_the_lean_path(tmp_path: Path, age_keys: tuple[Path, str]) -> None:
+    """wal-fetch of an archived segment (encrypted and not) and of missing files,
+    in a process that never imports the general path, Typer or cryptography's
+    primitives (only its Rust extension)."""
+    key, public = age_keys
+    for encrypted in (True, False):
+        seg = segment(
+            tmp_path, "000000010000000000000005" if encrypted else "000000010000000000000006"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SEAWALL_", "ENCRYPTION"))}
+        env["BACKUP_DIR"] = str(tmp_path / "backups")
+        # read-ahead on (the default): its client side is on the hot path too
+        env["SEAWALL_WAL_READ_AHEAD_IDLE"] = "1"
+        if encrypted:
+            env.update(
+                ENCRYPTION="true", ENCRYPTION_RECIPIENTS=public, ENCRYPTION_IDENTITY_FILE=str(key)
+            )
+        push = subprocess.run(
+            [sys.executable, "-m", "seawall", "postgres", "wal-push", str(seg)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert push.returncode == 0, push.stderr
+        (stored,) = (tmp_path / "backups").rglob(f"{seg.name}-*")
+        assert stored.name.endswith(".zst.age" if encrypted else ".zst")
+        dest = tmp_path / f"fetched-{encrypted}"
+        res = subprocess.run(
+            [sys.executable, "-c", FETCH_PROBE, seg.name, str(dest)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        assert out["codes"] == [0, 1, 1], res.stderr
+        assert res.stderr == ""  # missing files are quiet
+        assert dest.read_bytes() == seg.read_bytes()
+        assert not any(p.name.startswith(f".{dest.name}") for p in tmp_path.iterdir())
+        roots = {m.split(".")[0] for m in out["modules"]}
+        loaded = [m for m in FORBIDDEN if m in roots]
+        loaded += [m for m in GENERAL_ONLY if m in out["modules"]]
+        assert loaded == [], f"the lean wal-fetch imported {loaded}"

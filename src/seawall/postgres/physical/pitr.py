@@ -448,13 +448,17 @@ def _write_wrapper(ctx: Context, sidecar: Path, uid: int, gid: int) -> Path:
         "# name): take one from there if it is ready, else ask wal-fetch.\n"
         "PATH=/usr/local/bin:/usr/bin:/bin\n"
         f"spool={spool}\n"
+        "# without --start, wal-fetch's own read-ahead decodes ahead (WAL_READ_AHEAD)\n"
+        f"ahead={int(s.wal_read_ahead)}\n"
         'if [ -d "$spool" ]; then\n'
+        "  ahead=0\n"
         '  echo "$1" > "$spool/.requested"\n'
         '  if [ -f "$spool/$1" ] && mv -f "$spool/$1" "$2" 2>/dev/null; then exit 0; fi\n'
         "fi\n"
         "# Environment is explicit (env -i) so the server's own environment cannot\n"
         "# point wal-fetch elsewhere; keys are read from files beside this script.\n"
-        f'env -i {assignments} {shlex.quote(_seawall_executable())} postgres wal-fetch "$1" "$2"\n'
+        f"env -i {assignments} SEAWALL_WAL_READ_AHEAD=$ahead "
+        f'{shlex.quote(_seawall_executable())} postgres wal-fetch "$1" "$2"\n'
         "rc=$?\n"
         "# 0 = restored, 1 = not archived (normal: PostgreSQL probes ahead).\n"
         "# Anything else (corrupt file, wrong key) must stop recovery, not end it early:\n"

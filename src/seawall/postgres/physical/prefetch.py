@@ -35,7 +35,7 @@ from pathlib import Path
 from seawall.log import get_logger
 from seawall.pipeline.keys import KeyRing
 from seawall.postgres.wal.envconfig import WalConfig
-from seawall.postgres.wal.fetch import decode_checked, locate
+from seawall.postgres.wal.fetch import Located, decode_checked, locate
 from seawall.retention.walnames import parse_wal_name
 
 log = get_logger("postgres.pitr.prefetch")
@@ -64,7 +64,84 @@ def _segno(name: str) -> int | None:
         return None
 
 
-class Prefetcher:
+class SpoolDir:
+    """A spool directory handled through one descriptor of it, as created.
+
+    Every file operation goes through this descriptor (no path lookups, no
+    symlinks followed): the spool belongs to the server's user, and the
+    process writing into it may run as root, so a path swapped for a
+    symlink must not lead root's writes elsewhere. Shared by the PITR
+    prefetcher below and wal-fetch's read-ahead
+    (:mod:`seawall.postgres.wal.readahead_daemon`).
+    """
+
+    def __init__(self, spool: Path, owner: tuple[int, int] | None = None) -> None:
+        self.spool = spool
+        self.owner = owner
+        self._dir = os.open(spool, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+    @property
+    def fd(self) -> int:
+        return self._dir
+
+    def _remove_spool(self) -> None:
+        """Empty the spool through the descriptor, then remove it."""
+        with contextlib.suppress(OSError):
+            for entry in os.listdir(self._dir):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry, dir_fd=self._dir)
+        with contextlib.suppress(OSError):
+            os.close(self._dir)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.spool)  # an empty directory, or nothing (not a symlink's target)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            os.stat(name, dir_fd=self._dir, follow_symlinks=False)
+        except OSError:
+            return False
+        return True
+
+    def read_small(self, name: str) -> str | None:
+        """The text of small file ``name`` in the spool (None if unreadable)."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir)
+            try:
+                return os.read(fd, 256).decode("ascii", "replace")
+            finally:
+                os.close(fd)
+        except OSError:
+            return None
+
+    def spool_checked(self, cfg: WalConfig, located: Located, final: str) -> None:
+        """Decode ``located`` into a temporary in the spool, check it, name it ``final``.
+
+        The same checks as wal-fetch (:func:`decode_checked`); the file gets
+        the server's owner before it appears under its name. ``O_EXCL`` and
+        ``O_NOFOLLOW`` refuse a planted entry; rename replaces a directory
+        entry without following it. A kill -9 leaves at most the dot-named
+        temporary, which no reader takes.
+        """
+        tmp = f".{located.name}.seawall-{os.getpid()}"
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=self._dir,
+        )
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                decode_checked(cfg, located, fh)
+                if self.owner is not None:
+                    os.fchown(fh.fileno(), *self.owner)
+            os.rename(tmp, final, src_dir_fd=self._dir, dst_dir_fd=self._dir)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=self._dir)
+            raise
+
+
+class Prefetcher(SpoolDir):
     """One background thread that keeps the spool ``ahead`` segments ahead."""
 
     def __init__(
@@ -80,14 +157,8 @@ class Prefetcher:
     ) -> None:
         self.cfg = WalConfig(backup_dir=backup_dir, cluster=cluster, keys=keys)
         self.names = [n for n in names if _segno(n) is not None]
-        self.spool = spool
-        self.owner = owner
+        super().__init__(spool, owner)
         self.ahead = max(1, ahead)
-        # Every file operation goes through this descriptor of the spool as
-        # created (no path lookups, no symlinks followed): the spool belongs
-        # to the server's user, and this thread may run as root, so a path
-        # swapped for a symlink must not lead root's writes elsewhere.
-        self._dir = os.open(spool, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self.stats = PrefetchStats(planned=len(self.names))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-prefetch", daemon=True)
@@ -116,24 +187,6 @@ class Prefetcher:
         self._remove_spool()
         return self.stats
 
-    def _remove_spool(self) -> None:
-        """Empty the spool through the descriptor, then remove it."""
-        with contextlib.suppress(OSError):
-            for entry in os.listdir(self._dir):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry, dir_fd=self._dir)
-        with contextlib.suppress(OSError):
-            os.close(self._dir)
-        with contextlib.suppress(OSError):
-            os.rmdir(self.spool)  # an empty directory, or nothing (not a symlink's target)
-
-    def _exists(self, name: str) -> bool:
-        try:
-            os.stat(name, dir_fd=self._dir, follow_symlinks=False)
-        except OSError:
-            return False
-        return True
-
     # --- the thread -----------------------------------------------------
 
     def _requested(self) -> int | None:
@@ -142,15 +195,8 @@ class Prefetcher:
         Sticky: a history file name, or the file caught half-written by the
         wrapper's ``echo``, keeps the previous answer.
         """
-        try:
-            fd = os.open(REQUESTED, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir)
-            try:
-                text = os.read(fd, 256).decode("ascii", "replace")
-            finally:
-                os.close(fd)
-            segno = _segno(text.strip())
-        except OSError:
-            segno = None
+        text = self.read_small(REQUESTED)
+        segno = None if text is None else _segno(text.strip())
         if segno is not None:
             self._last_requested = segno
         return self._last_requested
@@ -193,31 +239,7 @@ class Prefetcher:
             self.stats.spooled += 1
 
     def _spool_one(self, name: str) -> None:
-        """Decode ``name`` into a temporary in the spool, check it, give it its name.
-
-        The same checks as wal-fetch (:func:`decode_checked`); the file gets
-        the server's owner before it appears under its name. ``O_EXCL`` and
-        ``O_NOFOLLOW`` refuse a planted entry; rename replaces a directory
-        entry without following it.
-        """
-        located = locate(self.cfg, name)
-        tmp = f".{name}.seawall-{os.getpid()}"
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-            dir_fd=self._dir,
-        )
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                decode_checked(self.cfg, located, fh)
-                if self.owner is not None:
-                    os.fchown(fh.fileno(), *self.owner)
-            os.rename(tmp, name, src_dir_fd=self._dir, dst_dir_fd=self._dir)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=self._dir)
-            raise
+        self.spool_checked(self.cfg, locate(self.cfg, name), name)
 
 
 def make_spool(sidecar: Path, owner: tuple[int, int]) -> Path:

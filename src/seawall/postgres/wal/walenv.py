@@ -43,6 +43,9 @@ class WalEnv:
         "identity",
         "identity_files",
         "key",
+        "read_ahead",
+        "read_ahead_idle",
+        "read_ahead_max_mb",
         "recipients",
         "recipients_file",
     )
@@ -61,6 +64,9 @@ class WalEnv:
         recipients: list[str],
         recipients_file: str | None,
         identity_files: list[str],
+        read_ahead: int = 8,
+        read_ahead_max_mb: int = 256,
+        read_ahead_idle: int = 60,
     ) -> None:
         self.backup_dir = backup_dir
         self.cluster = cluster
@@ -73,6 +79,9 @@ class WalEnv:
         self.recipients = recipients
         self.recipients_file = recipients_file
         self.identity_files = identity_files
+        self.read_ahead = read_ahead
+        self.read_ahead_max_mb = read_ahead_max_mb
+        self.read_ahead_idle = read_ahead_idle
 
 
 class _Reader:
@@ -155,6 +164,18 @@ def as_int(name: str, value: object | None) -> int | None:
         ) from None
 
 
+def as_count(name: str, value: object | None, default: int, minimum: int) -> int:
+    """An integer option with a lower bound (settings.py's ``ge=``)."""
+    number = as_int(name, value)
+    if number is None:
+        return default
+    if number < minimum:
+        raise WalEnvError(
+            f"invalid configuration: {name}: must be at least {minimum} (got {number})"
+        )
+    return number
+
+
 def as_list(value: object | None) -> list[str]:
     if value is None:
         return []
@@ -209,4 +230,14 @@ def read_wal_env(env: Mapping[str, str] | None = None) -> WalEnv:
         recipients=as_list(r.value("encryption_recipients", "ENCRYPTION_RECIPIENTS")),
         recipients_file=str(recipients_file) if recipients_file else None,
         identity_files=as_list(r.value("encryption_identity_files", "ENCRYPTION_IDENTITY_FILES")),
+        read_ahead=as_count("WAL_READ_AHEAD", r.value("wal_read_ahead", "WAL_READ_AHEAD"), 8, 0),
+        read_ahead_max_mb=as_count(
+            "WAL_READ_AHEAD_MAX_MB",
+            r.value("wal_read_ahead_max_mb", "WAL_READ_AHEAD_MAX_MB"),
+            256,
+            1,
+        ),
+        read_ahead_idle=as_count(
+            "WAL_READ_AHEAD_IDLE", r.value("wal_read_ahead_idle", "WAL_READ_AHEAD_IDLE"), 60, 1
+        ),
     )
