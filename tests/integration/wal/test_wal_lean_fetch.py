@@ -131,6 +131,7 @@ def test_other_configurations_fall_back_and_work(
         env = _env(tmp_path, age_keys, COMPRESSION="gzip")
     elif case == "passphrase":
         env = _env(tmp_path, age_keys, ENCRYPTION_KEY="correct horse battery staple")
+        env.pop("ENCRYPTION_RECIPIENTS")  # a passphrase beside recipients is refused (exit 2)
     else:
         env = _env(tmp_path, age_keys, ENCRYPTION="false")
         for k in ("ENCRYPTION_RECIPIENTS", "ENCRYPTION_IDENTITY_FILE"):

@@ -182,6 +182,11 @@ def archived(archive: str, name: str) -> str:
     try:
         entries = os.listdir(directory)
     except FileNotFoundError:  # as existing_versions: no directory, no version
+        if not os.path.isdir(archive):
+            # no archive at all (a repository that is not mounted, a wrong
+            # BACKUP_DIR): the general path says so loudly (exit 7) instead of
+            # a quiet "not archived" that would end a recovery early
+            raise Fallback("no WAL archive") from None
         raise Missing(name) from None
     except OSError as exc:
         raise Fallback(f"cannot list {directory}") from exc
