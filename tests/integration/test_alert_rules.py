@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from seawall.exporter.metrics_def import METRICS
+from seawall.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"
@@ -161,5 +162,36 @@ def test_thresholds_are_marked_and_match_the_chart_defaults() -> None:
     # null: derived from retention.pitrWindow (7d by default) by the chart
     assert chart["pitrWindowMinSeconds"] is None and values["retention"]["pitrWindow"] == "7d"
     chart["pitrWindowMinSeconds"] = 7 * 86400
+    # null: derived from drill.rtoObjective / drill.rpoObjective by the chart
+    for key, objective in (
+        ("rtoObjectiveSeconds", "rtoObjective"),
+        ("rpoObjectiveSeconds", "rpoObjective"),
+    ):
+        assert chart[key] is None, f"{key}: null, so that drill.{objective} drives it"
+        chart[key] = seconds(values["drill"][objective])
     for key, token in defaults.items():
         assert str(chart[key]) == token, f"values.yaml {key}={chart[key]} vs rules {token}"
+
+
+def test_drill_alerts_agree_with_the_drill_defaults() -> None:
+    """The drill alerts judge by the objectives `seawall drill` itself uses, and
+    SeawallDrillOverdue stays quiet between two drills of the chart's schedule.
+
+    Why: they disagreed (RTO 4 h in the rule, 1 h in DRILL_RTO_OBJECTIVE; an
+    overdue drill after 35 days against a quarterly CronJob), so a drill could
+    report "RTO objective missed" with no alert, and every quarter paged for a
+    drill that was not due yet.
+    """
+    tokens = {key: token for token, key in THRESHOLD.findall(RULES.read_text())}
+    fields = Settings.model_fields
+    rto = fields["drill_rto_objective"].default.total_seconds()
+    rpo = fields["drill_rpo_objective"].default.total_seconds()
+    assert (float(tokens["rtoObjectiveSeconds"]), float(tokens["rpoObjectiveSeconds"])) == (
+        rto,
+        rpo,
+    )
+    drill = yaml.safe_load((ROOT / "charts" / "seawall" / "values.yaml").read_text())["drill"]
+    assert (seconds(drill["rtoObjective"]), seconds(drill["rpoObjective"])) == (rto, rpo)
+    # quarterly: at most 92 days (Jul-Sep, Oct-Dec) between two drills, plus a week
+    assert drill["schedule"].split()[2:4] == ["1", "*/3"], drill["schedule"]
+    assert int(tokens["drillMaxAgeSeconds"]) >= (92 + 7) * 86400

@@ -645,6 +645,16 @@ def test_prometheus_rule_embeds_the_rules(full_docs: list[Doc], tmp_path: Path) 
     source = source.replace(
         "< 604800  # threshold:pitrWindowMinSeconds", "< 1209600  # threshold:pitrWindowMinSeconds"
     )
+    # the drill objectives follow drill.rtoObjective/rpoObjective (full values: 2h, 36h)
+    assert (full_values()["drill"]["rtoObjective"], full_values()["drill"]["rpoObjective"]) == (
+        "2h",
+        "36h",
+    )
+    source = source.replace(
+        "> 3600  # threshold:rtoObjectiveSeconds", "> 7200  # threshold:rtoObjectiveSeconds"
+    ).replace(
+        "> 86400  # threshold:rpoObjectiveSeconds", "> 129600  # threshold:rpoObjectiveSeconds"
+    )
     assert rule["spec"]["groups"] == yaml.safe_load(source)["groups"]
     for group in rule["spec"]["groups"]:
         assert group["name"] and group["rules"]
@@ -707,6 +717,37 @@ def test_pitr_threshold_follows_the_configured_window(
         values["prometheusRule"] = {"thresholds": {"pitrWindowMinSeconds": threshold}}
     expr = alerts_by_name(rule_groups(chart, values))["PostgreSQLPitrWindowShort"]["expr"]
     assert f"< {expected}  # threshold:pitrWindowMinSeconds" in expr
+
+
+@pytest.mark.parametrize(
+    ("objectives", "thresholds", "expected"),
+    [
+        ({}, {}, (3600, 86400)),
+        ({"rtoObjective": "2h"}, {}, (7200, 86400)),
+        ({"rtoObjective": "30m", "rpoObjective": "2d"}, {}, (1800, 172800)),
+        ({"rtoObjective": "2h"}, {"rtoObjectiveSeconds": 5400}, (5400, 86400)),
+        ({"rpoObjective": "36h"}, {"rpoObjectiveSeconds": 3600}, (3600, 3600)),
+    ],
+)
+def test_drill_thresholds_follow_the_drill_objectives(
+    chart: Any, objectives: dict[str, str], thresholds: dict[str, int], expected: tuple[int, int]
+) -> None:
+    """One setting drives the drill's verdict (DRILL_RTO/RPO_OBJECTIVE of its
+    CronJob) and the alerts, unless a threshold is set explicitly."""
+    values: dict[str, Any] = {"prometheusRule": {"enabled": True, "thresholds": thresholds}}
+    if objectives:
+        values["drill"] = objectives
+    docs = render(chart, values)
+    (rule,) = of_kind(docs, "PrometheusRule")
+    by = alerts_by_name(rule["spec"]["groups"])
+    rto, rpo = expected
+    assert f"> {rto}  # threshold:rtoObjectiveSeconds" in by["SeawallDrillRtoOverObjective"]["expr"]
+    assert f"> {rpo}  # threshold:rpoObjectiveSeconds" in by["SeawallDrillRpoOverObjective"]["expr"]
+    (drill,) = [c for c in of_kind(docs, "CronJob") if component(c) == "drill"]
+    env = env_of(only_container(drill))
+    defaults = {"rtoObjective": "1h", "rpoObjective": "24h"} | objectives
+    assert env["DRILL_RTO_OBJECTIVE"]["value"] == defaults["rtoObjective"]
+    assert env["DRILL_RPO_OBJECTIVE"]["value"] == defaults["rpoObjective"]
 
 
 def test_threshold_values_are_checked(chart: Any) -> None:

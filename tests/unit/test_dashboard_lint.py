@@ -167,10 +167,16 @@ def test_the_operators_panels_and_the_others() -> None:
     # the age panel covers both engines, with the operators' type="full" series in it
     exprs = " ".join(t["expr"] for t in by_title["Last successful backup (age)"]["targets"])
     assert "qdrant_backup_last_success_timestamp" in exprs
-    # objective lines where the issue asks for them
-    for title in ("Last drill RTO against objective", "Last drill RPO against objective"):
+    # objective lines where the issue asks for them, at the alerts' default objectives
+    rules = (ROOT / "alerts" / "seawall.rules.yml").read_text()
+    for title, name in (
+        ("Last drill RTO against objective", "rtoObjectiveSeconds"),
+        ("Last drill RPO against objective", "rpoObjectiveSeconds"),
+    ):
         steps = by_title[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
-        assert [s["value"] for s in steps][1:] in ([14400], [86400]), title
+        objective = re.search(rf"(\d+)  # threshold:{name}$", rules, re.M)
+        assert objective, name
+        assert [s["value"] for s in steps][1:] == [int(objective.group(1))], title
 
 
 def test_series_table_shows_pins_and_health_shows_rejected_runs() -> None:
