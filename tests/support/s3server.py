@@ -5,8 +5,8 @@ few seconds, and speaks enough of S3 (multipart, ListObjectsV2, checksums,
 IAM identities from a JSON file) to prove the backend against a real
 server rather than a mock. Every port is given explicitly (drawn with
 ``free_loopback_port``) so parallel tests never collide on a default, and
-everything binds to 127.0.0.1. Two identities: one read-write, one
-read-only, so the "key may not write" failure is provoked for real.
+everything binds to 127.0.0.1. Three identities: an admin for set-up,
+seawall's read-write key and a read-only one, so the "key may not write" failure is provoked for real.
 
 The server runs in its own process group and is stopped with SIGKILL —
 which is also how tests simulate "the S3 server died mid-upload";
@@ -48,6 +48,8 @@ class S3Server:
     workdir: Path
     access_key: str = field(default_factory=lambda: "rw" + secrets.token_hex(8))
     secret_key: str = field(default_factory=lambda: secrets.token_hex(20))
+    admin_access_key: str = field(default_factory=lambda: "ad" + secrets.token_hex(8))
+    admin_secret_key: str = field(default_factory=lambda: secrets.token_hex(20))
     ro_access_key: str = field(default_factory=lambda: "ro" + secrets.token_hex(8))
     ro_secret_key: str = field(default_factory=lambda: secrets.token_hex(20))
     ports: dict[str, int] = field(default_factory=dict)
@@ -62,9 +64,16 @@ class S3Server:
         identities = {
             "identities": [
                 {
+                    "name": "test-admin",
+                    "credentials": [
+                        {"accessKey": self.admin_access_key, "secretKey": self.admin_secret_key}
+                    ],
+                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                },
+                {
                     "name": "seawall-rw",
                     "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                    "actions": ["Read", "List", "Tagging", "Write"],
                 },
                 {
                     "name": "seawall-ro",
@@ -168,14 +177,16 @@ class S3Server:
         self.start()
 
     def client(self, read_only: bool = False):  # type: ignore[no-untyped-def]
-        """A plain boto3 client for test set-up and for checking the server's state."""
+        """A plain boto3 client for test set-up (admin: creates buckets) and for
+        checking the server's state. SeaweedFS creates a missing bucket on a
+        PutObject by an Admin identity, so seawall's own key is not one."""
         import boto3
         from botocore.config import Config
 
         ak, sk = (
             (self.ro_access_key, self.ro_secret_key)
             if read_only
-            else (self.access_key, self.secret_key)
+            else (self.admin_access_key, self.admin_secret_key)
         )
         return boto3.client(
             "s3",

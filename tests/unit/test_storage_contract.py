@@ -16,8 +16,6 @@ from tests.support.storage_contract import StorageContract
 
 
 class TestLocalStorage(StorageContract):
-    many_objects = 60  # no listing pages on disk; 1,100 fsyncs cost ~15 s on a loaded disk
-
     @pytest.fixture
     def storage(self, tmp_path: Path) -> Iterator[Storage]:
         yield LocalStorage(tmp_path / "vol")

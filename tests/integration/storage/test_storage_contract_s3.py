@@ -26,6 +26,7 @@ def _s3(server: S3Server, prefix: str) -> Storage:
         secret_key=server.secret_key,
         part_size=5 * 1024 * 1024,
         retry=RetryPolicy(deadline=30.0),
+        page_size=100,  # pagination exercised with 250 keys, not 1,100
     )
 
 

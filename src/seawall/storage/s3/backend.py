@@ -36,7 +36,7 @@ from seawall.errors import ConfigError, NotFoundError
 from seawall.storage.base import PARTIAL_MARKER, ObjectInfo, Usage, is_partial_name
 from seawall.storage.local import check_key
 from seawall.storage.s3.reader import ResumingReader
-from seawall.storage.s3.retry import RetryPolicy, Translate, call
+from seawall.storage.s3.retry import RetryPolicy, Translate, call, error_code
 from seawall.storage.s3.writer import MultipartWriter
 
 T = TypeVar("T")
@@ -83,6 +83,7 @@ class S3Storage:
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         extra_put_args: dict[str, str] | None = None,
+        page_size: int = 1000,
     ) -> None:
         """Credentials left None come from the standard AWS chain (env, profile, IRSA)."""
         self.bucket, self.prefix = parse_url(url)
@@ -93,7 +94,8 @@ class S3Storage:
         self.checksums = checksums
         self.policy = retry or RetryPolicy()
         self.extra_put_args = dict(extra_put_args or {})  # e.g. ServerSideEncryption
-        self._translate = Translate(self.url, endpoint_url)
+        self.page_size = page_size  # keys per listing request (S3's maximum is 1,000)
+        self._translate = Translate(self.url, self.bucket, endpoint_url, self._bucket_missing)
         session = boto3.session.Session(
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
@@ -250,7 +252,11 @@ class S3Storage:
         """ListObjectsV2 pages: each Contents entry and each CommonPrefixes entry."""
         token: str | None = None
         while True:
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": s3_prefix}
+            kw: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Prefix": s3_prefix,
+                "MaxKeys": self.page_size,
+            }
             if delimiter:
                 kw["Delimiter"] = delimiter
             if token:
@@ -267,7 +273,11 @@ class S3Storage:
     def _uploads(self, s3_prefix: str) -> Iterator[dict[str, Any]]:
         key_marker = upload_marker = ""
         while True:
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": s3_prefix}
+            kw: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Prefix": s3_prefix,
+                "MaxUploads": self.page_size,
+            }
             if key_marker:
                 kw["KeyMarker"] = key_marker
                 kw["UploadIdMarker"] = upload_marker
@@ -330,7 +340,15 @@ class S3Storage:
         try:
             self._call("the bucket", lambda: self.client.head_bucket(Bucket=self.bucket))
         except NotFoundError:
-            raise self._translate(
-                ClientError({"Error": {"Code": "NoSuchBucket"}}, "HeadBucket"), "the bucket"
-            ) from None
+            raise self._translate.no_bucket() from None
         self._bucket_checked = True
+
+    def _bucket_missing(self) -> bool:
+        """One HEAD on the bucket, no retries: whether it answers 404."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            return error_code(exc) in ("404", "NoSuchBucket", "NotFound")
+        except Exception:
+            return False
+        return False

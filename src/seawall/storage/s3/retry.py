@@ -119,9 +119,19 @@ def call(policy: RetryPolicy, what: str, fn: Callable[[], T], translate: Transla
 class Translate:
     """Turns a botocore failure into one line naming the problem and the fix."""
 
-    def __init__(self, url: str, endpoint: str | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        bucket: str,
+        endpoint: str | None,
+        bucket_missing: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.url = url
+        self.bucket = bucket
         self.where = f"{url} at {endpoint}" if endpoint else url
+        #: some servers (SeaweedFS) answer AccessDenied, not NoSuchBucket, for a
+        #: write into a missing bucket: asked before blaming the key's rights
+        self.bucket_missing = bucket_missing
 
     def __call__(
         self, exc: BaseException, what: str, gave_up_after: float | None = None
@@ -141,11 +151,10 @@ class Translate:
                     "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the clock"
                 )
             if code == "NoSuchBucket":
-                return StorageError(
-                    f"bucket of {self.where} does not exist: create it or fix the bucket "
-                    "name in the repository URL"
-                )
+                return self.no_bucket()
             if code in ("AccessDenied", "403", "AllAccessDisabled"):
+                if self.bucket_missing():
+                    return self.no_bucket()
                 return StorageError(
                     f"S3 denied {what} in {self.where} (AccessDenied): give this key read and "
                     "write access to the bucket (s3:GetObject, s3:PutObject, s3:DeleteObject, "
@@ -161,3 +170,9 @@ class Translate:
                 f"({type(exc).__name__}): check the endpoint URL and that the server is up"
             )
         return StorageError(f"S3 failure on {what} in {self.where}: {type(exc).__name__}")
+
+    def no_bucket(self) -> StorageError:
+        return StorageError(
+            f"bucket {self.bucket!r} of {self.where} does not exist: create it or fix the "
+            "bucket name in the repository URL"
+        )

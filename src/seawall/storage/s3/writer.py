@@ -5,7 +5,9 @@ appears under its key when ``CompleteMultipartUpload`` (or a single
 ``PutObject``) succeeds, never before, and an aborted upload leaves nothing
 under the key. So the writer buffers one part, hands full parts to a small
 pool (at most ``max_in_flight`` parts in flight, so memory stays bounded at
-roughly ``(max_in_flight + 1) * part_size`` whatever the object's size),
+roughly ``(max_in_flight + 2) * part_size`` whatever the object's size: the
+part being filled, its copy, the ones in flight; the part size doubles only
+every 2,000 parts, past 31 GiB),
 and completes the upload only when the ``with`` block exits cleanly. An
 exception aborts the upload.
 
@@ -37,6 +39,10 @@ from seawall.storage.s3.retry import error_code
 MIN_PART_SIZE = 5 * 1024 * 1024
 #: S3's ceiling on the number of parts of one upload
 MAX_PARTS = 10_000
+#: the part size doubles every this many parts: a stream's size is unknown up
+#: front, and 10,000 fixed 16 MiB parts would cap an object at 156 GiB; this way
+#: small and medium objects keep small parts (and memory) and the cap is ~2.5 TiB
+GROW_EVERY = 2_000
 
 Call = Callable[[str, Callable[[], Any]], Any]
 
@@ -101,11 +107,14 @@ class MultipartWriter:
         n = len(data)
         self._buf += data
         self.size += n
-        while len(self._buf) >= self._part_size:
-            part = bytes(self._buf[: self._part_size])
-            del self._buf[: self._part_size]
+        while len(self._buf) >= (size := self._current_part_size()):
+            part = bytes(self._buf[:size])
+            del self._buf[:size]
             self._submit(part)
         return n
+
+    def _current_part_size(self) -> int:
+        return int(self._part_size * 2 ** ((self._next_part - 1) // GROW_EVERY))
 
     # -- multipart machinery
     def _checksum(self, data: bytes) -> dict[str, str]:
