@@ -41,7 +41,7 @@ from seawall.storage.s3.writer import MultipartWriter
 
 T = TypeVar("T")
 
-DEFAULT_PART_SIZE = 16 * 1024 * 1024
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
 #: aborting a failed upload must not hold up the error by the full retry budget
 ABORT_POLICY = RetryPolicy(deadline=10.0)
 
@@ -77,7 +77,7 @@ class S3Storage:
         secret_key: str | None = None,
         session_token: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
-        max_in_flight: int = 2,
+        max_in_flight: int = 4,
         checksums: bool = True,
         retry: RetryPolicy | None = None,
         connect_timeout: float = 10.0,

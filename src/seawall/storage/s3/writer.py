@@ -6,8 +6,8 @@ appears under its key when ``CompleteMultipartUpload`` (or a single
 under the key. So the writer buffers one part, hands full parts to a small
 pool (at most ``max_in_flight`` parts in flight, so memory stays bounded at
 roughly ``(max_in_flight + 2) * part_size`` whatever the object's size: the
-part being filled, its copy, the ones in flight; the part size doubles only
-every 2,000 parts, past 31 GiB),
+part being filled, its joined copy, the ones in flight; the part size doubles
+only every 1,000 parts, past 7.8 GiB),
 and completes the upload only when the ``with`` block exits cleanly. An
 exception aborts the upload.
 
@@ -40,9 +40,12 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 #: S3's ceiling on the number of parts of one upload
 MAX_PARTS = 10_000
 #: the part size doubles every this many parts: a stream's size is unknown up
-#: front, and 10,000 fixed 16 MiB parts would cap an object at 156 GiB; this way
-#: small and medium objects keep small parts (and memory) and the cap is ~2.5 TiB
-GROW_EVERY = 2_000
+#: front, and 10,000 fixed 8 MiB parts would cap an object at 78 GiB. This way
+#: objects up to 7.8 GiB keep 8 MiB parts (and ~40 MiB of buffers), memory grows
+#: with the log of the size beyond, and S3's 5 TiB object limit is reachable
+GROW_EVERY = 1_000
+#: S3's ceiling on one part
+MAX_PART_SIZE = 5 * 1024**3
 
 Call = Callable[[str, Callable[[], Any]], Any]
 
@@ -76,7 +79,10 @@ class MultipartWriter:
         self._max_in_flight = max(1, max_in_flight)
         self._checksums = checksums
         self._extra = extra
-        self._buf = bytearray()
+        #: the part being filled, as the caller's chunks (joined once when full:
+        #: one copy per part, not a growing bytearray plus a slice plus a shift)
+        self._chunks: list[bytes] = []
+        self._buffered = 0
         self._upload_id: str | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future[dict[str, Any]]] = deque()
@@ -105,16 +111,26 @@ class MultipartWriter:
         if self.closed:
             raise ValueError("write to a closed S3 writer")
         n = len(data)
-        self._buf += data
+        if not n:
+            return 0
+        # the caller may reuse its buffer (bytearray, memoryview): keep a copy
+        self._chunks.append(data if isinstance(data, bytes) else bytes(data))
+        self._buffered += n
         self.size += n
-        while len(self._buf) >= (size := self._current_part_size()):
-            part = bytes(self._buf[:size])
-            del self._buf[:size]
-            self._submit(part)
+        while self._buffered >= (size := self._current_part_size()):
+            self._submit(self._take(size))
         return n
 
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` buffered bytes as one part; the rest stays buffered."""
+        joined = b"".join(self._chunks)
+        self._chunks = [joined[size:]] if len(joined) > size else []
+        self._buffered = len(joined) - size
+        return joined[:size] if len(joined) > size else joined
+
     def _current_part_size(self) -> int:
-        return int(self._part_size * 2 ** ((self._next_part - 1) // GROW_EVERY))
+        grown = self._part_size * 2 ** ((self._next_part - 1) // GROW_EVERY)
+        return int(min(grown, MAX_PART_SIZE))
 
     # -- multipart machinery
     def _checksum(self, data: bytes) -> dict[str, str]:
@@ -164,8 +180,7 @@ class MultipartWriter:
         """Send what is left and make the object appear (one request when it is small)."""
         self.closed = True
         if self._upload_id is None:
-            body = bytes(self._buf)
-            self._buf = bytearray()
+            body = self._take(self._buffered)
             self._call(
                 f"writing {self._key}",
                 lambda: self._client.put_object(
@@ -177,10 +192,8 @@ class MultipartWriter:
                 ),
             )
             return
-        if self._buf:
-            last = bytes(self._buf)
-            self._buf = bytearray()
-            self._submit(last)
+        if self._buffered:
+            self._submit(self._take(self._buffered))
         while self._pending:
             self._parts.append(self._pending.popleft().result())
         self._shutdown()
@@ -215,7 +228,8 @@ class MultipartWriter:
     def abort(self) -> None:
         """Drop everything: queued parts are cancelled, the upload is aborted (best effort)."""
         self.closed = True
-        self._buf = bytearray()
+        self._chunks = []
+        self._buffered = 0
         for fut in self._pending:
             fut.cancel()
         for fut in self._pending:
