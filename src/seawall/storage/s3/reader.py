@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
     HTTPClientError,
+    IncompleteReadError,
     ResponseStreamingError,
 )
 
@@ -26,7 +27,15 @@ from seawall.storage.s3.retry import RetryPolicy
 
 Opener = Callable[[int, str | None], dict[str, Any]]
 
-_RESUMABLE = (BotoConnectionError, HTTPClientError, ResponseStreamingError, OSError)
+#: a reset mid-body shows up as any of these; IncompleteReadError is botocore's
+#: "the connection ended before Content-Length" (a response cut by a proxy)
+_RESUMABLE = (
+    BotoConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    ResponseStreamingError,
+    OSError,
+)
 
 
 class ResumingReader(io.RawIOBase):
