@@ -19,7 +19,7 @@ from types import FrameType
 from bench.context import Context, Options
 from bench.report import Row, environment, text_table, write_json, write_markdown
 
-SUITES = ["logical", "wal", "basebackup", "pitr", "prune", "exporter", "qdrant"]
+SUITES = ["logical", "wal", "basebackup", "pitr", "prune", "exporter", "qdrant", "s3"]
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -65,6 +65,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         default=1024,
         help="MiB of WAL the pitr suite writes after its base backups",
     )
+    p.add_argument("--s3-mb", type=int, default=512, help="size of the file the s3 suite uploads")
     p.add_argument(
         "--no-cache",
         action="store_true",
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(opts)
     ctx.shared["pitr_scale"] = args.pitr_scale
     ctx.shared["pitr_wal_mb"] = args.pitr_wal_mb
+    ctx.shared["s3_mb"] = args.s3_mb
     rows: list[Row] = []
     meta = environment() | {"size_mb": opts.size_mb, "repeat": opts.repeat, "suites": chosen}
     t0 = time.monotonic()

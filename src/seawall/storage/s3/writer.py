@@ -1,0 +1,254 @@
+"""Streaming atomic writes to S3: a multipart upload completed only on success.
+
+S3 gives the atomicity the local backend builds from rename: an object
+appears under its key when ``CompleteMultipartUpload`` (or a single
+``PutObject``) succeeds, never before, and an aborted upload leaves nothing
+under the key. So the writer buffers one part, hands full parts to a small
+pool (at most ``max_in_flight`` parts in flight, so memory stays bounded at
+roughly ``(max_in_flight + 2) * part_size`` whatever the object's size: the
+part being filled, its joined copy, the ones in flight; the part size doubles
+only every 1,000 parts, past 7.8 GiB),
+and completes the upload only when the ``with`` block exits cleanly. An
+exception aborts the upload.
+
+An object that fits in one part is sent as one ``PutObject``: a WAL
+segment or a manifest costs one request, not three.
+
+Integrity: every part and every single put carries ``x-amz-checksum-sha256``
+computed here; the server recomputes it and refuses a part whose bytes
+changed on the way (``BadDigest``, retried since we still hold the bytes).
+The pipeline's own sha256 of the whole artifact goes into the manifest
+either way.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from seawall.storage.s3.retry import error_code
+
+#: S3's floor for every part but the last
+MIN_PART_SIZE = 5 * 1024 * 1024
+#: S3's ceiling on the number of parts of one upload
+MAX_PARTS = 10_000
+#: the part size doubles every this many parts: a stream's size is unknown up
+#: front, and 10,000 fixed 8 MiB parts would cap an object at 78 GiB. This way
+#: objects up to 7.8 GiB keep 8 MiB parts (and ~40 MiB of buffers), memory grows
+#: with the log of the size beyond, and S3's 5 TiB object limit is reachable
+GROW_EVERY = 1_000
+#: S3's ceiling on one part
+MAX_PART_SIZE = 5 * 1024**3
+
+Call = Callable[[str, Callable[[], Any]], Any]
+
+
+def sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+class MultipartWriter:
+    """A write-only file object whose bytes become one S3 object on :meth:`commit`."""
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        call: Call,
+        abort_call: Call,
+        *,
+        part_size: int,
+        max_in_flight: int,
+        checksums: bool,
+        extra: dict[str, str],
+    ) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._call = call
+        self._abort_call = abort_call
+        self._part_size = max(part_size, MIN_PART_SIZE)
+        self._max_in_flight = max(1, max_in_flight)
+        self._checksums = checksums
+        self._extra = extra
+        #: the part being filled, as the caller's chunks (joined once when full:
+        #: one copy per part, not a growing bytearray plus a slice plus a shift)
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._upload_id: str | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future[dict[str, Any]]] = deque()
+        self._parts: list[dict[str, Any]] = []
+        self._next_part = 1
+        self.size = 0
+        self.closed = False
+
+    # -- file-object surface used by the pipeline
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        """Nothing to flush: bytes reach S3 part by part, durability comes with commit."""
+
+    def tell(self) -> int:
+        return self.size
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self.closed:
+            raise ValueError("write to a closed S3 writer")
+        n = len(data)
+        if not n:
+            return 0
+        # the caller may reuse its buffer (bytearray, memoryview): keep a copy
+        self._chunks.append(data if isinstance(data, bytes) else bytes(data))
+        self._buffered += n
+        self.size += n
+        while self._buffered >= (size := self._current_part_size()):
+            self._submit(self._take(size))
+        return n
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` buffered bytes as one part; the rest stays buffered."""
+        joined = b"".join(self._chunks)
+        self._chunks = [joined[size:]] if len(joined) > size else []
+        self._buffered = len(joined) - size
+        return joined[:size] if len(joined) > size else joined
+
+    def _current_part_size(self) -> int:
+        grown = self._part_size * 2 ** ((self._next_part - 1) // GROW_EVERY)
+        return int(min(grown, MAX_PART_SIZE))
+
+    # -- multipart machinery
+    def _checksum(self, data: bytes) -> dict[str, str]:
+        return {"ChecksumSHA256": sha256_b64(data)} if self._checksums else {}
+
+    def _start(self) -> None:
+        kw: dict[str, Any] = {"Bucket": self._bucket, "Key": self._key, **self._extra}
+        if self._checksums:
+            kw["ChecksumAlgorithm"] = "SHA256"
+        resp = self._call(
+            f"starting the upload of {self._key}",
+            lambda: self._client.create_multipart_upload(**kw),
+        )
+        self._upload_id = str(resp["UploadId"])
+        self._pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix="s3-part")
+
+    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+        sums = self._checksum(data)
+        resp = self._call(
+            f"part {number} of {self._key}",
+            lambda: self._client.upload_part(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=data,
+                **sums,
+            ),
+        )
+        part: dict[str, Any] = {"PartNumber": number, "ETag": resp["ETag"]}
+        if self._checksums:
+            part["ChecksumSHA256"] = resp.get("ChecksumSHA256") or sums["ChecksumSHA256"]
+        return part
+
+    def _submit(self, data: bytes) -> None:
+        if self._upload_id is None:
+            self._start()
+        if self._next_part > MAX_PARTS:
+            raise ValueError(f"{self._key}: more than {MAX_PARTS} parts; raise the part size")
+        while len(self._pending) >= self._max_in_flight:
+            self._parts.append(self._pending.popleft().result())
+        assert self._pool is not None
+        self._pending.append(self._pool.submit(self._upload_part, self._next_part, data))
+        self._next_part += 1
+
+    def commit(self) -> None:
+        """Send what is left and make the object appear (one request when it is small)."""
+        self.closed = True
+        if self._upload_id is None:
+            body = self._take(self._buffered)
+            self._call(
+                f"writing {self._key}",
+                lambda: self._client.put_object(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    Body=body,
+                    **self._checksum(body),
+                    **self._extra,
+                ),
+            )
+            return
+        if self._buffered:
+            self._submit(self._take(self._buffered))
+        while self._pending:
+            self._parts.append(self._pending.popleft().result())
+        self._shutdown()
+        parts = sorted(self._parts, key=lambda p: int(p["PartNumber"]))
+        self._complete(parts)
+
+    def _complete(self, parts: list[dict[str, Any]]) -> None:
+        def complete() -> Any:
+            try:
+                return self._client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+            except ClientError as exc:
+                # A retried Complete whose first attempt succeeded (the answer was
+                # lost): the upload is gone and the object is there with our size.
+                if error_code(exc) == "NoSuchUpload" and self._landed():
+                    return None
+                raise
+
+        self._call(f"completing the upload of {self._key}", complete)
+
+    def _landed(self) -> bool:
+        try:
+            head = self._client.head_object(Bucket=self._bucket, Key=self._key)
+        except ClientError:
+            return False
+        return int(head.get("ContentLength", -1)) == self.size
+
+    def abort(self) -> None:
+        """Drop everything: queued parts are cancelled, the upload is aborted (best effort)."""
+        self.closed = True
+        self._chunks = []
+        self._buffered = 0
+        for fut in self._pending:
+            fut.cancel()
+        for fut in self._pending:
+            with contextlib.suppress(BaseException):
+                fut.result()
+        self._pending.clear()
+        self._shutdown()
+        if self._upload_id is not None:
+            upload_id = self._upload_id
+            with contextlib.suppress(Exception):
+                # prune removes what survives this (list_partials reports it)
+                self._abort_call(
+                    f"aborting the upload of {self._key}",
+                    lambda: self._client.abort_multipart_upload(
+                        Bucket=self._bucket, Key=self._key, UploadId=upload_id
+                    ),
+                )
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

