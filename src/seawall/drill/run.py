@@ -78,6 +78,18 @@ def _newest(ctx: Context, engine: str, kind: str, series: str | None = None) -> 
     return [newest[k] for k in sorted(newest)]
 
 
+def _missing(result: DrillResult, engine: str, kind: str, series: str, error: str) -> None:
+    """Record a target that has nothing to drill as a failed target.
+
+    A configured database or collection without a backup is a gap the
+    drill must report (and the exporter alert on), not skip silently.
+    """
+    t = TargetResult(engine, kind, series, started_at=utcnow())
+    t.error = error
+    t.finished_at = utcnow()
+    result.targets.append(t)
+
+
 def _logical_targets(ctx: Context, result: DrillResult, before_checks: BeforeChecks | None) -> None:
     from seawall.postgres.drill import drill_logical
 
@@ -87,13 +99,14 @@ def _logical_targets(ctx: Context, result: DrillResult, before_checks: BeforeChe
         if not found:
             if has_base:
                 continue  # this database is covered by the PITR drill
-            t = TargetResult("postgresql", "logical", db, started_at=utcnow())
-            t.error = (
+            _missing(
+                result,
+                "postgresql",
+                "logical",
+                db,
                 f"no successful logical backup of {db!r} in {ctx.storage.describe()}; "
-                "run `seawall postgres backup` first"
+                "run `seawall postgres backup` first",
             )
-            t.finished_at = utcnow()
-            result.targets.append(t)
             continue
         log.info("drilling the logical backup", extra={"database": db, "backup": found[0].id})
         result.targets.append(drill_logical(ctx, found[0], result.id, before_checks=before_checks))
@@ -114,13 +127,14 @@ def _qdrant_targets(ctx: Context, result: DrillResult) -> None:
             ):
                 newest[m.series] = m
     if not newest:
-        t = TargetResult("qdrant", "snapshot", "*", started_at=utcnow())
-        t.error = (
+        _missing(
+            result,
+            "qdrant",
+            "snapshot",
+            "*",
             f"no successful Qdrant snapshot in {ctx.storage.describe()}; "
-            "run `seawall qdrant backup` first"
+            "run `seawall qdrant backup` first",
         )
-        t.finished_at = utcnow()
-        result.targets.append(t)
         return
     for name in sorted(newest):
         log.info("drilling the snapshot", extra={"collection": name, "backup": newest[name].id})
