@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from seawall.log import get_logger
+from seawall.units import human_size
 
 Progress = Callable[[int], None]
 
@@ -41,14 +42,6 @@ class _Tick:
 
     def __call__(self, n: int) -> None:
         self._advance(n)
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 @contextmanager
@@ -81,7 +74,7 @@ def progress(label: str, *, total: int | None = None, quiet: bool = False) -> It
             task = bar.add_task(label, total=total)
 
             def estimate(n: int) -> None:
-                description = f"{label} (of ~{_human(n)}, an estimate)"
+                description = f"{label} (of ~{human_size(n)}, an estimate)"
                 bar.update(task, total=max(n, 1), description=description)
 
             yield _Tick(lambda n: bar.advance(task, n), estimate)

@@ -320,16 +320,6 @@ class Settings(BaseSettings):
         "retention_failed_grace",
         "drill_rto_objective",
         "drill_rpo_objective",
-        mode="before",
-    )
-    @classmethod
-    def _parse_duration(cls, value: Any) -> Any:
-        """Accept ``7d``, ``36h``, ``90m`` as operators write them."""
-        if isinstance(value, str):
-            return parse_duration(value)
-        return value
-
-    @field_validator(
         "status_backup_interval",
         "status_base_backup_interval",
         "status_grace",
@@ -338,8 +328,8 @@ class Settings(BaseSettings):
         mode="before",
     )
     @classmethod
-    def _parse_status_duration(cls, value: Any) -> Any:
-        """The same duration syntax for ``seawall status``'s thresholds."""
+    def _parse_duration(cls, value: Any) -> Any:
+        """Accept ``7d``, ``36h``, ``90m`` as operators write them (also status thresholds)."""
         if isinstance(value, str):
             return parse_duration(value)
         return value

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +18,7 @@ from tests.qdrant_server import QdrantTestServer, fixtures as qfx
 
 DIM = 8
 qdrant_server = qfx.qdrant_server
-
-
-@pytest.fixture
-def qdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="seawall-lifecycle-q-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+qdir = qfx.qdir
 
 
 def env_for(url: str, backup_dir: Path, **extra: str) -> dict[str, str]:

@@ -4,6 +4,8 @@ Use from a test module (or a conftest.py) with::
 
     from tests.qdrant_server.fixtures import qdrant_server, qdrant_cluster  # noqa: F401
 
+``qdir`` is a backup directory outside pytest's tmp, removed after the test.
+
 ``qdrant_server`` yields a started ``QdrantTestServer`` (127.0.0.1, ephemeral
 port) and stops it after the test. At teardown it fails the test if any
 request or response broke the OpenAPI spec: a test that provokes a violation
@@ -19,7 +21,10 @@ and ``require_test_cluster`` skips tests that steer replica states.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +34,14 @@ from .remote import RemoteCluster, RemoteQdrant
 from .server import QdrantTestCluster, QdrantTestServer
 
 TEST_API_KEY = "seawall-test-key"
+
+
+@pytest.fixture
+def qdir() -> Iterator[Path]:
+    """A backup root outside pytest's tmp (like production volumes)."""
+    path = Path(tempfile.mkdtemp(prefix="seawall-qdrant-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def real_qdrant_url() -> str | None:

@@ -18,7 +18,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,26 +63,21 @@ def series_lock(
 ) -> Iterator[None]:
     """Hold the series lock; wait up to ``timeout`` seconds, then LockedError."""
     path = lock_path(backup_dir, engine, kind, series)
-    fd = _open_lock(path)
+    fd = open_lock(path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _read_info(path)
-                    who = (
-                        f" (pid {holder.get('pid')}, {holder.get('command')}, since {holder.get('started_at')})"
-                        if holder
-                        else ""
-                    )
-                    raise LockedError(
-                        f"another seawall run holds the lock of {engine} {kind} {series!r}{who}; "
-                        "wait for it to finish (it is released automatically if that process dies)"
-                    ) from None
-                time.sleep(0.1)
+
+        def refusal(holder: dict[str, object]) -> str:
+            who = (
+                f" (pid {holder.get('pid')}, {holder.get('command')}, since {holder.get('started_at')})"
+                if holder
+                else ""
+            )
+            return (
+                f"another seawall run holds the lock of {engine} {kind} {series!r}{who}; "
+                "wait for it to finish (it is released automatically if that process dies)"
+            )
+
+        flock_exclusive(fd, path, timeout, refusal)
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -107,7 +102,28 @@ def series_lock(
         os.close(fd)
 
 
-def _open_lock(path: Path) -> int:
+def flock_exclusive(
+    fd: int, path: Path, timeout: float, refusal: Callable[[dict[str, object]], str]
+) -> None:
+    """Take an exclusive flock on ``fd``, waiting up to ``timeout`` seconds.
+
+    Polls with LOCK_NB instead of blocking so the wait has a deadline (a
+    blocking flock cannot time out). When the deadline passes, LockedError
+    carries ``refusal(holder)``: the holder's informational JSON from
+    ``path`` ({} when unreadable), so each lock words its own one-line error.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise LockedError(refusal(_read_info(path))) from None
+            time.sleep(0.1)
+
+
+def open_lock(path: Path) -> int:
     """Open (create, 0600 in a 0700 directory) a lock file; StorageError when impossible.
 
     This is the first write of every run, so a read-only, full or
@@ -188,7 +204,7 @@ def backup_hold(
     """
     path = hold_path(backup_dir, engine, kind, series, backup_id)
     try:
-        fd = _open_lock(path)
+        fd = open_lock(path)
     except StorageError as exc:
         if not (isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.EROFS):
             raise

@@ -19,20 +19,18 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from seawall.catalog.locks import LOCK_DIR
+from seawall.catalog.locks import LOCK_DIR, flock_exclusive, open_lock
 from seawall.catalog.models import Manifest, utcnow
 from seawall.catalog.naming import new_backup_id
 from seawall.context import Context
 from seawall.drill.model import DrillResult, TargetResult
 from seawall.drill.records import write_records
-from seawall.errors import LockedError, SeawallError
+from seawall.errors import SeawallError
 from seawall.log import get_logger
-from seawall.storage.local import FILE_MODE, make_private_dirs, storage_error
 
 log = get_logger("drill")
 
@@ -50,28 +48,17 @@ def drill_lock(backup_dir: Path, timeout: float, drill_id: str) -> Iterator[None
     progress, and a drill is not a backup.
     """
     path = backup_dir / LOCK_DIR / "drill.lock"
+    fd = open_lock(path)
     try:
-        make_private_dirs(path.parent)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-    except OSError as exc:
-        raise storage_error(exc, f"the lock file {path}") from exc
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    try:
-                        holder = os.pread(fd, 4096, 0).decode(errors="replace")
-                    except OSError:
-                        holder = ""
-                    raise LockedError(
-                        f"another drill is running ({holder or 'unknown'}); wait for it to "
-                        "finish (the lock is released automatically if that process dies)"
-                    ) from None
-                time.sleep(0.1)
+        flock_exclusive(
+            fd,
+            path,
+            timeout,
+            lambda holder: (
+                f"another drill is running ({json.dumps(holder) if holder else 'unknown'}); "
+                "wait for it to finish (the lock is released automatically if that process dies)"
+            ),
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "drill": drill_id}).encode(), 0)
         try:
@@ -91,6 +78,18 @@ def _newest(ctx: Context, engine: str, kind: str, series: str | None = None) -> 
     return [newest[k] for k in sorted(newest)]
 
 
+def _missing(result: DrillResult, engine: str, kind: str, series: str, error: str) -> None:
+    """Record a target that has nothing to drill as a failed target.
+
+    A configured database or collection without a backup is a gap the
+    drill must report (and the exporter alert on), not skip silently.
+    """
+    t = TargetResult(engine, kind, series, started_at=utcnow())
+    t.error = error
+    t.finished_at = utcnow()
+    result.targets.append(t)
+
+
 def _logical_targets(ctx: Context, result: DrillResult, before_checks: BeforeChecks | None) -> None:
     from seawall.postgres.drill import drill_logical
 
@@ -100,13 +99,14 @@ def _logical_targets(ctx: Context, result: DrillResult, before_checks: BeforeChe
         if not found:
             if has_base:
                 continue  # this database is covered by the PITR drill
-            t = TargetResult("postgresql", "logical", db, started_at=utcnow())
-            t.error = (
+            _missing(
+                result,
+                "postgresql",
+                "logical",
+                db,
                 f"no successful logical backup of {db!r} in {ctx.storage.describe()}; "
-                "run `seawall postgres backup` first"
+                "run `seawall postgres backup` first",
             )
-            t.finished_at = utcnow()
-            result.targets.append(t)
             continue
         log.info("drilling the logical backup", extra={"database": db, "backup": found[0].id})
         result.targets.append(drill_logical(ctx, found[0], result.id, before_checks=before_checks))
@@ -127,13 +127,14 @@ def _qdrant_targets(ctx: Context, result: DrillResult) -> None:
             ):
                 newest[m.series] = m
     if not newest:
-        t = TargetResult("qdrant", "snapshot", "*", started_at=utcnow())
-        t.error = (
+        _missing(
+            result,
+            "qdrant",
+            "snapshot",
+            "*",
             f"no successful Qdrant snapshot in {ctx.storage.describe()}; "
-            "run `seawall qdrant backup` first"
+            "run `seawall qdrant backup` first",
         )
-        t.finished_at = utcnow()
-        result.targets.append(t)
         return
     for name in sorted(newest):
         log.info("drilling the snapshot", extra={"collection": name, "backup": newest[name].id})

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from seawall.units import human_duration, human_size
+
 Severity = Literal["error", "warning"]
 
 
@@ -191,30 +193,6 @@ class StatusReport:
         }
 
 
-def duration(seconds: float | None) -> str:
-    """Short human duration: 45s, 12m, 5.2h, 3.1d."""
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
-
-
 def _when(t: datetime | None) -> str:
     return t.isoformat(timespec="seconds") if t else "-"
 
@@ -230,10 +208,10 @@ def render(report: StatusReport) -> list[str]:
         used = report.volume_total - (report.volume_free or 0)
         volume = (
             f"; volume {100 * used / report.volume_total:.0f}% used, "
-            f"{_size(report.volume_free)} free"
+            f"{human_size(report.volume_free)} free"
         )
     lines.append(
-        f"storage: backups {_size(report.backup_bytes)}, WAL {_size(report.wal_bytes)}{volume}"
+        f"storage: backups {human_size(report.backup_bytes)}, WAL {human_size(report.wal_bytes)}{volume}"
     )
     lines += ["", "backups (newest successful per series):"]
     if not report.series:
@@ -242,9 +220,9 @@ def render(report: StatusReport) -> list[str]:
         verified = {True: "verified", False: "VERIFY FAILED", None: "not verified"}[s.verified]
         state = "STALE" if s.stale else "ok"
         lines.append(
-            f"  {s.name}: {s.newest_id or 'none'}, age {duration(s.age_seconds)} "
-            f"(expected every {duration(s.expected_every_seconds)} "
-            f"+ {duration(s.grace_seconds)}) {state}, {verified}"
+            f"  {s.name}: {s.newest_id or 'none'}, age {human_duration(s.age_seconds)} "
+            f"(expected every {human_duration(s.expected_every_seconds)} "
+            f"+ {human_duration(s.grace_seconds)}) {state}, {verified}"
         )
     if report.pitr:
         lines += ["", "point-in-time recovery:"]
@@ -256,7 +234,7 @@ def render(report: StatusReport) -> list[str]:
         )
         gaps = f"{len(p.gaps)} GAP(S)" if p.gaps else "no gaps"
         lines.append(
-            f"  cluster {p.cluster}: window {window}; WAL lag {duration(p.lag_seconds)} "
+            f"  cluster {p.cluster}: window {window}; WAL lag {human_duration(p.lag_seconds)} "
             f"(newest {p.newest_segment or '-'}); {p.segments} segments, {gaps}"
         )
     lines += ["", "drills:"]
@@ -266,8 +244,8 @@ def render(report: StatusReport) -> list[str]:
         verdict_d = "passed" if d.passed else "FAILED"
         lines.append(
             f"  {d.engine}/{d.series}: {verdict_d} {_when(d.time)}, "
-            f"RTO {duration(d.rto_seconds)} (objective {duration(d.rto_objective_seconds)}), "
-            f"RPO {duration(d.rpo_seconds)} (objective {duration(d.rpo_objective_seconds)})"
+            f"RTO {human_duration(d.rto_seconds)} (objective {human_duration(d.rto_objective_seconds)}), "
+            f"RPO {human_duration(d.rpo_seconds)} (objective {human_duration(d.rpo_objective_seconds)})"
         )
     lines += ["", "what is wrong:" if report.problems else "nothing is wrong"]
     lines += [p.line() for p in report.problems]

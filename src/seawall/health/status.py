@@ -26,8 +26,8 @@ from seawall.health.model import (
     SeriesStatus,
     Severity,
     StatusReport,
-    duration,
 )
+from seawall.units import human_duration
 
 #: where drill records live (docs/exporter.md): drills/<engine>/<series>/<id>/manifest.json
 DRILLS_DIR = "drills"
@@ -92,8 +92,8 @@ def _judge_series(
                 "error",
                 st.name,
                 f"stale: the newest successful backup {newest.id} is "
-                f"{duration(st.age_seconds)} old (expected every "
-                f"{duration(st.expected_every_seconds)} + {duration(st.grace_seconds)} grace)",
+                f"{human_duration(st.age_seconds)} old (expected every "
+                f"{human_duration(st.expected_every_seconds)} + {human_duration(st.grace_seconds)} grace)",
                 f"run `{fix_backup}` and check its CronJob/timer "
                 "(STATUS_BACKUP_INTERVAL / STATUS_BASE_BACKUP_INTERVAL set the schedule)",
             )
@@ -237,7 +237,7 @@ def _pitr(ctx: Context, report: StatusReport) -> None:
                 "error",
                 subject,
                 f"WAL archive lag: the newest archived segment {w.newest_segment} is "
-                f"{duration(lag)} old (STATUS_WAL_MAX_LAG {duration(limit)})",
+                f"{human_duration(lag)} old (STATUS_WAL_MAX_LAG {human_duration(limit)})",
                 "run `seawall check` (archive_mode, archive_command, a WAL switch); "
                 "a quiet database needs archive_timeout to switch segments",
             )
@@ -306,16 +306,16 @@ def _drills(ctx: Context, report: StatusReport) -> None:
             report.problem(
                 "error",
                 subject,
-                f"RTO {duration(d.rto_seconds)} is over its objective "
-                f"{duration(d.rto_objective_seconds)}",
+                f"RTO {human_duration(d.rto_seconds)} is over its objective "
+                f"{human_duration(d.rto_objective_seconds)}",
                 "make restores faster (RESTORE_JOBS, smaller series) or agree a new objective",
             )
         if d.rpo_seconds is not None and d.rpo_seconds > d.rpo_objective_seconds:
             report.problem(
                 "error",
                 subject,
-                f"RPO {duration(d.rpo_seconds)} is over its objective "
-                f"{duration(d.rpo_objective_seconds)}",
+                f"RPO {human_duration(d.rpo_seconds)} is over its objective "
+                f"{human_duration(d.rpo_objective_seconds)}",
                 "back up more often (or archive WAL), then run `seawall drill`",
             )
         age = (report.now - d.time).total_seconds()
@@ -323,8 +323,8 @@ def _drills(ctx: Context, report: StatusReport) -> None:
             report.problem(
                 "error",
                 subject,
-                f"the last drill is {duration(age)} old "
-                f"(STATUS_DRILL_MAX_AGE {duration(max_age.total_seconds())})",
+                f"the last drill is {human_duration(age)} old "
+                f"(STATUS_DRILL_MAX_AGE {human_duration(max_age.total_seconds())})",
                 "run `seawall drill`",
             )
 

@@ -23,6 +23,26 @@ class Sink(Protocol):
     def write(self, data: bytes, /) -> int | None: ...
 
 
+class PullReader:
+    """``readable``/``readinto`` on top of a subclass's ``read(n)``.
+
+    The pipeline's own readers (counting, prefetching, tar-scanning) hand
+    bytes to consumers that call ``readinto`` (zstd, the age encryptor) or
+    check ``readable``; one definition instead of a copy in each reader.
+    """
+
+    def read(self, n: int = -1) -> bytes:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
 class _ReaderBase(io.RawIOBase):
     """A readable raw stream producing chunks from ``_produce``."""
 

@@ -24,7 +24,7 @@ from typing import BinaryIO
 import zstandard
 
 from seawall.errors import ConfigError, DecryptionError, StorageError, VerificationError
-from seawall.pipeline.codecs import CHUNK, Sink, compress_reader, decompress_writer
+from seawall.pipeline.codecs import CHUNK, PullReader, Sink, compress_reader, decompress_writer
 from seawall.pipeline.keys import KeyRing
 from seawall.storage.base import Storage
 
@@ -82,7 +82,7 @@ class DecodeResult:
     encryption: str | None
 
 
-class CountingReader:
+class CountingReader(PullReader):
     """Counts and (optionally) hashes bytes as a downstream stage pulls them.
 
     Used on both sides: raw bytes pulled from the producer (write side) and
@@ -124,14 +124,6 @@ class CountingReader:
     def hexdigest(self) -> str:
         assert self.hash is not None, "hashing is off for this reader"
         return self.hash.hexdigest()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
 
 class HashingWriter:
@@ -252,7 +244,7 @@ class CountingSink:
         return len(data)
 
 
-class PrefetchReader:
+class PrefetchReader(PullReader):
     """Run the upstream stages (producer read, raw hash, compression) in a thread.
 
     The encryptor pulls from this reader while a background thread keeps a
@@ -306,14 +298,6 @@ class PrefetchReader:
         data = self._buf[self._pos : self._pos + n]
         self._pos += len(data)
         return data
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         """Stop the thread (on an error downstream) without blocking forever."""

@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from seawall.pipeline.codecs import PullReader
+
 BLOCK = 512
 CHUNK = 1 << 20
 WANTED = ("backup_label", "backup_manifest", "PG_VERSION")
@@ -119,7 +121,7 @@ class TarScanner:
             raise TarStructureError("the archive has no end-of-archive marker (truncated)")
 
 
-class ScanningReader:
+class ScanningReader(PullReader):
     """Wraps a producer's stdout: the pipeline pulls, the scanner watches.
 
     A reader thread keeps pulling from the pipe into a bounded queue (at most
@@ -166,14 +168,6 @@ class ScanningReader:
         else:
             data, self._pending = self._pending[:n], self._pending[n:]
         return data
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
 
 def _grow_pipe(src: BinaryIO) -> None:

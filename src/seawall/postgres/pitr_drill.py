@@ -32,7 +32,13 @@ from seawall.drill.model import TargetResult
 from seawall.errors import RefusedError, SeawallError
 from seawall.log import get_logger
 from seawall.ports import free_loopback_port
-from seawall.postgres.drill import BeforeChecks, amcheck, is_leftover, scratch_key, smoke
+from seawall.postgres.drill import (
+    BeforeChecks,
+    check_indexes,
+    is_leftover,
+    scratch_key,
+    smoke,
+)
 from seawall.postgres.logical import server
 from seawall.postgres.tools import pg_ctl
 from seawall.postgres.tools.base import ConnParams
@@ -86,29 +92,7 @@ def _checks(
     if before_checks is not None:
         for db in databases:
             before_checks(params, db)
-    total, problems = 0, []
-    try:
-        with target.step("amcheck") as step:
-            for db in databases:
-                count, found = amcheck(params, db)
-                total += count
-                problems += [f"{db}: {p}" for p in found]
-            step.detail = f"{total} B-tree indexes in {len(databases)} databases"
-    except SeawallError as exc:
-        target.check("amcheck", "failed", str(exc))
-    else:
-        if problems:
-            target.check(
-                "amcheck",
-                "failed",
-                f"{len(problems)} of {total} B-tree indexes corrupt: " + "; ".join(problems[:5]),
-            )
-        else:
-            target.check(
-                "amcheck",
-                "passed",
-                f"bt_index_check passed on {total} B-tree indexes in {len(databases)} databases",
-            )
+    check_indexes(target, params, databases, name_databases=True)
     s = ctx.settings
     if s.drill_smoke_query is None:
         target.check("smoke query", "skipped", "DRILL_SMOKE_QUERY is not set")

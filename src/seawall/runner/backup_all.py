@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from seawall.runner.common import State, VerifyAfter, command, human_size, print_json, settings
+from seawall.runner.common import State, VerifyAfter, command, print_json, settings
+from seawall.units import human_size
 
 if TYPE_CHECKING:
     from seawall.context import Context

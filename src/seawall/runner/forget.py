@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from seawall.runner.common import command, human_size, print_json, settings
+from seawall.runner.common import command, print_json, settings
 from seawall.runner.lifecycle_opts import Engine, Kind, Series
+from seawall.units import human_size
 
 
 @command

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from seawall.runner.common import command, human_size, print_json, settings
+from seawall.runner.common import command, print_json, settings
+from seawall.units import human_size
 
 
 @command

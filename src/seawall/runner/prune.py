@@ -10,7 +10,8 @@ import typer
 
 from seawall.catalog.locks import series_lock
 from seawall.context import Context
-from seawall.runner.common import command, human_size, print_json, settings
+from seawall.runner.common import command, print_json, settings
+from seawall.units import human_size
 
 
 @command

@@ -6,25 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import run_seawall
+from tests.qdrant_server import fixtures as qfx
 from tests.qdrant_server.fixtures import qdrant_server  # noqa: F401
 
-
-@pytest.fixture
-def qdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="seawall-qdrant-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+qdir = qfx.qdir
 
 
 def _env(server: Any, qdir: Path, **extra: str) -> dict[str, str]:

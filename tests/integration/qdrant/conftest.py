@@ -3,9 +3,7 @@ Qdrant at QDRANT_URL), a backup directory and a Context wired to both."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 
 from seawall.context import Context
 from seawall.settings import Settings
+from tests.qdrant_server import fixtures as qfx
 from tests.qdrant_server.fixtures import (  # noqa: F401
     qdrant_cluster,
     qdrant_server,
@@ -21,13 +20,7 @@ from tests.qdrant_server.fixtures import (  # noqa: F401
 
 MakeCtx = Callable[..., Context]
 
-
-@pytest.fixture
-def qdir() -> Iterator[Path]:
-    """A backup root outside pytest's tmp (like production volumes)."""
-    path = Path(tempfile.mkdtemp(prefix="seawall-qdrant-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+qdir = qfx.qdir
 
 
 @pytest.fixture

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import run_seawall
-from tests.integration.postgres_logical.helpers import SMALL_SQL, backup_folder, seawall_env
+from tests.integration.postgres_logical.helpers import backup_folder, seawall_env
 from tests.qdrant_server import fixtures as qfx
-from tests.support.pgcluster import PG15_BIN, PgCluster, make_cluster
+from tests.support.pgcluster import PgCluster
 
 qdrant_server = qfx.qdrant_server
+qdir = qfx.qdir
 
 DAMAGE = {
     "truncated": lambda b: b[: len(b) // 2],
@@ -31,15 +29,6 @@ DAMAGE = {
     "not-a-manifest": lambda b: b'{"hello": "world"}',
     "wrong-type": lambda b: json.dumps({**json.loads(b), "artifacts": "oops"}).encode(),
 }
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    c = make_cluster(PG15_BIN)
-    c.psql("CREATE DATABASE app")
-    c.psql(SMALL_SQL, "app")
-    yield c
-    c.destroy()
 
 
 def _backup(cluster: PgCluster, backup_dir: Path) -> tuple[dict[str, str], str, Path]:
@@ -102,13 +91,6 @@ def test_truncated_artifact_names_its_size(cluster: PgCluster, backup_dir: Path)
     res = run_seawall(["postgres", "restore", backup_id, "-d", "app", "--target-db", "never"], env)
     assert res.returncode == 3, res.stderr
     assert f"{dump['stored_size'] - 100} bytes stored" in res.stderr, res.stderr
-
-
-@pytest.fixture
-def qdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="seawall-qdrant-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_qdrant_corrupt_manifest_and_stored_size(qdrant_server: Any, qdir: Path) -> None:

@@ -19,17 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SEAWALL
-from tests.integration.postgres_logical.helpers import SMALL_SQL, seawall_env
-from tests.support.pgcluster import PG15_BIN, PgCluster, make_cluster
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    c = make_cluster(PG15_BIN)
-    c.psql("CREATE DATABASE app")
-    c.psql(SMALL_SQL, "app")
-    yield c
-    c.destroy()
+from tests.integration.postgres_logical.helpers import seawall_env
+from tests.support.pgcluster import PgCluster
 
 
 @pytest.fixture
