@@ -202,15 +202,15 @@ class Catalog:
             bad = scan.corrupt_error(newest_bad) if newest_bad is not None else None
             if not candidates and bad is not None:
                 raise bad
-            if bad is not None and newest_bad is not None and newest_bad > candidates[0].id:
-                get_logger("catalog").warning(
-                    "the newest backup is unusable, using an older one: %s", bad
-                )
-
+            if not candidates:
                 what = f"{engine} {kind or ''} {series or ''}".split()
                 raise NotFoundError(
                     f"no successful backup of {' '.join(what)} in {self.storage.describe()}; "
                     "run a backup first or check BACKUP_DIR"
+                )
+            if bad is not None and newest_bad is not None and newest_bad > candidates[0].id:
+                get_logger("catalog").warning(
+                    "the newest backup is unusable, using an older one: %s", bad
                 )
             return candidates[0]
         for m in manifests:

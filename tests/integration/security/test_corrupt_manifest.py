@@ -109,13 +109,19 @@ def test_qdrant_corrupt_manifest_and_stored_size(qdrant_server: Any, qdir: Path)
     data = json.loads(good)
     data["artifacts"][0]["stored_size"] += 7
     manifest.write_text(json.dumps(data))
-    for args in (["qdrant", "verify", backup_id], ["qdrant", "restore", backup_id]):
+    for args in (
+        ["qdrant", "verify", backup_id],
+        ["qdrant", "restore", backup_id, "--to", "docs_copy"],
+    ):
         res = run_seawall(args, env)
         assert res.returncode == 3, (args, res.returncode, res.stderr)
         assert "stored_size" in res.stderr, res.stderr
 
     manifest.write_bytes(good[:40])
-    for args in (["qdrant", "verify", backup_id], ["qdrant", "restore", backup_id]):
+    for args in (
+        ["qdrant", "verify", backup_id],
+        ["qdrant", "restore", backup_id, "--to", "docs_copy"],
+    ):
         res = run_seawall(args, env)
         assert res.returncode == 3, (args, res.returncode, res.stderr)
         assert "manifest is corrupt" in res.stderr, res.stderr
