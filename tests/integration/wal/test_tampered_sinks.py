@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from seawall.postgres.wal.readahead import SPOOL
 from tests.integration.wal.helpers import make_archived
 from tests.support.pgcluster import PgCluster
 
@@ -101,4 +102,8 @@ def test_wal_fetch_of_a_swapped_archive_file_writes_nothing(
     res = arch.seawall("postgres", "wal-fetch", a, str(dest))
     assert res.returncode == 3, res.stderr  # docs/exit-codes.md: wal-fetch, corrupt
     assert "corrupt" in res.stderr
-    assert list(dest.parent.iterdir()) == [], "wal-fetch left a file for PostgreSQL to replay"
+    left = [p for p in dest.parent.iterdir() if p.name != SPOOL]
+    assert left == [], "wal-fetch left a file for PostgreSQL to replay"
+    # the read-ahead's hidden spool (docs/wal-archiving.md) never holds the refused segment
+    spool = dest.parent / SPOOL
+    assert not (spool.is_dir() and any(p.name.startswith(a) for p in spool.iterdir()))
