@@ -149,11 +149,6 @@ def run_tests(python: Path, copy: Path, tests: tuple[str, ...], timeout: float) 
     """(outcome, tail of output): outcome is passed / failed / error."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    # the Qdrant test server looks for its OpenAPI document beside the
-    # repository; the copy lives elsewhere, so point at the original's
-    beside = ROOT.parent / "shared" / "qdrant" / "openapi.json"
-    if "QDRANT_OPENAPI_SPEC" not in env and beside.is_file():
-        env["QDRANT_OPENAPI_SPEC"] = str(beside)
     cmd = [str(python), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
     try:
         res = subprocess.run(
