@@ -50,13 +50,13 @@ from __future__ import annotations
 import os
 
 from seawall.postgres.wal.fastpush import (
-    _LOWER_HEX,
     _SAFE,
     _UPPER_HEX,
     MAX_SIZE,
     SHA_LEN,
     WAL_ROOT,
     Fallback,
+    _existing,
     _is_hex,
     _parse_recipients,
     zstd_backend,
@@ -71,7 +71,6 @@ if TYPE_CHECKING:
 #: what an age file encrypted to X25519 recipients starts with
 AGE_X25519_HEAD = b"age-encryption.org/v1\n-> X25519 "
 _LEAN_SUFFIXES = (".zst", ".zst.age")
-_SUFFIXES = frozenset({"", ".zst", ".gz", ".age", ".zst.age", ".gz.age"})
 SECRET_PREFIX = "AGE-SECRET-KEY-1"
 
 
@@ -180,7 +179,7 @@ def archived(archive: str, name: str) -> str:
     else:
         raise Fallback("not a segment or history file name")
     try:
-        entries = os.listdir(directory)
+        found = _existing(directory, name)  # the same rule as wal-push's
     except FileNotFoundError:  # as existing_versions: no directory, no version
         if not os.path.isdir(archive):
             # no archive at all (a repository that is not mounted, a wrong
@@ -190,18 +189,6 @@ def archived(archive: str, name: str) -> str:
         raise Missing(name) from None
     except OSError as exc:
         raise Fallback(f"cannot list {directory}") from exc
-    prefix = f"{name}-"
-    found = []
-    for entry in entries:
-        if not entry.startswith(prefix):
-            continue
-        sha = entry[len(prefix) : len(prefix) + SHA_LEN]
-        if (
-            len(sha) == SHA_LEN
-            and _is_hex(sha, _LOWER_HEX)
-            and entry[len(prefix) + SHA_LEN :] in _SUFFIXES
-        ):
-            found.append(entry)
     if not found:
         raise Missing(name)
     if len(found) > 1:
