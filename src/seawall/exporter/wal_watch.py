@@ -43,10 +43,11 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from seawall.catalog.naming import decode_segment
-from seawall.catalog.wal_layout import ARCHIVE_INFO, WAL_ROOT, parse_wal_key
 from seawall.exporter.fsevents import EVENT_FILTER
-from seawall.retention.walnames import DEFAULT_WAL_SEGMENT_SIZE, parse_wal_name
 from seawall.storage.base import is_partial_name
+from seawall.walcore.archived import parse_wal_key
+from seawall.walcore.layout import ARCHIVE_INFO, WAL_ROOT
+from seawall.walcore.names import DEFAULT_WAL_SEGMENT_SIZE, parse_wal_name
 
 log = logging.getLogger("seawall.exporter.wal")
 

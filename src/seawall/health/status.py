@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 
 from seawall.catalog.models import MANIFEST_NAME, Manifest
 from seawall.catalog.naming import decode_segment, is_backup_id
-from seawall.catalog.wal_layout import WAL_ROOT
 from seawall.context import Context
 from seawall.health.model import (
     DrillStatus,
@@ -28,6 +27,7 @@ from seawall.health.model import (
     StatusReport,
 )
 from seawall.units import human_duration
+from seawall.walcore.layout import WAL_ROOT
 
 #: where drill records live (docs/exporter.md): drills/<engine>/<series>/<id>/manifest.json
 DRILLS_DIR = "drills"

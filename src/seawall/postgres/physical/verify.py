@@ -40,7 +40,7 @@ from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
 from seawall.postgres.tools.pg_verifybackup import verifybackup
 from seawall.postgres.wal.envconfig import WalConfig
 from seawall.postgres.wal.fetch import fetch_wal
-from seawall.retention.walnames import segment_range
+from seawall.walcore.names import segment_range
 
 
 def wal_config(ctx: Context) -> WalConfig:
