@@ -152,6 +152,7 @@ BAD: list[dict[str, str]] = [
     {"ENCRYPTION": "maybe"},
     {"COMPRESSION_LEVEL": "high"},
     {"COMPRESSION_THREADS": "x"},
+    {"COMPRESSION_THREADS": "-1"},
     {"WAL_READ_AHEAD": "-1"},
     {"WAL_READ_AHEAD": "x"},
     {"WAL_READ_AHEAD_MAX_MB": "0"},
