@@ -33,6 +33,7 @@ from seawall.walcore.env import (
     SECRET_FILE_VARS,
     WalEnv,
     WalEnvError,
+    read_value,
     read_wal_env,
 )
 
@@ -187,6 +188,16 @@ def test_same_values_and_defaults(
     env = _fill(case, tmp_path)
     _set_env(monkeypatch, env)
     assert light_view(read_wal_env(env)) == full_view(load_settings()), env
+
+
+def test_read_value_is_what_read_wal_env_reads(tmp_path: Path) -> None:
+    for case in GOOD:
+        env = _fill(case, tmp_path)
+        raw = read_wal_env(env)
+        value = read_value("backup_dir", env)
+        assert (str(value) if value else "/backups") == raw.backup_dir, env
+        cluster = read_value("pg_cluster_name", env)
+        assert (str(cluster) if cluster else "main") == raw.cluster, env
 
 
 @pytest.mark.parametrize("case", BAD, ids=[",".join(f"{k}={v}" for k, v in c.items()) for c in BAD])

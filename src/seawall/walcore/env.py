@@ -221,6 +221,15 @@ def as_list(value: object | None) -> list[str]:
     return [item for item in text.replace(",", " ").split() if item]
 
 
+def read_value(field_name: str, env: Mapping[str, str] | None = None) -> object | None:
+    """One option of :data:`LEGACY_NAMES` as settings.py finds it (environment, then TOML), raw.
+
+    For a lean path that needs one option before deciding which reader it
+    is (e.g. whether ``BACKUP_DIR`` is a local path or an ``s3://`` URL).
+    """
+    return _Reader(os.environ if env is None else env).value(field_name)
+
+
 def read_wal_env(env: Mapping[str, str] | None = None) -> WalEnv:
     """Read the WAL commands' options from ``env`` (default: os.environ)."""
     r = _Reader(os.environ if env is None else env)
