@@ -17,7 +17,8 @@ from seawall.pipeline.keys import KeyRing
 from seawall.pipeline.stream import PipelineSpec
 from seawall.retention import EmptyPolicyError, InvalidPolicyError, Policy
 from seawall.settings import Settings
-from seawall.storage.local import LocalStorage
+from seawall.storage.base import Storage
+from seawall.storage.factory import open_storage
 from seawall.storage.repository import ensure_repository, require_repository
 
 
@@ -26,8 +27,9 @@ class Context:
     settings: Settings
 
     @cached_property
-    def storage(self) -> LocalStorage:
-        return LocalStorage(self.settings.backup_dir)
+    def storage(self) -> Storage:
+        """The repository, built by the one factory (a local directory or object storage)."""
+        return open_storage(self.settings.repository)
 
     def require_repository(self) -> None:
         """Before reading: BACKUP_DIR must exist (see :mod:`seawall.storage.repository`)."""

@@ -53,6 +53,7 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from seawall.errors import ConfigError
+from seawall.storage.location import LocationError, parse_location
 
 Compression = Literal["zstd", "gzip", "none"]
 
@@ -95,7 +96,10 @@ class Settings(BaseSettings):
     )
 
     # --- where backups live -------------------------------------------------
-    backup_dir: Path = Field(Path("/backups"), validation_alias=_env("backup_dir", "BACKUP_DIR"))
+    #: where backups live: an absolute path (a mounted volume) or ``s3://bucket/prefix``;
+    #: set as ``BACKUP_DIR``. Read it through :attr:`backup_dir` only where a local
+    #: directory is needed by design; everything else opens it with the storage factory.
+    repository: str = Field("/backups", validation_alias=_env("backup_dir", "BACKUP_DIR"))
     log_file: Path | None = Field(None, validation_alias=_env("log_file", "LOG_FILE"))
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", validation_alias=_env("log_format", "LOG_FORMAT")
@@ -377,7 +381,39 @@ class Settings(BaseSettings):
             )
         return level
 
+    @field_validator("repository", mode="before")
+    @classmethod
+    def _repository(cls, value: Any) -> str:
+        """An absolute path or a supported URL (``s3://``); a relative path is refused."""
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            raise ValueError("expected an absolute path or s3://bucket/prefix")
+        try:
+            return str(parse_location(value))
+        except LocationError as exc:
+            raise ValueError(str(exc)) from None
+
     # --- derived ---------------------------------------------------------------------
+    @property
+    def repository_is_local(self) -> bool:
+        return parse_location(self.repository).is_local
+
+    @property
+    def backup_dir(self) -> Path:
+        """The repository's directory, for what is local by design (see ADR 0012).
+
+        Raises ConfigError when the repository is object storage: a caller
+        that reaches for a path there would otherwise write to a local
+        folder named ``s3:`` (the defect this property replaced).
+        """
+        loc = parse_location(self.repository)
+        if not loc.is_local:
+            raise ConfigError(
+                f"BACKUP_DIR is {loc}: this operation needs a local repository directory"
+            )
+        return Path(loc.where)
+
     @property
     def postgres_dir(self) -> Path:
         return self.backup_dir / "postgresql"

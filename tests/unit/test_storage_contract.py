@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from seawall.storage import LocalStorage, Storage
+from seawall.storage import Storage
+from seawall.storage.local import LocalStorage
 from tests.support.storage_contract import StorageContract
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from seawall.catalog.naming import decode_segment, encode_segment
 from seawall.errors import LockedError, StorageError
-from seawall.storage.local import FILE_MODE, make_private_dirs, storage_error
+from seawall.storage.base import storage_error
+from seawall.storage.local import FILE_MODE, make_private_dirs
 
 LOCK_DIR = ".locks"
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from seawall.catalog.models import MANIFEST_NAME, Manifest
 from seawall.catalog.naming import decode_segment, is_backup_id
-from seawall.catalog.wal_layout import WAL_ROOT
+from seawall.catalog.wal_layout import wal_clusters
 from seawall.context import Context
 from seawall.health.model import (
     DrillStatus,
@@ -168,9 +168,7 @@ def _series(ctx: Context, report: StatusReport) -> None:
 
 def _clusters(ctx: Context, report: StatusReport) -> list[str]:
     found = {s.series for s in report.series if s.engine == "postgresql" and s.kind == "base"}
-    wal_root = ctx.storage.path(WAL_ROOT)
-    if wal_root.is_dir():
-        found |= {decode_segment(p.name) for p in wal_root.iterdir() if p.is_dir()}
+    found |= {decode_segment(name) for name in wal_clusters(ctx.storage)}
     return sorted(found)
 
 

@@ -388,7 +388,7 @@ def store_stream(
             if prefetching:
                 prefetch.close()
             if out.error is not None:
-                from seawall.storage.local import storage_error
+                from seawall.storage.base import storage_error
 
                 raise storage_error(out.error, key) from exc
             raise

@@ -50,7 +50,7 @@ def _lean_push(path: str) -> int | None:
     try:
         push(path)
     except OSError as exc:  # writing the archive failed: nothing complete-looking left
-        from seawall.storage.local import storage_error
+        from seawall.storage.base import storage_error
 
         err = storage_error(exc, f"{os.path.basename(path)} in the WAL archive")
         _err(f"wal-push: {err}")

@@ -19,8 +19,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from seawall.errors import NotFoundError, StorageError
-from seawall.storage.base import PARTIAL_MARKER, ObjectInfo, Usage, is_partial_name
+from seawall.errors import NotFoundError
+from seawall.storage.base import (
+    PARTIAL_MARKER,
+    LocalVolume,
+    ObjectInfo,
+    Usage,
+    check_key,
+    is_partial_name,
+    storage_error,
+)
 
 #: The repository is private (docs/design.md invariant 11): whatever the
 #: caller's umask, what seawall creates is readable by its own uid only. An
@@ -55,16 +63,6 @@ def make_private_dirs(path: Path) -> None:
                 ) from None
 
 
-def check_key(key: str) -> str:
-    """Refuse keys that could escape the storage root (``..``, absolute, NUL)."""
-    if not key or "\x00" in key or key.startswith("/") or "\\" in key:
-        raise StorageError(f"refusing unsafe storage key {key!r}")
-    parts = key.split("/")
-    if any(p in ("..", ".", "") for p in parts):
-        raise StorageError(f"refusing unsafe storage key {key!r}")
-    return key
-
-
 def fsync_dir(path: Path) -> None:
     """fsync a directory so a rename inside it is durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -72,25 +70,6 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def storage_error(exc: OSError, what: str) -> StorageError:
-    """Turn an OSError into a one-line StorageError with the likely fix."""
-    if exc.errno == errno.ENOSPC:
-        return StorageError(
-            f"backup volume full while writing {what}: free space or grow the volume"
-        )
-    if exc.errno == errno.ENOTDIR:
-        return StorageError(
-            f"cannot write {what}: {exc.filename or 'a path component'} is not a directory; "
-            "BACKUP_DIR must be a directory"
-        )
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return StorageError(
-            f"cannot write {what}: {exc.strerror}; check the volume is mounted read-write "
-            "and owned by the user seawall runs as"
-        )
-    return StorageError(f"storage error on {what}: {exc.strerror or exc}")
 
 
 class LocalStorage:
@@ -106,6 +85,10 @@ class LocalStorage:
 
     def describe(self) -> str:
         return str(self.root)
+
+    def local_volume(self) -> LocalVolume:
+        """This backend is a mounted filesystem: flock, inotify and the lean paths may use it."""
+        return self
 
     @contextmanager
     def open_atomic_write(self, key: str) -> Iterator[BinaryIO]:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from seawall.errors import StorageError
-from seawall.storage.local import storage_error
+from seawall.storage.base import storage_error
 
 #: Written by ``seawall init``; says what the directory is to a human with ``ls -a``.
 MARKER = ".seawall-repository"

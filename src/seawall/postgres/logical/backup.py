@@ -59,7 +59,7 @@ from seawall.postgres.logical import dblocale, dumpscan, server, stats
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump
 from seawall.postgres.tools.pg_dumpall import PgDumpAll
-from seawall.storage.local import storage_error
+from seawall.storage.base import storage_error
 
 ENGINE: Final = "postgresql"
 KIND = "logical"

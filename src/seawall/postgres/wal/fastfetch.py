@@ -158,6 +158,8 @@ def options(env: Mapping[str, str] | None = None) -> Options:
         and all(c in _SAFE for c in cluster)
     ):
         raise Fallback("cluster name needs encoding")
+    if not raw.backup_dir.startswith("/"):  # s3://… or relative: the general path decides
+        raise Fallback("BACKUP_DIR is not an absolute path")
     archive = f"{raw.backup_dir}/{WAL_ROOT}/{cluster}"
     return Options(raw, archive, list(dict.fromkeys(identities)))
 

@@ -154,6 +154,8 @@ def _options(env: Mapping[str, str] | None) -> tuple[str, str, int | None, int, 
         raw = read_wal_env(env)
     except WalEnvError as exc:
         raise Fallback(str(exc)) from exc
+    if not raw.backup_dir.startswith("/"):  # s3://… or relative: the general path decides
+        raise Fallback("BACKUP_DIR is not an absolute path")
     if raw.compression != "zstd":
         raise Fallback("compression is not zstd")
     recipients: list[str] = []

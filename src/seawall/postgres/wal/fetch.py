@@ -23,6 +23,7 @@ from seawall.errors import ConfigError, NotFoundError, StorageError, Verificatio
 from seawall.pipeline.stream import decode_to
 from seawall.postgres.wal.envconfig import WalConfig
 from seawall.retention.walnames import parse_wal_name
+from seawall.storage.base import Storage
 from seawall.storage.local import LocalStorage
 
 
@@ -46,11 +47,11 @@ class _HashingFile:
         return len(data)
 
 
-def find_wal(storage: LocalStorage, cluster: str, name: str) -> str:
+def find_wal(storage: Storage, cluster: str, name: str) -> str:
     """The archive key of WAL file ``name``; NotFoundError if absent."""
     keys = existing_versions(storage, cluster, name)
     if not keys:
-        raise NotFoundError(f"{name} is not in the archive {storage.root}")
+        raise NotFoundError(f"{name} is not in the archive {storage.describe()}")
     if len(keys) > 1:
         raise VerificationError(
             f"{name} is archived more than once with different content ({', '.join(keys)}); "

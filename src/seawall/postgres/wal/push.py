@@ -62,7 +62,8 @@ from seawall.postgres.wal.envconfig import WalConfig
 from seawall.postgres.wal.fastpush import WAL_ZSTD_LEVEL, claim, release
 from seawall.postgres.wal.segment import LONG_HEADER_SIZE, SegmentHeaderError, read_header
 from seawall.retention.walnames import parse_wal_name
-from seawall.storage.local import DIR_MODE, LocalStorage, fsync_dir, storage_error
+from seawall.storage.base import storage_error
+from seawall.storage.local import DIR_MODE, LocalStorage, fsync_dir
 from seawall.storage.repository import ensure_repository
 
 #: Segments up to this size are encoded in memory in one shot; larger ones stream.

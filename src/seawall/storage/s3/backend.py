@@ -33,8 +33,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from seawall.errors import ConfigError, NotFoundError
-from seawall.storage.base import PARTIAL_MARKER, ObjectInfo, Usage, is_partial_name
-from seawall.storage.local import check_key
+from seawall.storage.base import (
+    PARTIAL_MARKER,
+    LocalVolume,
+    ObjectInfo,
+    Usage,
+    check_key,
+    is_partial_name,
+)
 from seawall.storage.s3.reader import ResumingReader
 from seawall.storage.s3.retry import RetryPolicy, Translate, call, error_code
 from seawall.storage.s3.writer import MultipartWriter
@@ -84,6 +90,8 @@ class S3Storage:
         read_timeout: float = 60.0,
         extra_put_args: dict[str, str] | None = None,
         page_size: int = 1000,
+        addressing_style: str | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         """Credentials left None come from the standard AWS chain (env, profile, IRSA)."""
         self.bucket, self.prefix = parse_url(url)
@@ -105,9 +113,10 @@ class S3Storage:
         self.client: Any = session.client(
             "s3",
             endpoint_url=endpoint_url,
+            verify=ca_bundle,  # None: botocore's default (AWS_CA_BUNDLE, then certifi)
             region_name=region or session.region_name or "us-east-1",
             config=Config(
-                s3={"addressing_style": "path"} if endpoint_url else {},
+                s3={"addressing_style": addressing_style or ("path" if endpoint_url else "auto")},
                 retries={"max_attempts": 1, "mode": "standard"},  # retry.call retries
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
@@ -143,6 +152,10 @@ class S3Storage:
 
     def describe(self) -> str:
         return self.url
+
+    def local_volume(self) -> LocalVolume | None:
+        """A bucket is no directory: flock, inotify and the lean local paths do not apply."""
+        return None
 
     # -- writes
     @contextmanager

@@ -1,0 +1,57 @@
+"""The one place that builds a repository backend from a location.
+
+Why one factory: every layer above ``storage/`` speaks the
+:class:`~seawall.storage.base.Storage` protocol; if engines, the exporter or
+the WAL code built backends themselves, a new backend (or a wrapper such as
+throttling or mirrors) would have to be taught to each of them. An import
+contract keeps ``seawall.storage.local`` and ``seawall.storage.s3`` out of
+every layer above storage except this module.
+
+boto3 is imported only when an ``s3://`` location is opened, so a local
+repository never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from seawall.errors import ConfigError
+from seawall.storage.base import Storage
+from seawall.storage.location import Location, LocationError, parse_location
+
+
+def location_of(text: str | os.PathLike[str], what: str = "BACKUP_DIR") -> Location:
+    """Parse a location, turning a bad one into a ConfigError naming the variable."""
+    try:
+        return parse_location(text)
+    except LocationError as exc:
+        raise ConfigError(f"invalid configuration: {what}: {exc}") from None
+
+
+def open_storage(
+    location: str | os.PathLike[str] | Location,
+    env: Mapping[str, str] | None = None,
+    what: str = "BACKUP_DIR",
+) -> Storage:
+    """A backend for ``location``: a local directory or an S3 bucket/prefix."""
+    loc = location if isinstance(location, Location) else location_of(location, what)
+    if loc.is_local:
+        from seawall.storage.local import LocalStorage
+
+        return LocalStorage(loc.where)
+    from seawall.storage.s3.backend import S3Storage
+    from seawall.storage.s3.config import s3_options
+
+    opts = s3_options(os.environ if env is None else env)
+    return S3Storage(
+        str(loc),
+        endpoint_url=opts.endpoint_url,
+        region=opts.region,
+        access_key=opts.access_key,
+        secret_key=opts.secret_key,
+        session_token=opts.session_token,
+        addressing_style=opts.addressing_style,
+        ca_bundle=opts.ca_bundle,
+        extra_put_args=opts.extra_put_args,
+    )
