@@ -45,6 +45,10 @@ def _err(message: str) -> None:
 
 def _lean_push(path: str) -> int | None:
     """0 when the lean path archived ``path``; None when push_wal must do it."""
+    from seawall.postgres.wal.s3push import s3_backup_dir
+
+    if s3_backup_dir() is not None:
+        return _lean_push_s3(path)
     from seawall.postgres.wal.fastpush import push
 
     try:
@@ -57,6 +61,39 @@ def _lean_push(path: str) -> int | None:
         return err.exit_code
     except Exception:  # Fallback, or a surprise before anything was written
         return None
+    return 0
+
+
+def _lean_push_s3(path: str) -> int | None:
+    """:func:`_lean_push` into an ``s3://`` repository (postgres/wal/s3push.py)."""
+    from seawall.postgres.wal.s3push import push, s3_backup_dir
+    from seawall.storage.s3.lean import S3Error
+
+    try:
+        push(path)
+    except S3Error as exc:  # one line naming the fix; nothing stored under a final key
+        _err(f"wal-push: {exc}")
+        return 2 if exc.kind == "config" else 7
+    except Exception as exc:  # Fallback, or a surprise before anything was stored
+        import importlib.util
+
+        if importlib.util.find_spec("seawall.storage.factory") is not None:
+            return None  # the general path opens the s3:// repository itself
+        # this build's general path writes local paths only: never into a folder "s3:"
+        name = os.path.basename(path)
+        if str(exc) == "conflict":
+            _err(
+                f"wal-push: {name} is already archived with different content in "
+                f"{s3_backup_dir()}; refusing to add another "
+                "version (`seawall postgres wal-check` lists it): investigate before removing "
+                "either copy"
+            )
+            return 9
+        _err(
+            f"wal-push: {name}: the lean S3 path does not handle this case ({exc}) and this "
+            "build has no general S3 path: use static AWS credentials, zstd, age recipients"
+        )
+        return 2
     return 0
 
 
