@@ -22,15 +22,16 @@ again after it. Two pushes of one name with *different* content started
 together both PUT (their keys differ: the key carries the raw sha256, ADR
 0001). S3's listings are strongly consistent (read-after-write: AWS since
 2020, SeaweedFS through its filer), so of two pushers that each list after
-their own PUT, at least one sees the other's object, and a pusher that sees
-another version exits non-zero. So at most one of them exits 0; nothing is
-deleted (the other object may be what a third, same-content push was
-acknowledged for), so when both lose, both objects stay and ``wal-check``
-reports the name as stored twice: loud, never PostgreSQL told twice. Two
-pushes of the *same* content write the same key: ``If-None-Match: *`` lets
-the first create it and answers the second 412, which counts as success (a
-server that ignores the header overwrites the object with equivalent
-content: harmless, the raw content and so the name are the same).
+their own PUT, at least one sees the other's object. A pusher that sees
+another version withdraws the object it created (DELETE) and exits
+non-zero. So at most one exits 0 and only its version stays; when both saw
+each other both withdraw, and PostgreSQL's retries decide. Two pushes of
+the *same* content write the same key: ``If-None-Match: *`` lets the first
+create it and answers the second 412, which counts as success (a server
+that ignores the header overwrites the object with equivalent content:
+harmless, the raw content and so the name are the same). The one case this
+does not cover (ADR 0012): three archivers of one name at once, two with
+one content and one with another, interleaved within milliseconds.
 
 A ``kill -9`` at any moment leaves nothing under a final key except a
 complete object: S3 makes a PUT visible only when it is complete.
@@ -267,5 +268,7 @@ def _push_open(
     if status == 412 and key not in after:
         raise Fallback("the server answered 412 but holds no such object")
     if any(_sha_of(k, name) != sha[:SHA_LEN] for k in after):
-        raise Fallback("conflict")  # raced by another version: see the module docstring
+        if status == 200:  # ours is one of two versions: withdraw it (module docstring)
+            client.delete(key)
+        raise Fallback("conflict")
     return key

@@ -474,7 +474,9 @@ class Client:
 
         cfg = self.config
         host = self._endpoint_host()
-        sock = socket.create_connection((host.strip("[]"), cfg.port), timeout=self.timeout)
+        # bytes: a str host name goes through the idna codec (one more import)
+        address = (host.strip("[]").encode("ascii"), cfg.port)
+        sock = socket.create_connection(address, timeout=self.timeout)  # type: ignore[arg-type]
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if cfg.secure:
@@ -588,8 +590,6 @@ class Client:
         normal answers); :class:`S3Error` only for a request that never got
         a final answer before the deadline.
         """
-        import random
-
         path = self._path(key)
         length = sum(len(p) for p in body)
         start = time.monotonic()
@@ -600,6 +600,8 @@ class Client:
                     method, path, query or {}, dict(headers or {}), body, length, payload_sha256
                 )
             except _Retryable as exc:
+                import random  # only when a retry is needed
+
                 pause = random.uniform(0, min(self.cap, self.base * (2**attempt)))
                 elapsed = time.monotonic() - start
                 if elapsed + pause > self.deadline:
@@ -676,12 +678,13 @@ class Client:
         ``payload_sha256`` (hex) is signed and checked by the server, and
         sent again as ``x-amz-checksum-sha256``.
         """
-        import base64
+        from binascii import b2a_base64  # base64 would import struct for nothing
 
         cfg = self.config
         headers = {
             "content-type": "application/octet-stream",
-            "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(payload_sha256)).decode(),
+            "x-amz-checksum-sha256": b2a_base64(bytes.fromhex(payload_sha256), newline=False)
+            .decode(),
         }
         if if_none_match:
             headers["if-none-match"] = "*"

@@ -1,0 +1,389 @@
+"""wal-push into ``BACKUP_DIR=s3://bucket/prefix`` on the lean path, against a real S3 server.
+
+SeaweedFS (``weed mini``, tests/support/s3server.py) on 127.0.0.1; the
+segments are synthetic (a valid long header) except in the archive_command
+test, where a real PostgreSQL 15 cluster archives through seawall and the
+server is SIGKILLed while a segment's PUT is in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from seawall.ports import free_loopback_port
+from tests.conftest import SEAWALL
+from tests.integration.storage.conftest import new_bucket, own_s3_server, s3_server
+from tests.integration.wal.helpers import wait_archived
+from tests.integration.wal.test_wal_fast_imports import segment
+from tests.support.pgcluster import PgCluster
+from tests.support.s3server import S3Server
+
+__all__ = ["own_s3_server", "s3_server"]  # fixtures used by name below
+
+
+def _env(server: S3Server, url: str, public: str | None = None, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SEAWALL_", "ENCRYPTION", "AWS_", "BACKUP_DIR"))
+    }
+    env.update(
+        BACKUP_DIR=url,
+        AWS_ACCESS_KEY_ID=server.access_key,
+        AWS_SECRET_ACCESS_KEY=server.secret_key,
+        AWS_ENDPOINT_URL=server.endpoint,
+        SEAWALL_WAL_S3_DEADLINE="5",
+    )
+    if public:
+        env.update(ENCRYPTION="true", ENCRYPTION_RECIPIENTS=public)
+    env.update(extra)
+    return env
+
+
+def _segment_in(directory: Path, name: str) -> Path:
+    """A synthetic segment ``name`` in its own directory (random content each time)."""
+    directory.mkdir(exist_ok=True)
+    return segment(directory, name)
+
+
+def _push(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SEAWALL, "postgres", "wal-push", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _keys(server: S3Server, bucket: str) -> dict[str, int]:
+    page = server.client().list_objects_v2(Bucket=bucket)
+    return {o["Key"]: o["Size"] for o in page.get("Contents", [])}
+
+
+def _decode(server: S3Server, bucket: str, key: str, identity: Path | None) -> bytes:
+    """The raw file back, with the stock tools (age, zstd), checked against its name."""
+    blob = server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    if identity is not None:
+        blob = subprocess.run(
+            ["age", "-d", "-i", str(identity)], input=blob, capture_output=True, check=True
+        ).stdout
+    raw = subprocess.run(["zstd", "-dc"], input=blob, capture_output=True, check=True).stdout
+    sha = key.rsplit("/", 1)[1].split("-", 1)[1][:40]
+    assert hashlib.sha256(raw).hexdigest()[:40] == sha, f"{key} does not hold its named content"
+    return raw
+
+
+def test_lean_push_to_s3(s3_server: S3Server, tmp_path: Path, age_keys: tuple[Path, str]) -> None:
+    """Same key layout as the local archive; archive.json on the first push; a retry
+    is success with one object; stock age + zstd read it back; plain zstd too."""
+    key, public = age_keys
+    bucket = new_bucket(s3_server)
+    env = _env(s3_server, f"s3://{bucket}/team/prod", public, PG_CLUSTER_NAME="db1")
+    seg = segment(tmp_path, "000000010000000300000041")
+    first = _push(seg, env)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == ""
+    again = _push(seg, env)  # PostgreSQL retrying after a crash: success, nothing new
+    assert again.returncode == 0, again.stderr
+    keys = _keys(s3_server, bucket)
+    wal = [k for k in keys if "/00000001000000030000004" in k]
+    sha = hashlib.sha256(seg.read_bytes()).hexdigest()[:40]
+    assert wal == [f"team/prod/postgresql/wal/db1/0000000100000003/{seg.name}-{sha}.zst.age"]
+    assert _decode(s3_server, bucket, wal[0], key) == seg.read_bytes()
+
+    info = json.loads(
+        s3_server.client()
+        .get_object(Bucket=bucket, Key="team/prod/postgresql/wal/db1/archive.json")["Body"]
+        .read()
+    )
+    from seawall.postgres.wal.archive_info import FORMAT_VERSION, ArchiveInfo
+
+    expected = json.loads(ArchiveInfo("42", 16 << 20, "db1", info["created_at"]).to_json())
+    assert info == expected and info["format_version"] == FORMAT_VERSION
+
+    plain_env = {k: v for k, v in env.items() if not k.startswith("ENCRYPTION")}
+    seg2 = segment(tmp_path, "000000010000000300000042")
+    res = _push(seg2, plain_env)
+    assert res.returncode == 0, res.stderr
+    (plain,) = [k for k in _keys(s3_server, bucket) if seg2.name in k]
+    assert plain.endswith(".zst") and _decode(s3_server, bucket, plain, None) == seg2.read_bytes()
+
+
+def test_other_content_under_an_archived_name_is_refused(
+    s3_server: S3Server, tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """ADR 0008 on S3: a name already archived with other content is never stored twice."""
+    _, public = age_keys
+    bucket = new_bucket(s3_server)
+    env = _env(s3_server, f"s3://{bucket}", public)
+    seg = segment(tmp_path, "000000010000000000000007")
+    assert _push(seg, env).returncode == 0
+    other = _segment_in(tmp_path / "other", "000000010000000000000007")
+    assert other.read_bytes() != seg.read_bytes()
+    res = _push(other, env)
+    assert res.returncode == 9, res.stderr
+    assert "already archived with different content" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert len([k for k in _keys(s3_server, bucket) if "000000010000000000000007" in k]) == 1
+
+
+def test_racing_pushes_of_different_content(
+    s3_server: S3Server, tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """Two pushes of one name with different content, released at the same instant
+    (a primary and a diverged standby): never both told 'archived'."""
+    _, public = age_keys
+    bucket = new_bucket(s3_server)
+    env = _env(s3_server, f"s3://{bucket}", public)
+    assert _push(segment(tmp_path, "000000010000000000000001"), env).returncode == 0  # archive.json
+    script = (
+        "import os, sys, time\n"
+        "from seawall.entry import main\n"
+        "t = float(sys.argv[2])\n"
+        "time.sleep(max(0, t - time.time()))\n"
+        "os._exit(main(['postgres', 'wal-push', sys.argv[1]]))\n"
+    )
+    python = str(Path(SEAWALL).parent / "python")
+    for round_ in range(6):
+        name = f"0000000100000000000000{0x10 + round_:02X}"
+        a = _segment_in(tmp_path / f"a{round_}", name)
+        b = _segment_in(tmp_path / f"b{round_}", name)
+        at = str(time.time() + 1.5)
+        procs = [
+            subprocess.Popen([python, "-c", script, str(p), at], env=env, stderr=subprocess.PIPE)
+            for p in (a, b)
+        ]
+        codes = [p.wait(timeout=120) for p in procs]
+        for p in procs:
+            assert p.stderr is not None
+            p.stderr.close()
+        stored = [k for k in _keys(s3_server, bucket) if f"/{name}-" in k]
+        assert codes.count(0) <= 1, (round_, codes, stored)
+        assert set(codes) <= {0, 9}, codes
+        if 0 in codes:  # only the acknowledged version stays: the loser withdrew its own
+            winner = (a, b)[codes.index(0)]
+            sha = hashlib.sha256(winner.read_bytes()).hexdigest()[:40]
+            assert len(stored) == 1 and sha in stored[0], (codes, stored)
+        else:  # both saw each other and withdrew: PostgreSQL retries
+            assert stored == [], (codes, stored)
+
+
+def test_bad_credentials_missing_bucket_read_only_key(
+    s3_server: S3Server, tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """One line each, exit 7 (docs/exit-codes.md), no secret in it, nothing stored."""
+    _, public = age_keys
+    bucket = new_bucket(s3_server)
+    seg = segment(tmp_path, "000000010000000000000003")
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("not-the-secret-" + "9" * 20 + "\n")
+    cases = {
+        "wrong secret (from AWS_SECRET_ACCESS_KEY_FILE)": (
+            _env(s3_server, f"s3://{bucket}", public, AWS_SECRET_ACCESS_KEY_FILE=str(secret_file)),
+            "rejected the credentials",
+        ),
+        "unknown key id": (
+            _env(s3_server, f"s3://{bucket}", public, AWS_ACCESS_KEY_ID="AKIDNOSUCHKEY00000"),
+            "rejected the credentials",
+        ),
+        "missing bucket": (
+            _env(s3_server, "s3://no-such-bucket-here/x", public),
+            "does not exist: create it",
+        ),
+        "read-only key": (
+            _env(
+                s3_server,
+                f"s3://{bucket}",
+                public,
+                AWS_ACCESS_KEY_ID=s3_server.ro_access_key,
+                AWS_SECRET_ACCESS_KEY=s3_server.ro_secret_key,
+            ),
+            "denied",
+        ),
+    }
+    for label, (env, needle) in cases.items():
+        if "FILE" in label:
+            del env["AWS_SECRET_ACCESS_KEY"]
+        res = _push(seg, env)
+        assert res.returncode == 7, (label, res.stderr)
+        assert needle in res.stderr, (label, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, (label, res.stderr)
+        for secret in (s3_server.secret_key, s3_server.ro_secret_key, "9" * 20):
+            assert secret not in res.stderr
+    assert [k for k in _keys(s3_server, bucket) if "0000000100000000" in k] == []
+
+
+class HoldingProxy:
+    """A TCP relay to the S3 server that can hold one WAL segment's PUT mid-body.
+
+    After :meth:`arm`, the first request that starts ``PUT`` on a WAL key
+    (not archive.json) is relayed up to its first chunk (the headers and
+    part of the body), then held: :attr:`holding` is set, and nothing more
+    is relayed until :attr:`release` is set. The test kills the server in
+    between, so the server dies with a PUT in flight, for real.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_loopback_port()
+        self.armed = False
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.held_request = b""
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", self.port))
+        self._sock.listen(32)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def arm(self) -> None:
+        self.holding.clear()
+        self.release.clear()
+        self.armed = True
+
+    def close(self) -> None:
+        self.release.set()
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+        except OSError:
+            client.close()  # the server is down: the client sees the connection close
+            return
+        upstream.settimeout(None)
+        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+        try:
+            while data := client.recv(65536):
+                hold = (
+                    self.armed
+                    and data.startswith(b"PUT ")
+                    and b"/postgresql/wal/" in data.split(b"\r\n", 1)[0]
+                    and b"archive.json" not in data.split(b"\r\n", 1)[0]
+                )
+                upstream.sendall(data)
+                if hold:
+                    self.armed = False
+                    self.held_request = data.split(b"\r\n", 1)[0]
+                    self.holding.set()
+                    self.release.wait()
+        except OSError:
+            pass
+        for s in (client, upstream):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A directory the postgres user can read (the secret file lives there)."""
+    path = Path(tempfile.mkdtemp(prefix="seawall-s3wal-", dir="/tmp"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_archive_command_into_s3_survives_the_server_killed_mid_put(
+    own_s3_server: S3Server,
+    pg_factory: Callable[..., PgCluster],
+    age_keys: tuple[Path, str],
+    private_dir: Path,
+) -> None:
+    """A real PG15 cluster archives into S3 through seawall; the server is SIGKILLed
+    while a segment's PUT is in flight: wal-push exits non-zero, PostgreSQL keeps
+    the segment and retries, and after the restart the segment is archived: every
+    object in the bucket is complete and holds exactly its named content."""
+    key, public = age_keys
+    server = own_s3_server
+    bucket = new_bucket(server)
+    proxy = HoldingProxy(server.ports["s3"])
+    secret = private_dir / "aws-secret"
+    secret.write_text(server.secret_key + "\n")
+    secret.chmod(0o400)
+    shutil.chown(secret, "postgres", "postgres")
+    command = (
+        f"'env BACKUP_DIR=s3://{bucket}/wal-test AWS_ENDPOINT_URL={proxy.endpoint} "
+        f"AWS_ACCESS_KEY_ID={server.access_key} AWS_SECRET_ACCESS_KEY_FILE={secret} "
+        f"SEAWALL_WAL_S3_DEADLINE=3 ENCRYPTION=true ENCRYPTION_RECIPIENTS={public} "
+        f"{SEAWALL} postgres wal-push %p'"
+    )
+    assert server.secret_key not in command
+    pg = pg_factory(
+        version=15,
+        extra_conf={"archive_mode": "on", "archive_command": command, "wal_keep_size": "0"},
+    )
+    try:
+        pg.psql(
+            "CREATE TABLE t (x text); INSERT INTO t SELECT repeat('a', 100) FROM generate_series(1, 1000)"
+        )
+        first = pg.psql("SELECT pg_walfile_name(pg_switch_wal())")
+        wait_archived(pg, first, 60)
+        assert any(f"/{first}-" in k for k in _keys(server, bucket))
+
+        proxy.arm()
+        pg.psql("INSERT INTO t SELECT md5(i::text) FROM generate_series(1, 50000) i")
+        held = pg.psql("SELECT pg_walfile_name(pg_switch_wal())")
+        assert proxy.holding.wait(60), "no segment PUT reached the proxy"
+        assert held.encode() in proxy.held_request
+        server.kill()  # SIGKILL with the PUT's body half sent
+        proxy.release.set()
+        deadline = time.monotonic() + 90
+        failed = ""
+        while time.monotonic() < deadline:
+            failed = pg.psql("SELECT coalesce(last_failed_wal, '') FROM pg_stat_archiver")
+            if failed == held:
+                break
+            time.sleep(0.2)
+        assert failed == held, "wal-push did not fail while the server was down"
+        assert (pg.datadir / "pg_wal" / "archive_status" / f"{held}.ready").exists()
+
+        server.start()  # same ports, same data
+        for k in _keys(server, bucket):  # nothing partial under any final key
+            if "/0000000" in k:
+                _decode(server, bucket, k, key)
+        pg.psql("SELECT pg_switch_wal()")  # wakes the archiver up
+        wait_archived(pg, held, 120)
+        stored = [k for k in _keys(server, bucket) if f"/{held}-" in k]
+        assert len(stored) == 1
+        raw = _decode(server, bucket, stored[0], key)
+        assert len(raw) == 16 << 20
+    finally:
+        proxy.close()
