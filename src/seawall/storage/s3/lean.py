@@ -567,6 +567,12 @@ class Client:
                 self.close()
         except (OSError, ValueError) as exc:  # refused, reset, timed out, cut short
             self.close()
+            if type(exc).__name__ == "SSLCertVerificationError":  # no retry will change it
+                raise S3Error(
+                    "unreachable",
+                    f"the TLS certificate of {cfg.where()} is not trusted ({exc.args[-1]}): "
+                    "set AWS_CA_BUNDLE to the CA file that signed it",
+                ) from exc
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
         if answer.status >= 500 or (answer.status >= 400 and answer.code() in RETRYABLE_CODES):
             self.close()
@@ -683,8 +689,9 @@ class Client:
         cfg = self.config
         headers = {
             "content-type": "application/octet-stream",
-            "x-amz-checksum-sha256": b2a_base64(bytes.fromhex(payload_sha256), newline=False)
-            .decode(),
+            "x-amz-checksum-sha256": b2a_base64(
+                bytes.fromhex(payload_sha256), newline=False
+            ).decode(),
         }
         if if_none_match:
             headers["if-none-match"] = "*"
