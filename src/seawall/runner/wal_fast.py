@@ -97,8 +97,51 @@ def _lean_push_s3(path: str) -> int | None:
     return 0
 
 
+def _lean_fetch_s3(name: str, dest: str) -> int | None:
+    """:func:`_lean_fetch` from an ``s3://`` repository (postgres/wal/s3fetch.py)."""
+    from seawall.postgres.wal.fastfetch import Missing
+    from seawall.postgres.wal.s3fetch import fetch
+    from seawall.postgres.wal.s3push import s3_backup_dir
+    from seawall.storage.s3.lean import S3Error
+
+    try:
+        fetch(name, dest)
+    except Missing:
+        if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
+            _err(f"wal-fetch: {name} is not in the archive")
+        return 1
+    except S3Error as exc:  # loudly: never the quiet exit 1 that ends recovery early
+        _err(f"wal-fetch: {exc}")
+        return 2 if exc.kind == "config" else 7
+    except Exception as exc:  # Fallback, or a surprise before dest was written
+        import importlib.util
+
+        if importlib.util.find_spec("seawall.storage.factory") is not None:
+            return None  # the general path opens the s3:// repository itself
+        reason = str(exc)
+        code = (
+            8
+            if reason.startswith("decryption")
+            else 3
+            if reason.startswith(("decompression", "content does not match", "archived more"))
+            else 7
+            if reason == "no WAL archive"
+            else 2
+        )
+        _err(
+            f"wal-fetch: {name} from {s3_backup_dir()}: {reason}; %p not written (the lean "
+            "S3 path cannot go on and this build has no general S3 path)"
+        )
+        return code
+    return 0
+
+
 def _lean_fetch(name: str, dest: str) -> int | None:
     """0 when the lean path restored ``name``, 1 when it is not archived, None: general path."""
+    from seawall.postgres.wal.s3push import s3_backup_dir
+
+    if s3_backup_dir() is not None:
+        return _lean_fetch_s3(name, dest)
     from seawall.postgres.wal.fastfetch import Missing, fetch
 
     try:

@@ -387,3 +387,91 @@ def test_archive_command_into_s3_survives_the_server_killed_mid_put(
         assert len(raw) == 16 << 20
     finally:
         proxy.close()
+
+
+def _fetch(name: str, dest: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SEAWALL, "postgres", "wal-fetch", name, str(dest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_lean_fetch_from_s3(
+    s3_server: S3Server, tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """wal-fetch reads back what wal-push stored (encrypted and not); a name not
+    archived is a quiet exit 1; a prefix holding no WAL archive at all is loud;
+    a corrupted object never reaches %p."""
+    key, public = age_keys
+    bucket = new_bucket(s3_server)
+    push_env = _env(s3_server, f"s3://{bucket}/f", public)
+    fetch_env = dict(push_env, ENCRYPTION_IDENTITY_FILE=str(key))
+    seg = segment(tmp_path, "000000010000000000000021")
+    assert _push(seg, push_env).returncode == 0
+    dest = tmp_path / "restored" / "RECOVERYXLOG"
+    dest.parent.mkdir()
+    res = _fetch(seg.name, dest, fetch_env)
+    assert res.returncode == 0, res.stderr
+    assert dest.read_bytes() == seg.read_bytes()
+    assert [p.name for p in dest.parent.iterdir()] == ["RECOVERYXLOG"]
+
+    plain_env = {k: v for k, v in push_env.items() if not k.startswith("ENCRYPTION")}
+    seg2 = _segment_in(tmp_path / "plain", "000000010000000000000022")
+    assert _push(seg2, plain_env).returncode == 0
+    res = _fetch(seg2.name, tmp_path / "restored" / "p2", plain_env)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "restored" / "p2").read_bytes() == seg2.read_bytes()
+
+    missing = _fetch("000000010000000000000099", tmp_path / "restored" / "m", fetch_env)
+    assert (missing.returncode, missing.stderr) == (1, "")
+    history = _fetch("00000002.history", tmp_path / "restored" / "h", fetch_env)
+    assert (history.returncode, history.stderr) == (1, "")
+
+    elsewhere = dict(fetch_env, BACKUP_DIR=f"s3://{bucket}/not-the-archive")
+    loud = _fetch(seg.name, tmp_path / "restored" / "x", elsewhere)
+    assert loud.returncode not in (0, 1) and "no WAL archive" in loud.stderr, loud.stderr
+
+    # one byte flipped in the stored object: refused, %p never created
+    (stored,) = [k for k in _keys(s3_server, bucket) if seg.name in k]
+    blob = bytearray(s3_server.client().get_object(Bucket=bucket, Key=stored)["Body"].read())
+    blob[len(blob) // 2] ^= 0x01
+    s3_server.client().put_object(Bucket=bucket, Key=stored, Body=bytes(blob))
+    bad = _fetch(seg.name, tmp_path / "restored" / "bad", fetch_env)
+    assert bad.returncode not in (0, 1), bad.stderr
+    assert not (tmp_path / "restored" / "bad").exists()
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_lean_fetch_from_s3_imports(
+    s3_server: S3Server, tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """The S3 wal-fetch loads no boto3/botocore, pydantic, Typer or the general fetch."""
+    key, public = age_keys
+    bucket = new_bucket(s3_server)
+    env = _env(s3_server, f"s3://{bucket}", public, ENCRYPTION_IDENTITY_FILE=str(key))
+    seg = segment(tmp_path, "000000010000000000000031")
+    assert _push(seg, env).returncode == 0
+    probe = (
+        "import json, sys\n"
+        "from seawall.entry import main\n"
+        "codes = [main(['postgres', 'wal-fetch', sys.argv[1], sys.argv[2]]),\n"
+        "         main(['postgres', 'wal-fetch', '000000010000000000000099', sys.argv[2] + 'x'])]\n"
+        "print(json.dumps({'codes': codes, 'modules': sorted(sys.modules)}))\n"
+    )
+    python = str(Path(SEAWALL).parent / "python")
+    res = subprocess.run(
+        [python, "-c", probe, seg.name, str(tmp_path / "dest")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["codes"] == [0, 1], res.stderr
+    assert (tmp_path / "dest").read_bytes() == seg.read_bytes()
+    heavy = ("boto3", "botocore", "pydantic", "typer", "seawall.settings", "http.client",
+             "seawall.postgres.wal.fetch", "seawall.storage.s3.backend")  # fmt: skip
+    assert [m for m in heavy if m in out["modules"]] == []

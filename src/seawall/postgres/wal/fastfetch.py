@@ -199,15 +199,27 @@ def archived(archive: str, name: str) -> str:
 def decode(path: str, identities: list[str]) -> tuple[bytes, str]:
     """(raw content, sha256 prefix it must have) of archived file ``path``; Fallback if not lean."""
     base = path.rsplit("/", 1)[-1]
-    name, _, rest = base.partition("-")
-    sha, suffix = rest[:SHA_LEN], rest[SHA_LEN:]
-    if not is_segment_name(name) or suffix not in _LEAN_SUFFIXES:
-        raise Fallback("not a zstd segment")
+    _lean_name(base)
     try:
         with open(path, "rb", buffering=0) as fh:
             data = fh.read(MAX_SIZE + 1)
     except OSError as exc:
         raise Fallback(f"cannot read {path}") from exc
+    return decode_bytes(data, base, identities)
+
+
+def _lean_name(base: str) -> tuple[str, str]:
+    """(sha256 prefix, suffix) of an archived file name the lean path decodes, or Fallback."""
+    name, _, rest = base.partition("-")
+    sha, suffix = rest[:SHA_LEN], rest[SHA_LEN:]
+    if not is_segment_name(name) or suffix not in _LEAN_SUFFIXES:
+        raise Fallback("not a zstd segment")
+    return sha, suffix
+
+
+def decode_bytes(data: bytes, base: str, identities: list[str]) -> tuple[bytes, str]:
+    """:func:`decode` of the bytes of archived file ``base`` (read already, e.g. from S3)."""
+    sha, suffix = _lean_name(base)
     if suffix.endswith(".age"):
         # only X25519 stanzas (an scrypt stanza must be alone: it would be first)
         if not identities or not data.startswith(AGE_X25519_HEAD):

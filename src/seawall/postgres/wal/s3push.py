@@ -70,7 +70,7 @@ from seawall.postgres.wal.fastpush import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from seawall.storage.s3.lean import Client
 
@@ -111,6 +111,35 @@ class _MemorySink(_Sink):
         self.parts.append(piece)
         self.digest.update(piece)
         return len(piece)
+
+
+class _Background:
+    """``fn()`` in a thread; :meth:`result` waits and returns it or re-raises its error."""
+
+    def __init__(self, fn: Callable[[], list[str]]) -> None:
+        import _thread
+
+        self.fn = fn
+        self.value: list[str] = []
+        self.error: BaseException | None = None
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+        _thread.start_new_thread(self._run, ())
+
+    def _run(self) -> None:
+        try:
+            self.value = self.fn()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.release()
+
+    def result(self) -> list[str]:
+        self.done.acquire()
+        self.done.release()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def _kind(name: str) -> str:
@@ -237,22 +266,33 @@ def _push_open(
     size = os.fstat(fd).st_size
     if size > MAX_SIZE:
         raise Fallback("too large")
+    header: tuple[int, int] | None = None
     if kind in ("segment", "partial"):
         head = os.pread(fd, _LONG_HEADER_SIZE, 0)
-        sysid, seg_size = check_header(name, head, size, whole=kind == "segment")
-        _check_archive(client, archive, cluster, sysid, seg_size)
-    before = _versions(client, directory, name)
+        header = check_header(name, head, size, whole=kind == "segment")
     try:
         cctx = zstd_backend().ZstdCompressor(
             level=WAL_ZSTD_LEVEL if level is None else level, threads=threads, write_checksum=True
         )
     except Exception as exc:  # zstd refuses the options
         raise Fallback(f"{type(exc).__name__}: {exc}") from exc
-    sink = _MemorySink(_Compressor(cctx, size), recipients)
+
+    def probe() -> list[str]:
+        if header is not None:
+            _check_archive(client, archive, cluster, *header)
+        return _versions(client, directory, name)
+
+    # archive.json and the listing travel while this thread hashes and the
+    # others compress and encrypt (the socket waits release the GIL)
+    background = _Background(probe)
     try:
-        sha = _hash_and_compress(fd, size, sink.source)
+        sink = _MemorySink(_Compressor(cctx, size), recipients)
+        try:
+            sha = _hash_and_compress(fd, size, sink.source)
+        finally:
+            sink.join()
     finally:
-        sink.join()
+        before = background.result()  # joined before anything else uses the connection
     sink.wait()
     same = [k for k in before if _sha_of(k, name) == sha[:SHA_LEN]]
     if len(before) > len(same):
