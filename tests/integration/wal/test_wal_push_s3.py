@@ -174,12 +174,41 @@ def test_racing_pushes_of_different_content(
         stored = [k for k in _keys(s3_server, bucket) if f"/{name}-" in k]
         assert codes.count(0) <= 1, (round_, codes, stored)
         assert set(codes) <= {0, 9}, codes
+        assert codes.count(0) <= 1, (round_, codes, stored)
         if 0 in codes:  # only the acknowledged version stays: the loser withdrew its own
             winner = (a, b)[codes.index(0)]
             sha = hashlib.sha256(winner.read_bytes()).hexdigest()[:40]
             assert len(stored) == 1 and sha in stored[0], (codes, stored)
         else:  # both saw each other and withdrew: PostgreSQL retries
             assert stored == [], (codes, stored)
+
+
+def test_racing_pushes_of_the_same_content(
+    s3_server: S3Server, tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """A primary and a standby (archive_mode=always) pushing the same segment at the
+    same instant: both succeed, one object (If-None-Match: * answers the second 412)."""
+    _, public = age_keys
+    bucket = new_bucket(s3_server)
+    env = _env(s3_server, f"s3://{bucket}", public)
+    assert _push(segment(tmp_path, "000000010000000000000001"), env).returncode == 0
+    script = (
+        "import os, sys, time\n"
+        "from seawall.entry import main\n"
+        "time.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
+        "os._exit(main(['postgres', 'wal-push', sys.argv[1]]))\n"
+    )
+    python = str(Path(SEAWALL).parent / "python")
+    for round_ in range(4):
+        name = f"0000000100000000000000{0x30 + round_:02X}"
+        a = _segment_in(tmp_path / f"s{round_}", name)
+        b = tmp_path / f"t{round_}" / name
+        b.parent.mkdir()
+        shutil.copyfile(a, b)
+        at = str(time.time() + 1.5)
+        procs = [subprocess.Popen([python, "-c", script, str(p), at], env=env) for p in (a, b)]
+        assert [p.wait(timeout=120) for p in procs] == [0, 0]
+        assert len([k for k in _keys(s3_server, bucket) if f"/{name}-" in k]) == 1
 
 
 def test_bad_credentials_missing_bucket_read_only_key(
