@@ -12,7 +12,9 @@ tools taking turns segment by segment (``wal.interleaved_rows``):
 * ``seawall postgres wal-push`` with ``BACKUP_DIR=s3://…`` over TLS
   (``AWS_CA_BUNDLE`` = the certificate): zstd level 1 + age, the lean S3
   path (standard-library SigV4 client, no boto3);
-* the same over plain HTTP, to show what TLS costs.
+* the same over plain HTTP, to show what TLS costs;
+* the same into a local archive (a reference: what S3 adds, in the same
+  minutes of a shared machine).
 
 Goal (issue 14): seawall no slower than pgBackRest, median under 100 ms.
 """
@@ -138,10 +140,18 @@ def run(ctx: Context) -> list[Row]:
 
         return setup
 
+    def seawall_local(n: int) -> tuple[Callable[[Path], measure.RunResult], Path | None]:
+        out = ctx.tmpdir(f"wals3-local-{n}")
+        env = ctx.seawall_env(out)
+        cmd = [*ctx.seawall_cmd(), "postgres", "wal-push"]
+        return (lambda seg: measure.run([[*cmd, str(seg)]], env=env, timeout=timeout), out)
+
     lanes = [
         Lane("pgbackrest archive-push (S3 over TLS, zst + aes-256-cbc)", pgbackrest_setup, baseline=True),
         Lane("seawall postgres wal-push (S3 over TLS, zstd+age)", seawall(server.https_endpoint, "tls"), rss="root"),
         Lane("seawall postgres wal-push (S3 over HTTP, zstd+age)", seawall(server.endpoint, "http"), rss="root"),
+        # the same push into a local archive, same minutes: what S3 adds
+        Lane("seawall postgres wal-push (local archive, zstd+age), reference", seawall_local, rss="root"),
     ]  # fmt: skip
     unavailable = ctx.seawall_unavailable("postgres", "wal-push")
     if unavailable:
@@ -152,7 +162,7 @@ def run(ctx: Context) -> list[Row]:
     for row in rows:
         row.suite = SUITE
     sizes = _stored_sizes(server)
-    for row, prefix in zip(rows, ("pgbr-", "seawall-tls-", "seawall-http-"), strict=True):
+    for row, prefix in zip(rows, ("pgbr-", "seawall-tls-", "seawall-http-"), strict=False):
         if row.samples and sizes.get(prefix):
             row.artifact_bytes = sizes[prefix] // len(row.samples)
     apply_baseline(rows)
