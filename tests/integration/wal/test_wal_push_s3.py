@@ -580,3 +580,73 @@ def test_retries_and_integrity_on_the_wire(
     assert "AWS_PROFILE" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not Path("s3:").exists() and not (tmp_path / "s3:").exists()
     assert [k for k in _keys(s3_server, bucket) if "00000043" in k or "00000044" in k] == []
+
+
+def test_recovery_from_s3_through_restore_command(
+    s3_server: S3Server,
+    pg_factory: Callable[..., PgCluster],
+    age_keys: tuple[Path, str],
+    private_dir: Path,
+) -> None:
+    """A real PG15 cluster archives into S3 (archive_command = wal-push, including the
+    base backup's .backup file); a base backup taken by hand recovers from S3 through
+    restore_command = wal-fetch alone, up to the last archived transaction."""
+    key, public = age_keys
+    bucket = new_bucket(s3_server)
+    secret = private_dir / "aws-secret"
+    secret.write_text(s3_server.secret_key + "\n")
+    identity = private_dir / "identity.txt"
+    shutil.copyfile(key, identity)
+    for f in (secret, identity):
+        f.chmod(0o400)
+        shutil.chown(f, "postgres", "postgres")
+    common = (
+        f"BACKUP_DIR=s3://{bucket}/pitr AWS_ENDPOINT_URL={s3_server.endpoint} "
+        f"AWS_ACCESS_KEY_ID={s3_server.access_key} AWS_SECRET_ACCESS_KEY_FILE={secret}"
+    )
+    push = f"'env {common} ENCRYPTION=true ENCRYPTION_RECIPIENTS={public} {SEAWALL} postgres wal-push %p'"
+    pg = pg_factory(
+        version=15,
+        extra_conf={"archive_mode": "on", "archive_command": push, "wal_keep_size": "0"},
+    )
+    pg.psql("CREATE TABLE t (x int)")
+    pg.psql("INSERT INTO t SELECT generate_series(1, 1000)")
+    wait_archived(pg, pg.psql("SELECT pg_walfile_name(pg_switch_wal())"), 60)
+
+    restored = PgCluster(
+        bin_dir=pg.bin_dir, base=private_dir / "restored", port=free_loopback_port()
+    )
+    restored.base.mkdir()
+    restored.sockdir.mkdir()
+    for d in (restored.base, restored.sockdir):
+        shutil.chown(d, "postgres", "postgres")
+    backup = subprocess.run(
+        [str(pg.bin_dir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(pg.port), "-U",
+         pg.env()["PGUSER"], "-D", str(restored.datadir), "-X", "none", "-c", "fast"],
+        env=pg.env(), user="postgres", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert backup.returncode == 0, backup.stderr
+    pg.psql("INSERT INTO t SELECT generate_series(1001, 2500)")
+    last = pg.psql("SELECT pg_walfile_name(pg_switch_wal())")
+    wait_archived(pg, last, 60)
+    keys = _keys(s3_server, bucket)
+    assert any(k.endswith(".zst.age") and ".backup-" in k for k in keys), keys
+
+    fetch = f"'env {common} ENCRYPTION_IDENTITY_FILE={identity} {SEAWALL} postgres wal-fetch %f %p'"
+    restored.set_conf(
+        port=str(restored.port),
+        unix_socket_directories=f"'{restored.sockdir}'",
+        archive_mode="off",
+        restore_command=fetch,
+    )
+    (restored.datadir / "recovery.signal").touch()
+    shutil.chown(restored.datadir / "recovery.signal", "postgres", "postgres")
+    try:
+        restored.start(timeout=120)
+        deadline = time.monotonic() + 120
+        while restored.psql("SELECT pg_is_in_recovery()") != "f":
+            assert time.monotonic() < deadline, "recovery from S3 did not finish"
+            time.sleep(0.2)
+        assert restored.psql("SELECT count(*), max(x) FROM t") == "2500|2500"
+    finally:
+        restored.destroy()
