@@ -650,3 +650,37 @@ def test_recovery_from_s3_through_restore_command(
         assert restored.psql("SELECT count(*), max(x) FROM t") == "2500|2500"
     finally:
         restored.destroy()
+
+
+def test_history_and_partial_files(
+    s3_server: S3Server, tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """A timeline history file and a .partial segment (what a promotion archives)
+    are pushed by the lean S3 path under the local layout; the history file is
+    fetched back; other content under an archived history name is refused."""
+    key, public = age_keys
+    bucket = new_bucket(s3_server)
+    env = _env(s3_server, f"s3://{bucket}", public, ENCRYPTION_IDENTITY_FILE=str(key))
+    assert _push(segment(tmp_path, "000000010000000000000001"), env).returncode == 0
+    history = tmp_path / "00000002.history"
+    history.write_text("1\t0/3000000\tno recovery target specified\n")
+    assert _push(history, env).returncode == 0
+    partial = tmp_path / "000000010000000000000003.partial"
+    shutil.copyfile(_segment_in(tmp_path / "p", "000000010000000000000003"), partial)
+    res = _push(partial, env)
+    assert res.returncode == 0, res.stderr
+    keys = _keys(s3_server, bucket)
+    hsha = hashlib.sha256(history.read_bytes()).hexdigest()[:40]
+    psha = hashlib.sha256(partial.read_bytes()).hexdigest()[:40]
+    assert f"postgresql/wal/main/history/00000002.history-{hsha}.zst.age" in keys
+    assert f"postgresql/wal/main/0000000100000000/{partial.name}-{psha}.zst.age" in keys
+
+    dest = tmp_path / "restored-history"
+    res = _fetch("00000002.history", dest, env)
+    assert res.returncode == 0, res.stderr
+    assert dest.read_bytes() == history.read_bytes()
+
+    history.write_text("1\t0/4000000\tanother timeline\n")
+    refused = _push(history, env)
+    assert refused.returncode == 9, refused.stderr
+    assert len([k for k in _keys(s3_server, bucket) if "00000002.history" in k]) == 1

@@ -208,18 +208,25 @@ def decode(path: str, identities: list[str]) -> tuple[bytes, str]:
     return decode_bytes(data, base, identities)
 
 
-def _lean_name(base: str) -> tuple[str, str]:
+def _lean_name(base: str, history_ok: bool = False) -> tuple[str, str]:
     """(sha256 prefix, suffix) of an archived file name the lean path decodes, or Fallback."""
     name, _, rest = base.partition("-")
     sha, suffix = rest[:SHA_LEN], rest[SHA_LEN:]
-    if not is_segment_name(name) or suffix not in _LEAN_SUFFIXES:
+    history = history_ok and len(name) == 16 and name.endswith(".history")
+    if not (is_segment_name(name) or history) or suffix not in _LEAN_SUFFIXES:
         raise Fallback("not a zstd segment")
     return sha, suffix
 
 
-def decode_bytes(data: bytes, base: str, identities: list[str]) -> tuple[bytes, str]:
-    """:func:`decode` of the bytes of archived file ``base`` (read already, e.g. from S3)."""
-    sha, suffix = _lean_name(base)
+def decode_bytes(
+    data: bytes, base: str, identities: list[str], *, history_ok: bool = False
+) -> tuple[bytes, str]:
+    """:func:`decode` of the bytes of archived file ``base`` (read already, e.g. from S3).
+
+    ``history_ok``: a timeline history file is decoded too (the S3 fetch,
+    which has no general path to hand it to in every build).
+    """
+    sha, suffix = _lean_name(base, history_ok)
     if suffix.endswith(".age"):
         # only X25519 stanzas (an scrypt stanza must be alone: it would be first)
         if not identities or not data.startswith(AGE_X25519_HEAD):

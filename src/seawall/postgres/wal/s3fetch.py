@@ -97,7 +97,7 @@ def fetch(name: str, dest: str, env: Mapping[str, str] | None = None) -> str:
             raise Fallback("vanished")
     finally:
         client.close()
-    raw, sha = decode_bytes(data, found[0].rsplit("/", 1)[-1], opts.identities)
+    raw, sha = decode_bytes(data, found[0].rsplit("/", 1)[-1], opts.identities, history_ok=True)
     try:
         write_checked(raw, sha, dest)
     except OSError as exc:
