@@ -16,7 +16,7 @@ import string
 
 import pytest
 
-from seawall.storage.s3 import lean
+from seawall.storage.s3 import lean, leanconf, sigv4
 from seawall.storage.s3.retry import CREDENTIAL_CODES, RETRYABLE_CODES
 
 AK = "AKIAIOSFODNN7EXAMPLE"
@@ -37,7 +37,7 @@ def _sig(auth: str) -> str:
             "/test.txt",
             {},
             {"range": "bytes=0-9"},
-            lean.EMPTY_SHA256,
+            sigv4.EMPTY_SHA256,
             "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
         ),
         (  # PUT Object: a key needing percent-encoding, a Date and a storage class
@@ -53,7 +53,7 @@ def _sig(auth: str) -> str:
             "/",
             {"lifecycle": ""},
             {},
-            lean.EMPTY_SHA256,
+            sigv4.EMPTY_SHA256,
             "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543",
         ),
         (  # GET Bucket (list objects): query parameters sorted
@@ -61,7 +61,7 @@ def _sig(auth: str) -> str:
             "/",
             {"max-keys": "2", "prefix": "J"},
             {},
-            lean.EMPTY_SHA256,
+            sigv4.EMPTY_SHA256,
             "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
         ),
     ],
@@ -75,7 +75,7 @@ def test_aws_published_examples(
     expected: str,
 ) -> None:
     headers = {"host": HOST, "x-amz-date": DATE, "x-amz-content-sha256": payload, **extra}
-    auth = lean.sign(
+    auth = sigv4.sign(
         method, path, query, headers, payload,
         access_key=AK, secret_key=SK, region="us-east-1", amz_date=DATE,
     )  # fmt: skip
@@ -84,7 +84,7 @@ def test_aws_published_examples(
 
 
 def test_key_encoding_matches_the_examples() -> None:
-    client = lean.Client(lean.Config("s3://examplebucket", access_key=AK, secret_key=SK))
+    client = lean.Client(leanconf.Config("s3://examplebucket", access_key=AK, secret_key=SK))
     assert client._path("test$file.text") == "/test%24file.text"  # virtual-hosted (no endpoint)
     assert client._host_header() == HOST.replace(".s3.", ".s3.us-east-1.")
 
@@ -108,7 +108,7 @@ def test_signer_agrees_with_botocore() -> None:
         }
         token = rng.choice([None, "FQoGZXIvYXdzE" + "x" * rng.randint(0, 30)])
         region = rng.choice(["us-east-1", "eu-central-1", "garage"])
-        cfg = lean.Config(
+        cfg = leanconf.Config(
             "s3://bucket-1", access_key="AKID" + str(rng.random()), secret_key=str(rng.random()),
             token=token, region=region, endpoint="http://127.0.0.1:8333",
         )  # fmt: skip
@@ -124,13 +124,13 @@ def test_signer_agrees_with_botocore() -> None:
         }
         if token:
             headers["x-amz-security-token"] = token
-        ours = lean.sign(
+        ours = sigv4.sign(
             "PUT", path, query, headers, payload, access_key=cfg.access_key,
             secret_key=cfg.secret_key, region=region, amz_date=amz_date,
         )  # fmt: skip
         url = f"http://127.0.0.1:8333{path}"
         if query:
-            url += "?" + lean.canonical_query(query)
+            url += "?" + sigv4.canonical_query(query)
         request = AWSRequest(method="PUT", url=url, data=body, headers=dict(headers))
         request.context["timestamp"] = amz_date
         signer = S3SigV4Auth(Credentials(cfg.access_key, cfg.secret_key, token), "s3", region)
@@ -159,7 +159,7 @@ def test_config_reads_the_standard_variables(tmp_path: object) -> None:
         "S3_SSE": "aws:kms",
         "S3_SSE_KMS_KEY_ID": "alias/x",
     }
-    cfg = lean.config_from_env("s3://b/some/prefix/", env)
+    cfg = leanconf.config_from_env("s3://b/some/prefix/", env)
     assert (cfg.bucket, cfg.prefix, cfg.secret_key, cfg.region) == (
         "b",
         "some/prefix",
@@ -172,7 +172,9 @@ def test_config_reads_the_standard_variables(tmp_path: object) -> None:
         cfg.key("postgresql/wal/main/archive.json")
         == "some/prefix/postgresql/wal/main/archive.json"
     )
-    aws = lean.config_from_env("s3://b", {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"})
+    aws = leanconf.config_from_env(
+        "s3://b", {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
+    )
     assert (aws.host, aws.port, aws.secure, aws.virtual) == (
         "s3.us-east-1.amazonaws.com",
         443,
@@ -180,9 +182,11 @@ def test_config_reads_the_standard_variables(tmp_path: object) -> None:
         True,
     )
     for general in ({"AWS_PROFILE": "prod"}, {"AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/token"}, {}):
-        with pytest.raises(lean.NeedsGeneral):
-            lean.config_from_env("s3://b", {"AWS_ACCESS_KEY_ID": "a", **general} if general else {})
-    with pytest.raises(lean.S3Error, match="AWS_SECRET_ACCESS_KEY_FILE: cannot read"):
-        lean.config_from_env(
+        with pytest.raises(leanconf.NeedsGeneral):
+            leanconf.config_from_env(
+                "s3://b", {"AWS_ACCESS_KEY_ID": "a", **general} if general else {}
+            )
+    with pytest.raises(leanconf.S3Error, match="AWS_SECRET_ACCESS_KEY_FILE: cannot read"):
+        leanconf.config_from_env(
             "s3://b", {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY_FILE": str(secret) + "x"}
         )

@@ -67,7 +67,7 @@ def _lean_push(path: str) -> int | None:
 def _lean_push_s3(path: str) -> int | None:
     """:func:`_lean_push` into an ``s3://`` repository (postgres/wal/s3push.py)."""
     from seawall.postgres.wal.s3push import push, s3_backup_dir
-    from seawall.storage.s3.lean import S3Error
+    from seawall.storage.s3.leanconf import S3Error
 
     try:
         push(path)
@@ -102,7 +102,7 @@ def _lean_fetch_s3(name: str, dest: str) -> int | None:
     from seawall.postgres.wal.fastfetch import Missing
     from seawall.postgres.wal.s3fetch import fetch
     from seawall.postgres.wal.s3push import s3_backup_dir
-    from seawall.storage.s3.lean import S3Error
+    from seawall.storage.s3.leanconf import S3Error
 
     try:
         fetch(name, dest)

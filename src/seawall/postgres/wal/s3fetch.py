@@ -16,7 +16,7 @@ and the archive exists: a quiet exit 1); :class:`~seawall.postgres.wal.fastpush.
 (``%p`` untouched; the general path decides and explains: several
 versions, a corrupt file, a wrong key, gzip, a passphrase, credentials from
 a profile or a web identity, no WAL archive at all);
-:class:`seawall.storage.s3.lean.S3Error` (the server failed or refused:
+:class:`seawall.storage.s3.leanconf.S3Error` (the server failed or refused:
 one loud line, never the quiet exit 1 that would end a recovery early).
 """
 
@@ -52,12 +52,13 @@ DEFAULT_DEADLINE = 30.0
 
 def fetch(name: str, dest: str, env: Mapping[str, str] | None = None) -> str:
     """Restore WAL file ``name`` from S3 into ``dest``; returns the object's key."""
-    from seawall.storage.s3 import lean
+    from seawall.storage.s3.lean import Client
+    from seawall.storage.s3.leanconf import NeedsGeneral, config_from_env
 
     opts = options(env)
     try:
-        config = lean.config_from_env(opts.raw.backup_dir, env)
-    except lean.NeedsGeneral as exc:
+        config = config_from_env(opts.raw.backup_dir, env)
+    except NeedsGeneral as exc:
         raise Fallback(str(exc)) from exc
     source = os.environ if env is None else env
     try:
@@ -71,7 +72,7 @@ def fetch(name: str, dest: str, env: Mapping[str, str] | None = None) -> str:
         directory = f"{archive}/history"
     else:
         raise Fallback("not a segment or history file name")
-    client = lean.Client(config, deadline=deadline)
+    client = Client(config, deadline=deadline)
     try:
         prefix = f"{directory}/{name}-"
         found = []

@@ -222,17 +222,18 @@ def push(path: str, env: Mapping[str, str] | None = None) -> str:
     """Archive ``path`` into the ``s3://`` repository; returns the stored key.
 
     Raises Fallback (nothing stored under a final key, the general path
-    decides), :class:`seawall.storage.s3.lean.S3Error` (the server failed or
+    decides), :class:`seawall.storage.s3.leanconf.S3Error` (the server failed or
     refused: one line, nothing stored), OSError (the segment unreadable).
     """
-    from seawall.storage.s3 import lean
+    from seawall.storage.s3.lean import Client
+    from seawall.storage.s3.leanconf import NeedsGeneral, config_from_env
 
     name = os.path.basename(path)
     kind = _kind(name)
     backup_dir, cluster, level, threads, recipients = _options(env)
     try:
-        config = lean.config_from_env(backup_dir, env)
-    except lean.NeedsGeneral as exc:
+        config = config_from_env(backup_dir, env)
+    except NeedsGeneral as exc:
         raise Fallback(str(exc)) from exc
     source = os.environ if env is None else env
     try:
@@ -243,7 +244,7 @@ def push(path: str, env: Mapping[str, str] | None = None) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise Fallback("cannot open the file") from exc
-    client = lean.Client(config, deadline=deadline)
+    client = Client(config, deadline=deadline)
     try:
         return _push_open(client, fd, name, kind, cluster, level, threads, recipients)
     finally:
