@@ -89,6 +89,13 @@ def _lean_push_s3(path: str) -> int | None:
                 "either copy"
             )
             return 9
+        if str(exc) == "raced":
+            _err(
+                f"wal-push: another push of {name} with different content reached "
+                f"{s3_backup_dir()} at the same moment; this copy was withdrawn (two "
+                "servers archive one name: give each cluster its own PG_CLUSTER_NAME)"
+            )
+            return 9
         _err(
             f"wal-push: {name}: the lean S3 path does not handle this case ({exc}) and this "
             "build has no general S3 path: use static AWS credentials, zstd, age recipients"

@@ -311,5 +311,5 @@ def _push_open(
     if any(_sha_of(k, name) != sha[:SHA_LEN] for k in after):
         if status == 200:  # ours is one of two versions: withdraw it (module docstring)
             client.delete(key)
-        raise Fallback("conflict")
+        raise Fallback("raced")
     return key
