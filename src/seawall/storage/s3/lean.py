@@ -74,6 +74,9 @@ RETRYABLE_CODES = frozenset(
         "504",
     }
 )
+#: AWS answers a conditional write (If-None-Match) that overlapped another
+#: write of the key with 409 and this code, and asks the client to retry
+CONDITIONAL_CONFLICT = "ConditionalRequestConflict"
 CREDENTIAL_CODES = frozenset(
     {
         "InvalidAccessKeyId",
@@ -236,7 +239,8 @@ class Client:
                     "set AWS_CA_BUNDLE to the CA file that signed it",
                 ) from exc
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
-        if answer.status >= 500 or (answer.status >= 400 and answer.code() in RETRYABLE_CODES):
+        code = answer.code() if answer.status >= 400 else ""
+        if answer.status >= 500 or code in RETRYABLE_CODES or code == CONDITIONAL_CONFLICT:
             self.close()
             raise _Retryable(f"HTTP {answer.status} {answer.code()}")
         return answer
