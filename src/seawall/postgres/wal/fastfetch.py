@@ -158,6 +158,8 @@ def options(env: Mapping[str, str] | None = None) -> Options:
         and all(c in _SAFE for c in cluster)
     ):
         raise Fallback("cluster name needs encoding")
+    # BACKUP_DIR is judged by the caller, not here: fetch() takes an absolute
+    # path only, postgres/wal/s3fetch.py (which shares these options) an s3:// URL
     archive = f"{raw.backup_dir}/{WAL_ROOT}/{cluster}"
     return Options(raw, archive, list(dict.fromkeys(identities)))
 
@@ -321,6 +323,8 @@ def fetch(name: str, dest: str, env: Mapping[str, str] | None = None) -> str:
     is told (started if needed) to decode the segments after ``name``.
     """
     opts = options(env)
+    if not opts.raw.backup_dir.startswith("/"):  # s3://… has its own lean path
+        raise Fallback("BACKUP_DIR is not an absolute path")
     path = archived(opts.archive, name)
     spool = None
     if opts.raw.read_ahead > 0 and is_segment_name(name):

@@ -154,6 +154,8 @@ def _options(env: Mapping[str, str] | None) -> tuple[str, str, int | None, int, 
         raw = read_wal_env(env)
     except WalEnvError as exc:
         raise Fallback(str(exc)) from exc
+    # BACKUP_DIR is judged by the caller, not here: push() takes an absolute
+    # path only, postgres/wal/s3push.py (which shares these options) an s3:// URL
     if raw.compression != "zstd":
         raise Fallback("compression is not zstd")
     recipients: list[str] = []
@@ -525,6 +527,8 @@ def push(path: str, env: Mapping[str, str] | None = None) -> str:
     if len(name) != 24 or not _is_hex(name, _UPPER_HEX):
         raise Fallback("not a plain segment")
     backup_dir, cluster, level, threads, recipients = _options(env)
+    if not backup_dir.startswith("/"):  # s3://… has its own lean path; relative: refused
+        raise Fallback("BACKUP_DIR is not an absolute path")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:

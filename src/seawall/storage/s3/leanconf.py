@@ -107,13 +107,17 @@ class Config:
             raise S3Error("config", f"S3 endpoint {endpoint!r} has no valid host[:port]")
         self.host = host
         self.port = int(port) if port else (443 if self.secure else 80)
-        style = (addressing or ("path" if endpoint else "virtual")).lower()
+        style = (addressing or "auto").lower()
+        if style == "auto":  # as storage/s3/config.py: path-style for a custom endpoint
+            style = "path" if endpoint else "virtual"
         if style not in ("path", "virtual"):
             raise S3Error("config", f"S3_ADDRESSING_STYLE must be path or virtual (got {style!r})")
         self.virtual = style == "virtual"
         self.ca_bundle = ca_bundle
         if sse and sse not in ("AES256", "aws:kms"):
             raise S3Error("config", f"S3_SSE must be AES256 or aws:kms (got {sse!r})")
+        if sse_kms_key_id and sse != "aws:kms":
+            raise S3Error("config", "S3_SSE_KMS_KEY_ID needs S3_SSE=aws:kms")
         self.sse = sse or None
         self.sse_kms_key_id = sse_kms_key_id or None
 
