@@ -64,6 +64,18 @@ def _lean_push(path: str) -> int | None:
     return 0
 
 
+def _general_path_takes_s3() -> bool:
+    """Whether push_wal/fetch_wal (the general path below) can work on an ``s3://`` repository.
+
+    Not yet: they build a local backend from ``BACKUP_DIR``, so handing them
+    an ``s3://`` URL would look for a local directory ``s3:/bucket``. Until
+    they open the repository through ``seawall.storage.factory``, what the
+    lean S3 paths cannot do is refused here in one line (exit 2, or 9 for a
+    conflict) instead. Becomes True when the general WAL path speaks Storage.
+    """
+    return False
+
+
 def _lean_push_s3(path: str) -> int | None:
     """:func:`_lean_push` into an ``s3://`` repository (postgres/wal/s3push.py)."""
     from seawall.postgres.wal.s3push import push, s3_backup_dir
@@ -75,11 +87,9 @@ def _lean_push_s3(path: str) -> int | None:
         _err(f"wal-push: {exc}")
         return 2 if exc.kind == "config" else 7
     except Exception as exc:  # Fallback, or a surprise before anything was stored
-        import importlib.util
-
-        if importlib.util.find_spec("seawall.storage.factory") is not None:
+        if _general_path_takes_s3():
             return None  # the general path opens the s3:// repository itself
-        # this build's general path writes local paths only: never into a folder "s3:"
+        # the general path writes local paths only (yet): never into a folder "s3:"
         name = os.path.basename(path)
         if str(exc) == "conflict":
             _err(
@@ -97,8 +107,9 @@ def _lean_push_s3(path: str) -> int | None:
             )
             return 9
         _err(
-            f"wal-push: {name}: the lean S3 path does not handle this case ({exc}) and this "
-            "build has no general S3 path: use static AWS credentials, zstd, age recipients"
+            f"wal-push: {name}: the lean S3 path does not handle this case ({exc}) and the "
+            "general path does not write to s3:// yet: use static AWS credentials, zstd, "
+            "age recipients"
         )
         return 2
     return 0
@@ -121,9 +132,7 @@ def _lean_fetch_s3(name: str, dest: str) -> int | None:
         _err(f"wal-fetch: {exc}")
         return 2 if exc.kind == "config" else 7
     except Exception as exc:  # Fallback, or a surprise before dest was written
-        import importlib.util
-
-        if importlib.util.find_spec("seawall.storage.factory") is not None:
+        if _general_path_takes_s3():
             return None  # the general path opens the s3:// repository itself
         reason = str(exc)
         code = (
@@ -137,7 +146,7 @@ def _lean_fetch_s3(name: str, dest: str) -> int | None:
         )
         _err(
             f"wal-fetch: {name} from {s3_backup_dir()}: {reason}; %p not written (the lean "
-            "S3 path cannot go on and this build has no general S3 path)"
+            "S3 path cannot go on and the general path does not read s3:// yet)"
         )
         return code
     return 0
