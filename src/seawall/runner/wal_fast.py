@@ -45,6 +45,10 @@ def _err(message: str) -> None:
 
 def _lean_push(path: str) -> int | None:
     """0 when the lean path archived ``path``; None when push_wal must do it."""
+    from seawall.postgres.wal.s3push import s3_backup_dir
+
+    if s3_backup_dir() is not None:
+        return _lean_push_s3(path)
     from seawall.postgres.wal.fastpush import push
 
     try:
@@ -60,8 +64,100 @@ def _lean_push(path: str) -> int | None:
     return 0
 
 
+def _general_path_takes_s3() -> bool:
+    """Whether push_wal/fetch_wal (the general path below) can work on an ``s3://`` repository.
+
+    Not yet: they build a local backend from ``BACKUP_DIR``, so handing them
+    an ``s3://`` URL would look for a local directory ``s3:/bucket``. Until
+    they open the repository through ``seawall.storage.factory``, what the
+    lean S3 paths cannot do is refused here in one line (exit 2, or 9 for a
+    conflict) instead. Becomes True when the general WAL path speaks Storage.
+    """
+    return False
+
+
+def _lean_push_s3(path: str) -> int | None:
+    """:func:`_lean_push` into an ``s3://`` repository (postgres/wal/s3push.py)."""
+    from seawall.postgres.wal.s3push import push, s3_backup_dir
+    from seawall.storage.s3.leanconf import S3Error
+
+    try:
+        push(path)
+    except S3Error as exc:  # one line naming the fix; nothing stored under a final key
+        _err(f"wal-push: {exc}")
+        return 2 if exc.kind == "config" else 7
+    except Exception as exc:  # Fallback, or a surprise before anything was stored
+        if _general_path_takes_s3():
+            return None  # the general path opens the s3:// repository itself
+        # the general path writes local paths only (yet): never into a folder "s3:"
+        name = os.path.basename(path)
+        if str(exc) == "conflict":
+            _err(
+                f"wal-push: {name} is already archived with different content in "
+                f"{s3_backup_dir()}; refusing to add another "
+                "version (`seawall postgres wal-check` lists it): investigate before removing "
+                "either copy"
+            )
+            return 9
+        if str(exc) == "raced":
+            _err(
+                f"wal-push: another push of {name} with different content reached "
+                f"{s3_backup_dir()} at the same moment; this copy was withdrawn (two "
+                "servers archive one name: give each cluster its own PG_CLUSTER_NAME)"
+            )
+            return 9
+        _err(
+            f"wal-push: {name}: the lean S3 path does not handle this case ({exc}) and the "
+            "general path does not write to s3:// yet: use static AWS credentials, zstd, "
+            "age recipients"
+        )
+        return 2
+    return 0
+
+
+def _lean_fetch_s3(name: str, dest: str) -> int | None:
+    """:func:`_lean_fetch` from an ``s3://`` repository (postgres/wal/s3fetch.py)."""
+    from seawall.postgres.wal.fastfetch import Missing
+    from seawall.postgres.wal.s3fetch import fetch
+    from seawall.postgres.wal.s3push import s3_backup_dir
+    from seawall.storage.s3.leanconf import S3Error
+
+    try:
+        fetch(name, dest)
+    except Missing:
+        if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
+            _err(f"wal-fetch: {name} is not in the archive")
+        return 1
+    except S3Error as exc:  # loudly: never the quiet exit 1 that ends recovery early
+        _err(f"wal-fetch: {exc}")
+        return 2 if exc.kind == "config" else 7
+    except Exception as exc:  # Fallback, or a surprise before dest was written
+        if _general_path_takes_s3():
+            return None  # the general path opens the s3:// repository itself
+        reason = str(exc)
+        code = (
+            8
+            if reason.startswith("decryption")
+            else 3
+            if reason.startswith(("decompression", "content does not match", "archived more"))
+            else 7
+            if reason == "no WAL archive"
+            else 2
+        )
+        _err(
+            f"wal-fetch: {name} from {s3_backup_dir()}: {reason}; %p not written (the lean "
+            "S3 path cannot go on and the general path does not read s3:// yet)"
+        )
+        return code
+    return 0
+
+
 def _lean_fetch(name: str, dest: str) -> int | None:
     """0 when the lean path restored ``name``, 1 when it is not archived, None: general path."""
+    from seawall.postgres.wal.s3push import s3_backup_dir
+
+    if s3_backup_dir() is not None:
+        return _lean_fetch_s3(name, dest)
     from seawall.postgres.wal.fastfetch import Missing, fetch
 
     try:

@@ -154,8 +154,8 @@ def _options(env: Mapping[str, str] | None) -> tuple[str, str, int | None, int, 
         raw = read_wal_env(env)
     except WalEnvError as exc:
         raise Fallback(str(exc)) from exc
-    if not raw.backup_dir.startswith("/"):  # s3://… or relative: the general path decides
-        raise Fallback("BACKUP_DIR is not an absolute path")
+    # BACKUP_DIR is judged by the caller, not here: push() takes an absolute
+    # path only, postgres/wal/s3push.py (which shares these options) an s3:// URL
     if raw.compression != "zstd":
         raise Fallback("compression is not zstd")
     recipients: list[str] = []
@@ -221,6 +221,20 @@ def _json_field(text: str, field: str) -> str | None:
 
 def _check_segment(name: str, head: bytes, size: int, archive: str) -> None:
     """Header against name, size and archive.json; Fallback on any doubt."""
+    sysid, seg_size = check_header(name, head, size)
+    try:
+        with open(f"{archive}/{ARCHIVE_INFO}", encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:  # first push: the general path writes archive.json
+        raise Fallback("no archive.json") from exc
+    check_archive_info(text, sysid, seg_size)
+
+
+def check_header(name: str, head: bytes, size: int, *, whole: bool = True) -> tuple[int, int]:
+    """(system identifier, segment size) of a segment's long header; Fallback on any doubt.
+
+    ``whole``: the file must be exactly one segment (False for a ``.partial``).
+    """
     if len(head) < _LONG_HEADER_SIZE:
         raise Fallback("short file")
     info = int.from_bytes(head[2:4], "little")
@@ -228,21 +242,21 @@ def _check_segment(name: str, head: bytes, size: int, archive: str) -> None:
     sysid = int.from_bytes(head[24:32], "little")
     seg_size = int.from_bytes(head[32:36], "little")
     blcksz = int.from_bytes(head[36:40], "little")
-    if not info & _XLP_LONG_HEADER or size != seg_size:
+    if not info & _XLP_LONG_HEADER or (whole and size != seg_size) or size > seg_size:
         raise Fallback("header")
     if blcksz < 1024 or blcksz & (blcksz - 1):  # segment.read_header refuses it
         raise Fallback("block size")
     if seg_size < 1 << 20 or seg_size > 1 << 30 or seg_size & (seg_size - 1):
         raise Fallback("segment size")
     per_log = 0x1_0000_0000 // seg_size
-    tli, log, seg = int(name[:8], 16), int(name[8:16], 16), int(name[16:], 16)
+    tli, log, seg = int(name[:8], 16), int(name[8:16], 16), int(name[16:24], 16)
     if tli == 0 or seg >= per_log or pageaddr != (log * per_log + seg) * seg_size:
         raise Fallback("page address")
-    try:
-        with open(f"{archive}/{ARCHIVE_INFO}", encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:  # first push: the general path writes archive.json
-        raise Fallback("no archive.json") from exc
+    return sysid, seg_size
+
+
+def check_archive_info(text: str, sysid: int, seg_size: int) -> None:
+    """archive.json's identity against a segment's header; Fallback unless both match."""
     if _json_field(text, "system_identifier") != str(sysid):
         raise Fallback("system identifier")
     if _json_field(text, "wal_segment_size") != str(seg_size):
@@ -513,6 +527,8 @@ def push(path: str, env: Mapping[str, str] | None = None) -> str:
     if len(name) != 24 or not _is_hex(name, _UPPER_HEX):
         raise Fallback("not a plain segment")
     backup_dir, cluster, level, threads, recipients = _options(env)
+    if not backup_dir.startswith("/"):  # s3://… has its own lean path; relative: refused
+        raise Fallback("BACKUP_DIR is not an absolute path")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
