@@ -39,6 +39,7 @@ from seawall.storage.mirror import (
     Mirror,
     copy_object,
     deletes_prefix,
+    down_marker,
     is_mirrored_key,
     pending_prefix,
 )
@@ -166,6 +167,8 @@ def sync_mirror(primary: Storage, mirror: Mirror, *, dry_run: bool = False) -> M
             if not dry_run:
                 primary.delete(rkey)
     _apply_deletes(primary, mirror, report, src, dry_run=dry_run)
+    if report.complete and not dry_run:
+        primary.delete(down_marker(mirror.id))  # wal-push and backups try it again at once
     return report
 
 

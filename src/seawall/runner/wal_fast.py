@@ -75,6 +75,35 @@ def _lean_fetch(name: str, dest: str) -> int | None:
     return 0
 
 
+#: The most a general-path wal-push waits for a mirror (MIRROR_TIMEOUT caps it lower):
+#: after a failure the mirror is skipped for a minute by every process (storage/mirror.py).
+WAL_MIRROR_TIMEOUT = 5.0
+
+
+def _mirror_wal(primary: str, key: str) -> None:
+    """After the primary holds ``key`` durably: copy it to each MIRRORS repository, or record
+    it for ``seawall sync``. Never fails the push (the primary decides, docs/object-storage.md)."""
+    mirrors = os.environ.get("SEAWALL_MIRRORS") or os.environ.get("MIRRORS") or ""
+    locations = [m.strip() for m in mirrors.split(",") if m.strip()]
+    if not locations:
+        return
+    from seawall.storage.factory import open_repository
+    from seawall.storage.mirror import MirroredStorage
+
+    try:
+        limit = float(
+            os.environ.get("SEAWALL_MIRROR_TIMEOUT") or os.environ.get("MIRROR_TIMEOUT") or 30
+        )
+    except ValueError:
+        limit = WAL_MIRROR_TIMEOUT
+    try:
+        repo = open_repository(primary, locations, mirror_timeout=min(limit, WAL_MIRROR_TIMEOUT))
+        if isinstance(repo, MirroredStorage):
+            repo.mirror_existing(key)
+    except Exception as exc:  # a bad MIRRORS or an unwritable record: say so, keep the push
+        _err(f"wal-push: warning: {key} archived, but not mirrored or recorded: {exc}")
+
+
 def main(argv: list[str], *, standalone: bool = False) -> int:
     """Run ``wal-push`` or ``wal-fetch``; returns the exit code.
 
@@ -110,7 +139,9 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
         if cmd == "wal-push":
             from seawall.postgres.wal.push import push_wal
 
-            push_wal(cfg, Path(args[0]))
+            result = push_wal(cfg, Path(args[0]))
+            if not result.duplicate:
+                _mirror_wal(str(cfg.backup_dir), result.key)
             return 0
         from seawall.postgres.wal.fetch import fetch_wal
         from seawall.storage.repository import require_repository

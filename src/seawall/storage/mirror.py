@@ -26,7 +26,12 @@ The rules (docs/object-storage.md, "Mirrors and sync"):
   objects; the oldest record's mtime gives the lag seconds) without
   listing the mirror. After the first failure a mirror counts as down for
   the rest of the process (its retries are bounded by ``MIRROR_TIMEOUT``
-  once, not once per object): later writes are only recorded.
+  once, not once per object): later writes are only recorded. The failure
+  also leaves a marker ``mirrors/<mirror-id>/down`` in the primary: for
+  ``retry_after`` seconds other processes (the next ``wal-push``, the next
+  backup) treat the mirror as down without waiting for it again, so an
+  unreachable mirror costs one timeout a minute, not one per WAL segment.
+  A successful copy or a complete ``sync`` removes the marker.
 * **Deletion:** the same call on every repository in order (primary first),
   so manifest-first deletion holds on each; a mirror that could not delete
   gets a record ``mirrors/<mirror-id>/deletes/<key>`` that ``sync`` applies.
@@ -41,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -74,6 +80,11 @@ def mirror_id(location: str) -> str:
 def pending_prefix(mid: str) -> str:
     """Where the records of objects a mirror misses live in the primary."""
     return f"{MIRRORS_ROOT}/{mid}/pending"
+
+
+def down_marker(mid: str) -> str:
+    """The record, in the primary, that a mirror failed recently (its mtime says when)."""
+    return f"{MIRRORS_ROOT}/{mid}/down"
 
 
 def deletes_prefix(mid: str) -> str:
@@ -200,11 +211,16 @@ def copy_object(
 class MirroredStorage:
     """The primary repository plus its mirrors, behind the one Storage protocol."""
 
-    def __init__(self, primary: Storage, mirrors: Sequence[Mirror]) -> None:
+    def __init__(
+        self, primary: Storage, mirrors: Sequence[Mirror], retry_after: float = 60.0
+    ) -> None:
         self.primary = primary
         self.mirrors = list(mirrors)
+        self.retry_after = retry_after
         #: mirror id -> the error that took it down in this process
         self.down: dict[str, str] = {}
+        #: mirror id -> whether a down marker was found (None: not looked yet)
+        self._marker: dict[str, bool] = {}
 
     # -- what the rest of seawall sees as "the repository": the primary
     def describe(self) -> str:
@@ -262,8 +278,41 @@ class MirroredStorage:
             fresh.append(m.id)
         return fresh
 
-    def _copy(self, m: Mirror, key: str, digest: str) -> None:
+    def _is_down(self, m: Mirror) -> bool:
+        """Down in this process, or marked down by another one less than ``retry_after`` ago."""
         if m.id in self.down:
+            return True
+        if m.id not in self._marker:
+            try:
+                info = self.primary.stat(down_marker(m.id))
+            except (NotFoundError, StorageError):
+                self._marker[m.id] = False
+                return False
+            self._marker[m.id] = True
+            age = time.time() - info.mtime
+            if 0 <= age < self.retry_after:
+                self.down[m.id] = (
+                    f"failed {age:.0f}s ago in another run; retried after {self.retry_after:.0f}s"
+                )
+                return True
+        return False
+
+    def _failed(self, m: Mirror, exc: BaseException) -> None:
+        self.down[m.id] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        try:
+            self.primary.write_bytes(down_marker(m.id), _record("", m.location, self.down[m.id]))
+            self._marker[m.id] = True
+        except Exception as err:  # the pending records are what matters
+            log.debug("could not write the down marker of %s: %s", m.location, err)
+
+    def _copied(self, m: Mirror, key: str) -> None:
+        self.primary.delete(f"{pending_prefix(m.id)}/{key}")
+        if self._marker.get(m.id):  # it answered again: other runs may stop skipping it
+            self.primary.delete(down_marker(m.id))
+            self._marker[m.id] = False
+
+    def _copy(self, m: Mirror, key: str, digest: str | None) -> None:
+        if self._is_down(m):
             log.warning(
                 "mirror %s is down (%s): %s recorded as lagging for `seawall sync`",
                 m.location,
@@ -274,7 +323,7 @@ class MirroredStorage:
         try:
             copy_object(self.primary, m.storage, key, digest)
         except Exception as exc:  # a mirror never fails the primary's write
-            self.down[m.id] = str(exc).splitlines()[0][:300]
+            self._failed(m, exc)
             log.warning(
                 "mirror %s missed %s: %s; recorded as lagging (run `seawall sync`)",
                 m.location,
@@ -282,7 +331,16 @@ class MirroredStorage:
                 self.down[m.id],
             )
             return
-        self.primary.delete(f"{pending_prefix(m.id)}/{key}")
+        self._copied(m, key)
+
+    def mirror_existing(self, key: str) -> None:
+        """Copy an object already committed in the primary (by a writer that bypassed
+        the wrapper, e.g. the general ``wal-push`` path) to every mirror, or record it."""
+        if not is_mirrored_key(key):
+            return
+        self._intent(key)
+        for m in self.mirrors:
+            self._copy(m, key, None)
 
     # -- deletes: the same call on every repository, primary first
     def delete(self, key: str) -> None:
@@ -303,12 +361,12 @@ class MirroredStorage:
             self.primary.delete_tree(pending)
         else:
             self.primary.delete(pending)
-        if m.id not in self.down:
+        if not self._is_down(m):
             try:
                 (m.storage.delete_tree if tree else m.storage.delete)(key)
                 return
             except Exception as exc:  # recorded for sync below
-                self.down[m.id] = str(exc).splitlines()[0][:300]
+                self._failed(m, exc)
         log.warning(
             "mirror %s missed the deletion of %s (%s); recorded for `seawall sync`",
             m.location,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -238,3 +239,60 @@ def test_s3_repository_killed_mid_write_leaves_nothing(
     server.start()
     assert "postgresql/logical/app/x/dump.bin" not in bucket_keys(server, bucket)
     assert not (tmp_path / "mirror" / "postgresql").exists()
+
+
+def test_general_wal_push_mirrors_or_records_and_never_waits_twice(
+    tmp_path: Path,
+    backup_dir: Path,
+    own_s3_server: S3Server,
+    bucket_factory: Callable[[S3Server], str],
+) -> None:
+    """The general wal-push path (COMPRESSION=none goes there, ADR 0002): the segment is
+    durable in the primary first; the mirror gets it, or a record; a dead mirror costs
+    one short timeout, then later pushes skip it at once until ``sync`` closes the gap."""
+    from tests.conftest import SEAWALL
+    from tests.integration.wal.test_wal_lean_push import env_for, make_segment
+
+    server = own_s3_server
+    bucket = bucket_factory(server)
+    mirror = f"s3://{bucket}/repo"
+    env = env_for(backup_dir, "unused", COMPRESSION="none", ENCRYPTION="false")
+    del env["ENCRYPTION_RECIPIENTS"]
+    env.update(s3_env(server), MIRRORS=mirror)
+
+    def push(name: str) -> tuple[subprocess.CompletedProcess[str], float]:
+        seg = make_segment(tmp_path, name, seed=int(name[-1]))
+        t0 = time.monotonic()
+        res = subprocess.run(
+            [SEAWALL, "postgres", "wal-push", str(seg)], env=env, capture_output=True, text=True
+        )
+        return res, time.monotonic() - t0
+
+    res, _ = push("000000010000000000000003")
+    assert res.returncode == 0, res.stderr
+    wal_keys = [k for k in bucket_keys(server, bucket) if k.startswith("postgresql/wal/")]
+    assert any("000000010000000000000003" in k for k in wal_keys)
+    assert pending_records(backup_dir, mirror) == []
+
+    server.kill()
+    res, first = push("000000010000000000000004")
+    assert res.returncode == 0, res.stderr  # the primary decides: PostgreSQL may recycle it
+    assert "recorded as lagging" in res.stderr
+    res, second = push("000000010000000000000005")
+    assert res.returncode == 0, res.stderr
+    assert "is down" in res.stderr  # another process's failure: not waited for again
+    assert second < first, (first, second)
+    recorded = pending_records(backup_dir, mirror)
+    assert [r for r in recorded if "0004" in r] and [r for r in recorded if "0005" in r]
+
+    server.start()
+    res = run_seawall(["sync", "--json"], {**env, "LOG_FORMAT": "text"})
+    assert res.returncode == 0, res.stderr
+    assert pending_records(backup_dir, mirror) == []
+    wal_keys = [k for k in bucket_keys(server, bucket) if k.startswith("postgresql/wal/")]
+    for seg in ("0003", "0004", "0005"):
+        assert any(f"00000001000000000000{seg}" in k for k in wal_keys), wal_keys
+    assert not (backup_dir / "mirrors" / mirror_id(mirror) / "down").exists()
+    res, _ = push("000000010000000000000006")  # the marker is gone: mirrored at once again
+    assert res.returncode == 0 and "lagging" not in res.stderr, res.stderr
+    assert pending_records(backup_dir, mirror) == []
