@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -208,3 +210,22 @@ def test_mirrors_setting(tmp_path: Path) -> None:
             Settings(backup_dir=str(tmp_path / "p"), mirrors=bad)
     with pytest.raises(ConfigError, match="MIRRORS"):
         open_repository(str(tmp_path), ["relative"])
+
+
+def test_sync_removes_only_stale_temporaries_from_the_mirror(tmp_path: Path) -> None:
+    """A copy killed mid-way leaves a temporary in the mirror, which prune (primary
+    only) never sees; sync removes it once it is an hour old, never a fresh one."""
+    repo = _repo(tmp_path / "p", tmp_path / "m")
+    m = _backup(repo)
+    d = tmp_path / "m" / artifact_key(m, "x").rsplit("/", 1)[0]
+    old = d / "dump.bin.zst.partial-0badc0de"
+    fresh = d / "dump.bin.zst.partial-00c0ffee"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    (report,) = sync(repo.primary, repo.mirrors, dry_run=True)
+    assert report.partials_removed == [str(old.relative_to(tmp_path / "m"))]
+    assert old.exists()
+    (report,) = sync(repo.primary, repo.mirrors)
+    assert report.partials_removed == [str(old.relative_to(tmp_path / "m"))]
+    assert not old.exists() and fresh.exists()

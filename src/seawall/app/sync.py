@@ -25,6 +25,7 @@ the copy and compared with the sha256 of the bytes read from the primary.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,11 @@ from seawall.storage.mirror import (
 
 log = get_logger("sync")
 
+#: Temporaries in a mirror older than this are leftovers of a killed copy (a
+#: multipart upload the dead server could not abort); younger ones may be a
+#: backup's copy in flight right now.
+STALE_PARTIAL_SECONDS = 3600.0
+
 
 @dataclass
 class MirrorReport:
@@ -59,6 +65,7 @@ class MirrorReport:
     failed: list[dict[str, str]] = field(default_factory=list)
     held_back: list[str] = field(default_factory=list)
     stale_records: int = 0
+    partials_removed: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -76,6 +83,7 @@ class MirrorReport:
             "failed": self.failed,
             "held_back": self.held_back,
             "stale_records_removed": self.stale_records,
+            "partials_removed": self.partials_removed,
         }
 
 
@@ -167,6 +175,7 @@ def sync_mirror(primary: Storage, mirror: Mirror, *, dry_run: bool = False) -> M
             if not dry_run:
                 primary.delete(rkey)
     _apply_deletes(primary, mirror, report, src, dry_run=dry_run)
+    _remove_stale_partials(mirror, report, dry_run=dry_run)
     if report.complete and not dry_run:
         primary.delete(down_marker(mirror.id))  # wal-push and backups try it again at once
     return report
@@ -199,6 +208,21 @@ def _apply_deletes(
             continue
         primary.delete(rkey)
         report.deleted.append(key)
+
+
+def _remove_stale_partials(mirror: Mirror, report: MirrorReport, *, dry_run: bool) -> None:
+    """What killed copies left in the mirror (prune cleans the primary's, never a mirror's)."""
+    cutoff = time.time() - STALE_PARTIAL_SECONDS
+    for info in mirror.storage.list_partials():
+        if info.mtime >= cutoff or not is_mirrored_key(info.key):
+            continue
+        if not dry_run:
+            try:
+                mirror.storage.delete(info.key)
+            except SeawallError as exc:
+                log.warning("sync to %s: cannot remove %s: %s", mirror.location, info.key, exc)
+                continue
+        report.partials_removed.append(info.key)
 
 
 def sync(primary: Storage, mirrors: list[Mirror], *, dry_run: bool = False) -> list[MirrorReport]:
