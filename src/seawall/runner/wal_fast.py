@@ -30,6 +30,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from seawall.storage.base import Storage
 
 USAGE = (
     "usage: seawall postgres wal-push PATH\n"
@@ -67,6 +71,8 @@ def _lean_fetch(name: str, dest: str) -> int | None:
     try:
         fetch(name, dest)
     except Missing:
+        if _mirror_locations():  # the general path looks in the mirrors too
+            return None
         if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
             _err(f"wal-fetch: {name} is not in the archive")
         return 1
@@ -80,11 +86,22 @@ def _lean_fetch(name: str, dest: str) -> int | None:
 WAL_MIRROR_TIMEOUT = 5.0
 
 
+def _mirror_locations() -> list[str]:
+    mirrors = os.environ.get("SEAWALL_MIRRORS") or os.environ.get("MIRRORS") or ""
+    return [m.strip() for m in mirrors.split(",") if m.strip()]
+
+
+def _mirror_storages() -> list[tuple[str, Storage]]:
+    """(label, storage) of each MIRRORS entry, for wal-fetch's fall-through."""
+    from seawall.storage.factory import open_storage
+
+    return [(f"mirror {m}", open_storage(m, what="MIRRORS")) for m in _mirror_locations()]
+
+
 def _mirror_wal(primary: str, key: str) -> None:
     """After the primary holds ``key`` durably: copy it to each MIRRORS repository, or record
     it for ``seawall sync``. Never fails the push (the primary decides, docs/object-storage.md)."""
-    mirrors = os.environ.get("SEAWALL_MIRRORS") or os.environ.get("MIRRORS") or ""
-    locations = [m.strip() for m in mirrors.split(",") if m.strip()]
+    locations = _mirror_locations()
     if not locations:
         return
     from seawall.storage.factory import open_repository
@@ -149,7 +166,7 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
         # loudly, not the quiet "not archived" exit 1 that ends recovery early
         require_repository(cfg.backup_dir)
         try:
-            fetch_wal(cfg, args[0], Path(args[1]))
+            fetch_wal(cfg, args[0], Path(args[1]), _mirror_storages())
         except NotFoundError:
             if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
                 _err(f"wal-fetch: {args[0]} is not in the archive")

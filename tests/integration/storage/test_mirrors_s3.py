@@ -296,3 +296,32 @@ def test_general_wal_push_mirrors_or_records_and_never_waits_twice(
     res, _ = push("000000010000000000000006")  # the marker is gone: mirrored at once again
     assert res.returncode == 0 and "lagging" not in res.stderr, res.stderr
     assert pending_records(backup_dir, mirror) == []
+
+    # wal-fetch: a segment gone from the primary, another with a flipped byte there,
+    # both come from the mirror, which stderr names; without MIRRORS they fail
+    def fetch(name: str, fetch_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        dest = tmp_path / f"restored-{name}"
+        dest.unlink(missing_ok=True)
+        return subprocess.run(
+            [SEAWALL, "postgres", "wal-fetch", name, str(dest)],
+            env=fetch_env,
+            capture_output=True,
+            text=True,
+        )
+
+    wal_root = backup_dir / "postgresql" / "wal" / "main"
+    (gone,) = wal_root.rglob("000000010000000000000004-*")
+    gone.unlink()
+    (flipped,) = wal_root.rglob("000000010000000000000005-*")
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    flipped.write_bytes(bytes(data))
+    plain = {k: v for k, v in env.items() if k != "MIRRORS"}
+    for name in ("000000010000000000000004", "000000010000000000000005"):
+        assert fetch(name, plain).returncode != 0
+        res = fetch(name, env)
+        assert res.returncode == 0, res.stderr
+        assert f"mirror {mirror}" in res.stderr
+        assert (tmp_path / f"restored-{name}").read_bytes() == (tmp_path / name).read_bytes()
+    res = fetch("000000010000000000000009", env)  # in no repository: the quiet exit 1
+    assert res.returncode == 1 and res.stderr == "", res.stderr
