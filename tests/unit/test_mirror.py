@@ -24,7 +24,8 @@ from seawall.pipeline import PipelineSpec, store_stream
 from seawall.pipeline.stream import decode_to
 from seawall.settings import Settings
 from seawall.storage.factory import open_repository
-from seawall.storage.mirror import MirroredStorage, deletes_prefix, mirror_id, pending_prefix
+from seawall.storage.mirror import MirroredStorage
+from seawall.storage.mirror_layout import deletes_prefix, mirror_id, pending_prefix
 
 
 class _Bytes:

@@ -35,10 +35,8 @@ from seawall.catalog.store import CatalogError, parse_manifest
 from seawall.errors import SeawallError, StorageError, VerificationError
 from seawall.log import get_logger
 from seawall.storage.base import Storage
-from seawall.storage.mirror import (
-    CHUNK,
-    Mirror,
-    copy_object,
+from seawall.storage.mirror import CHUNK, Mirror, copy_object
+from seawall.storage.mirror_layout import (
     deletes_prefix,
     down_marker,
     is_mirrored_key,

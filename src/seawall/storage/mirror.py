@@ -24,7 +24,8 @@ The rules (docs/object-storage.md, "Mirrors and sync"):
   failed, or a process killed between the two commits, leaves the record:
   ``seawall sync`` copies what it names and the exporter counts them (lag
   objects; the oldest record's mtime gives the lag seconds) without
-  listing the mirror. After the first failure a mirror counts as down for
+  listing the mirror (the layout: storage/mirror_layout.py, stdlib only,
+  for the exporter and the lean wal-push). After the first failure a mirror counts as down for
   the rest of the process (its retries are bounded by ``MIRROR_TIMEOUT``
   once, not once per object): later writes are only recorded. The failure
   also leaves a marker ``mirrors/<mirror-id>/down`` in the primary: for
@@ -44,57 +45,27 @@ The rules (docs/object-storage.md, "Mirrors and sync"):
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import BinaryIO, Protocol, cast, runtime_checkable
 
 from seawall.errors import NotFoundError, SeawallError, StorageError, VerificationError
 from seawall.log import get_logger
 from seawall.storage.base import LocalVolume, ObjectInfo, Storage, Usage
+from seawall.storage.mirror_layout import (
+    deletes_prefix,
+    down_marker,
+    is_mirrored_key,
+    mirror_id,
+    pending_prefix,
+    record,
+)
 
 log = get_logger("storage.mirror")
 
-#: Top-level prefix of the mirror bookkeeping in the primary (never mirrored itself).
-MIRRORS_ROOT = "mirrors"
-#: Keys that are per-repository and never copied: bookkeeping and flock lock files.
-UNMIRRORED = (f"{MIRRORS_ROOT}/", ".locks/")
 CHUNK = 1 << 20
-
-
-def mirror_id(location: str) -> str:
-    """A stable, readable id for a mirror location (its record prefix in the primary).
-
-    ``s3://dr-bucket/seawall`` → ``s3-dr-bucket-seawall-1a2b3c4d``: readable in
-    ``ls``, unique by the hash suffix, the same in every process and in the
-    exporter (which imports this function).
-    """
-    slug = re.sub(r"[^A-Za-z0-9.]+", "-", location).strip("-.")[:48] or "mirror"
-    return f"{slug}-{hashlib.sha256(location.encode()).hexdigest()[:8]}"
-
-
-def pending_prefix(mid: str) -> str:
-    """Where the records of objects a mirror misses live in the primary."""
-    return f"{MIRRORS_ROOT}/{mid}/pending"
-
-
-def down_marker(mid: str) -> str:
-    """The record, in the primary, that a mirror failed recently (its mtime says when)."""
-    return f"{MIRRORS_ROOT}/{mid}/down"
-
-
-def deletes_prefix(mid: str) -> str:
-    """Where the records of deletions a mirror missed live in the primary."""
-    return f"{MIRRORS_ROOT}/{mid}/deletes"
-
-
-def is_mirrored_key(key: str) -> bool:
-    """Whether ``key`` is repository content (copied to mirrors) rather than bookkeeping."""
-    return not key.startswith(UNMIRRORED)
 
 
 @dataclass
@@ -172,16 +143,6 @@ class _HashingProxy:
 
     def close(self) -> None:  # the atomic-write context closes the real file
         self._inner.flush()
-
-
-def _record(key: str, location: str, what: str) -> bytes:
-    body = {
-        "key": key,
-        "mirror": location,
-        "what": what,
-        "since": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    return (json.dumps(body) + "\n").encode()
 
 
 def copy_object(
@@ -274,7 +235,7 @@ class MirroredStorage:
             rkey = f"{pending_prefix(m.id)}/{key}"
             if self.primary.exists(rkey):  # already lagging: keep the oldest time
                 continue
-            self.primary.write_bytes(rkey, _record(key, m.location, "copy"))
+            self.primary.write_bytes(rkey, record(key, m.location, "copy"))
             fresh.append(m.id)
         return fresh
 
@@ -300,7 +261,7 @@ class MirroredStorage:
     def _failed(self, m: Mirror, exc: BaseException) -> None:
         self.down[m.id] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         try:
-            self.primary.write_bytes(down_marker(m.id), _record("", m.location, self.down[m.id]))
+            self.primary.write_bytes(down_marker(m.id), record("", m.location, self.down[m.id]))
             self._marker[m.id] = True
         except Exception as err:  # the pending records are what matters
             log.debug("could not write the down marker of %s: %s", m.location, err)
@@ -374,7 +335,7 @@ class MirroredStorage:
             self.down[m.id],
         )
         what = "delete_tree" if tree else "delete"
-        self.primary.write_bytes(f"{deletes_prefix(m.id)}/{key}", _record(key, m.location, what))
+        self.primary.write_bytes(f"{deletes_prefix(m.id)}/{key}", record(key, m.location, what))
 
     # -- reads: primary first, then each mirror
     def _first(self, key: str, fn: Callable[[Storage], object]) -> object:

@@ -22,7 +22,8 @@ import pytest
 from seawall.catalog import Catalog
 from seawall.errors import StorageError
 from seawall.storage.factory import open_repository, open_storage
-from seawall.storage.mirror import MirroredStorage, mirror_id, pending_prefix
+from seawall.storage.mirror import MirroredStorage
+from seawall.storage.mirror_layout import mirror_id, pending_prefix
 from tests.conftest import run_seawall
 from tests.integration.postgres_logical.helpers import SMALL_SQL, db_state, seawall_env
 from tests.support.pgcluster import PgCluster
