@@ -15,11 +15,15 @@ from tests.unit.test_mirror import _backup, _repo
 
 
 def _sync(primary: Path, mirror: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run(primary, mirror, "sync", *args)
+
+
+def _run(primary: Path, mirror: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEAWALL_", "MIRROR"))}
     env.update(BACKUP_DIR=str(primary), LOG_FORMAT="text")
     if mirror is not None:
         env["MIRRORS"] = str(mirror)
-    return subprocess.run([SEAWALL, "sync", *args], env=env, capture_output=True, text=True)
+    return subprocess.run([SEAWALL, *args], env=env, capture_output=True, text=True)
 
 
 def test_sync_exit_codes_and_report(tmp_path: Path) -> None:
@@ -29,6 +33,11 @@ def test_sync_exit_codes_and_report(tmp_path: Path) -> None:
 
     res = _sync(p, None)
     assert res.returncode == 2 and "MIRRORS is not set" in res.stderr
+
+    # `seawall status` says the mirror lags (a warning: the primary holds the backup)
+    status = _run(p, m, "status")
+    assert status.returncode == 0, status.stderr
+    assert f"mirror {m}" in status.stdout and "2 object(s) not copied yet" in status.stdout
 
     res = _sync(p, m, "--json")  # still unreachable: exit 7, one JSON document
     assert res.returncode == 7, res.stderr
@@ -58,3 +67,4 @@ def test_sync_exit_codes_and_report(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "copied 2 objects" in res.stdout and "mirror complete" in res.stdout
     assert (m / manifest_key(backup)).read_bytes() == (p / manifest_key(backup)).read_bytes()
+    assert f"mirror {m}" not in _run(p, m, "status").stdout
