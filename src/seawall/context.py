@@ -18,7 +18,7 @@ from seawall.pipeline.stream import PipelineSpec
 from seawall.retention import EmptyPolicyError, InvalidPolicyError, Policy
 from seawall.settings import Settings
 from seawall.storage.base import Storage
-from seawall.storage.factory import open_storage
+from seawall.storage.factory import open_repository
 from seawall.storage.repository import ensure_repository, require_repository
 
 
@@ -28,8 +28,10 @@ class Context:
 
     @cached_property
     def storage(self) -> Storage:
-        """The repository, built by the one factory (a local directory or object storage)."""
-        return open_storage(self.settings.repository)
+        """The repository, built by the one factory (a local directory or object storage),
+        wrapped with its ``MIRRORS`` when there are any (storage/mirror.py)."""
+        s = self.settings
+        return open_repository(s.repository, s.mirrors, mirror_timeout=s.mirror_timeout)
 
     def require_repository(self) -> None:
         """Before reading: BACKUP_DIR must exist (see :mod:`seawall.storage.repository`)."""

@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     #: set as ``BACKUP_DIR``. Read it through :attr:`backup_dir` only where a local
     #: directory is needed by design; everything else opens it with the storage factory.
     repository: str = Field("/backups", validation_alias=_env("backup_dir", "BACKUP_DIR"))
+    #: further repositories that get a copy of everything (comma-separated absolute
+    #: paths or ``s3://bucket/prefix`` URLs); the primary (BACKUP_DIR) decides success,
+    #: a mirror's misses are recorded for ``seawall sync`` (docs/object-storage.md)
+    mirrors: list[str] = Field(default_factory=list, validation_alias=_env("mirrors", "MIRRORS"))
+    #: how long a mirror is retried before it counts as down for the run (seconds)
+    mirror_timeout: float = Field(
+        30.0, gt=0, validation_alias=_env("mirror_timeout", "MIRROR_TIMEOUT")
+    )
     log_file: Path | None = Field(None, validation_alias=_env("log_file", "LOG_FILE"))
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", validation_alias=_env("log_format", "LOG_FORMAT")
@@ -380,6 +388,33 @@ class Settings(BaseSettings):
                 f"(expected {allowed[0]}..{allowed[1]}, or unset for the default)"
             )
         return level
+
+    @field_validator("mirrors", mode="before")
+    @classmethod
+    def _mirrors(cls, value: Any) -> Any:
+        """``MIRRORS=/mnt/dr,s3://bucket/prefix``: each an absolute path or s3:// URL."""
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list):
+            raise ValueError("expected a comma-separated list of absolute paths or s3:// URLs")
+        out: list[str] = []
+        for item in value:
+            try:
+                loc = str(parse_location(os.fspath(item)))
+            except (LocationError, TypeError) as exc:
+                raise ValueError(f"{item!r}: {exc}") from None
+            if loc not in out:
+                out.append(loc)
+        return out
+
+    @model_validator(mode="after")
+    def _mirrors_differ(self) -> Settings:
+        if self.repository in self.mirrors:
+            raise ValueError(
+                f"MIRRORS lists the primary repository {self.repository} itself: "
+                "a mirror must be another place"
+            )
+        return self
 
     @field_validator("repository", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ from seawall.errors import ConfigError, DecryptionError, StorageError, Verificat
 from seawall.pipeline.codecs import CHUNK, PullReader, Sink, compress_reader, decompress_writer
 from seawall.pipeline.keys import KeyRing
 from seawall.storage.base import Storage
+from seawall.storage.mirror import first_good_copy
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
 OPENSSL_MAGIC = b"Salted__"
@@ -464,15 +465,21 @@ def decode_to(
     size is compared first: a truncated or grown artifact is named as such,
     before any byte is hashed or decoded.
     """
-    if expected_size is not None:
-        check_stored_size(storage, key, expected_size)
-    if expected_sha256 and precheck:
-        actual, _ = sha256_of(storage, key)
-        if actual != expected_sha256:
-            raise VerificationError(
-                f"{key}: sha256 mismatch (manifest {expected_sha256[:16]}…, file {actual[:16]}…): "
-                "the stored file is corrupt or was modified; restore from another backup"
-            )
+
+    def check(repo: Storage) -> None:
+        if expected_size is not None:
+            check_stored_size(repo, key, expected_size)
+        if expected_sha256 and precheck:
+            actual, _ = sha256_of(repo, key)
+            if actual != expected_sha256:
+                raise VerificationError(
+                    f"{key}: sha256 mismatch (manifest {expected_sha256[:16]}…, file "
+                    f"{actual[:16]}…): the stored file is corrupt or was modified; "
+                    "restore from another backup"
+                )
+
+    # with MIRRORS: the first repository whose copy passes (primary first), named in the log
+    storage = first_good_copy(storage, key, check)
     with storage.open_read(key) as raw:
         head = raw.read(256)
         reader = CountingReader(raw, prefix=head)

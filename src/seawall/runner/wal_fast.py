@@ -30,6 +30,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from seawall.storage.base import Storage
 
 USAGE = (
     "usage: seawall postgres wal-push PATH\n"
@@ -49,6 +53,8 @@ def _lean_push(path: str) -> int | None:
 
     if s3_backup_dir() is not None:
         return _lean_push_s3(path)
+    if _mirror_locations():  # the general path copies to the mirrors or records the lag
+        return None
     from seawall.postgres.wal.fastpush import push
 
     try:
@@ -82,7 +88,7 @@ def _lean_push_s3(path: str) -> int | None:
     from seawall.storage.s3.leanconf import S3Error
 
     try:
-        push(path)
+        key = push(path)
     except S3Error as exc:  # one line naming the fix; nothing stored under a final key
         _err(f"wal-push: {exc}")
         return 2 if exc.kind == "config" else 7
@@ -112,8 +118,8 @@ def _lean_push_s3(path: str) -> int | None:
             "age recipients"
         )
         return 2
+    _mirror_wal(s3_backup_dir() or "", key)  # after the primary holds it: never fails the push
     return 0
-
 
 def _lean_fetch_s3(name: str, dest: str) -> int | None:
     """:func:`_lean_fetch` from an ``s3://`` repository (postgres/wal/s3fetch.py)."""
@@ -163,12 +169,54 @@ def _lean_fetch(name: str, dest: str) -> int | None:
     try:
         fetch(name, dest)
     except Missing:
+        if _mirror_locations():  # the general path looks in the mirrors too
+            return None
         if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
             _err(f"wal-fetch: {name} is not in the archive")
         return 1
     except Exception:  # Fallback, or a surprise before dest was written
         return None
     return 0
+
+
+#: The most a general-path wal-push waits for a mirror (MIRROR_TIMEOUT caps it lower):
+#: after a failure the mirror is skipped for a minute by every process (storage/mirror.py).
+WAL_MIRROR_TIMEOUT = 5.0
+
+
+def _mirror_locations() -> list[str]:
+    mirrors = os.environ.get("SEAWALL_MIRRORS") or os.environ.get("MIRRORS") or ""
+    return [m.strip() for m in mirrors.split(",") if m.strip()]
+
+
+def _mirror_storages() -> list[tuple[str, Storage]]:
+    """(label, storage) of each MIRRORS entry, for wal-fetch's fall-through."""
+    from seawall.storage.factory import open_storage
+
+    return [(f"mirror {m}", open_storage(m, what="MIRRORS")) for m in _mirror_locations()]
+
+
+def _mirror_wal(primary: str, key: str) -> None:
+    """After the primary holds ``key`` durably: copy it to each MIRRORS repository, or record
+    it for ``seawall sync``. Never fails the push (the primary decides, docs/object-storage.md)."""
+    locations = _mirror_locations()
+    if not locations:
+        return
+    from seawall.storage.factory import open_repository
+    from seawall.storage.mirror import MirroredStorage
+
+    try:
+        limit = float(
+            os.environ.get("SEAWALL_MIRROR_TIMEOUT") or os.environ.get("MIRROR_TIMEOUT") or 30
+        )
+    except ValueError:
+        limit = WAL_MIRROR_TIMEOUT
+    try:
+        repo = open_repository(primary, locations, mirror_timeout=min(limit, WAL_MIRROR_TIMEOUT))
+        if isinstance(repo, MirroredStorage):
+            repo.mirror_existing(key)
+    except Exception as exc:  # a bad MIRRORS or an unwritable record: say so, keep the push
+        _err(f"wal-push: warning: {key} archived, but not mirrored or recorded: {exc}")
 
 
 def main(argv: list[str], *, standalone: bool = False) -> int:
@@ -206,7 +254,9 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
         if cmd == "wal-push":
             from seawall.postgres.wal.push import push_wal
 
-            push_wal(cfg, Path(args[0]))
+            result = push_wal(cfg, Path(args[0]))
+            if not result.duplicate:
+                _mirror_wal(str(cfg.backup_dir), result.key)
             return 0
         from seawall.postgres.wal.fetch import fetch_wal
         from seawall.storage.repository import require_repository
@@ -214,7 +264,7 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
         # loudly, not the quiet "not archived" exit 1 that ends recovery early
         require_repository(cfg.backup_dir)
         try:
-            fetch_wal(cfg, args[0], Path(args[1]))
+            fetch_wal(cfg, args[0], Path(args[1]), _mirror_storages())
         except NotFoundError:
             if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
                 _err(f"wal-fetch: {args[0]} is not in the archive")

@@ -14,7 +14,7 @@ repository never pays for it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from seawall.errors import ConfigError
 from seawall.storage.base import Storage
@@ -29,10 +29,38 @@ def location_of(text: str | os.PathLike[str], what: str = "BACKUP_DIR") -> Locat
         raise ConfigError(f"invalid configuration: {what}: {exc}") from None
 
 
+def open_repository(
+    primary: str | os.PathLike[str] | Location,
+    mirrors: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    mirror_timeout: float | None = None,
+) -> Storage:
+    """The repository: the primary alone, or wrapped with its ``MIRRORS``.
+
+    A mirror on S3 retries for ``mirror_timeout`` seconds at most (not the
+    primary's deadline): the first failure marks the mirror down for the
+    process and later writes are only recorded (storage/mirror.py).
+    """
+    storage = open_storage(primary, env)
+    if not mirrors:
+        return storage
+    from seawall.storage.mirror import Mirror, MirroredStorage
+
+    return MirroredStorage(
+        storage,
+        [
+            Mirror(str(loc), open_storage(loc, env, "MIRRORS", retry_deadline=mirror_timeout))
+            for loc in (location_of(m, "MIRRORS") for m in mirrors)
+        ],
+    )
+
+
 def open_storage(
     location: str | os.PathLike[str] | Location,
     env: Mapping[str, str] | None = None,
     what: str = "BACKUP_DIR",
+    *,
+    retry_deadline: float | None = None,
 ) -> Storage:
     """A backend for ``location``: a local directory or an S3 bucket/prefix."""
     loc = location if isinstance(location, Location) else location_of(location, what)
@@ -42,6 +70,7 @@ def open_storage(
         return LocalStorage(loc.where)
     from seawall.storage.s3.backend import S3Storage
     from seawall.storage.s3.config import s3_options
+    from seawall.storage.s3.retry import RetryPolicy
 
     opts = s3_options(os.environ if env is None else env)
     return S3Storage(
@@ -54,4 +83,5 @@ def open_storage(
         addressing_style=opts.addressing_style,
         ca_bundle=opts.ca_bundle,
         extra_put_args=opts.extra_put_args,
+        retry=RetryPolicy(deadline=retry_deadline) if retry_deadline is not None else None,
     )
