@@ -37,7 +37,7 @@ from seawall.errors import (
     StorageError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import decode_to
+from seawall.pipeline.decode import decode_to
 from seawall.postgres.physical.basebackup import base_manifests
 from seawall.postgres.physical.pitr_plan import (
     RestorePlan,

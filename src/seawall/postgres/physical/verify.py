@@ -31,8 +31,8 @@ from seawall.catalog.models import Manifest, Verification, VerificationLevel
 from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import DecryptionError, NotFoundError, SeawallError
+from seawall.pipeline.decode import decode_to
 from seawall.pipeline.stored import check_stored, identity_free, missing_key_hint
-from seawall.pipeline.stream import decode_to
 from seawall.pipeline.tarscan import TarScanner, TarStructureError
 from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
 from seawall.postgres.tools.pg_verifybackup import verifybackup
