@@ -14,7 +14,7 @@ from functools import cached_property
 from seawall.catalog.store import Catalog
 from seawall.errors import ConfigError
 from seawall.pipeline.keys import KeyRing
-from seawall.pipeline.stream import PipelineSpec
+from seawall.pipeline.store import PipelineSpec
 from seawall.retention import EmptyPolicyError, InvalidPolicyError, Policy
 from seawall.settings import Settings
 from seawall.storage.base import Storage

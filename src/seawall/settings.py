@@ -21,14 +21,14 @@ validators only when every field is valid: ``COMPRESSION_LEVEL=99
 RETENTION_DAYS=-3`` must report both. Enumerated values (``COMPRESSION=LZ4``
 …) are case-insensitive. A ``SEAWALL_*`` variable that is no option is
 reported with the closest valid name (:func:`unknown_env_vars`) instead of
-being silently ignored.
+being silently ignored. How values are read (the sources) and how a bad one
+is reported live in :mod:`seawall.settings_parse`.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -43,16 +43,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from seawall.errors import ConfigError
+from seawall.settings_parse import (
+    PlainEnvSource,
+    SecretFileSource,
+    TomlFileSource,
+    format_validation_error,
+    parse_duration,
+)
 from seawall.storage.location import LocationError, parse_location
 
 Compression = Literal["zstd", "gzip", "none"]
@@ -494,9 +495,9 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (
             init_settings,
-            _PlainEnvSource(settings_cls),
-            _SecretFileSource(settings_cls),
-            _TomlFileSource(settings_cls),
+            PlainEnvSource(settings_cls),
+            SecretFileSource(settings_cls, SECRET_FILE_VARS),
+            TomlFileSource(settings_cls),
         )
 
 
@@ -549,131 +550,14 @@ def unknown_env_vars(environ: dict[str, str] | None = None) -> list[tuple[str, s
     return found
 
 
-class _PlainEnvSource(EnvSettingsSource):
-    """Env source that reads lists as plain strings instead of JSON.
-
-    Operators write ``DATABASES=app,billing``; pydantic-settings would insist
-    on JSON for list fields. A value that looks like JSON still parses as JSON.
-    """
-
-    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip().startswith(("[", "{")):
-            return value
-        return super().decode_complex_value(field_name, field, value)
-
-
-class _SecretFileSource(PydanticBaseSettingsSource):
-    """``*_FILE`` variants of secrets, as Kubernetes mounts them."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, env_names in SECRET_FILE_VARS.items():
-            for env_name in env_names:
-                path = os.environ.get(env_name)
-                if not path:
-                    continue
-                try:
-                    values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-                except OSError as exc:
-                    raise ConfigError(
-                        f"invalid configuration: {env_name}: cannot read secret file "
-                        f"{path} ({exc.strerror}); point it at a readable file"
-                    ) from exc
-                break
-        return values
-
-
-class _TomlFileSource(PydanticBaseSettingsSource):
-    """Optional TOML config file named by ``SEAWALL_CONFIG``.
-
-    Keys are the option names in lower case (``backup_dir = "/backups"``);
-    ``[retention_overrides."postgresql/logical/app"]`` tables set per-series
-    retention.
-    """
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("SEAWALL_CONFIG")
-        if not path:
-            return {}
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError(
-                f"invalid configuration: SEAWALL_CONFIG: cannot read {path} ({exc.strerror})"
-            ) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(
-                f"invalid configuration: SEAWALL_CONFIG: {path} is not valid TOML ({exc})"
-            ) from exc
-        return {key.lower(): value for key, value in data.items()}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse ``7d``, ``12h``, ``30m``, ``45s``, ``2w`` or plain seconds."""
-    text = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    try:
-        if text and text[-1] in units:
-            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-        return timedelta(seconds=float(text))
-    except ValueError as exc:
-        raise ValueError(f"expected a duration like 7d, 36h or 90m, got {text!r}") from exc
-
-
-def _field_for(loc_name: str) -> str | None:
-    """Map a validation error location (an alias or a field name) to its field."""
-    lowered = loc_name.lower()
-    for name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        choices = alias.choices if isinstance(alias, AliasChoices) else []
-        if lowered == name or any(isinstance(c, str) and c.lower() == lowered for c in choices):
-            return name
-    return None
-
-
-def _env_name(field: str) -> str:
-    """The name operators know best: the legacy variable, else ``SEAWALL_*``."""
-    info = Settings.model_fields[field]
-    alias = info.validation_alias
-    names = (
-        [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
-    )
-    legacy = [n for n in names[1:] if n.isupper()]
-    return legacy[0] if legacy else f"SEAWALL_{field.upper()}"
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """One line listing every bad field and what is expected; no secret values."""
-    parts = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
-        field = _field_for(loc[0]) if loc else None
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if field is None:
-            parts.append(msg)
-            continue
-        name = _env_name(field)
-        shown = err.get("input")
-        if field in SECRET_FIELDS or isinstance(shown, dict | list):
-            parts.append(f"{name}: {msg}")
-        else:
-            parts.append(f"{name}: {msg} (got {str(shown)[:60]!r})")
-    return "invalid configuration: " + "; ".join(parts)
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings; CLI overrides (``None`` = not given) win over env."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        raise ConfigError(
+            format_validation_error(exc, Settings.model_fields, SECRET_FIELDS)
+        ) from None
     except SettingsError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None

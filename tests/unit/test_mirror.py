@@ -21,7 +21,7 @@ from seawall.catalog import Artifact, Catalog, Manifest, new_backup_id
 from seawall.catalog.store import artifact_key, manifest_key
 from seawall.errors import ConfigError, VerificationError
 from seawall.pipeline import PipelineSpec, store_stream
-from seawall.pipeline.stream import decode_to
+from seawall.pipeline.decode import decode_to
 from seawall.settings import Settings
 from seawall.storage.factory import open_repository
 from seawall.storage.mirror import MirroredStorage

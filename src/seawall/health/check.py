@@ -238,7 +238,7 @@ def _wal_readable(ctx: Context, report: CheckReport, segment: str, key: str) -> 
     whose identity the restore side does not have (or stored in clear while
     ENCRYPTION is on here) looks fine until the day of the restore.
     """
-    from seawall.pipeline.stream import decode_to
+    from seawall.pipeline.decode import decode_to
 
     obj = parse_wal_key(key)
     if obj is None:  # existing_versions only returns archive names
@@ -362,7 +362,8 @@ class _Sink:
 
 
 def _encryption(ctx: Context, report: CheckReport, repository_ok: bool) -> None:
-    from seawall.pipeline.stream import decode_to, store_stream
+    from seawall.pipeline.decode import decode_to
+    from seawall.pipeline.store import store_stream
 
     s = ctx.settings
     try:

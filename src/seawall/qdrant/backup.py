@@ -47,7 +47,7 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
+from seawall.pipeline.store import PipelineSpec, StoreResult, store_stream
 from seawall.qdrant.client import QdrantClient, redact_url
 from seawall.qdrant.snapshots import (
     Prefetcher,

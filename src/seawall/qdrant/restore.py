@@ -55,7 +55,7 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import check_stored_size, decode_to, sha256_of
+from seawall.pipeline.decode import check_stored_size, decode_to, sha256_of
 from seawall.qdrant.client import QdrantClient, url_path
 from seawall.qdrant.decoded import open_decoded
 from seawall.qdrant.select import BackupSource

@@ -90,7 +90,9 @@ print(json.dumps({"codes": codes, "modules": sorted(sys.modules)}))
 GENERAL_ONLY = (
     "seawall.postgres.wal.fetch",
     "seawall.postgres.wal.envconfig",
-    "seawall.pipeline.stream",
+    "seawall.pipeline.decode",
+    "seawall.pipeline.store",
+    "seawall.pipeline.adapters",
     "seawall.storage.local",
     "seawall.settings",
     "seawall.pipeline",

@@ -54,7 +54,7 @@ from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import DecryptionError, SeawallError, SourceUnavailableError
 from seawall.log import get_logger
-from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
+from seawall.pipeline.store import PipelineSpec, StoreResult, store_stream
 from seawall.postgres.logical import dblocale, dumpscan, server, stats
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump

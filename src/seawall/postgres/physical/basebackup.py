@@ -40,7 +40,7 @@ from seawall.errors import (
     SourceUnavailableError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import store_stream
+from seawall.pipeline.store import store_stream
 from seawall.pipeline.tarscan import (
     ScanningReader,
     TarScanner,

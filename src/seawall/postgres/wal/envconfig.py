@@ -30,7 +30,7 @@ from pathlib import Path
 
 from seawall.errors import ConfigError
 from seawall.pipeline.keys import AMBIGUOUS_KEYS, KeyRing, is_ambiguous
-from seawall.pipeline.stream import PipelineSpec
+from seawall.pipeline.store import PipelineSpec
 from seawall.postgres.wal.walenv import WalEnv, WalEnvError, read_wal_env
 
 

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from seawall.catalog.wal_layout import SHA_LEN, WalObject, existing_versions, parse_wal_key
 from seawall.errors import ConfigError, NotFoundError, StorageError, VerificationError
-from seawall.pipeline.stream import decode_to
+from seawall.pipeline.decode import decode_to
 from seawall.postgres.wal.envconfig import WalConfig
 from seawall.retention.walnames import parse_wal_name
 from seawall.storage.base import Storage

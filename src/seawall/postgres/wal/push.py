@@ -56,7 +56,7 @@ from seawall.catalog.wal_layout import (
 )
 from seawall.errors import ConfigError, NotFoundError, RefusedError, VerificationError
 from seawall.pipeline.codecs import CHUNK
-from seawall.pipeline.stream import PipelineSpec, store_stream
+from seawall.pipeline.store import PipelineSpec, store_stream
 from seawall.postgres.wal.archive_info import ArchiveInfo, read_archive_info, write_archive_info
 from seawall.postgres.wal.envconfig import WalConfig
 from seawall.postgres.wal.fastpush import WAL_ZSTD_LEVEL, claim, release
