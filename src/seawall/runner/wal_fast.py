@@ -113,10 +113,10 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
             push_wal(cfg, Path(args[0]))
             return 0
         from seawall.postgres.wal.fetch import fetch_wal
-        from seawall.storage.repository import require_repository
+        from seawall.storage.repository import require_storage
 
         # loudly, not the quiet "not archived" exit 1 that ends recovery early
-        require_repository(cfg.backup_dir)
+        require_storage(cfg.storage)
         try:
             fetch_wal(cfg, args[0], Path(args[1]))
         except NotFoundError:

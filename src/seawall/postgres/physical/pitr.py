@@ -76,6 +76,7 @@ from seawall.postgres.wal.archive import (
     timeline_path,
 )
 from seawall.retention.walnames import format_lsn, parse_lsn, parse_wal_name
+from seawall.storage.factory import child_access
 
 TargetKind = Literal["time", "lsn", "xid", "name", "latest"]
 Action = Literal["promote", "pause", "shutdown"]
@@ -176,7 +177,7 @@ def plan_restore(
     bases = [m for m in base_manifests(ctx, cluster) if _base_ref(m) is not None]
     if not bases:
         raise NotFoundError(
-            f"no successful base backup of cluster {cluster!r} in {ctx.settings.backup_dir}; "
+            f"no successful base backup of cluster {cluster!r} in {ctx.storage.describe()}; "
             "run `seawall postgres basebackup` (and check PG_CLUSTER_NAME)"
         )
     seg_size = next(
@@ -414,14 +415,30 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _repository(ctx: Context) -> str:
+    """BACKUP_DIR for restore_command: a local directory with symlinks resolved, or the URL."""
+    vol = ctx.storage.local_volume()
+    return str(vol.root.resolve()) if vol is not None else ctx.settings.repository
+
+
 def _write_wrapper(ctx: Context, sidecar: Path, uid: int, gid: int) -> Path:
     s = ctx.settings
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(sidecar),
-        "BACKUP_DIR": str(s.backup_dir.resolve()),
+        "BACKUP_DIR": _repository(ctx),
         "PG_CLUSTER_NAME": s.pg_cluster_name,
     }
+    plain, secrets = child_access(s.repository)
+    env.update(plain)
+    for name, value in secrets.items():  # files 0600, never in the script
+        secret_file = sidecar / name.lower()
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value + "\n")
+        if os.geteuid() == 0:
+            os.chown(secret_file, uid, gid)
+        env[f"{name}_FILE"] = str(secret_file)
     keys = ctx.keys
     if keys.identities:
         ident = sidecar / "identity"
@@ -553,7 +570,7 @@ def execute_restore(
     prefetcher = None
     if start and prefetch_ahead > 0:
         prefetcher = Prefetcher(
-            backup_dir=ctx.settings.backup_dir.resolve(),
+            backup_dir=_repository(ctx),
             cluster=ctx.settings.pg_cluster_name,
             keys=ctx.keys,
             names=prefetch_names(plan, timeline),

@@ -24,7 +24,6 @@ from seawall.pipeline.stream import decode_to
 from seawall.postgres.wal.envconfig import WalConfig
 from seawall.retention.walnames import parse_wal_name
 from seawall.storage.base import Storage
-from seawall.storage.local import LocalStorage
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def fetch_wal(cfg: WalConfig, name: str, dest: Path) -> FetchResult:
 @dataclass(frozen=True)
 class Located:
     name: str
-    storage: LocalStorage
+    storage: Storage
     key: str
     obj: WalObject
 
@@ -98,7 +97,7 @@ def locate(cfg: WalConfig, name: str) -> Located:
         raise ConfigError(
             f"wal-fetch: {name!r} is not a WAL file name; restore_command must pass %f %p"
         ) from None
-    storage = LocalStorage(cfg.backup_dir)
+    storage = cfg.storage
     key = find_wal(storage, cfg.cluster, name)
     obj = parse_wal_key(key)
     assert obj is not None
