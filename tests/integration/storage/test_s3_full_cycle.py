@@ -215,6 +215,11 @@ def test_basebackup_wal_push_from_archive_command_and_pitr_from_s3(
 
     res = arch.seawall("postgres", "wal-check", "--json")
     assert res.returncode == 0, res.stdout + res.stderr
+    # deep verification of the base backup: unpacked to a scratch directory
+    # and pg_verifybackup run with its WAL fetched from the bucket, under a hold
+    res = arch.seawall("postgres", "verify", "latest", "--base", "--deep")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not keys_in(s3_server, bucket, f"{PREFIX}/.locks/"), "a lock or hold left behind"
 
     restored, res = pitr(arch, "--target-time", target)
     restores.append(restored)
@@ -227,3 +232,35 @@ def test_basebackup_wal_push_from_archive_command_and_pitr_from_s3(
     secret = sidecar / "aws_secret_access_key"
     assert secret.read_text().strip() == s3_server.secret_key
     assert secret.stat().st_mode & 0o777 == 0o600
+
+
+def test_qdrant_backup_and_restore_with_s3_as_the_only_repository(
+    qdrant_server: Any,  # noqa: F811
+    s3_server: S3Server,
+    cwd: Path,
+) -> None:
+    bucket = new_bucket(s3_server)
+    qdrant_server.create_collection("docs", 8, points=120, seed=3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QDRANT_", "SEAWALL_"))}
+    env = _clean(env) | aws_env(s3_server)
+    env.update(
+        BACKUP_DIR=f"s3://{bucket}/{PREFIX}",
+        QDRANT_URL=qdrant_server.url,
+        ENGINES="qdrant",
+        LOG_FORMAT="json",
+        PRUNE_AFTER_BACKUP="false",
+    )
+    res = run_seawall(["qdrant", "backup", "docs", "--json"], env)
+    assert res.returncode == 0, res.stderr
+    stored = keys_in(s3_server, bucket, PREFIX + "/")
+    [manifest] = [k for k in stored if k.endswith("/manifest.json")]
+    assert manifest.startswith(f"{PREFIX}/qdrant/")
+    backup_id = manifest.split("/")[-2]
+
+    res = run_seawall(["qdrant", "verify", backup_id], env)
+    assert res.returncode == 0, res.stderr + res.stdout
+    res = run_seawall(["qdrant", "restore", backup_id, "--to", "docs_copy"], env)
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert qdrant_server.points_count("docs_copy") == 120
+    assert not keys_in(s3_server, bucket, f"{PREFIX}/.locks/"), "a lock or hold left behind"
+    assert list(cwd.iterdir()) == []
