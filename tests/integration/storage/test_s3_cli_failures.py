@@ -99,3 +99,23 @@ def test_read_only_key_cannot_back_up_but_can_list_and_restore(
     assert app.psql("SELECT count(*) FROM t", db="app_ro") == "50"
     # the failed attempt left nothing, the good backup is untouched
     assert len([k for k in keys_in(s3_server, bucket) if k.endswith("manifest.json")]) == 1
+
+
+def test_a_failed_run_is_recorded_in_the_bucket(app: PgCluster, s3_server: S3Server) -> None:
+    """Where a run was attempted (the bucket takes writes, the source fails),
+    its failure is recorded in the bucket as on a volume: a failed manifest
+    in the series, the good backup untouched."""
+    bucket = new_bucket(s3_server)
+    env = _env(app, s3_server, f"s3://{bucket}/{PREFIX}")
+    assert run_seawall(["postgres", "backup"], env).returncode == 0
+    app.psql("DROP DATABASE app")
+    res = run_seawall(["postgres", "backup"], env)
+    assert res.returncode == 5, (res.stdout, res.stderr)
+    client = s3_server.client()
+    found = [k for k in keys_in(s3_server, bucket) if k.endswith("manifest.json")]
+    assert len(found) == 2 and all("/postgresql/logical/app/" in k for k in found), found
+    statuses = sorted(
+        json.loads(client.get_object(Bucket=bucket, Key=k)["Body"].read())["status"] for k in found
+    )
+    assert statuses == ["failed", "success"], statuses
+    assert not [k for k in keys_in(s3_server, bucket) if "/.locks/" in k]
