@@ -19,7 +19,7 @@ from seawall.retention import EmptyPolicyError, InvalidPolicyError, Policy
 from seawall.settings import Settings
 from seawall.storage.base import Storage
 from seawall.storage.factory import open_repository
-from seawall.storage.repository import ensure_repository, require_repository
+from seawall.storage.repository import ensure_storage, require_storage
 
 
 @dataclass
@@ -34,12 +34,13 @@ class Context:
         return open_repository(s.repository, s.mirrors, mirror_timeout=s.mirror_timeout)
 
     def require_repository(self) -> None:
-        """Before reading: BACKUP_DIR must exist (see :mod:`seawall.storage.repository`)."""
-        require_repository(self.settings.backup_dir)
+        """Before reading: BACKUP_DIR must exist (a bucket must answer; see
+        :mod:`seawall.storage.repository`)."""
+        require_storage(self.storage)
 
     def ensure_repository(self) -> None:
         """Before writing: BACKUP_DIR exists, or only its own top directory is created."""
-        ensure_repository(self.settings.backup_dir)
+        ensure_storage(self.storage)
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -112,12 +112,12 @@ def _archive_settings(ctx: Context, conn: Conn, report: CheckReport) -> bool:
     if not cmd.has_placeholder:
         report.add("archive_command", "FAIL", f"{where} does not pass %p (the file); {fix}")
         return False
-    if cmd.backup_dir is not None and not same_dir(cmd.backup_dir, str(s.backup_dir)):
+    if cmd.backup_dir is not None and not same_dir(cmd.backup_dir, s.repository):
         report.add(
             "archive_command",
             "FAIL",
             f"{where} pushes to BACKUP_DIR {cmd.backup_dir}, but this seawall's repository is "
-            f"{s.backup_dir}: WAL lands where restores will not look; {fix}",
+            f"{s.repository}: WAL lands where restores will not look; {fix}",
         )
         return not in_recovery
     if cmd.cluster is not None and cmd.cluster != s.pg_cluster_name:

@@ -302,7 +302,7 @@ def backup_collection(
     kind = "shard-snapshot" if cluster is not None else KIND
     backup_id = new_backup_id()
     with series_lock(
-        s.backup_dir,
+        ctx.storage,
         ENGINE,
         kind,
         collection,
@@ -445,7 +445,7 @@ def record_unreachable(
         cause: BaseException = exc if names else _Unlisted(str(exc))
         try:
             with series_lock(
-                ctx.settings.backup_dir,
+                ctx.storage,
                 ENGINE,
                 manifest.kind,
                 name,

@@ -73,13 +73,11 @@ def _lean_push(path: str) -> int | None:
 def _general_path_takes_s3() -> bool:
     """Whether push_wal/fetch_wal (the general path below) can work on an ``s3://`` repository.
 
-    Not yet: they build a local backend from ``BACKUP_DIR``, so handing them
-    an ``s3://`` URL would look for a local directory ``s3:/bucket``. Until
-    they open the repository through ``seawall.storage.factory``, what the
-    lean S3 paths cannot do is refused here in one line (exit 2, or 9 for a
-    conflict) instead. Becomes True when the general WAL path speaks Storage.
+    Yes: they open the repository through ``seawall.storage.factory`` (the
+    boto3 backend: profiles, web identity, gzip, passphrases), so what the
+    lean S3 paths hand over is archived there, under the same rules.
     """
-    return False
+    return True
 
 
 def _lean_push_s3(path: str) -> int | None:
@@ -120,6 +118,7 @@ def _lean_push_s3(path: str) -> int | None:
         return 2
     _mirror_wal(s3_backup_dir() or "", key)  # after the primary holds it: never fails the push
     return 0
+
 
 def _lean_fetch_s3(name: str, dest: str) -> int | None:
     """:func:`_lean_fetch` from an ``s3://`` repository (postgres/wal/s3fetch.py)."""
@@ -259,10 +258,10 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
                 _mirror_wal(str(cfg.backup_dir), result.key)
             return 0
         from seawall.postgres.wal.fetch import fetch_wal
-        from seawall.storage.repository import require_repository
+        from seawall.storage.repository import require_storage
 
         # loudly, not the quiet "not archived" exit 1 that ends recovery early
-        require_repository(cfg.backup_dir)
+        require_storage(cfg.storage)
         try:
             fetch_wal(cfg, args[0], Path(args[1]), _mirror_storages())
         except NotFoundError:

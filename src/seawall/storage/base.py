@@ -81,6 +81,23 @@ class LocalVolume(Protocol):
         ...
 
 
+@runtime_checkable
+class Leasing(Protocol):
+    """The capability of a backend without a shared filesystem to lock: leases on a key.
+
+    Why: flock needs a filesystem every run shares; a bucket has none. A
+    backend that offers :meth:`lease` (S3: a conditional create renewed by
+    its holder, docs/adr/0011-s3-client.md) gives :mod:`seawall.catalog.locks`
+    what flock gives on a :class:`LocalVolume` (ADR 0012).
+    """
+
+    def lease(
+        self, key: str, *, timeout: float, command: str, lease_seconds: float = 300.0
+    ) -> AbstractContextManager[None]:
+        """Hold the exclusive lease on ``key``; wait up to ``timeout`` s, then LockedError."""
+        ...
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """Size and modification time of a stored object."""

@@ -85,3 +85,48 @@ def open_storage(
         extra_put_args=opts.extra_put_args,
         retry=RetryPolicy(deadline=retry_deadline) if retry_deadline is not None else None,
     )
+
+
+#: non-secret variables a child process (restore_command's wal-fetch) needs to
+#: open the same object storage repository as its parent
+S3_CHILD_VARS = (
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CA_BUNDLE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "S3_ADDRESSING_STYLE",
+    "S3_SSE",
+    "S3_SSE_KMS_KEY_ID",
+)
+
+
+def child_access(
+    location: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What a child process needs to open ``location``: (plain variables, secrets).
+
+    Why: PostgreSQL runs ``restore_command`` with its own environment, so a
+    PITR restore hands the repository to its ``wal-fetch`` through a
+    wrapper script. Secrets (the AWS keys, read here also from ``*_FILE``)
+    are returned apart so the caller writes them to private files and passes
+    ``NAME_FILE``: never a secret in a script, argv or a log. A local
+    repository needs nothing.
+    """
+    loc = location_of(location)
+    if loc.is_local:
+        return {}, {}
+    from seawall.storage.s3.config import SECRET_VARS, s3_options
+
+    src = os.environ if env is None else env
+    plain = {k: src[k] for k in S3_CHILD_VARS if src.get(k)}
+    opts = s3_options(src)
+    values = (opts.access_key, opts.secret_key, opts.session_token)
+    secrets = {name: v for name, v in zip(SECRET_VARS, values, strict=True) if v}
+    return plain, secrets

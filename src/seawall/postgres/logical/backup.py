@@ -93,7 +93,7 @@ def backup_database(
     backup_id = new_backup_id()
     params = ConnParams.from_settings(s)
     with series_lock(
-        s.backup_dir,
+        ctx.storage,
         ENGINE,
         KIND,
         database,

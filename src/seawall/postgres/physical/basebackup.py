@@ -229,7 +229,7 @@ def run_basebackup(
     name = "base.tar" + spec.suffix()
     key = artifact_key(manifest, name)
     with series_lock(
-        s.backup_dir,
+        ctx.storage,
         ENGINE,
         KIND,
         cluster,

@@ -47,7 +47,12 @@ from seawall.postgres.physical.pitr_plan import (
     prefetch_names,
     wal_segment_size,
 )
-from seawall.postgres.physical.pitr_recovery import Action, recovery_settings, write_wrapper
+from seawall.postgres.physical.pitr_recovery import (
+    Action,
+    recovery_settings,
+    repository_for_children,
+    write_wrapper,
+)
 from seawall.postgres.physical.prefetch import (
     DEFAULT_AHEAD,
     Prefetcher,
@@ -77,7 +82,7 @@ def plan_restore(
     bases = [m for m in base_manifests(ctx, cluster) if base_ref(m) is not None]
     if not bases:
         raise NotFoundError(
-            f"no successful base backup of cluster {cluster!r} in {ctx.settings.backup_dir}; "
+            f"no successful base backup of cluster {cluster!r} in {ctx.storage.describe()}; "
             "run `seawall postgres basebackup` (and check PG_CLUSTER_NAME)"
         )
     listing = list_archive(ctx.storage, cluster, wal_segment_size(bases))
@@ -202,7 +207,7 @@ def execute_restore(
     prefetcher = None
     if start and prefetch_ahead > 0:
         prefetcher = Prefetcher(
-            backup_dir=ctx.settings.backup_dir.resolve(),
+            backup_dir=repository_for_children(ctx),
             cluster=ctx.settings.pg_cluster_name,
             keys=ctx.keys,
             names=prefetch_names(plan, timeline),

@@ -30,6 +30,7 @@ from typing import Literal
 from seawall.context import Context
 from seawall.errors import ConfigError
 from seawall.postgres.physical.pitr_plan import RestorePlan
+from seawall.storage.factory import child_access
 
 Action = Literal["promote", "pause", "shutdown"]
 
@@ -38,15 +39,31 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def repository_for_children(ctx: Context) -> str:
+    """BACKUP_DIR for restore_command: a local directory with symlinks resolved, or the URL."""
+    vol = ctx.storage.local_volume()
+    return str(vol.root.resolve()) if vol is not None else ctx.settings.repository
+
+
 def write_wrapper(ctx: Context, sidecar: Path, uid: int, gid: int) -> Path:
     """Write the key files and the restore_command script into ``sidecar``."""
     s = ctx.settings
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(sidecar),
-        "BACKUP_DIR": str(s.backup_dir.resolve()),
+        "BACKUP_DIR": repository_for_children(ctx),
         "PG_CLUSTER_NAME": s.pg_cluster_name,
     }
+    plain, secrets = child_access(s.repository)
+    env.update(plain)
+    for name, value in secrets.items():  # files 0600, never in the script
+        secret_file = sidecar / name.lower()
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value + "\n")
+        if os.geteuid() == 0:
+            os.chown(secret_file, uid, gid)
+        env[f"{name}_FILE"] = str(secret_file)
     keys = ctx.keys
     if keys.identities:
         ident = sidecar / "identity"

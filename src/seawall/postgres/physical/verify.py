@@ -46,7 +46,7 @@ def wal_config(ctx: Context) -> WalConfig:
     """The WAL commands' view of a full Settings (same storage and keys)."""
     s = ctx.settings
     return WalConfig(
-        backup_dir=s.backup_dir,
+        backup_dir=s.repository,
         cluster=s.pg_cluster_name,
         compression=s.compression,
         compression_level=s.compression_level,

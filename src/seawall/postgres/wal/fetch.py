@@ -26,7 +26,6 @@ from seawall.pipeline.decode import decode_to
 from seawall.postgres.wal.envconfig import WalConfig
 from seawall.retention.walnames import parse_wal_name
 from seawall.storage.base import Storage
-from seawall.storage.local import LocalStorage
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,7 @@ def locate(cfg: WalConfig, name: str, storage: Storage | None = None) -> Located
             f"wal-fetch: {name!r} is not a WAL file name; restore_command must pass %f %p"
         ) from None
     if storage is None:
-        storage = LocalStorage(cfg.backup_dir)
+        storage = cfg.storage
     key = find_wal(storage, cfg.cluster, name)
     obj = parse_wal_key(key)
     assert obj is not None

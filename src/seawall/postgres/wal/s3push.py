@@ -15,7 +15,7 @@ content is already stored under the same key) and the listing afterwards
 shows no other version of the name.
 
 One name, one version, without a lock (ADR 0008's rule on object storage,
-where ``flock`` does not exist; docs/adr/0012-wal-push-to-object-storage.md):
+where ``flock`` does not exist; docs/adr/0013-wal-push-to-object-storage.md):
 the name's versions are listed before the PUT (an identical one: success,
 nothing written; another one: refused by the general path), and listed
 again after it. Two pushes of one name with *different* content started
@@ -30,7 +30,7 @@ the *same* content write the same key: ``If-None-Match: *`` lets the first
 create it and answers the second 412, which counts as success (a server
 that ignores the header overwrites the object with equivalent content:
 harmless, the raw content and so the name are the same). The one case this
-does not cover (ADR 0012): three archivers of one name at once, two with
+does not cover (ADR 0013): three archivers of one name at once, two with
 one content and one with another, interleaved within milliseconds.
 
 A ``kill -9`` at any moment leaves nothing under a final key except a

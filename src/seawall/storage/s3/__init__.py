@@ -5,6 +5,7 @@ boto3 costs a few hundred milliseconds to import, which the lean
 so the backend's names are loaded on first use (PEP 562): the WAL hot path
 imports :mod:`seawall.storage.s3.lean` (standard library only) without
 pulling in :mod:`seawall.storage.s3.backend`.
+Built only by :mod:`seawall.storage.factory` for ``BACKUP_DIR=s3://…`` (ADR 0012).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from seawall.errors import ConfigError, NotFoundError
+from seawall.errors import ConfigError, LockedError, NotFoundError
 from seawall.storage.base import (
     PARTIAL_MARKER,
     LocalVolume,
@@ -156,6 +156,30 @@ class S3Storage:
     def local_volume(self) -> LocalVolume | None:
         """A bucket is no directory: flock, inotify and the lean local paths do not apply."""
         return None
+
+    @contextmanager
+    def lease(
+        self, key: str, *, timeout: float, command: str, lease_seconds: float = 300.0
+    ) -> Iterator[None]:
+        """The :class:`~seawall.storage.base.Leasing` capability: an S3Lease on ``key``.
+
+        A holder that lost its lease (renewal refused: another run took over
+        a lease it let expire) is told at release: the run fails with
+        LockedError rather than report a success another run may have raced.
+        """
+        from seawall.storage.s3.lease import S3Lease
+
+        held = S3Lease(self, key, lease_seconds=lease_seconds, command=command)
+        held.acquire(timeout)
+        try:
+            yield
+        finally:
+            held.release()
+        if held.lost.is_set():
+            raise LockedError(
+                f"lost the lease on {self.url}/{key} while running (renewal refused): "
+                "another run took it over; check the result of both runs"
+            )
 
     # -- writes
     @contextmanager

@@ -3,7 +3,7 @@
 Read by :func:`config_from_env` from the environment only; anything that
 needs botocore's credential provider chain (a profile, web identity,
 container or instance credentials) is :class:`NeedsGeneral`, and the caller
-takes the general (boto3) path (docs/adr/0012-wal-push-to-object-storage.md).
+takes the general (boto3) path (docs/adr/0013-wal-push-to-object-storage.md).
 """
 
 from __future__ import annotations
