@@ -159,8 +159,14 @@ class Repositories:
         yield from self.mirrors
 
     # --- refreshing ---------------------------------------------------------------
-    def start(self) -> None:
-        """List every listed repository now (in parallel), then every ``interval`` seconds."""
+    def start(self, first_wait: float = 30.0) -> None:
+        """List every listed repository now (in parallel), then every ``interval`` seconds.
+
+        Waits up to ``first_wait`` seconds for the primary's first listing, so
+        the first scrape of an object-storage repository is served from a warm
+        catalog (as a local one is), without letting a primary that is down
+        keep the port closed for the whole retry deadline.
+        """
         for view in self:
             if not view.listed:
                 continue
@@ -169,6 +175,10 @@ class Repositories:
             )
             thread.start()
             self._threads.append(thread)
+        deadline = time.monotonic() + first_wait
+        while self.primary.listed and self.primary.reachable is None:
+            if time.monotonic() >= deadline or self._stop.wait(0.05):
+                return
 
     def _loop(self, view: RepositoryView) -> None:
         while True:

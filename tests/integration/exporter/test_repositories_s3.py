@@ -8,14 +8,18 @@ depend on where the repository lives.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
@@ -23,9 +27,11 @@ from prometheus_client.registry import CollectorRegistry
 from seawall.exporter.collector import SeawallCollector, make_registry
 from seawall.exporter.repositories import Repositories
 from seawall.exporter.wal_watch import WalWatcher
+from seawall.ports import free_loopback_port
 from seawall.storage.factory import open_storage
 from seawall.storage.s3.backend import S3Storage
 from seawall.storage.s3.retry import RetryPolicy
+from tests.conftest import SEAWALL
 from tests.integration.exporter.builders import (
     T0,
     segment,
@@ -300,3 +306,62 @@ def wait_for(check: Callable[[], bool], timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.1)
+
+
+def test_cli_exporter_on_s3_with_a_lagging_local_mirror(s3: S3Server, tmp_path: Path) -> None:
+    """`seawall exporter` with BACKUP_DIR=s3://… and MIRRORS=<dir>: the settings wire
+    the factory, the credentials come from the AWS variables, and the mirror's lag
+    shows; the secret appears nowhere in the metrics."""
+    root = tmp_path / "backups"
+    catalog(root)
+    url = f"s3://{bucket(s3)}/prod"
+    upload(root, s3_storage(s3, url))
+    mirror = tmp_path / "mirror"
+    shutil.copytree(root, mirror)
+    shutil.rmtree(mirror / "qdrant")  # two objects the mirror misses
+    port = free_loopback_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "BACKUP_DIR": url,
+        "MIRRORS": str(mirror),
+        "AWS_ENDPOINT_URL_S3": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_REGION": "us-east-1",
+        "LOG_FORMAT": "text",
+    }
+    log = tmp_path / "exporter.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [SEAWALL, "exporter", "--listen", f"127.0.0.1:{port}", "--refresh-interval", "1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def metrics() -> str:
+            if proc.poll() is not None:
+                raise AssertionError(log.read_text())
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except httpx.HTTPError:
+                return ""
+
+        lag = f'seawall_mirror_lag_objects{{repository="{mirror}"}} 2.0'
+        wait_for(lambda: lag in metrics())
+        body = metrics()
+        assert f'seawall_repository_reachable{{repository="{url}"}} 1.0' in body
+        assert f'seawall_repository_info{{repository="{mirror}",role="mirror"}} 1.0' in body
+        assert 'seawall_backups{engine="postgresql",kind="logical",series="app"} 1.0' in body
+        assert 'seawall_wal_segments{cluster="main"} 3.0' in body
+        assert s3.secret_key not in body and s3.secret_key not in log.read_text()
+        shutil.copytree(root / "qdrant", mirror / "qdrant")  # the mirror catches up
+        wait_for(lambda: f'seawall_mirror_lag_objects{{repository="{mirror}"}} 0.0' in metrics())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
