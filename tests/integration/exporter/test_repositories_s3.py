@@ -34,6 +34,7 @@ from seawall.storage.s3.retry import RetryPolicy
 from tests.conftest import SEAWALL
 from tests.integration.exporter.builders import (
     T0,
+    manifest_path,
     segment,
     write_archive_info,
     write_backup,
@@ -129,6 +130,8 @@ def test_s3_repository_serves_the_same_metrics_as_its_local_copy(
 ) -> None:
     root = tmp_path / "backups"
     catalog(root)
+    bad = write_backup(root, "qdrant", "snapshot", "docs", finished=T0 + timedelta(hours=2))
+    manifest_path(root, bad).write_text("{ not json")  # counted as an error both ways
     url = f"s3://{bucket(s3)}/prod"
     storage = s3_storage(s3, url)
     before = time.time()
@@ -145,6 +148,7 @@ def test_s3_repository_serves_the_same_metrics_as_its_local_copy(
 
     assert content(remote) == content(local)
     assert len(content(remote)) > 40
+    assert remote[("seawall_catalog_errors", ())] == 1
     assert remote[("seawall_wal_gaps", (("cluster", "main"),))] == 1
     assert before - 1 <= remote[WAL_COMPAT] <= after + 1
     cl = (("cluster", "main"),)
@@ -182,6 +186,13 @@ def test_unchanged_manifests_are_not_fetched_again(s3: S3Server, tmp_path: Path)
     write_backup(newer, "postgresql", "logical", "app", finished=T0 + timedelta(hours=2))
     upload(newer, storage)
     assert reg.get_sample_value("seawall_backups", APP) == 2
+    assert listed.parsed == parsed + 1
+    # retention deleted a WAL segment: the next listing shows it gone
+    cl = {"cluster": "main"}
+    assert reg.get_sample_value("seawall_wal_segments", cl) == 3
+    (first,) = [k.key for k in storage.list("postgresql/wal") if segment(1, 1) in k.key]
+    storage.delete(first)
+    assert reg.get_sample_value("seawall_wal_segments", cl) == 2
     assert listed.parsed == parsed + 1
 
 
