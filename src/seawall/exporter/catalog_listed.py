@@ -21,6 +21,10 @@ import logging
 from collections.abc import Iterable
 from dataclasses import replace
 
+from seawall.catalog.models import MANIFEST_NAME
+from seawall.catalog.naming import is_backup_id
+from seawall.catalog.rejected import REJECTED_ROOT
+from seawall.catalog.store import CatalogError, parse_manifest
 from seawall.errors import SeawallError
 from seawall.exporter.records import (
     MAX_MANIFEST_BYTES,
@@ -47,7 +51,9 @@ class ListedCatalog:
         self._entries: _Entries = {}
         self._groups: dict[tuple[SeriesKey, bool], tuple[frozenset[str], SeriesGroup]] = {}
         self._generation = 0
-        self._snapshot = CatalogSnapshot(readable=False)
+        #: rejected run manifest key -> ((size, mtime), its end time or None if unusable)
+        self._rejected: dict[str, tuple[tuple[int, float], float | None]] = {}
+        self._snapshot = CatalogSnapshot(readable=False, rejected=[])
         self.parsed = 0  # manifests fetched and parsed so far (tests check the cache works)
 
     def scan(self) -> CatalogSnapshot:
@@ -63,9 +69,12 @@ class ListedCatalog:
         entries: _Entries = {}
         members: dict[tuple[SeriesKey, bool], list[str]] = {}
         errors = 0
+        rejected: dict[str, tuple[tuple[int, float], float | None]] = {}
         for info in objects:
             place = manifest_place(info.key)
             if place is None:
+                if _is_rejected(info.key):
+                    rejected[info.key] = self._rejected_time(info)
                 continue
             key, backup_id, drill = place
             stamp = (info.size, info.mtime)
@@ -96,8 +105,26 @@ class ListedCatalog:
             (snap.drills if where[1] else snap.groups)[where[0]] = group
             snap.manifests += len(records)
         snap.errors = errors
+        snap.rejected = sorted((t for _, t in rejected.values() if t is not None), reverse=True)
+        self._rejected = rejected
         self._entries, self._groups, self._snapshot = entries, groups, snap
         return snap
+
+    def _rejected_time(self, info: ObjectInfo) -> tuple[tuple[int, float], float | None]:
+        """A rejected run's end time, read once per version of its manifest."""
+        stamp = (info.size, info.mtime)
+        hit = self._rejected.get(info.key)
+        if hit is not None and hit[0] == stamp:
+            return hit
+        if info.size > MAX_MANIFEST_BYTES:
+            return stamp, None
+        try:
+            m = parse_manifest(self.storage.read_bytes(info.key), info.key)
+        except CatalogError:
+            return stamp, None  # unusable until it changes, as list_rejected skips it
+        except (SeawallError, OSError):
+            return (-1, -1.0), None  # a failed GET: try again at the next refresh
+        return stamp, m.time.timestamp()
 
     def _read(self, info: ObjectInfo, key: SeriesKey, backup_id: str) -> tuple[Record | str, bool]:
         """The manifest's Record (or why not), and whether that answer lasts until it changes."""
@@ -113,3 +140,14 @@ class ListedCatalog:
             log.warning("%s", msg)
             return msg, False
         return parse_record(data, info.key, key, backup_id), True
+
+
+def _is_rejected(key: str) -> bool:
+    """``rejected/<engine>/<kind>/<series>/<id>/manifest.json`` (catalog/rejected.py)."""
+    parts = key.split("/")
+    return (
+        len(parts) == 6
+        and parts[0] == REJECTED_ROOT
+        and parts[5] == MANIFEST_NAME
+        and is_backup_id(parts[4])
+    )

