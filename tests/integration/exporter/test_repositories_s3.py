@@ -211,9 +211,17 @@ def test_scrapes_never_list_when_refreshing_in_the_background(s3: S3Server, tmp_
         while repos.primary.reachable is None and time.monotonic() < deadline:
             time.sleep(0.05)
         refreshes = repos.primary.refreshes
+        calls: list[str] = []  # every S3 request this client makes from now on
+        storage.client.meta.events.register(
+            "before-call.s3", lambda model, **_: calls.append(model.name)
+        )
         for _ in range(5):
             assert reg.get_sample_value("seawall_backups", APP) == 1
+            generate_latest(reg)
         assert repos.primary.refreshes == refreshes == 1
+        assert calls == [], f"a scrape made S3 requests: {calls}"
+        repos.primary.refresh()  # the counter is real: a listing is seen
+        assert "ListObjectsV2" in calls
     finally:
         repos.stop()
 
