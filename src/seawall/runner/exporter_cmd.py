@@ -7,17 +7,19 @@ tier counts) and serves until SIGTERM/SIGINT.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from seawall.errors import ConfigError
 from seawall.runner.common import command, settings
+
+if TYPE_CHECKING:
+    from seawall.settings import Settings
 
 DEFAULT_LISTEN = "0.0.0.0:9877"
 
@@ -165,16 +167,6 @@ def exporter(
             catalog.stop()
 
 
-def _mirror_locations(s: object) -> list[str]:
-    """The MIRRORS locations, as the operator wrote them.
-
-    MIRRORS-SETTING: read here from ``Settings.mirrors`` when the settings
-    have it (the mirrors work adds the field), else from the environment
-    (comma-separated paths or s3:// URLs). One small place to drop the
-    fallback once the setting is everywhere.
-    """
-    value = getattr(s, "mirrors", None)
-    if value is None:
-        value = os.environ.get("MIRRORS", "")
-    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
-    return [i.strip() for i in items if i.strip()]
+def _mirror_locations(s: Settings) -> list[str]:
+    """The MIRRORS locations, as the operator wrote them (validated by the settings)."""
+    return list(s.mirrors)
