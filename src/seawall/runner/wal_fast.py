@@ -137,9 +137,9 @@ def _lean_fetch_s3(name: str, dest: str) -> int | None:
         _err(f"wal-fetch: {exc}")
         return 2 if exc.kind == "config" else 7
     except Exception as exc:  # Fallback, or a surprise before dest was written
-        if _general_path_takes_s3():
-            return None  # the general path opens the s3:// repository itself
         reason = str(exc)
+        if _general_path_takes_s3() and reason != "no WAL archive":
+            return None  # the general path opens the s3:// repository itself
         code = (
             8
             if reason.startswith("decryption")
@@ -150,8 +150,8 @@ def _lean_fetch_s3(name: str, dest: str) -> int | None:
             else 2
         )
         _err(
-            f"wal-fetch: {name} from {s3_backup_dir()}: {reason}; %p not written (the lean "
-            "S3 path cannot go on and the general path does not read s3:// yet)"
+            f"wal-fetch: {name} from {s3_backup_dir()}: {reason}; %p not written (check "
+            "BACKUP_DIR and PG_CLUSTER_NAME)"
         )
         return code
     return 0

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ProfileNotFound
 
 from seawall.errors import ConfigError, LockedError, NotFoundError
 from seawall.storage.base import (
@@ -104,17 +104,23 @@ class S3Storage:
         self.extra_put_args = dict(extra_put_args or {})  # e.g. ServerSideEncryption
         self.page_size = page_size  # keys per listing request (S3's maximum is 1,000)
         self._translate = Translate(self.url, self.bucket, endpoint_url, self._bucket_missing)
-        session = boto3.session.Session(
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            aws_session_token=session_token,
-            region_name=region,
-        )
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                aws_session_token=session_token,
+                region_name=region,
+            )
+            region_name = region or session.region_name or "us-east-1"
+        except ProfileNotFound as exc:  # AWS_PROFILE names no profile: a config error, not a crash
+            raise ConfigError(
+                f"AWS_PROFILE: {exc}; define it in ~/.aws/config (or AWS_CONFIG_FILE) or unset it"
+            ) from None
         self.client: Any = session.client(
             "s3",
             endpoint_url=endpoint_url,
             verify=ca_bundle,  # None: botocore's default (AWS_CA_BUNDLE, then certifi)
-            region_name=region or session.region_name or "us-east-1",
+            region_name=region_name,
             config=Config(
                 s3={"addressing_style": addressing_style or ("path" if endpoint_url else "auto")},
                 retries={"max_attempts": 1, "mode": "standard"},  # retry.call retries
