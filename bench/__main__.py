@@ -19,7 +19,7 @@ from types import FrameType
 from bench.context import Context, Options
 from bench.report import Row, environment, text_table, write_json, write_markdown
 
-SUITES = ["logical", "wal", "basebackup", "pitr", "prune", "exporter", "qdrant", "s3"]
+SUITES = ["logical", "wal", "basebackup", "pitr", "prune", "exporter", "qdrant", "s3", "wals3"]
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

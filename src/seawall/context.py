@@ -14,11 +14,12 @@ from functools import cached_property
 from seawall.catalog.store import Catalog
 from seawall.errors import ConfigError
 from seawall.pipeline.keys import KeyRing
-from seawall.pipeline.stream import PipelineSpec
+from seawall.pipeline.store import PipelineSpec
 from seawall.retention import EmptyPolicyError, InvalidPolicyError, Policy
 from seawall.settings import Settings
-from seawall.storage.local import LocalStorage
-from seawall.storage.repository import ensure_repository, require_repository
+from seawall.storage.base import Storage
+from seawall.storage.factory import open_repository
+from seawall.storage.repository import ensure_storage, require_storage
 
 
 @dataclass
@@ -26,16 +27,20 @@ class Context:
     settings: Settings
 
     @cached_property
-    def storage(self) -> LocalStorage:
-        return LocalStorage(self.settings.backup_dir)
+    def storage(self) -> Storage:
+        """The repository, built by the one factory (a local directory or object storage),
+        wrapped with its ``MIRRORS`` when there are any (storage/mirror.py)."""
+        s = self.settings
+        return open_repository(s.repository, s.mirrors, mirror_timeout=s.mirror_timeout)
 
     def require_repository(self) -> None:
-        """Before reading: BACKUP_DIR must exist (see :mod:`seawall.storage.repository`)."""
-        require_repository(self.settings.backup_dir)
+        """Before reading: BACKUP_DIR must exist (a bucket must answer; see
+        :mod:`seawall.storage.repository`)."""
+        require_storage(self.storage)
 
     def ensure_repository(self) -> None:
         """Before writing: BACKUP_DIR exists, or only its own top directory is created."""
-        ensure_repository(self.settings.backup_dir)
+        ensure_storage(self.storage)
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -20,10 +20,9 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from seawall.catalog.locks import is_backup_held, is_held, lock_path
+from seawall.catalog.locks import is_backup_held, is_series_locked
 from seawall.catalog.models import Manifest
 from seawall.catalog.naming import decode_segment, is_backup_id
 from seawall.catalog.rejected import list_rejected
@@ -40,6 +39,7 @@ from seawall.retention import (
     apply_policy,
     apply_wal_policy,
 )
+from seawall.storage.base import Storage
 from seawall.walcore.archived import WalObject, parse_wal_key
 from seawall.walcore.layout import WAL_ROOT
 
@@ -109,9 +109,9 @@ class PruneResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def _entry(m: Manifest, backup_dir: Any) -> Entry:
+def _entry(m: Manifest, storage: Storage) -> Entry:
     verified = m.verification.ok if m.verification is not None else None
-    held = is_backup_held(backup_dir, m.engine, m.kind, m.series, m.id)
+    held = is_backup_held(storage, m.engine, m.kind, m.series, m.id)
     return Entry(
         id=m.id,
         series=series_key(m.engine, m.kind, m.series),
@@ -131,7 +131,7 @@ def decide(ctx: Context, manifests: list[Manifest], now: datetime) -> Decision:
         key = series_key(m.engine, m.kind, m.series)
         if key not in policies:
             policies[key] = ctx.retention_policy(m.engine, m.kind, m.series)
-    entries = [_entry(m, ctx.settings.backup_dir) for m in manifests]
+    entries = [_entry(m, ctx.storage) for m in manifests]
     return apply_policy(entries, policies, now)
 
 
@@ -325,7 +325,7 @@ def _series_locked(ctx: Context, key: str) -> bool:
     parts = key.split("/")
     if len(parts) < 3:
         return False
-    return is_held(lock_path(ctx.settings.backup_dir, parts[0], parts[1], decode_segment(parts[2])))
+    return is_series_locked(ctx.storage, parts[0], parts[1], decode_segment(parts[2]))
 
 
 def execute(ctx: Context, the_plan: PrunePlan) -> PruneResult:
@@ -336,7 +336,7 @@ def execute(ctx: Context, the_plan: PrunePlan) -> PruneResult:
         if action.what == "backup":
             engine, kind, series = action.series.split("/", 2)
             m = the_plan.manifests[(action.series, action.name)]
-            if is_backup_held(ctx.settings.backup_dir, engine, kind, series, m.id):
+            if is_backup_held(ctx.storage, engine, kind, series, m.id):
                 result.skipped.append(f"{action.series} {m.id}: held by a running restore/verify")
                 continue
             if _pinned_since_plan(ctx, m):
@@ -377,8 +377,12 @@ def remove_empty_backup_dirs(ctx: Context) -> int:
 
     Listing works on files, so an empty directory is invisible to the
     catalog; this sweeps them, skipping the WAL archive and locked series.
+    Object storage has no directories: nothing to sweep there.
     """
-    root = Path(ctx.storage.describe())
+    vol = ctx.storage.local_volume()
+    if vol is None:
+        return 0
+    root = vol.root
     removed = 0
     for engine_dir in ("postgresql", "qdrant"):
         base = root / engine_dir

@@ -21,14 +21,14 @@ validators only when every field is valid: ``COMPRESSION_LEVEL=99
 RETENTION_DAYS=-3`` must report both. Enumerated values (``COMPRESSION=LZ4``
 …) are case-insensitive. A ``SEAWALL_*`` variable that is no option is
 reported with the closest valid name (:func:`unknown_env_vars`) instead of
-being silently ignored.
+being silently ignored. How values are read (the sources) and how a bad one
+is reported live in :mod:`seawall.settings_parse`.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -43,16 +43,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from seawall.errors import ConfigError
+from seawall.settings_parse import (
+    PlainEnvSource,
+    SecretFileSource,
+    TomlFileSource,
+    format_validation_error,
+    parse_duration,
+)
+from seawall.storage.location import LocationError, parse_location
 
 Compression = Literal["zstd", "gzip", "none"]
 
@@ -95,7 +97,18 @@ class Settings(BaseSettings):
     )
 
     # --- where backups live -------------------------------------------------
-    backup_dir: Path = Field(Path("/backups"), validation_alias=_env("backup_dir", "BACKUP_DIR"))
+    #: where backups live: an absolute path (a mounted volume) or ``s3://bucket/prefix``;
+    #: set as ``BACKUP_DIR``. Read it through :attr:`backup_dir` only where a local
+    #: directory is needed by design; everything else opens it with the storage factory.
+    repository: str = Field("/backups", validation_alias=_env("backup_dir", "BACKUP_DIR"))
+    #: further repositories that get a copy of everything (comma-separated absolute
+    #: paths or ``s3://bucket/prefix`` URLs); the primary (BACKUP_DIR) decides success,
+    #: a mirror's misses are recorded for ``seawall sync`` (docs/object-storage.md)
+    mirrors: list[str] = Field(default_factory=list, validation_alias=_env("mirrors", "MIRRORS"))
+    #: how long a mirror is retried before it counts as down for the run (seconds)
+    mirror_timeout: float = Field(
+        30.0, gt=0, validation_alias=_env("mirror_timeout", "MIRROR_TIMEOUT")
+    )
     log_file: Path | None = Field(None, validation_alias=_env("log_file", "LOG_FILE"))
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", validation_alias=_env("log_format", "LOG_FORMAT")
@@ -377,7 +390,66 @@ class Settings(BaseSettings):
             )
         return level
 
+    @field_validator("mirrors", mode="before")
+    @classmethod
+    def _mirrors(cls, value: Any) -> Any:
+        """``MIRRORS=/mnt/dr,s3://bucket/prefix``: each an absolute path or s3:// URL."""
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list):
+            raise ValueError("expected a comma-separated list of absolute paths or s3:// URLs")
+        out: list[str] = []
+        for item in value:
+            try:
+                loc = str(parse_location(os.fspath(item)))
+            except (LocationError, TypeError) as exc:
+                raise ValueError(f"{item!r}: {exc}") from None
+            if loc not in out:
+                out.append(loc)
+        return out
+
+    @model_validator(mode="after")
+    def _mirrors_differ(self) -> Settings:
+        if self.repository in self.mirrors:
+            raise ValueError(
+                f"MIRRORS lists the primary repository {self.repository} itself: "
+                "a mirror must be another place"
+            )
+        return self
+
+    @field_validator("repository", mode="before")
+    @classmethod
+    def _repository(cls, value: Any) -> str:
+        """An absolute path or a supported URL (``s3://``); a relative path is refused."""
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            raise ValueError("expected an absolute path or s3://bucket/prefix")
+        try:
+            return str(parse_location(value))
+        except LocationError as exc:
+            raise ValueError(str(exc)) from None
+
     # --- derived ---------------------------------------------------------------------
+    @property
+    def repository_is_local(self) -> bool:
+        return parse_location(self.repository).is_local
+
+    @property
+    def backup_dir(self) -> Path:
+        """The repository's directory, for what is local by design (see ADR 0012).
+
+        Raises ConfigError when the repository is object storage: a caller
+        that reaches for a path there would otherwise write to a local
+        folder named ``s3:`` (the defect this property replaced).
+        """
+        loc = parse_location(self.repository)
+        if not loc.is_local:
+            raise ConfigError(
+                f"BACKUP_DIR is {loc}: this operation needs a local repository directory"
+            )
+        return Path(loc.where)
+
     @property
     def postgres_dir(self) -> Path:
         return self.backup_dir / "postgresql"
@@ -423,9 +495,9 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (
             init_settings,
-            _PlainEnvSource(settings_cls),
-            _SecretFileSource(settings_cls),
-            _TomlFileSource(settings_cls),
+            PlainEnvSource(settings_cls),
+            SecretFileSource(settings_cls, SECRET_FILE_VARS),
+            TomlFileSource(settings_cls),
         )
 
 
@@ -478,131 +550,14 @@ def unknown_env_vars(environ: dict[str, str] | None = None) -> list[tuple[str, s
     return found
 
 
-class _PlainEnvSource(EnvSettingsSource):
-    """Env source that reads lists as plain strings instead of JSON.
-
-    Operators write ``DATABASES=app,billing``; pydantic-settings would insist
-    on JSON for list fields. A value that looks like JSON still parses as JSON.
-    """
-
-    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip().startswith(("[", "{")):
-            return value
-        return super().decode_complex_value(field_name, field, value)
-
-
-class _SecretFileSource(PydanticBaseSettingsSource):
-    """``*_FILE`` variants of secrets, as Kubernetes mounts them."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, env_names in SECRET_FILE_VARS.items():
-            for env_name in env_names:
-                path = os.environ.get(env_name)
-                if not path:
-                    continue
-                try:
-                    values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-                except OSError as exc:
-                    raise ConfigError(
-                        f"invalid configuration: {env_name}: cannot read secret file "
-                        f"{path} ({exc.strerror}); point it at a readable file"
-                    ) from exc
-                break
-        return values
-
-
-class _TomlFileSource(PydanticBaseSettingsSource):
-    """Optional TOML config file named by ``SEAWALL_CONFIG``.
-
-    Keys are the option names in lower case (``backup_dir = "/backups"``);
-    ``[retention_overrides."postgresql/logical/app"]`` tables set per-series
-    retention.
-    """
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("SEAWALL_CONFIG")
-        if not path:
-            return {}
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError(
-                f"invalid configuration: SEAWALL_CONFIG: cannot read {path} ({exc.strerror})"
-            ) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(
-                f"invalid configuration: SEAWALL_CONFIG: {path} is not valid TOML ({exc})"
-            ) from exc
-        return {key.lower(): value for key, value in data.items()}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse ``7d``, ``12h``, ``30m``, ``45s``, ``2w`` or plain seconds."""
-    text = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    try:
-        if text and text[-1] in units:
-            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-        return timedelta(seconds=float(text))
-    except ValueError as exc:
-        raise ValueError(f"expected a duration like 7d, 36h or 90m, got {text!r}") from exc
-
-
-def _field_for(loc_name: str) -> str | None:
-    """Map a validation error location (an alias or a field name) to its field."""
-    lowered = loc_name.lower()
-    for name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        choices = alias.choices if isinstance(alias, AliasChoices) else []
-        if lowered == name or any(isinstance(c, str) and c.lower() == lowered for c in choices):
-            return name
-    return None
-
-
-def _env_name(field: str) -> str:
-    """The name operators know best: the legacy variable, else ``SEAWALL_*``."""
-    info = Settings.model_fields[field]
-    alias = info.validation_alias
-    names = (
-        [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
-    )
-    legacy = [n for n in names[1:] if n.isupper()]
-    return legacy[0] if legacy else f"SEAWALL_{field.upper()}"
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """One line listing every bad field and what is expected; no secret values."""
-    parts = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
-        field = _field_for(loc[0]) if loc else None
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if field is None:
-            parts.append(msg)
-            continue
-        name = _env_name(field)
-        shown = err.get("input")
-        if field in SECRET_FIELDS or isinstance(shown, dict | list):
-            parts.append(f"{name}: {msg}")
-        else:
-            parts.append(f"{name}: {msg} (got {str(shown)[:60]!r})")
-    return "invalid configuration: " + "; ".join(parts)
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings; CLI overrides (``None`` = not given) win over env."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        raise ConfigError(
+            format_validation_error(exc, Settings.model_fields, SECRET_FIELDS)
+        ) from None
     except SettingsError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None

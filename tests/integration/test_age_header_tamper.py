@@ -35,7 +35,7 @@ from seawall.pipeline.age_scrypt import (
 )
 from seawall.pipeline.age_x25519 import decrypt_x25519_io, encrypt_x25519_io
 from seawall.pipeline.keys import generate_identity
-from seawall.storage import LocalStorage
+from seawall.storage.local import LocalStorage
 
 SECRET, PUBLIC = generate_identity()
 _, OTHER_PUBLIC = generate_identity()

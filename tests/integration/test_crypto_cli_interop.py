@@ -303,7 +303,7 @@ def test_low_order_points_are_refused(tmp_path: Path) -> None:
         parse_recipient,
     )
     from seawall.pipeline.keys import KeyRing
-    from seawall.pipeline.stream import PipelineSpec, store_stream
+    from seawall.pipeline.store import PipelineSpec, store_stream
     from seawall.storage.local import LocalStorage
 
     assert parse_recipient(ZERO_KEY_RECIPIENT) == bytes(32)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from seawall.catalog import Catalog
 from seawall.catalog.locks import backup_hold
-from seawall.storage import LocalStorage
+from seawall.storage.local import LocalStorage
 from tests.conftest import SEAWALL
 from tests.support.catalogs import add_backup
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from seawall.catalog import Artifact, Catalog, Manifest, new_backup_id
 from seawall.catalog.store import artifact_key
 from seawall.pipeline import PipelineSpec, store_stream
-from seawall.storage import LocalStorage
+from seawall.storage.local import LocalStorage
 
 
 def add_backup(

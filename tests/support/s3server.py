@@ -54,10 +54,41 @@ class S3Server:
     ro_secret_key: str = field(default_factory=lambda: secrets.token_hex(20))
     ports: dict[str, int] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    #: also serve S3 over TLS (``https_endpoint``) with a self-signed certificate
+    #: for 127.0.0.1 and localhost (``ca_file``): pgBackRest speaks S3 only over TLS
+    tls: bool = False
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.ports['s3']}"
+
+    @property
+    def https_endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.ports['s3_https']}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate (its own CA) of the TLS port."""
+        return self.workdir / "tls" / "cert.pem"
+
+    def _tls_args(self) -> list[str]:
+        if not self.tls:
+            return []
+        cert, key = self.ca_file, self.workdir / "tls" / "key.pem"
+        if not cert.exists():
+            cert.parent.mkdir(exist_ok=True)
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                 "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                 "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+            cert.chmod(0o644)
+        return [
+            f"-s3.cert.file={cert}",
+            f"-s3.key.file={key}",
+            f"-s3.port.https={self.ports['s3_https']}",
+        ]
 
     def _config(self) -> Path:
         path = self.workdir / "s3.json"
@@ -96,7 +127,7 @@ class S3Server:
             taken: set[int] = set()
             for name in (
                 "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
-                "s3", "s3_grpc", "admin", "admin_grpc", "webdav", "metrics",
+                "s3", "s3_grpc", "admin", "admin_grpc", "webdav", "metrics", "s3_https",
             ):  # fmt: skip
                 port = free_loopback_port()
                 while port in taken:
@@ -121,6 +152,7 @@ class S3Server:
             "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-master.telemetry=false",
             f"-s3.config={self._config()}",
+            *self._tls_args(),
         ]  # fmt: skip
         log = open(self.workdir / "weed.log", "ab")  # noqa: SIM115 - owned by the child
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

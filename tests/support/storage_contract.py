@@ -1,10 +1,9 @@
 """The contract every storage backend must honour, written once.
 
 A backend joins by subclassing :class:`StorageContract` and providing a
-``storage`` fixture that yields an empty store (tests/unit/test_storage_contract.py
-for the local volume; tests/integration/storage/test_storage_contract_s3.py
-for backends that need a server — add the next one to ``SERVER_BACKENDS``
-there). The bodies written here are above S3's 5 MiB minimum part where it
+``storage`` fixture that yields an empty store: the one parametrised module
+is tests/integration/storage/test_storage_contract.py — the next backend adds
+itself to its ``BACKENDS`` list. The bodies written here are above S3's 5 MiB minimum part where it
 matters, so a multipart backend is exercised as a multipart backend.
 """
 

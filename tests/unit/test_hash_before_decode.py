@@ -22,7 +22,7 @@ import pytest
 from seawall.errors import VerificationError
 from seawall.pipeline import KeyRing, PipelineSpec, decode_to, store_stream
 from seawall.pipeline.keys import generate_identity
-from seawall.storage import LocalStorage
+from seawall.storage.local import LocalStorage
 
 SECRET, PUBLIC = generate_identity()
 X25519 = KeyRing.build(recipients=[PUBLIC], identity=SECRET)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from seawall.errors import DecryptionError, VerificationError
 from seawall.pipeline import KeyRing, PipelineSpec, decode_to, store_stream
 from seawall.pipeline.keys import generate_identity
-from seawall.storage import LocalStorage
+from seawall.storage.local import LocalStorage
 
 SECRET, PUBLIC = generate_identity()
 OTHER_SECRET, _ = generate_identity()

@@ -19,8 +19,8 @@ from seawall.catalog.models import Artifact, StreamCheck
 from seawall.catalog.runs import artifact_from_store
 from seawall.errors import VerificationError
 from seawall.pipeline.keys import KeyRing, fingerprint, generate_identity
+from seawall.pipeline.store import PipelineSpec, store_stream
 from seawall.pipeline.stored import check_stored, identity_free
-from seawall.pipeline.stream import PipelineSpec, store_stream
 from seawall.storage.local import LocalStorage
 
 KEY = "b/art.age"

@@ -48,6 +48,29 @@ app.kubernetes.io/part-of: seawall
 {{- end }}
 {{- end }}
 
+{{/*
+"true" when the pods mount the backup volume (a local repository, or
+backupVolume.enabled: true beside object storage), else empty.
+*/}}
+{{- define "seawall.localVolume" -}}
+{{- if kindIs "invalid" .Values.backupVolume.enabled }}
+{{- if not .Values.repository.url }}true{{ end }}
+{{- else if .Values.backupVolume.enabled }}true{{ end }}
+{{- end }}
+
+{{/* Where mounted files that are not secret (the S3 CA bundle) go. */}}
+{{- define "seawall.s3CaDir" -}}/etc/seawall/s3-ca{{- end }}
+{{- define "seawall.webIdentityDir" -}}/var/run/secrets/seawall/web-identity{{- end }}
+
+{{/*
+The Secret with the S3 keys a pod mounts: the exporter's read-only one when
+given. Argument: dict root, exporter (bool).
+*/}}
+{{- define "seawall.s3Secret" -}}
+{{- $c := .root.Values.repository.s3.credentials }}
+{{- if .exporter }}{{ default $c.existingSecret $c.exporterSecret }}{{ else }}{{ $c.existingSecret }}{{ end }}
+{{- end }}
+
 {{- define "seawall.claimName" -}}
 {{- default (printf "%s-backups" (include "seawall.fullname" .)) .Values.backupVolume.existingClaim }}
 {{- end }}
@@ -69,6 +92,18 @@ DNS label and kept unique after truncation by a short hash of the series.
 Fail early on combinations that would only fail at 04:00 on a Sunday.
 */}}
 {{- define "seawall.validate" -}}
+{{- $local := include "seawall.localVolume" . }}
+{{- if and (not .Values.repository.url) (not $local) }}
+{{- fail "backupVolume.enabled=false needs repository.url (s3://bucket/prefix): a local repository lives on the backup volume" }}
+{{- end }}
+{{- if and .Values.repository.s3.caBundle.configMap .Values.repository.s3.caBundle.secret }}
+{{- fail "repository.s3.caBundle: set configMap or secret, not both" }}
+{{- end }}
+{{- range .Values.repository.mirrors }}
+{{- if and (hasPrefix "/" .) (not (and $local (hasPrefix (printf "%s/" $.Values.backupVolume.mountPath) .))) }}
+{{- fail (printf "repository.mirrors: %s is a path, but pods mount only backupVolume.mountPath (%s); use an s3:// URL or a path below the mounted volume" . $.Values.backupVolume.mountPath) }}
+{{- end }}
+{{- end }}
 {{- if and .Values.encryption.enabled (not .Values.encryption.recipients) (not .Values.encryption.keySecret.name) }}
 {{- fail "encryption.enabled needs encryption.recipients (age public keys from `seawall keygen`) or encryption.keySecret.name" }}
 {{- end }}
@@ -136,8 +171,102 @@ env:
     value: {{ printf "%s/encryption-identity/identity" $dir }}
 {{- end }}
 {{- end }}
+{{- $s3secret := include "seawall.s3Secret" (dict "root" $root "exporter" .exporter) }}
+{{- if $s3secret }}
+  - name: AWS_ACCESS_KEY_ID_FILE
+    value: {{ printf "%s/s3/access-key-id" $dir }}
+  - name: AWS_SECRET_ACCESS_KEY_FILE
+    value: {{ printf "%s/s3/secret-access-key" $dir }}
+{{- if $root.Values.repository.s3.credentials.sessionTokenKey }}
+  - name: AWS_SESSION_TOKEN_FILE
+    value: {{ printf "%s/s3/session-token" $dir }}
+{{- end }}
+{{- end }}
+{{- with $root.Values.repository.s3.webIdentity }}
+{{- if .roleArn }}
+  - name: AWS_ROLE_ARN
+    value: {{ .roleArn | quote }}
+  - name: AWS_WEB_IDENTITY_TOKEN_FILE
+    value: {{ printf "%s/token" (include "seawall.webIdentityDir" $root) }}
+{{- end }}
+{{- end }}
 {{- with $root.Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Volumes for object storage (the S3 keys, the CA bundle, a web identity
+token); mounts below. Argument: dict root, exporter (bool).
+*/}}
+{{- define "seawall.s3Volumes" -}}
+{{- $root := .root }}
+{{- $s3 := $root.Values.repository.s3 }}
+{{- $secret := include "seawall.s3Secret" . }}
+{{- if $secret }}
+- name: s3-credentials
+  secret:
+    secretName: {{ $secret }}
+    defaultMode: 0440
+    items:
+      - key: {{ $s3.credentials.accessKeyIdKey }}
+        path: access-key-id
+      - key: {{ $s3.credentials.secretAccessKeyKey }}
+        path: secret-access-key
+      {{- with $s3.credentials.sessionTokenKey }}
+      - key: {{ . }}
+        path: session-token
+      {{- end }}
+{{- end }}
+{{- with $s3.caBundle }}
+{{- if .configMap }}
+- name: s3-ca
+  configMap:
+    name: {{ .configMap }}
+    items:
+      - key: {{ .key }}
+        path: ca.crt
+{{- else if .secret }}
+- name: s3-ca
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0444
+    items:
+      - key: {{ .key }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+{{- with $s3.webIdentity }}
+{{- if .roleArn }}
+- name: web-identity
+  projected:
+    defaultMode: 0440
+    sources:
+      - serviceAccountToken:
+          audience: {{ .audience }}
+          expirationSeconds: {{ .expirationSeconds }}
+          path: token
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "seawall.s3Mounts" -}}
+{{- $root := .root }}
+{{- $s3 := $root.Values.repository.s3 }}
+{{- if include "seawall.s3Secret" . }}
+- name: s3-credentials
+  mountPath: {{ include "seawall.secretsDir" $root }}/s3
+  readOnly: true
+{{- end }}
+{{- if or $s3.caBundle.configMap $s3.caBundle.secret }}
+- name: s3-ca
+  mountPath: {{ include "seawall.s3CaDir" $root }}
+  readOnly: true
+{{- end }}
+{{- if $s3.webIdentity.roleArn }}
+- name: web-identity
+  mountPath: {{ include "seawall.webIdentityDir" $root }}
+  readOnly: true
 {{- end }}
 {{- end }}
 
@@ -148,9 +277,14 @@ can read them and nobody else can.
 */}}
 {{- define "seawall.jobVolumes" -}}
 {{- $root := .root -}}
+{{- if include "seawall.localVolume" $root }}
 - name: backups
   persistentVolumeClaim:
     claimName: {{ include "seawall.claimName" $root }}
+{{- end }}
+{{- with include "seawall.s3Volumes" (dict "root" $root "exporter" false) | trim }}
+{{ . }}
+{{- end }}
 - name: tmp
   emptyDir:
     sizeLimit: {{ $root.Values.tmpVolume.sizeLimit }}
@@ -205,8 +339,13 @@ can read them and nobody else can.
 {{- define "seawall.jobVolumeMounts" -}}
 {{- $root := .root }}
 {{- $dir := include "seawall.secretsDir" $root -}}
+{{- if include "seawall.localVolume" $root }}
 - name: backups
   mountPath: {{ $root.Values.backupVolume.mountPath }}
+{{- end }}
+{{- with include "seawall.s3Mounts" (dict "root" $root "exporter" false) | trim }}
+{{ . }}
+{{- end }}
 - name: tmp
   mountPath: /tmp
 {{- if and (eq .engine "postgres") $root.Values.postgres.passwordSecret.name }}
@@ -295,9 +434,9 @@ spec:
               resources:
                 {{- toYaml $root.Values.resources | nindent 16 }}
               volumeMounts:
-                {{- include "seawall.jobVolumeMounts" (dict "root" $root "engine" .engine "identity" .identity) | nindent 16 }}
+                {{- include "seawall.jobVolumeMounts" (dict "root" $root "engine" .engine "identity" .identity) | trim | nindent 16 }}
           volumes:
-            {{- include "seawall.jobVolumes" (dict "root" $root "engine" .engine "identity" .identity) | nindent 12 }}
+            {{- include "seawall.jobVolumes" (dict "root" $root "engine" .engine "identity" .identity) | trim | nindent 12 }}
 {{- end }}
 
 {{- define "seawall.engines" -}}

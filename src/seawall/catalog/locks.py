@@ -8,6 +8,18 @@ when the process dies, so a kill -9 never leaves a stale lock behind. The
 file's content (pid, command, start time) is informational; the exporter
 reads it to show a run in progress and prune reads it to never delete what a
 running job holds.
+
+Without a local volume (an ``s3://`` repository) there is no filesystem
+every run shares, so no flock: the same functions take the backend's
+lease instead (:class:`~seawall.storage.base.Leasing`, S3 conditional
+writes renewed by the holder; ADR 0012). The lock keys are the same
+(``.locks/<engine>.<kind>.<series>.lock``); a backup hold is one lease
+object per reader under ``.locks/holds/<backup>/`` (a bucket has no shared
+locks), and a hold or lock whose lease has run out no longer counts, the
+way the kernel drops the flock of a dead process.
+
+Every function takes the repository (:class:`Storage`) or, for the local
+volume's own tools and tests, its root directory as a ``Path``.
 """
 
 from __future__ import annotations
@@ -15,20 +27,74 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from seawall.catalog.naming import decode_segment, encode_segment
-from seawall.errors import LockedError, StorageError
-from seawall.storage.local import FILE_MODE, make_private_dirs, storage_error
+from seawall.errors import ConfigError, LockedError, NotFoundError, StorageError
+from seawall.storage.base import Leasing, Storage, storage_error
+from seawall.storage.volume import FILE_MODE, make_private_dirs
 
 LOCK_DIR = ".locks"
+#: lease of a lock or hold on a backend without a local volume; renewed every third of it
+LEASE_SECONDS = 300.0
+#: a lease whose object is older than this (our clock against the server's) is expired
+_LEASE_SLACK = 60.0
+
+#: the repository, or a local volume's root directory
+Where = Storage | Path
+
+_log = logging.getLogger(__name__)
+
+
+def volume_root(where: Where) -> Path | None:
+    """The directory flock works in, or None when the repository has no local volume."""
+    if isinstance(where, Path):
+        return where
+    vol = where.local_volume()
+    return vol.root if vol is not None else None
+
+
+def _leasing(storage: Storage) -> Leasing:
+    if isinstance(storage, Leasing):
+        return storage
+    raise ConfigError(
+        f"repository {storage.describe()} offers neither a local volume (flock) nor leases: "
+        "seawall cannot lock a series there; use a local path or s3:// for BACKUP_DIR"
+    )
+
+
+def leased_lock(
+    storage: Storage, name: str, *, timeout: float, command: str
+) -> AbstractContextManager[None]:
+    """The lease on ``.locks/<name>`` (for locks other than series locks, e.g. the drill's)."""
+    return _leasing(storage).lease(
+        f"{LOCK_DIR}/{name}", timeout=timeout, command=command, lease_seconds=LEASE_SECONDS
+    )
+
+
+def _lease_fresh(storage: Storage, key: str) -> bool:
+    """Whether the lease object ``key`` exists and has not run out."""
+    try:
+        info = storage.stat(key)
+    except NotFoundError:
+        return False
+    return info.mtime + LEASE_SECONDS + _LEASE_SLACK > time.time()
+
+
+def _lock_key(engine: str, kind: str, series: str) -> str:
+    return f"{LOCK_DIR}/{engine}.{kind}.{encode_segment(series)}.lock"
+
+
+def _hold_prefix(engine: str, kind: str, series: str, backup_id: str) -> str:
+    return f"{LOCK_DIR}/holds/{engine}.{kind}.{encode_segment(series)}.{backup_id}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +118,7 @@ def lock_path(backup_dir: Path, engine: str, kind: str, series: str) -> Path:
 
 @contextmanager
 def series_lock(
-    backup_dir: Path,
+    where: Where,
     engine: str,
     kind: str,
     series: str,
@@ -61,7 +127,21 @@ def series_lock(
     command: str,
     backup_id: str | None = None,
 ) -> Iterator[None]:
-    """Hold the series lock; wait up to ``timeout`` seconds, then LockedError."""
+    """Hold the series lock; wait up to ``timeout`` seconds, then LockedError.
+
+    flock on a local volume; the backend's lease otherwise (see the module doc).
+    """
+    backup_dir = volume_root(where)
+    if backup_dir is None:
+        assert not isinstance(where, Path)
+        with _leasing(where).lease(
+            _lock_key(engine, kind, series),
+            timeout=timeout,
+            command=command,
+            lease_seconds=LEASE_SECONDS,
+        ):
+            yield
+        return
     path = lock_path(backup_dir, engine, kind, series)
     fd = open_lock(path)
     try:
@@ -163,8 +243,50 @@ def is_held(path: Path | str) -> bool:
         os.close(fd)
 
 
-def list_locks(backup_dir: Path) -> Iterator[LockInfo]:
-    """Every series lock file with whether it is held now (read-only)."""
+def is_series_locked(where: Where, engine: str, kind: str, series: str) -> bool:
+    """Whether a run holds the series lock right now (probe, never blocks)."""
+    backup_dir = volume_root(where)
+    if backup_dir is None:
+        assert not isinstance(where, Path)
+        return _lease_fresh(where, _lock_key(engine, kind, series))
+    return is_held(lock_path(backup_dir, engine, kind, series))
+
+
+def _list_leased_locks(storage: Storage) -> Iterator[LockInfo]:
+    for obj in storage.list(LOCK_DIR):
+        name = obj.key[len(LOCK_DIR) + 1 :]
+        if "/" in name or not name.endswith(".lock"):
+            continue
+        parts = name[: -len(".lock")].split(".", 2)
+        if len(parts) != 3:
+            continue
+        held = obj.mtime + LEASE_SECONDS + _LEASE_SLACK > time.time()
+        info: dict[str, object] = {}
+        if held:
+            try:
+                loaded = json.loads(storage.read_bytes(obj.key) or b"{}")
+            except (NotFoundError, ValueError):
+                loaded = {}
+            info = loaded if isinstance(loaded, dict) else {}
+        pid = info.get("pid")
+        yield LockInfo(
+            engine=parts[0],
+            kind=parts[1],
+            series=decode_segment(parts[2]),
+            pid=pid if isinstance(pid, int) else None,
+            command=str(info["command"]) if info.get("command") else None,
+            started_at=None,
+            held=held,
+        )
+
+
+def list_locks(where: Where) -> Iterator[LockInfo]:
+    """Every series lock with whether it is held now (read-only)."""
+    backup_dir = volume_root(where)
+    if backup_dir is None:
+        assert not isinstance(where, Path)
+        yield from _list_leased_locks(where)
+        return
     directory = backup_dir / LOCK_DIR
     if not directory.is_dir():
         return
@@ -194,14 +316,40 @@ def hold_path(backup_dir: Path, engine: str, kind: str, series: str, backup_id: 
 
 
 @contextmanager
+def _leased_hold(
+    storage: Storage, engine: str, kind: str, series: str, backup_id: str
+) -> Iterator[None]:
+    """A hold on a bucket: one lease object of this reader's own under the backup's hold prefix."""
+    key = f"{_hold_prefix(engine, kind, series, backup_id)}/{os.urandom(8).hex()}"
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(
+                _leasing(storage).lease(key, timeout=0, command="hold", lease_seconds=LEASE_SECONDS)
+            )
+        except StorageError as exc:
+            # A read-only key (a restore host's): reading is still right, but a
+            # prune elsewhere could delete the backup meanwhile: say so, go on.
+            _log.warning(
+                "could not record a hold on backup %s (%s); reading it anyway", backup_id, exc
+            )
+        yield
+
+
+@contextmanager
 def backup_hold(
-    backup_dir: Path, engine: str, kind: str, series: str, backup_id: str
+    where: Where, engine: str, kind: str, series: str, backup_id: str
 ) -> Iterator[None]:
     """Hold one backup (shared lock) while it is being restored or verified.
 
     Several readers may hold it at once; ``prune`` probes it exclusively and
     keeps the backup ("locked by a running job") while anybody holds it.
     """
+    backup_dir = volume_root(where)
+    if backup_dir is None:
+        assert not isinstance(where, Path)
+        with _leased_hold(where, engine, kind, series, backup_id):
+            yield
+        return
     path = hold_path(backup_dir, engine, kind, series, backup_id)
     try:
         fd = open_lock(path)
@@ -227,7 +375,13 @@ def backup_hold(
             pass
 
 
-def is_backup_held(backup_dir: Path, engine: str, kind: str, series: str, backup_id: str) -> bool:
+def is_backup_held(where: Where, engine: str, kind: str, series: str, backup_id: str) -> bool:
+    backup_dir = volume_root(where)
+    if backup_dir is None:
+        assert not isinstance(where, Path)
+        prefix = _hold_prefix(engine, kind, series, backup_id)
+        now = time.time()
+        return any(o.mtime + LEASE_SECONDS + _LEASE_SLACK > now for o in where.list(prefix))
     # Plain strings: prune probes every backup of the catalog (10,000s).
     name = f"hold.{engine}.{kind}.{encode_segment(series)}.{backup_id}.lock"
     return is_held(os.path.join(backup_dir, LOCK_DIR, name))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from seawall.catalog.locks import LOCK_DIR, flock_exclusive, open_lock
+from seawall.catalog.locks import LOCK_DIR, flock_exclusive, leased_lock, open_lock, volume_root
 from seawall.catalog.models import Manifest, utcnow
 from seawall.catalog.naming import new_backup_id
 from seawall.context import Context
@@ -31,6 +31,7 @@ from seawall.drill.model import DrillResult, TargetResult
 from seawall.drill.records import write_records
 from seawall.errors import SeawallError
 from seawall.log import get_logger
+from seawall.storage.base import Storage
 
 log = get_logger("drill")
 
@@ -41,12 +42,19 @@ BeforeChecks = Callable[..., None]
 
 
 @contextmanager
-def drill_lock(backup_dir: Path, timeout: float, drill_id: str) -> Iterator[None]:
-    """One drill at a time (``.locks/drill.lock``, flock: gone when the process dies).
+def drill_lock(where: Storage | Path, timeout: float, drill_id: str) -> Iterator[None]:
+    """One drill at a time (``.locks/drill.lock``, flock: gone when the process dies;
+    the backend's lease on a repository without a local volume, ADR 0012).
 
     Not a series lock: the exporter reports held series locks as backups in
     progress, and a drill is not a backup.
     """
+    backup_dir = volume_root(where)
+    if backup_dir is None:
+        assert not isinstance(where, Path)
+        with leased_lock(where, "drill.lock", timeout=timeout, command=f"drill {drill_id}"):
+            yield
+        return
     path = backup_dir / LOCK_DIR / "drill.lock"
     fd = open_lock(path)
     try:
@@ -185,7 +193,7 @@ def run_drill(
     )
     engines = s.active_engines()
     pg, qd = "postgres" in engines, "qdrant" in engines
-    with drill_lock(s.backup_dir, s.lock_timeout, result.id):
+    with drill_lock(ctx.storage, s.lock_timeout, result.id):
         _remove_leftovers(ctx, result, pg, qd)
         if pg:
             _logical_targets(ctx, result, before_checks)

@@ -1,4 +1,10 @@
-"""The catalog as the exporter sees it: read fresh at every scrape, parsed once.
+"""The catalog on a local volume as the exporter sees it: read fresh at every scrape.
+
+Why this reader looks at directories: it needs the repository's
+:class:`~seawall.storage.base.LocalVolume` capability (stat, ``scandir`` of
+series directories and inotify, all through ``local_volume()``; ADR 0012).
+A repository without one (object storage) is read by
+:mod:`seawall.exporter.catalog_listed` instead, from a periodic listing.
 
 Why a cache keyed on ``(path, mtime_ns, size)``: the catalog is the truth and
 must be re-read at each scrape (a backup finished a second ago must show),
@@ -7,9 +13,6 @@ but parsing 10,000 JSON manifests with pydantic takes about a second. A
 by an atomic rename (new inode, new mtime), so an unchanged stat means an
 unchanged manifest. Entries whose file vanished are dropped, so a pruned
 backup or a removed series disappears from the metrics at the next scrape.
-
-Only a slim :class:`Record` per manifest is kept (not the pydantic model)
-so 10,000 backups stay within a few megabytes.
 
 The walk knows the layout (``<engine>/<kind>/<series>/<id>/manifest.json``)
 and never descends into the WAL archive (``postgresql/wal``, watched by
@@ -27,136 +30,33 @@ import os
 import stat
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from seawall.catalog.models import MANIFEST_NAME, Manifest
+from seawall.catalog.models import MANIFEST_NAME
 from seawall.catalog.naming import decode_segment, is_backup_id
-from seawall.catalog.store import CatalogError, parse_manifest
 from seawall.exporter.fsevents import EVENT_FILTER
-from seawall.exporter.metrics_def import VERIFICATION_LEVELS
-from seawall.walcore.layout import WAL_ROOT
-from seawall.walcore.lsn import lsn_to_segment_name, parse_lsn
-from seawall.walcore.names import DEFAULT_WAL_SEGMENT_SIZE
+from seawall.exporter.records import (
+    DRILLS_DIR,
+    ENGINES,
+    MAX_MANIFEST_BYTES,
+    WAL_KIND as _WAL_KIND,
+    CatalogSnapshot,
+    Record,
+    SeriesGroup,
+    SeriesKey,
+    parse_record,
+)
+from seawall.storage.base import LocalVolume, Storage
+from seawall.storage.factory import open_storage
 
 log = logging.getLogger("seawall.exporter.catalog")
 
-ENGINES = ("postgresql", "qdrant")
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # real manifests are a few KiB
-DRILLS_DIR = "drills"
-_WAL_KIND = WAL_ROOT.split("/", 1)[1]  # "wal" under postgresql/
-
-SeriesKey = tuple[str, str, str]  # (engine, kind, series); kind "drill" for drills
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """What the metrics need from one manifest (times as UNIX seconds)."""
-
-    id: str
-    engine: str
-    kind: str
-    series: str
-    status: str
-    time: float  # end of the run (start for runs without an end)
-    finished: float | None
-    duration: float | None
-    stored_size: int
-    verified_at: float | None = None
-    verified_ok: bool | None = None
-    verified_level: int | None = None  # VERIFICATION_LEVELS[verification.effective_level]
-    timeline: int | None = None
-    start_wal: str | None = None
-    stop_wal: str | None = None
-    rto_seconds: float | None = None
-    rpo_seconds: float | None = None
-    pinned: bool = False
-    pinned_until: float | None = None  # None with pinned: for good
-
-
-@dataclass
-class SeriesGroup:
-    """The records of one series; ``signature`` changes iff a manifest did."""
-
-    key: SeriesKey
-    records: list[Record] = field(default_factory=list)
-    signature: int = 0  # a new number whenever the records were re-read
-
-
-@dataclass
-class CatalogSnapshot:
-    """One scrape's view: series groups, bad manifests, and whether the root exists."""
-
-    groups: dict[SeriesKey, SeriesGroup] = field(default_factory=dict)
-    drills: dict[SeriesKey, SeriesGroup] = field(default_factory=dict)
-    errors: int = 0
-    readable: bool = True
-    manifests: int = 0
-
-
-def _ts(value: Any) -> float | None:
-    return value.timestamp() if value is not None else None
-
-
-def _wal_range(m: Manifest) -> tuple[int | None, str | None, str | None]:
-    """Timeline and first/last WAL segment of a base backup, if recorded."""
-    pg = m.postgres
-    if pg is None or pg.timeline is None:
-        return None, None, None
-    size = pg.wal_segment_size or DEFAULT_WAL_SEGMENT_SIZE
-    start, stop = pg.start_wal, pg.stop_wal
-    try:
-        if start is None and pg.start_lsn:
-            start = lsn_to_segment_name(pg.start_lsn, pg.timeline, size)
-        if stop is None and pg.stop_lsn:
-            pos = parse_lsn(pg.stop_lsn)
-            # a stop LSN on a segment boundary ends in the previous segment
-            pos = pos - 1 if pos % size == 0 and pos > 0 else pos
-            stop = lsn_to_segment_name(pos, pg.timeline, size)
-    except ValueError:
-        return pg.timeline, None, None
-    return pg.timeline, start, stop
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def to_record(m: Manifest) -> Record:
-    """Reduce a manifest to what the collector needs."""
-    timeline, start_wal, stop_wal = _wal_range(m) if m.kind == "base" else (None, None, None)
-    rto = rpo = None
-    if m.kind == "drill":
-        extra = (m.model_extra or {}).get("drill")
-        if isinstance(extra, dict):
-            rto = _float(extra.get("rto_seconds"))
-            rpo = _float(extra.get("rpo_seconds"))
-    v = m.verification
-    return Record(
-        id=m.id,
-        engine=m.engine,
-        kind=m.kind,
-        series=m.series,
-        status=m.status,
-        time=m.time.timestamp(),
-        finished=_ts(m.finished_at),
-        duration=m.duration_seconds,
-        stored_size=m.stored_size,
-        verified_at=v.at.timestamp() if v is not None else None,
-        verified_ok=v.ok if v is not None else None,
-        verified_level=VERIFICATION_LEVELS[v.effective_level] if v is not None else None,
-        timeline=timeline,
-        start_wal=start_wal,
-        stop_wal=stop_wal,
-        rto_seconds=rto,
-        rpo_seconds=rpo,
-        pinned=m.pin is not None,
-        pinned_until=_ts(m.pin.until) if m.pin is not None else None,
-    )
+__all__ = ["CatalogCache", "CatalogSnapshot", "Record", "SeriesGroup", "SeriesKey"]
 
 
 Listing = tuple[tuple[str, int], ...]
@@ -201,13 +101,17 @@ class CatalogCache:
 
     def __init__(
         self,
-        backup_dir: Path,
+        repository: Storage | Path,
         *,
         enabled: bool = True,
         full_check_interval: float = 300.0,
         watch: bool = False,
     ) -> None:
-        self.root = Path(backup_dir)
+        self.storage = local_storage(repository)
+        vol = self.storage.local_volume()
+        assert vol is not None  # local_storage() refuses a backend without one
+        self.volume: LocalVolume = vol
+        self.root = vol.root
         self._root = str(self.root)
         self.enabled = enabled
         self.full_check_interval = full_check_interval
@@ -254,13 +158,13 @@ class CatalogCache:
         self._skip_clean = watching and not full
         seen_series: dict[str, _SeriesCache] = {}
         for engine in ENGINES:
-            for kind in _dirs(os.path.join(self.root, engine), snap):
+            for kind in _dirs(str(self.volume.path(engine)), snap):
                 if engine == "postgresql" and kind.name == _WAL_KIND:
                     continue
                 for series in _dirs(kind.path, snap):
                     key = (engine, kind.name, decode_segment(series.name))
                     self._scan_series(series.path, key, snap.groups, snap, seen_series, full)
-        for engine_dir in _dirs(os.path.join(self.root, DRILLS_DIR), snap):
+        for engine_dir in _dirs(str(self.volume.path(DRILLS_DIR)), snap):
             for series in _dirs(engine_dir.path, snap):
                 key = (engine_dir.name, "drill", decode_segment(series.name))
                 self._scan_series(series.path, key, snap.drills, snap, seen_series, full)
@@ -401,8 +305,8 @@ class CatalogCache:
         handler = _Events(self)
         tops: list[tuple[str, bool]] = [(self._root, False)]
         for top in (*ENGINES[1:], DRILLS_DIR):
-            tops.append((os.path.join(self._root, top), True))
-        pg = os.path.join(self._root, ENGINES[0])
+            tops.append((str(self.volume.path(top)), True))
+        pg = str(self.volume.path(ENGINES[0]))
         tops.append((pg, False))
         tops += [(e.path, True) for e in _iter_subdirs(pg) if e.name != _WAL_KIND]
         try:
@@ -461,28 +365,25 @@ class CatalogCache:
         where = os.path.relpath(mpath, self.root)
         try:
             with open(mpath, "rb") as fh:
-                manifest = parse_manifest(fh.read(MAX_MANIFEST_BYTES), where)
+                data = fh.read(MAX_MANIFEST_BYTES)
         except OSError as exc:
             msg = f"{where}: unreadable ({exc.strerror})"
             log.warning("%s", msg)
             return msg
-        except CatalogError as exc:
-            log.warning("%s", exc)
-            return str(exc)
-        engine, kind, series = key
-        if (manifest.engine, manifest.kind, manifest.series, manifest.id) != (
-            engine,
-            kind,
-            series,
-            backup_id,
-        ):
-            msg = (
-                f"{where}: foreign manifest (it describes {manifest.engine}/{manifest.kind}/"
-                f"{manifest.series}/{manifest.id}, not the directory it is in)"
-            )
-            log.warning("%s", msg)
-            return msg
-        return to_record(manifest)
+        return parse_record(data, where, key, backup_id)
+
+
+def local_storage(repository: Storage | Path) -> Storage:
+    """The repository as a Storage that offers a local volume (this cache needs one).
+
+    A path is opened through the one factory; object storage has its own
+    reader (:mod:`seawall.exporter.catalog_listed`), so a backend without a
+    local volume here is a programming error, not a configuration one.
+    """
+    storage = open_storage(repository) if isinstance(repository, Path) else repository
+    if storage.local_volume() is None:
+        raise ValueError(f"{storage.describe()} is no local volume: use ListedCatalog")
+    return storage
 
 
 class _Events(FileSystemEventHandler):

@@ -1,8 +1,9 @@
-"""The Prometheus collector: the catalog, the WAL archive and the volume as metrics.
+"""The Prometheus collector: the catalog, the WAL archive and the repositories as metrics.
 
-A small object handed its inputs (a :class:`CatalogCache`, a
-:class:`WalWatcher`, the backup directory, a retention-policy lookup and a
-clock), so tests build it around a real catalog and read values with
+A small object handed its inputs (the repository as a
+:class:`~seawall.storage.base.Storage` or a path, a catalog reader, a WAL
+state, the mirrors, a retention-policy lookup and a clock), so tests build
+it around a real catalog and read values with
 ``registry.get_sample_value`` without HTTP. It runs at every scrape and
 builds the metric families from scratch, so a series that disappeared
 from the catalog disappears from the metrics: no stale label sets.
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
@@ -33,11 +35,16 @@ from prometheus_client.registry import CollectorRegistry
 from seawall import __version__
 from seawall.catalog.locks import list_locks
 from seawall.catalog.rejected import list_rejected
-from seawall.exporter.catalog_cache import CatalogCache, Record, SeriesGroup, SeriesKey
+from seawall.errors import SeawallError
+from seawall.exporter.catalog_cache import CatalogCache
 from seawall.exporter.metrics_def import METRICS, VERIFICATION_LEVELS
-from seawall.exporter.wal_watch import BaseRef, WalWatcher
+from seawall.exporter.records import CatalogSnapshot, Record, SeriesGroup, SeriesKey
+from seawall.exporter.repositories import Repositories
+from seawall.exporter.repository_metrics import emit_repositories
+from seawall.exporter.wal_state import BaseRef, WalState
 from seawall.retention import KINDS, Entry, Policy, apply_policy
-from seawall.storage.local import LocalStorage
+from seawall.storage.base import Storage
+from seawall.storage.factory import open_storage
 
 log = logging.getLogger("seawall.exporter")
 
@@ -52,6 +59,12 @@ QDRANT_COLLECTION_KINDS = frozenset({"snapshot", "shard-snapshot"})
 #: one ever matches the other.
 POSTGRES_TYPES = {"logical": "full", "base": "base"}
 WAL_TYPE = "wal"
+
+
+class CatalogReader(Protocol):
+    """What the collector needs of a catalog: a snapshot per scrape."""
+
+    def scan(self) -> CatalogSnapshot: ...
 
 
 @dataclass
@@ -156,25 +169,39 @@ class _Families:
 
 
 class SeawallCollector:
-    """prometheus_client custom collector over one backup directory."""
+    """prometheus_client custom collector over one repository (and its mirrors).
+
+    ``repository`` is a path (opened through the one factory) or a Storage.
+    With a local volume the catalog is the stat/inotify :class:`CatalogCache`
+    and the WAL archive whatever ``wal`` is given (None: no WAL metrics);
+    without one (object storage) both come from the primary's periodic
+    listing in ``repositories`` (built here, with no mirrors, when not given).
+    """
 
     def __init__(
         self,
-        backup_dir: Path,
+        repository: Path | Storage,
         *,
-        catalog: CatalogCache | None = None,
-        wal: WalWatcher | None = None,
+        catalog: CatalogReader | None = None,
+        wal: WalState | None = None,
         policy_for: PolicyFor | None = None,
         clock: Clock = time.time,
         memo: bool = True,
+        repositories: Repositories | None = None,
     ) -> None:
-        self.backup_dir = Path(backup_dir)
-        self.catalog = catalog if catalog is not None else CatalogCache(self.backup_dir)
-        self.wal = wal
+        self.storage = open_storage(repository) if isinstance(repository, Path) else repository
+        if repositories is None:
+            label = str(repository) if isinstance(repository, Path) else self.storage.describe()
+            repositories = Repositories.of((label, self.storage), clock=clock)
+        self.repositories = repositories
+        primary = repositories.primary
+        if catalog is None:
+            catalog = primary.catalog if primary.catalog is not None else CatalogCache(self.storage)
+        self.catalog = catalog
+        self.wal = wal if wal is not None else primary.wal
         self.policy_for = policy_for
         self.clock = clock
         self.memo = memo
-        self.storage = LocalStorage(self.backup_dir)
         self._memo: dict[SeriesKey, tuple[object, SeriesStats]] = {}
         self._scrape_lock = threading.Lock()
 
@@ -192,6 +219,7 @@ class SeawallCollector:
         t0 = time.perf_counter()
         now = self.clock()
         out = _Families()
+        self.repositories.refresh_due()
         snap = self.catalog.scan()
         out.add("seawall_backup_dir_accessible", (), 1.0 if snap.readable else 0.0)
         errors = snap.errors
@@ -202,8 +230,9 @@ class SeawallCollector:
         if snap.readable:
             errors += self._running(out)
             self._storage(out)
-            self._rejected(out)
-        self._wal(out, snap.groups, now)
+            errors += self._rejected(out, snap)
+        wal_bytes = self._wal(out, snap.groups, now)
+        emit_repositories(out.add, self.repositories, snap, stats, wal_bytes, now)
         out.add("seawall_catalog_manifests", (), float(snap.manifests))
         out.add("seawall_catalog_errors", (), float(errors))
         out.add("seawall_build_info", (__version__, platform.python_version()), 1.0)
@@ -313,9 +342,16 @@ class SeawallCollector:
                 out.add("seawall_drill_rpo_seconds", labels, rpo)
 
     def _running(self, out: _Families) -> int:
-        """Runs in progress from the series locks; returns errors met."""
+        """Runs in progress from the series locks; returns errors met.
+
+        The locks are flock files on the local volume (ADR 0008); on object
+        storage there are none to read here, so no run shows as running.
+        """
+        vol = self.storage.local_volume()
+        if vol is None:
+            return 0
         try:
-            locks = list(list_locks(self.backup_dir))
+            locks = list(list_locks(vol.root))
         except (OSError, ValueError) as exc:
             log.warning("cannot read the series locks: %s", exc)
             return 1
@@ -330,14 +366,23 @@ class SeawallCollector:
             )
         return 0
 
-    def _rejected(self, out: _Families) -> None:
-        """Runs against targets that do not exist (catalog/rejected.py): a count, no series."""
-        runs = list_rejected(self.storage)
-        out.add("seawall_rejected_runs", (), float(len(runs)))
-        if runs:
-            out.add(
-                "seawall_rejected_run_last_timestamp_seconds", (), runs[0].manifest.time.timestamp()
-            )
+    def _rejected(self, out: _Families, snap: CatalogSnapshot) -> int:
+        """Runs against targets that do not exist (catalog/rejected.py): a count, no series.
+
+        A listed repository's snapshot carries them (a scrape never lists a
+        bucket); on a local volume they are read here. Returns errors met.
+        """
+        times = snap.rejected
+        if times is None:
+            try:
+                times = [r.manifest.time.timestamp() for r in list_rejected(self.storage)]
+            except SeawallError as exc:
+                log.warning("cannot read the rejected runs: %s", exc)
+                return 1
+        out.add("seawall_rejected_runs", (), float(len(times)))
+        if times:
+            out.add("seawall_rejected_run_last_timestamp_seconds", (), times[0])
+        return 0
 
     def _storage(self, out: _Families) -> None:
         usage = self.storage.usage()
@@ -351,14 +396,15 @@ class SeawallCollector:
             out.add("seawall_storage_used_ratio", (), usage.used / denominator)
 
     # --- WAL and PITR ------------------------------------------------------------------
-    def _wal(self, out: _Families, groups: dict[SeriesKey, SeriesGroup], now: float) -> None:
+    def _wal(self, out: _Families, groups: dict[SeriesKey, SeriesGroup], now: float) -> int:
+        """The WAL metrics; returns the archive's bytes (for the repository's total)."""
         if self.wal is None:
-            return
+            return 0
         try:
             summaries = self.wal.summaries()
         except Exception:  # the watcher must never break the scrape
             log.warning("WAL archive summary failed", exc_info=True)
-            return
+            return 0
         for s in summaries:
             labels = (s.cluster,)
             out.add("seawall_wal_segments", labels, float(s.segments))
@@ -392,6 +438,7 @@ class SeawallCollector:
                 out.add("seawall_pitr_earliest_timestamp_seconds", labels, earliest)
                 out.add("seawall_pitr_latest_timestamp_seconds", labels, latest)
                 out.add("seawall_pitr_window_seconds", labels, max(latest - earliest, 0.0))
+        return sum(s.bytes for s in summaries)
 
 
 def _compat_one(

@@ -6,8 +6,8 @@ cannot drift from the code. The eight ``postgres_backup_*`` /
 ``qdrant_backup_*`` names and their ``type`` values (``full`` for pg_dump)
 are fixed by the operators' existing dashboards and alerts;
 everything else follows the Prometheus naming guide with a ``seawall_``
-prefix. Labels are bounded (engine, kind, series, tier, result, cluster):
-never a backup id.
+prefix. Labels are bounded (engine, kind, series, tier, result, cluster,
+repository): never a backup id.
 """
 
 from __future__ import annotations
@@ -251,6 +251,56 @@ _DEFS: list[MetricDef] = [
         "Recovery point (data loss window) measured by the last drill that recorded one.",
         ("engine", "series"),
     ),
+    # --- per repository (the primary and each mirror) ---------------------------
+    MetricDef(
+        "seawall_repository_info",
+        "Always 1: one per repository the exporter watches; role is primary or mirror "
+        "(MIRRORS). repository is the location as configured (a path or an s3:// URL).",
+        ("repository", "role"),
+        group="Per repository: the primary and its mirrors",
+    ),
+    MetricDef(
+        "seawall_repository_reachable",
+        "1 if the last look at the repository succeeded (a local primary: its directory "
+        "exists; anything listed: the last listing answered), else 0.",
+        ("repository",),
+    ),
+    MetricDef(
+        "seawall_repository_last_refresh_timestamp_seconds",
+        "UNIX time at which the repository was last listed successfully (listed "
+        "repositories only: object storage and mirrors, every --refresh-interval).",
+        ("repository",),
+    ),
+    MetricDef(
+        "seawall_repository_stored_bytes",
+        "Bytes stored in the repository: the sum of its objects' sizes at the last listing "
+        "(a local primary without mirrors, which is not listed: its backups' stored bytes "
+        "plus its WAL archive).",
+        ("repository",),
+    ),
+    MetricDef(
+        "seawall_repository_objects",
+        "Objects in the repository at the last listing (listed repositories only).",
+        ("repository",),
+    ),
+    MetricDef(
+        "seawall_repository_backup_last_success_timestamp_seconds",
+        "UNIX time at which the newest successful backup of the series that this "
+        "repository holds ended (absent when it holds none).",
+        ("repository", *SERIES),
+    ),
+    MetricDef(
+        "seawall_mirror_lag_objects",
+        "Objects present in the primary and missing from this mirror, from the last listings "
+        "of both (absent while either is unreachable).",
+        ("repository",),
+    ),
+    MetricDef(
+        "seawall_mirror_lag_seconds",
+        "Age of the oldest object present in the primary and missing from this mirror "
+        "(0 when the mirror holds everything; absent while either is unreachable).",
+        ("repository",),
+    ),
     # --- volume and exporter ---------------------------------------------------------
     MetricDef(
         "seawall_storage_size_bytes",
@@ -265,7 +315,8 @@ _DEFS: list[MetricDef] = [
     ),
     MetricDef(
         "seawall_backup_dir_accessible",
-        "1 if BACKUP_DIR exists and is a readable directory, else 0.",
+        "1 if BACKUP_DIR exists and is a readable directory (object storage: the last "
+        "listing answered), else 0.",
     ),
     MetricDef("seawall_catalog_manifests", "Valid manifests read at this scrape."),
     MetricDef(

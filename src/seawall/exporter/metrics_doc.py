@@ -19,7 +19,8 @@ HEADER = """\
 
 Served by `seawall exporter` at `/metrics` (see [exporter.md](exporter.md)).
 Every metric is a gauge computed from the catalog on the backup volume at
-scrape time. A series (engine, kind, series) removed from the catalog
+scrape time (object storage and mirrors: from their last background listing,
+see [exporter.md](exporter.md#object-storage-and-mirrors)). A series (engine, kind, series) removed from the catalog
 disappears from the metrics at the next scrape; metrics marked "absent when
 …" are not exported at all in that case (alert on them with `absent()` or
 `unless`, not on a zero). Timestamps are UNIX seconds.

@@ -76,4 +76,7 @@ def parse(text: str) -> ArchiveCommand:
 
 
 def same_dir(a: str, b: str) -> bool:
+    """Whether two BACKUP_DIR values name one repository (a path, or an s3:// URL)."""
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
     return os.path.realpath(a) == os.path.realpath(b)

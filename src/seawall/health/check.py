@@ -113,12 +113,12 @@ def _archive_settings(ctx: Context, conn: Conn, report: CheckReport) -> bool:
     if not cmd.has_placeholder:
         report.add("archive_command", "FAIL", f"{where} does not pass %p (the file); {fix}")
         return False
-    if cmd.backup_dir is not None and not same_dir(cmd.backup_dir, str(s.backup_dir)):
+    if cmd.backup_dir is not None and not same_dir(cmd.backup_dir, s.repository):
         report.add(
             "archive_command",
             "FAIL",
             f"{where} pushes to BACKUP_DIR {cmd.backup_dir}, but this seawall's repository is "
-            f"{s.backup_dir}: WAL lands where restores will not look; {fix}",
+            f"{s.repository}: WAL lands where restores will not look; {fix}",
         )
         return not in_recovery
     if cmd.cluster is not None and cmd.cluster != s.pg_cluster_name:
@@ -239,7 +239,7 @@ def _wal_readable(ctx: Context, report: CheckReport, segment: str, key: str) -> 
     whose identity the restore side does not have (or stored in clear while
     ENCRYPTION is on here) looks fine until the day of the restore.
     """
-    from seawall.pipeline.stream import decode_to
+    from seawall.pipeline.decode import decode_to
 
     obj = parse_wal_key(key)
     if obj is None:  # existing_versions only returns archive names
@@ -363,7 +363,8 @@ class _Sink:
 
 
 def _encryption(ctx: Context, report: CheckReport, repository_ok: bool) -> None:
-    from seawall.pipeline.stream import decode_to, store_stream
+    from seawall.pipeline.decode import decode_to
+    from seawall.pipeline.store import store_stream
 
     s = ctx.settings
     try:

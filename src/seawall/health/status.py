@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from seawall.catalog.models import MANIFEST_NAME, Manifest
 from seawall.catalog.naming import decode_segment, is_backup_id
+from seawall.catalog.wal_layout import wal_clusters
 from seawall.context import Context
 from seawall.health.model import (
     DrillStatus,
@@ -26,8 +27,8 @@ from seawall.health.model import (
     Severity,
     StatusReport,
 )
+from seawall.storage.mirror_layout import deletes_prefix, mirror_id, pending_prefix
 from seawall.units import human_duration
-from seawall.walcore.layout import WAL_ROOT
 
 #: where drill records live (docs/exporter.md): drills/<engine>/<series>/<id>/manifest.json
 DRILLS_DIR = "drills"
@@ -168,9 +169,7 @@ def _series(ctx: Context, report: StatusReport) -> None:
 
 def _clusters(ctx: Context, report: StatusReport) -> list[str]:
     found = {s.series for s in report.series if s.engine == "postgresql" and s.kind == "base"}
-    wal_root = ctx.storage.path(WAL_ROOT)
-    if wal_root.is_dir():
-        found |= {decode_segment(p.name) for p in wal_root.iterdir() if p.is_dir()}
+    found |= {decode_segment(name) for name in wal_clusters(ctx.storage)}
     return sorted(found)
 
 
@@ -343,6 +342,31 @@ def _volume(ctx: Context, report: StatusReport) -> None:
         )
 
 
+def _mirrors(ctx: Context, report: StatusReport, now: datetime) -> None:
+    """A mirror that lags (records in the primary, storage/mirror_layout.py) is a warning:
+    the backups are safe on the primary, the off-site copy is not complete."""
+    for location in ctx.settings.mirrors:
+        mid = mirror_id(location)
+        pending = list(ctx.storage.list(pending_prefix(mid)))
+        deletes = sum(1 for _ in ctx.storage.list(deletes_prefix(mid)))
+        if not pending and not deletes:
+            continue
+        parts = []
+        if pending:
+            age = max(0.0, now.timestamp() - min(i.mtime for i in pending))
+            parts.append(
+                f"{len(pending)} object(s) not copied yet, the oldest for {human_duration(age)}"
+            )
+        if deletes:
+            parts.append(f"{deletes} deletion(s) not applied")
+        report.problem(
+            "warning",
+            f"mirror {location}",
+            "; ".join(parts),
+            "check the mirror is reachable, then run `seawall sync`",
+        )
+
+
 def gather(ctx: Context, now: datetime) -> StatusReport:
     """The whole report; raises only when the repository cannot be read at all."""
     report = StatusReport(now=now, repository=ctx.storage.describe())
@@ -350,4 +374,5 @@ def gather(ctx: Context, now: datetime) -> StatusReport:
     _pitr(ctx, report)
     _drills(ctx, report)
     _volume(ctx, report)
+    _mirrors(ctx, report, now)
     return report

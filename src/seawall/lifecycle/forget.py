@@ -152,7 +152,7 @@ def execute_plan(ctx: Context, the_plan: ForgetPlan, *, force: bool = False) -> 
             engine, kind, series = key.split("/", 2)
             stack.enter_context(
                 series_lock(
-                    s.backup_dir, engine, kind, series, timeout=s.lock_timeout, command="forget"
+                    ctx.storage, engine, kind, series, timeout=s.lock_timeout, command="forget"
                 )
             )
         return execute(ctx, prune_plan)

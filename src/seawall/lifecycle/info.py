@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from seawall.catalog.models import Manifest, utcnow
 from seawall.catalog.naming import decode_segment
 from seawall.catalog.rejected import list_rejected
+from seawall.catalog.wal_layout import wal_clusters
 from seawall.context import Context
 from seawall.errors import SeawallError
 from seawall.walcore.archived import parse_wal_key
@@ -117,13 +117,21 @@ def _backup_row(m: Manifest, verdict: Any, now: datetime) -> dict[str, Any]:
     }
 
 
+def _exists(ctx: Context) -> bool:
+    """Whether the repository is there (a directory; a bucket that answers a listing)."""
+    vol = ctx.storage.local_volume()
+    if vol is not None:
+        return vol.root.is_dir()
+    try:
+        next(iter(ctx.storage.list("")), None)
+    except SeawallError:
+        return False
+    return True
+
+
 def wal_info(ctx: Context, now: datetime | None = None) -> list[WalInfo]:
     """Every cluster's archive: files, bytes, and per timeline its range."""
-    root = ctx.storage.path(WAL_ROOT)
-    try:
-        clusters = sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
-    except FileNotFoundError:
-        return []
+    clusters = wal_clusters(ctx.storage)
     out = []
     for encoded in clusters:
         info = WalInfo(decode_segment(encoded))
@@ -216,7 +224,7 @@ def info(ctx: Context, *, now: datetime | None = None) -> dict[str, Any]:
         "now": now.isoformat(),
         "repository": {
             "path": ctx.storage.describe(),
-            "exists": ctx.storage.root.is_dir(),
+            "exists": _exists(ctx),
             "backups_bytes": backups_bytes,
             "wal_bytes": wal_bytes,
             "stored_bytes": backups_bytes + wal_bytes,

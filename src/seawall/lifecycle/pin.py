@@ -44,7 +44,7 @@ def parse_until(text: str) -> datetime:
 def _rewrite(ctx: Context, m: Manifest, pin: Pin | None, command: str) -> Manifest:
     s = ctx.settings
     with series_lock(
-        s.backup_dir, m.engine, m.kind, m.series, timeout=s.lock_timeout, command=command
+        ctx.storage, m.engine, m.kind, m.series, timeout=s.lock_timeout, command=command
     ):
         fresh = ctx.catalog.load(manifest_key(m))
         fresh.pin = pin

@@ -8,15 +8,9 @@ decompressor, which pushes into the consumer: a file, pg_restore's stdin, a
 hash).
 """
 
+from seawall.pipeline.decode import DecodeResult, decode_to, sha256_of
 from seawall.pipeline.keys import KeyRing, fingerprint
-from seawall.pipeline.stream import (
-    DecodeResult,
-    PipelineSpec,
-    StoreResult,
-    decode_to,
-    sha256_of,
-    store_stream,
-)
+from seawall.pipeline.store import PipelineSpec, StoreResult, store_stream
 
 __all__ = [
     "DecodeResult",

@@ -37,11 +37,9 @@ import base64
 import binascii
 import hashlib
 import hmac
-import io
 import os
 import re
 import threading
-from typing import TYPE_CHECKING, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -49,8 +47,13 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+from seawall.pipeline.decrypting import (
+    ByteSink,
+    ByteSource,
+    DecryptingReader,
+    decrypt_into,
+    read_exact,
+)
 
 __all__ = [
     "AgeFormatError",
@@ -85,18 +88,6 @@ _MAX_ALLOWED_WORK_FACTOR = 30
 
 _B64_RE = re.compile(rb"[A-Za-z0-9+/]*")
 _DECIMAL_RE = re.compile(rb"[1-9][0-9]*")
-
-
-class ByteSource(Protocol):
-    """Anything with ``read(n) -> bytes``: a file, a pipe, another pipeline stage."""
-
-    def read(self, size: int = ..., /) -> bytes: ...
-
-
-class ByteSink(Protocol):
-    """Anything with ``write(b)``: a file, a hash wrapper, another pipeline stage."""
-
-    def write(self, data: bytes, /) -> object: ...
 
 
 class AgeFormatError(ValueError):
@@ -180,19 +171,6 @@ def _check_work_factor(work_factor: int) -> None:
 def _check_passphrase(passphrase: str) -> None:
     if not isinstance(passphrase, str) or passphrase == "":
         raise ValueError("passphrase must be a non-empty string")
-
-
-def _read_exact(src: ByteSource, n: int) -> bytes:
-    """Read up to ``n`` bytes, looping over short reads (pipes, sockets)."""
-    parts: list[bytes] = []
-    remaining = n
-    while remaining > 0:
-        block = src.read(remaining)
-        if not block:
-            break
-        parts.append(block)
-        remaining -= len(block)
-    return b"".join(parts)
 
 
 # --------------------------------------------------------------------------
@@ -396,7 +374,7 @@ def _parse_header(lines: list[bytes]) -> tuple[bytes, int, bytes, bytes, bytes]:
     return salt, log_n, body, maced, mac
 
 
-class ScryptDecryptReader(io.RawIOBase):
+class ScryptDecryptReader(DecryptingReader):
     """Read-only file object yielding the plaintext of an age scrypt file.
 
     The header is read and authenticated on construction, so a wrong
@@ -433,18 +411,13 @@ class ScryptDecryptReader(io.RawIOBase):
             )
         nonce = rest[:PAYLOAD_NONCE_SIZE]
         if len(nonce) < PAYLOAD_NONCE_SIZE:
-            nonce += _read_exact(src, PAYLOAD_NONCE_SIZE - len(nonce))
+            nonce += read_exact(src, PAYLOAD_NONCE_SIZE - len(nonce))
         if len(nonce) < PAYLOAD_NONCE_SIZE:
             raise AgeFormatError("age file is truncated (payload nonce missing)")
+        super().__init__()
         self._pending = rest[PAYLOAD_NONCE_SIZE:]
         self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
         self._counter = 0
-        self._out = b""
-        self._out_pos = 0
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
 
     def _next_encrypted(self) -> tuple[bytes, bool]:
         """Next sealed chunk and whether the input ends right after it."""
@@ -452,7 +425,7 @@ class ScryptDecryptReader(io.RawIOBase):
         want = _ENC_CHUNK_SIZE + 1
         data = self._pending
         if len(data) < want:
-            data += _read_exact(self._src, want - len(data))
+            data += read_exact(self._src, want - len(data))
         chunk, self._pending = data[:_ENC_CHUNK_SIZE], data[_ENC_CHUNK_SIZE:]
         return chunk, not self._pending
 
@@ -490,7 +463,6 @@ class ScryptDecryptReader(io.RawIOBase):
                 ) from None
         self._counter += 1
         self._out = plain
-        self._out_pos = 0
 
     def _opens(self, chunk: bytes, counter: int, last: bool) -> bool:
         try:
@@ -498,36 +470,6 @@ class ScryptDecryptReader(io.RawIOBase):
         except InvalidTag:
             return False
         return True
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        self._checkClosed()
-        if size is None or size < 0:
-            return self.readall()
-        while self._out_pos >= len(self._out):
-            if self._done or size == 0:
-                return b""
-            self._fill()
-        end = min(len(self._out), self._out_pos + size)
-        out = self._out[self._out_pos : end]
-        self._out_pos = end
-        return out
-
-    def readall(self) -> bytes:
-        parts: list[bytes] = []
-        while block := self.read(CHUNK_SIZE):
-            parts.append(block)
-        return b"".join(parts)
-
-    def readinto(self, buffer: WriteableBuffer, /) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        """Close this reader; ``src`` belongs to the caller and stays open."""
-        self._out = b""
-        super().close()
 
 
 def decrypt_passphrase_io(
@@ -542,9 +484,4 @@ def decrypt_passphrase_io(
     truncated or corrupted file raises :class:`AgeFormatError` partway, so the
     caller must treat ``writer``'s content as untrusted until this returns.
     """
-    dec = ScryptDecryptReader(reader, passphrase, max_work_factor)
-    while True:
-        block = dec.read(CHUNK_SIZE)
-        if not block:
-            break
-        writer.write(block)
+    decrypt_into(ScryptDecryptReader(reader, passphrase, max_work_factor), writer, CHUNK_SIZE)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from seawall.pipeline.age_scrypt import ByteSink, ByteSource
+    from seawall.pipeline.decrypting import ByteSink, ByteSource
 
 # Parsing a recipient is pure Python so that configuration checks stay
 # cheap; the crypto imports (~13 ms) happen when encrypting.
@@ -227,10 +227,10 @@ def decrypt_x25519_io(reader: ByteSource, writer: ByteSink, identities: Sequence
         _chunk_nonce,
         _header_mac,
         _hkdf,
-        _read_exact,
         _read_header,
         parse_stanzas,
     )
+    from seawall.pipeline.decrypting import read_exact
 
     lines, rest = _read_header(reader)
     stanzas, maced, mac = parse_stanzas(lines)
@@ -238,7 +238,7 @@ def decrypt_x25519_io(reader: ByteSource, writer: ByteSink, identities: Sequence
     if not hmac.compare_digest(_header_mac(file_key, maced), mac):
         raise AgeFormatError("age header MAC mismatch: the file is corrupt or was tampered with")
     if len(rest) < PAYLOAD_NONCE_SIZE:
-        rest += _read_exact(reader, PAYLOAD_NONCE_SIZE - len(rest))
+        rest += read_exact(reader, PAYLOAD_NONCE_SIZE - len(rest))
     if len(rest) < PAYLOAD_NONCE_SIZE:
         raise AgeFormatError("age file is truncated (payload nonce missing)")
     opener = ChaCha20Poly1305(_hkdf(file_key, rest[:PAYLOAD_NONCE_SIZE], b"payload")).decrypt

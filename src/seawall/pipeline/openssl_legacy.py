@@ -19,15 +19,17 @@ really authenticates the plaintext. Callers must keep that layer.
 
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING, Protocol
-
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+from seawall.pipeline.decrypting import (
+    ByteSink,
+    ByteSource,
+    DecryptingReader,
+    decrypt_into,
+    read_exact,
+)
 
 __all__ = [
     "LegacyDecryptError",
@@ -50,18 +52,6 @@ _DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
-class ByteSource(Protocol):
-    """Anything with ``read(n) -> bytes``: a file, a pipe, another pipeline stage."""
-
-    def read(self, size: int = ..., /) -> bytes: ...
-
-
-class ByteSink(Protocol):
-    """Anything with ``write(b)``: a file, a hash wrapper, another pipeline stage."""
-
-    def write(self, data: bytes, /) -> object: ...
-
-
 class LegacyDecryptError(ValueError):
     """A legacy openssl-encrypted backup could not be decrypted."""
 
@@ -71,19 +61,7 @@ def is_openssl_salted(first_bytes: bytes) -> bool:
     return first_bytes.startswith(MAGIC)
 
 
-def _read_exact(src: ByteSource, n: int) -> bytes:
-    parts: list[bytes] = []
-    remaining = n
-    while remaining > 0:
-        block = src.read(remaining)
-        if not block:
-            break
-        parts.append(block)
-        remaining -= len(block)
-    return b"".join(parts)
-
-
-class OpenSSLDecryptReader(io.RawIOBase):
+class OpenSSLDecryptReader(DecryptingReader):
     """Read-only file object yielding the plaintext of an ``openssl enc`` file.
 
     ``digest`` is openssl's ``-md`` (sha256 by default in OpenSSL >= 1.1.0);
@@ -114,7 +92,7 @@ class OpenSSLDecryptReader(io.RawIOBase):
             raise ValueError(
                 f"unsupported -md digest {digest!r}; expected one of {sorted(_DIGESTS)}"
             ) from None
-        header = _read_exact(src, len(MAGIC) + SALT_SIZE)
+        header = read_exact(src, len(MAGIC) + SALT_SIZE)
         if header[: len(MAGIC)] != MAGIC:
             raise LegacyDecryptError(
                 "not an openssl-encrypted file (no 'Salted__' header): "
@@ -126,16 +104,11 @@ class OpenSSLDecryptReader(io.RawIOBase):
         kdf = PBKDF2HMAC(algorithm=algorithm, length=48, salt=salt, iterations=iterations)
         key_iv = kdf.derive(password.encode("utf-8"))
         cipher = Cipher(algorithms.AES256(key_iv[:32]), modes.CBC(key_iv[32:]))
+        super().__init__()
         self._src = src
         self._decryptor = cipher.decryptor()
         self._unpadder = padding.PKCS7(BLOCK_SIZE * 8).unpadder()
-        self._out = b""
-        self._out_pos = 0
         self._seen_ciphertext = False
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
 
     def _fill(self) -> None:
         block = self._src.read(_READ_SIZE)
@@ -160,37 +133,6 @@ class OpenSSLDecryptReader(io.RawIOBase):
                     "legacy backup decryption failed (bad padding): "
                     "wrong ENCRYPTION_KEY or corrupt file"
                 ) from None
-        self._out_pos = 0
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        self._checkClosed()
-        if size is None or size < 0:
-            return self.readall()
-        while self._out_pos >= len(self._out):
-            if self._done or size == 0:
-                return b""
-            self._fill()
-        end = min(len(self._out), self._out_pos + size)
-        out = self._out[self._out_pos : end]
-        self._out_pos = end
-        return out
-
-    def readall(self) -> bytes:
-        parts: list[bytes] = []
-        while block := self.read(_READ_SIZE):
-            parts.append(block)
-        return b"".join(parts)
-
-    def readinto(self, buffer: WriteableBuffer, /) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        """Close this reader; ``src`` belongs to the caller and stays open."""
-        self._out = b""
-        super().close()
 
 
 def decrypt_openssl_io(
@@ -201,9 +143,4 @@ def decrypt_openssl_io(
     digest: str = "sha256",
 ) -> None:
     """Decrypt a salted ``openssl enc -aes-256-cbc -pbkdf2`` stream into ``writer``."""
-    dec = OpenSSLDecryptReader(reader, password, iterations, digest)
-    while True:
-        chunk = dec.read(_READ_SIZE)
-        if not chunk:
-            break
-        writer.write(chunk)
+    decrypt_into(OpenSSLDecryptReader(reader, password, iterations, digest), writer, _READ_SIZE)

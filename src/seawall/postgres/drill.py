@@ -252,9 +252,7 @@ def drill_logical(
                     f"a database named {name!r} already exists and is not a leftover of an "
                     "earlier drill; rename it, the drill will not touch it"
                 )
-        with backup_hold(
-            ctx.settings.backup_dir, manifest.engine, manifest.kind, manifest.series, manifest.id
-        ):
+        with backup_hold(ctx.storage, manifest.engine, manifest.kind, manifest.series, manifest.id):
             checks, undecided = deep_check(ctx, source, name=name, after=then)
             checks += [f"undecided: {u}" for u in undecided]  # not a failure (ADR 0006)
     except SeawallError as exc:

@@ -113,7 +113,8 @@ def drill_pitr(
     before_checks: BeforeChecks | None = None,
 ) -> TargetResult:
     """Restore the newest base backup + WAL into a throwaway server, check it, remove it."""
-    from seawall.postgres.physical.pitr import execute_restore, make_target, plan_restore
+    from seawall.postgres.physical.pitr import execute_restore, plan_restore
+    from seawall.postgres.physical.pitr_plan import make_target
 
     cluster = ctx.settings.pg_cluster_name
     root = scratch_root(drill_id)

@@ -47,7 +47,7 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
+from seawall.pipeline.store import PipelineSpec, StoreResult, store_stream
 from seawall.qdrant.client import QdrantClient, redact_url
 from seawall.qdrant.snapshots import (
     Prefetcher,
@@ -302,7 +302,7 @@ def backup_collection(
     kind = "shard-snapshot" if cluster is not None else KIND
     backup_id = new_backup_id()
     with series_lock(
-        s.backup_dir,
+        ctx.storage,
         ENGINE,
         kind,
         collection,
@@ -445,7 +445,7 @@ def record_unreachable(
         cause: BaseException = exc if names else _Unlisted(str(exc))
         try:
             with series_lock(
-                ctx.settings.backup_dir,
+                ctx.storage,
                 ENGINE,
                 manifest.kind,
                 name,

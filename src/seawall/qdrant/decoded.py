@@ -19,8 +19,8 @@ from contextlib import contextmanager, suppress
 from typing import BinaryIO
 
 from seawall.errors import StorageError
+from seawall.pipeline.decode import check_stored_size, decode_to
 from seawall.pipeline.keys import KeyRing
-from seawall.pipeline.stream import check_stored_size, decode_to
 from seawall.storage.base import Storage
 
 PIPE_SIZE = 1024 * 1024

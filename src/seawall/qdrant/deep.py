@@ -31,7 +31,7 @@ from seawall.catalog.models import Manifest
 from seawall.context import Context
 from seawall.errors import ConfigError, VerificationError
 from seawall.log import get_logger
-from seawall.pipeline.stream import decode_to
+from seawall.pipeline.decode import decode_to
 from seawall.storage.base import Storage
 
 log = get_logger("qdrant.deep")

@@ -117,7 +117,7 @@ def drill_collection(ctx: Context, manifest: Manifest, drill_id: str) -> TargetR
             with (
                 target.step("restore") as step,
                 backup_hold(
-                    ctx.settings.backup_dir,
+                    ctx.storage,
                     manifest.engine,
                     manifest.kind,
                     manifest.series,

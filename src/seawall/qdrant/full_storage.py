@@ -61,7 +61,7 @@ def _record_unreachable(ctx: Context, exc: SeawallError, started: datetime) -> N
     )
     try:
         with series_lock(
-            ctx.settings.backup_dir,
+            ctx.storage,
             ENGINE,
             KIND,
             series,
@@ -97,7 +97,7 @@ def backup_full_storage(
         series = series_of(client.base_url)
         backup_id = new_backup_id()
         with series_lock(
-            s.backup_dir,
+            ctx.storage,
             ENGINE,
             KIND,
             series,

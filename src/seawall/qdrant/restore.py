@@ -55,10 +55,12 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import check_stored_size, decode_to, sha256_of
+from seawall.pipeline.decode import check_stored_size, decode_to, sha256_of
 from seawall.qdrant.client import QdrantClient, url_path
 from seawall.qdrant.decoded import open_decoded
 from seawall.qdrant.select import BackupSource
+from seawall.storage.base import Storage
+from seawall.storage.mirror import first_good_copy
 
 log = get_logger("qdrant.restore")
 
@@ -180,13 +182,18 @@ def _stream_upload(
     # One extra read of the stored file; the checks during the upload stay, for
     # a file that changes between this pass and the next.
     key = source.key(art.name)
-    check_stored_size(source.storage, key, art.stored_size)
-    actual, _ = sha256_of(source.storage, key)
-    if actual != art.sha256:
-        raise VerificationError(
-            f"{key}: sha256 mismatch (manifest {art.sha256[:16]}…, file {actual[:16]}…): "
-            "the stored file is corrupt or was modified; restore from another backup"
-        )
+
+    def check(repo: Storage) -> None:
+        check_stored_size(repo, key, art.stored_size)
+        actual, _ = sha256_of(repo, key)
+        if actual != art.sha256:
+            raise VerificationError(
+                f"{key}: sha256 mismatch (manifest {art.sha256[:16]}…, file {actual[:16]}…): "
+                "the stored file is corrupt or was modified; restore from another backup"
+            )
+
+    # with MIRRORS: the first repository whose copy passes (primary first), named in the log
+    storage = first_good_copy(source.storage, key, check)
     boundary = secrets.token_hex(16)
     head = (
         f"--{boundary}\r\n"
@@ -199,7 +206,7 @@ def _stream_upload(
 
     def body() -> Generator[bytes, None, None]:
         yield head
-        with open_decoded(source.storage, source.key(art.name), ctx.keys, art.sha256) as stream:
+        with open_decoded(storage, key, ctx.keys, art.sha256) as stream:
             while chunk := stream.read(UPLOAD_CHUNK):
                 if stream.count > expected_size:
                     raise VerificationError(

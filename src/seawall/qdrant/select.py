@@ -16,7 +16,7 @@ from seawall.catalog.store import artifact_key, parse_manifest
 from seawall.context import Context
 from seawall.errors import ConfigError, NotFoundError
 from seawall.storage.base import Storage
-from seawall.storage.local import LocalStorage
+from seawall.storage.factory import open_storage
 
 ENGINE = "qdrant"
 
@@ -101,4 +101,5 @@ def from_path(path: Path) -> BackupSource:
         raise ConfigError(
             f"{path} is a {manifest.engine} backup, not Qdrant; use `seawall postgres ...`"
         )
-    return BackupSource(LocalStorage(path), manifest, in_catalog=False)
+    storage = open_storage(path.absolute(), what="the backup path")
+    return BackupSource(storage, manifest, in_catalog=False)

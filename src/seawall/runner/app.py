@@ -96,6 +96,7 @@ COMMANDS: list[tuple[typer.Typer, str, str, str]] = [
     (app, "forget", "forget", "forget"),
     (app, "info", "info", "info"),
     (app, "drill", "drill", "drill"),
+    (app, "sync", "sync", "sync"),
     (postgres_app, "backup", "postgres_backup", "backup"),
     (postgres_app, "list", "postgres_list", "list_backups"),
     (postgres_app, "verify", "postgres_verify", "verify"),

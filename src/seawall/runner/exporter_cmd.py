@@ -1,7 +1,8 @@
 """``seawall exporter``: the read-only metrics sidecar.
 
-Thin: builds the collector's inputs from settings (backup dir, per-series
-retention policies for the tier counts) and serves until SIGTERM/SIGINT.
+Thin: builds the collector's inputs from settings (the repository through
+the one storage factory, the mirrors, per-series retention policies for the
+tier counts) and serves until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from seawall.errors import ConfigError
 from seawall.runner.common import command, settings
+
+if TYPE_CHECKING:
+    from seawall.settings import Settings
 
 DEFAULT_LISTEN = "0.0.0.0:9877"
 
@@ -55,20 +59,34 @@ def exporter(
             "the catalog (a fallback; changes are seen at once through file system events).",
         ),
     ] = 300.0,
+    refresh_interval: Annotated[
+        float,
+        typer.Option(
+            "--refresh-interval",
+            min=1.0,
+            help="Seconds between listings of repositories that are listed rather than "
+            "watched: object storage and every mirror (for reachability, bytes and mirror lag).",
+        ),
+    ] = 60.0,
 ) -> None:
     """Serve backup health as Prometheus metrics (read-only; see docs/exporter.md)."""
     from seawall.context import Context
     from seawall.exporter.catalog_cache import CatalogCache
     from seawall.exporter.collector import SeawallCollector, make_registry
+    from seawall.exporter.repositories import Repositories
     from seawall.exporter.server import ExporterServer, parse_listen
     from seawall.exporter.wal_watch import WalWatcher
     from seawall.exporter.webconfig import WebConfigLoader
     from seawall.log import get_logger
     from seawall.retention import Policy
+    from seawall.storage.factory import open_storage
 
     s = settings()
     ctx = Context(s)
-    ctx.require_repository()
+    storage = ctx.storage
+    local = storage.local_volume() is not None
+    if local:
+        ctx.require_repository()
     try:
         address = parse_listen(listen)
     except ValueError as exc:
@@ -81,16 +99,24 @@ def exporter(
         except ConfigError:
             return None
 
-    catalog = CatalogCache(
-        s.backup_dir, enabled=not no_cache, watch=not no_cache, full_check_interval=rescan_interval
+    mirrors = [(m, open_storage(m, what="MIRRORS")) for m in _mirror_locations(s)]
+    repositories = Repositories.of(
+        (s.repository, storage), mirrors, interval=0.0 if no_cache else refresh_interval
     )
-    wal = WalWatcher(s.backup_dir, rescan_interval=rescan_interval, watch=not no_cache)
+    catalog: CatalogCache | None = None
+    wal: WalWatcher | None = None
+    if local:  # watched through the local volume; object storage is listed instead
+        catalog = CatalogCache(
+            storage, enabled=not no_cache, watch=not no_cache, full_check_interval=rescan_interval
+        )
+        wal = WalWatcher(storage, rescan_interval=rescan_interval, watch=not no_cache)
     collector = SeawallCollector(
-        s.backup_dir,
+        storage,
         catalog=catalog,
         wal=wal,
         policy_for=policy_for,
         memo=not no_cache,
+        repositories=repositories,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -99,8 +125,12 @@ def exporter(
     # scrape is served from a warm cache instead of parsing the whole catalog
     log = get_logger()
     t0 = time.monotonic()
-    wal.start()
-    catalog.start()
+    if wal is not None:
+        wal.start()
+    if catalog is not None:
+        catalog.start()
+    if not no_cache:  # --no-cache: every scrape lists (refresh_due with interval 0)
+        repositories.start()
     try:
         t1 = time.monotonic()
         collector.collect()
@@ -117,11 +147,12 @@ def exporter(
             ) from None
         server.start_background()
         log.info(
-            "seawall exporter listening on %s://%s:%d/metrics (backup dir %s%s)",
+            "seawall exporter listening on %s://%s:%d/metrics (repository %s%s%s)",
             server.scheme,
             address[0],
             server.port,
-            s.backup_dir,
+            storage.describe(),
+            f", {len(mirrors)} mirror(s)" if mirrors else "",
             ", no cache" if no_cache else "",
         )
         try:
@@ -129,5 +160,13 @@ def exporter(
         finally:
             server.stop()
     finally:
-        wal.stop()
-        catalog.stop()
+        repositories.stop()
+        if wal is not None:
+            wal.stop()
+        if catalog is not None:
+            catalog.stop()
+
+
+def _mirror_locations(s: Settings) -> list[str]:
+    """The MIRRORS locations, as the operator wrote them (validated by the settings)."""
+    return list(s.mirrors)

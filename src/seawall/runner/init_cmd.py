@@ -19,12 +19,17 @@ from seawall.runner.common import State, command, print_json, settings
 def init(
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Create the repository BACKUP_DIR (with parents, mode 0700); harmless if it exists."""
-    from seawall.storage.repository import MARKER, init_repository
+    """Create the repository BACKUP_DIR (with parents, mode 0700); harmless if it exists.
 
-    root = settings().backup_dir
-    created = init_repository(root)
+    On object storage the bucket must exist; init writes the marker object in it.
+    """
+    from seawall.storage.factory import open_storage
+    from seawall.storage.repository import MARKER, init_storage
+
+    root = settings().repository
+    created = init_storage(open_storage(root))
     if json_out:
-        print_json({"repository": str(root), "created": created, "marker": str(root / MARKER)})
+        marker = f"{root.rstrip('/')}/{MARKER}"
+        print_json({"repository": root, "created": created, "marker": marker})
     elif not State.quiet:
         typer.echo(f"{'created' if created else 'already exists:'} repository {root}")

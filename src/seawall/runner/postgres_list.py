@@ -30,7 +30,7 @@ def list_backups(
         print_json([r.to_dict() for r in found])
         return
     if not found:
-        typer.echo(f"no logical backups in {ctx.settings.backup_dir}")
+        typer.echo(f"no logical backups in {ctx.storage.describe()}")
         return
     header = (
         "ID",

@@ -65,7 +65,8 @@ def pitr_restore(
     """
     from seawall.context import Context
     from seawall.errors import ConfigError
-    from seawall.postgres.physical.pitr import execute_restore, make_target, plan_restore
+    from seawall.postgres.physical.pitr import execute_restore, plan_restore
+    from seawall.postgres.physical.pitr_plan import make_target
 
     if target_action not in ("promote", "pause", "shutdown"):
         raise ConfigError("--target-action must be promote, pause or shutdown")

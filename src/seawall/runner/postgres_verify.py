@@ -88,9 +88,7 @@ def _verify_base(ctx: Context, ref: str, base: bool, deep: bool, json_out: bool)
         if base:
             raise
         return False
-    with backup_hold(
-        ctx.settings.backup_dir, manifest.engine, manifest.kind, manifest.series, manifest.id
-    ):
+    with backup_hold(ctx.storage, manifest.engine, manifest.kind, manifest.series, manifest.id):
         result = verify_base_backup(ctx, manifest, deep=deep)
         fresh = ctx.catalog.find(manifest.id, "postgresql", "base", manifest.series)
         fresh.verification = result

@@ -51,7 +51,7 @@ def prune(
                 eng, kind, name = key.split("/", 2)
                 stack.enter_context(
                     series_lock(
-                        ctx.settings.backup_dir,
+                        ctx.storage,
                         eng,
                         kind,
                         name,

@@ -31,6 +31,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from seawall.storage.base import Storage
 
 USAGE = (
     "usage: seawall postgres wal-push PATH\n"
@@ -46,12 +50,18 @@ def _err(message: str) -> None:
 
 def _lean_push(path: str) -> int | None:
     """0 when the lean path archived ``path``; None when push_wal must do it."""
+    from seawall.postgres.wal.s3push import s3_backup_dir
+
+    if s3_backup_dir() is not None:
+        return _lean_push_s3(path)
+    if _mirror_locations():  # the general path copies to the mirrors or records the lag
+        return None
     from seawall.postgres.wal.fastpush import push
 
     try:
         push(path)
     except OSError as exc:  # writing the archive failed: nothing complete-looking left
-        from seawall.storage.local import storage_error
+        from seawall.storage.base import storage_error
 
         err = storage_error(exc, f"{os.path.basename(path)} in the WAL archive")
         _err(f"wal-push: {err}")
@@ -61,9 +71,62 @@ def _lean_push(path: str) -> int | None:
     return 0
 
 
-def _lean_fetch(name: str, dest: str) -> int | None:
-    """0 when the lean path restored ``name``, 1 when it is not archived, None: general path."""
-    from seawall.postgres.wal.fastfetch import Missing, fetch
+def _general_path_takes_s3() -> bool:
+    """Whether push_wal/fetch_wal (the general path below) can work on an ``s3://`` repository.
+
+    Yes: they open the repository through ``seawall.storage.factory`` (the
+    boto3 backend: profiles, web identity, gzip, passphrases), so what the
+    lean S3 paths hand over is archived there, under the same rules.
+    """
+    return True
+
+
+def _lean_push_s3(path: str) -> int | None:
+    """:func:`_lean_push` into an ``s3://`` repository (postgres/wal/s3push.py)."""
+    from seawall.postgres.wal.s3push import push, s3_backup_dir
+    from seawall.storage.s3.leanconf import S3Error
+
+    try:
+        key = push(path)
+    except S3Error as exc:  # one line naming the fix; nothing stored under a final key
+        _err(f"wal-push: {exc}")
+        return 2 if exc.kind == "config" else 7
+    except Exception as exc:  # Fallback, or a surprise before anything was stored
+        if _general_path_takes_s3():
+            return None  # the general path opens the s3:// repository itself
+        # the general path writes local paths only (yet): never into a folder "s3:"
+        name = os.path.basename(path)
+        if str(exc) == "conflict":
+            _err(
+                f"wal-push: {name} is already archived with different content in "
+                f"{s3_backup_dir()}; refusing to add another "
+                "version (`seawall postgres wal-check` lists it): investigate before removing "
+                "either copy"
+            )
+            return 9
+        if str(exc) == "raced":
+            _err(
+                f"wal-push: another push of {name} with different content reached "
+                f"{s3_backup_dir()} at the same moment; this copy was withdrawn (two "
+                "servers archive one name: give each cluster its own PG_CLUSTER_NAME)"
+            )
+            return 9
+        _err(
+            f"wal-push: {name}: the lean S3 path does not handle this case ({exc}) and the "
+            "general path does not write to s3:// yet: use static AWS credentials, zstd, "
+            "age recipients"
+        )
+        return 2
+    _mirror_wal(s3_backup_dir() or "", key)  # after the primary holds it: never fails the push
+    return 0
+
+
+def _lean_fetch_s3(name: str, dest: str) -> int | None:
+    """:func:`_lean_fetch` from an ``s3://`` repository (postgres/wal/s3fetch.py)."""
+    from seawall.postgres.wal.fastfetch import Missing
+    from seawall.postgres.wal.s3fetch import fetch
+    from seawall.postgres.wal.s3push import s3_backup_dir
+    from seawall.storage.s3.leanconf import S3Error
 
     try:
         fetch(name, dest)
@@ -71,9 +134,89 @@ def _lean_fetch(name: str, dest: str) -> int | None:
         if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
             _err(f"wal-fetch: {name} is not in the archive")
         return 1
+    except S3Error as exc:  # loudly: never the quiet exit 1 that ends recovery early
+        _err(f"wal-fetch: {exc}")
+        return 2 if exc.kind == "config" else 7
+    except Exception as exc:  # Fallback, or a surprise before dest was written
+        reason = str(exc)
+        if _general_path_takes_s3() and reason != "no WAL archive":
+            return None  # the general path opens the s3:// repository itself
+        code = (
+            8
+            if reason.startswith("decryption")
+            else 3
+            if reason.startswith(("decompression", "content does not match", "archived more"))
+            else 7
+            if reason == "no WAL archive"
+            else 2
+        )
+        _err(
+            f"wal-fetch: {name} from {s3_backup_dir()}: {reason}; %p not written (check "
+            "BACKUP_DIR and PG_CLUSTER_NAME)"
+        )
+        return code
+    return 0
+
+
+def _lean_fetch(name: str, dest: str) -> int | None:
+    """0 when the lean path restored ``name``, 1 when it is not archived, None: general path."""
+    from seawall.postgres.wal.s3push import s3_backup_dir
+
+    if s3_backup_dir() is not None:
+        return _lean_fetch_s3(name, dest)
+    from seawall.postgres.wal.fastfetch import Missing, fetch
+
+    try:
+        fetch(name, dest)
+    except Missing:
+        if _mirror_locations():  # the general path looks in the mirrors too
+            return None
+        if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
+            _err(f"wal-fetch: {name} is not in the archive")
+        return 1
     except Exception:  # Fallback, or a surprise before dest was written
         return None
     return 0
+
+
+#: The most a general-path wal-push waits for a mirror (MIRROR_TIMEOUT caps it lower):
+#: after a failure the mirror is skipped for a minute by every process (storage/mirror.py).
+WAL_MIRROR_TIMEOUT = 5.0
+
+
+def _mirror_locations() -> list[str]:
+    mirrors = os.environ.get("SEAWALL_MIRRORS") or os.environ.get("MIRRORS") or ""
+    return [m.strip() for m in mirrors.split(",") if m.strip()]
+
+
+def _mirror_storages() -> list[tuple[str, Storage]]:
+    """(label, storage) of each MIRRORS entry, for wal-fetch's fall-through."""
+    from seawall.storage.factory import open_storage
+
+    return [(f"mirror {m}", open_storage(m, what="MIRRORS")) for m in _mirror_locations()]
+
+
+def _mirror_wal(primary: str, key: str) -> None:
+    """After the primary holds ``key`` durably: copy it to each MIRRORS repository, or record
+    it for ``seawall sync``. Never fails the push (the primary decides, docs/object-storage.md)."""
+    locations = _mirror_locations()
+    if not locations:
+        return
+    from seawall.storage.factory import open_repository
+    from seawall.storage.mirror import MirroredStorage
+
+    try:
+        limit = float(
+            os.environ.get("SEAWALL_MIRROR_TIMEOUT") or os.environ.get("MIRROR_TIMEOUT") or 30
+        )
+    except ValueError:
+        limit = WAL_MIRROR_TIMEOUT
+    try:
+        repo = open_repository(primary, locations, mirror_timeout=min(limit, WAL_MIRROR_TIMEOUT))
+        if isinstance(repo, MirroredStorage):
+            repo.mirror_existing(key)
+    except Exception as exc:  # a bad MIRRORS or an unwritable record: say so, keep the push
+        _err(f"wal-push: warning: {key} archived, but not mirrored or recorded: {exc}")
 
 
 def main(argv: list[str], *, standalone: bool = False) -> int:
@@ -111,15 +254,17 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
         if cmd == "wal-push":
             from seawall.postgres.wal.push import push_wal
 
-            push_wal(cfg, Path(args[0]))
+            result = push_wal(cfg, Path(args[0]))
+            if not result.duplicate:
+                _mirror_wal(str(cfg.backup_dir), result.key)
             return 0
         from seawall.postgres.wal.fetch import fetch_wal
-        from seawall.storage.repository import require_repository
+        from seawall.storage.repository import require_storage
 
         # loudly, not the quiet "not archived" exit 1 that ends recovery early
-        require_repository(cfg.backup_dir)
+        require_storage(cfg.storage)
         try:
-            fetch_wal(cfg, args[0], Path(args[1]))
+            fetch_wal(cfg, args[0], Path(args[1]), _mirror_storages())
         except NotFoundError:
             if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
                 _err(f"wal-fetch: {args[0]} is not in the archive")

@@ -12,11 +12,15 @@ a crash leaves at most such a temporary, which ``prune`` removes.
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
+
+from seawall.errors import StorageError
 
 # PARTIAL_MARKER: the marker in temporary names; listing skips them, prune
 # removes stale ones. Declared in walcore because the lean wal-push writes
@@ -31,6 +35,70 @@ _PARTIAL_RE = re.compile(r"\.partial-[0-9a-f]{8}$")
 def is_partial_name(name: str) -> bool:
     """Whether a file name is an in-progress temporary of an atomic write."""
     return bool(_PARTIAL_RE.search(name))
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape the storage root (``..``, absolute, NUL)."""
+    if not key or "\x00" in key or key.startswith("/") or "\\" in key:
+        raise StorageError(f"refusing unsafe storage key {key!r}")
+    parts = key.split("/")
+    if any(p in ("..", ".", "") for p in parts):
+        raise StorageError(f"refusing unsafe storage key {key!r}")
+    return key
+
+
+def storage_error(exc: OSError, what: str) -> StorageError:
+    """Turn an OSError into a one-line StorageError with the likely fix."""
+    if exc.errno == errno.ENOSPC:
+        return StorageError(
+            f"backup volume full while writing {what}: free space or grow the volume"
+        )
+    if exc.errno == errno.ENOTDIR:
+        return StorageError(
+            f"cannot write {what}: {exc.filename or 'a path component'} is not a directory; "
+            "BACKUP_DIR must be a directory"
+        )
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StorageError(
+            f"cannot write {what}: {exc.strerror}; check the volume is mounted read-write "
+            "and owned by the user seawall runs as"
+        )
+    return StorageError(f"storage error on {what}: {exc.strerror or exc}")
+
+
+@runtime_checkable
+class LocalVolume(Protocol):
+    """The explicit local capability: a repository that is a directory on a mounted filesystem.
+
+    Why a named capability: a few things are local by design — flock series
+    locks, inotify watching, ``statvfs`` usage, the lean wal-push/wal-fetch
+    that write files with ``os`` calls only. They ask ``storage.local_volume()``
+    and say what they do without it (ADR 0012); everything else speaks keys
+    and streams, so an object store is one more backend, not a rewrite.
+    """
+
+    root: Path
+
+    def path(self, key: str) -> Path:
+        """The file that holds ``key`` (which need not exist yet)."""
+        ...
+
+
+@runtime_checkable
+class Leasing(Protocol):
+    """The capability of a backend without a shared filesystem to lock: leases on a key.
+
+    Why: flock needs a filesystem every run shares; a bucket has none. A
+    backend that offers :meth:`lease` (S3: a conditional create renewed by
+    its holder, docs/adr/0011-s3-client.md) gives :mod:`seawall.catalog.locks`
+    what flock gives on a :class:`LocalVolume` (ADR 0012).
+    """
+
+    def lease(
+        self, key: str, *, timeout: float, command: str, lease_seconds: float = 300.0
+    ) -> AbstractContextManager[None]:
+        """Hold the exclusive lease on ``key``; wait up to ``timeout`` s, then LockedError."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +156,10 @@ class Storage(Protocol):
         """Remove an object; missing is not an error (deletion is idempotent)."""
         ...
 
+    def delete_tree(self, prefix: str) -> None:
+        """Remove every object under ``prefix`` (and, on disk, the emptied directories)."""
+        ...
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Complete objects under ``prefix`` (recursive), skipping temporaries."""
         ...
@@ -109,4 +181,8 @@ class Storage(Protocol):
 
     def describe(self) -> str:
         """Human description for messages (a path or a URL, never a secret)."""
+        ...
+
+    def local_volume(self) -> LocalVolume | None:
+        """The directory behind this repository, when it is one (None for object stores)."""
         ...

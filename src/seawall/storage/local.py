@@ -10,7 +10,6 @@ survive a power cut, so only then do we report success — this is what lets
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import secrets
 import shutil
@@ -19,78 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from seawall.errors import NotFoundError, StorageError
-from seawall.storage.base import PARTIAL_MARKER, ObjectInfo, Usage, is_partial_name
-
-#: The repository is private (docs/design.md invariant 11): whatever the
-#: caller's umask, what seawall creates is readable by its own uid only. An
-#: unencrypted dump holds the whole database and globals.sql the roles'
-#: password hashes; the exporter runs as the same uid (charts/seawall).
-DIR_MODE = 0o700
-FILE_MODE = 0o600
-
-
-def make_private_dirs(path: Path) -> None:
-    """Create ``path`` and its missing parents with mode 0700.
-
-    ``Path.mkdir(parents=True)`` creates the parents 0777 minus the umask
-    (0755 under the usual 022); ``mkdir``'s mode is only ever narrowed by
-    the umask, so 0700 stays 0700 under any umask that lets the owner in.
-    Raises OSError (ENOTDIR when a component is a regular file).
-    """
-    missing = []
-    cur = path
-    while not cur.is_dir():
-        missing.append(cur)
-        if cur.parent == cur:
-            break
-        cur = cur.parent
-    for d in reversed(missing):
-        try:
-            os.mkdir(d, DIR_MODE)
-        except FileExistsError:
-            if not d.is_dir():
-                raise NotADirectoryError(
-                    errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(d)
-                ) from None
-
-
-def check_key(key: str) -> str:
-    """Refuse keys that could escape the storage root (``..``, absolute, NUL)."""
-    if not key or "\x00" in key or key.startswith("/") or "\\" in key:
-        raise StorageError(f"refusing unsafe storage key {key!r}")
-    parts = key.split("/")
-    if any(p in ("..", ".", "") for p in parts):
-        raise StorageError(f"refusing unsafe storage key {key!r}")
-    return key
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename inside it is durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def storage_error(exc: OSError, what: str) -> StorageError:
-    """Turn an OSError into a one-line StorageError with the likely fix."""
-    if exc.errno == errno.ENOSPC:
-        return StorageError(
-            f"backup volume full while writing {what}: free space or grow the volume"
-        )
-    if exc.errno == errno.ENOTDIR:
-        return StorageError(
-            f"cannot write {what}: {exc.filename or 'a path component'} is not a directory; "
-            "BACKUP_DIR must be a directory"
-        )
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return StorageError(
-            f"cannot write {what}: {exc.strerror}; check the volume is mounted read-write "
-            "and owned by the user seawall runs as"
-        )
-    return StorageError(f"storage error on {what}: {exc.strerror or exc}")
+from seawall.errors import NotFoundError
+from seawall.storage.base import (
+    PARTIAL_MARKER,
+    LocalVolume,
+    ObjectInfo,
+    Usage,
+    check_key,
+    is_partial_name,
+    storage_error,
+)
+from seawall.storage.volume import FILE_MODE, fsync_dir, make_private_dirs
 
 
 class LocalStorage:
@@ -106,6 +44,10 @@ class LocalStorage:
 
     def describe(self) -> str:
         return str(self.root)
+
+    def local_volume(self) -> LocalVolume:
+        """This backend is a mounted filesystem: flock, inotify and the lean paths may use it."""
+        return self
 
     @contextmanager
     def open_atomic_write(self, key: str) -> Iterator[BinaryIO]:

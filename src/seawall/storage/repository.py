@@ -16,6 +16,14 @@ root filesystem and filled it. So:
 * ``seawall init`` (:func:`init_repository`) creates a new repository with
   its parents on purpose, private, with a marker file naming what it is.
 
+On object storage (no :class:`~seawall.storage.base.LocalVolume`) there is
+no directory to find or create: :func:`require_storage` and
+:func:`ensure_storage` check that the bucket answers with one listing (a
+GET, whose error body tells wrong credentials from a missing bucket, which
+a HEAD cannot), so a bad URL or key is one line and exit 7 before a run
+starts. Whether the key may *write* is learnt at the first write (the
+series lock), which fails the same way.
+
 The lean ``wal-push`` path needs nothing here: it only writes into an
 archive whose ``archive.json`` exists, and falls back to the general path
 otherwise. The common case of :func:`ensure_repository` is one ``stat``.
@@ -30,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from seawall.errors import StorageError
-from seawall.storage.local import storage_error
+from seawall.storage.base import Storage, storage_error
 
 #: Written by ``seawall init``; says what the directory is to a human with ``ls -a``.
 MARKER = ".seawall-repository"
@@ -45,6 +53,30 @@ def _missing(root: Path) -> RepositoryMissingError:
         f"repository {root} does not exist: mount the backup volume or fix BACKUP_DIR; "
         "to start a new repository there, run `seawall init`"
     )
+
+
+def _probe(storage: Storage) -> None:
+    """One listing of a key nobody writes: the bucket exists and the key may list it."""
+    for _ in storage.list(MARKER):
+        break
+
+
+def require_storage(storage: Storage) -> None:
+    """:func:`require_repository` for any backend (before reading)."""
+    vol = storage.local_volume()
+    if vol is not None:
+        require_repository(vol.root)
+    else:
+        _probe(storage)
+
+
+def ensure_storage(storage: Storage) -> None:
+    """:func:`ensure_repository` for any backend (before writing)."""
+    vol = storage.local_volume()
+    if vol is not None:
+        ensure_repository(vol.root)
+    else:
+        _probe(storage)
 
 
 def require_repository(root: Path) -> None:
@@ -86,6 +118,29 @@ def ensure_repository(root: Path) -> None:
     os.chmod(root, 0o700)  # whatever the umask
 
 
+def _marker_body() -> bytes:
+    body = {"format_version": 1, "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    return (json.dumps(body) + "\n").encode()
+
+
+def init_storage(storage: Storage) -> bool:
+    """:func:`init_repository` for any backend; False if it existed.
+
+    On object storage the bucket must exist already (creating buckets, with
+    their region, policy and lifecycle, is the operator's decision): a
+    missing one is the one-line error of :func:`require_storage`; the
+    marker object is written when absent.
+    """
+    vol = storage.local_volume()
+    if vol is not None:
+        return init_repository(vol.root)
+    _probe(storage)
+    if storage.exists(MARKER):
+        return False
+    storage.write_bytes(MARKER, _marker_body())
+    return True
+
+
 def init_repository(root: Path) -> bool:
     """Create a repository with its parents (0700, marker file); False if it existed."""
     created = False
@@ -106,13 +161,12 @@ def init_repository(root: Path) -> bool:
             raise StorageError(f"{root} exists and is not a directory; choose another BACKUP_DIR")
     marker = root / MARKER
     if not marker.exists():
-        body = {"format_version": 1, "created": datetime.now(UTC).isoformat(timespec="seconds")}
         try:
             fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             return created
         except OSError as exc:
             raise StorageError(f"cannot write {marker}: {exc.strerror}") from None
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(body) + "\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_marker_body())
     return created

@@ -18,9 +18,11 @@ from seawall.catalog.locks import series_lock
 from seawall.errors import ConfigError
 from seawall.exporter.collector import SeawallCollector, make_registry
 from seawall.exporter.metrics_def import METRICS
+from seawall.exporter.repositories import Repositories
 from seawall.exporter.server import ExporterServer, parse_listen
 from seawall.exporter.wal_watch import WalWatcher
 from seawall.exporter.webconfig import WebConfigLoader
+from seawall.storage.factory import open_storage
 from tests.integration.exporter.builders import (
     T0,
     manifest_path,
@@ -45,11 +47,18 @@ pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning"
 def serve(tmp_path: Path) -> Iterator[ServerFactory]:
     started: list[tuple[ExporterServer, WalWatcher]] = []
 
-    def factory(root: Path | None = None, web_config: Path | None = None) -> ExporterServer:
+    def factory(
+        root: Path | None = None, web_config: Path | None = None, mirror: Path | None = None
+    ) -> ExporterServer:
         root = root or tmp_path / "backups"
         wal = WalWatcher(root, rescan_interval=3600)
         wal.start()
-        collector = SeawallCollector(root, wal=wal)
+        repos = None
+        if mirror is not None:
+            repos = Repositories.of(
+                (str(root), open_storage(root)), [(str(mirror), open_storage(mirror))]
+            )
+        collector = SeawallCollector(root, wal=wal, repositories=repos)
         server = ExporterServer(
             ("127.0.0.1", 0), make_registry(collector), WebConfigLoader(web_config)
         )
@@ -84,8 +93,11 @@ def test_scrape_passes_promtool_and_serves_every_metric(
 ) -> None:
     root = tmp_path / "backups"
     full_catalog(root)
-    # tiers need a policy; this server has none, so that family is absent
-    server = serve(root)
+    # tiers need a policy; this server has none, so that family is absent;
+    # the mirror lag and listing metrics need a mirror
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    server = serve(root, mirror=mirror)
     with series_lock(root, "postgresql", "logical", "app", timeout=1, command="test"):
         resp = httpx.get(f"http://127.0.0.1:{server.port}/metrics")
     assert resp.status_code == 200

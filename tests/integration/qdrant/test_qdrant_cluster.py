@@ -155,7 +155,7 @@ def test_verify_refuses_a_collection_snapshot_without_data(
     from seawall.catalog.models import Artifact, Manifest, QdrantInfo, utcnow
     from seawall.catalog.naming import new_backup_id
     from seawall.catalog.store import artifact_key
-    from seawall.pipeline.stream import store_stream
+    from seawall.pipeline.store import store_stream
 
     qdrant_cluster.create_collection("planted", DIM, points=30, seed=8, shard_number=2)
     empty = qdrant_cluster.servers[2]

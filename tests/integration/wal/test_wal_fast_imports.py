@@ -14,6 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.integration.storage.conftest import new_bucket, s3_server
+from tests.support.s3server import S3Server
+
+__all__ = ["s3_server"]  # the fixture, used by name
+
 FORBIDDEN = (
     "typer",
     "pydantic",
@@ -85,7 +90,9 @@ print(json.dumps({"codes": codes, "modules": sorted(sys.modules)}))
 GENERAL_ONLY = (
     "seawall.postgres.wal.fetch",
     "seawall.postgres.wal.envconfig",
-    "seawall.pipeline.stream",
+    "seawall.pipeline.decode",
+    "seawall.pipeline.store",
+    "seawall.pipeline.adapters",
     "seawall.storage.local",
     "seawall.settings",
     "seawall.pipeline",
@@ -136,3 +143,64 @@ def test_wal_fetch_takes_the_lean_path(tmp_path: Path, age_keys: tuple[Path, str
         loaded = [m for m in FORBIDDEN if m in roots]
         loaded += [m for m in GENERAL_ONLY if m in out["modules"]]
         assert loaded == [], f"the lean wal-fetch imported {loaded}"
+
+
+S3_PROBE = """
+import json, sys
+from seawall.entry import main
+codes = [main(["postgres", "wal-push", sys.argv[1]]), main(["postgres", "wal-push", sys.argv[1]])]
+print(json.dumps({"codes": codes, "modules": sorted(sys.modules)}))
+"""
+
+#: the general S3 backend and what it stands on: the lean S3 push must not load them
+S3_GENERAL_ONLY = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "seawall.storage.s3.backend",
+    "seawall.storage.s3.retry",
+    "seawall.storage.local",
+    "seawall.settings",
+    "seawall.postgres.wal.push",
+    "http.client",
+    "email",
+)
+
+
+def test_wal_push_to_s3_takes_the_lean_path(
+    s3_server: S3Server, tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """wal-push into BACKUP_DIR=s3://… (first push, which writes archive.json, and a
+    retry) in a process that never imports boto3/botocore, pydantic, Typer or the
+    general WAL path."""
+    _, public = age_keys
+    bucket = new_bucket(s3_server)
+    seg = segment(tmp_path)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SEAWALL_", "ENCRYPTION", "AWS_", "BACKUP_DIR"))
+    }
+    env.update(
+        BACKUP_DIR=f"s3://{bucket}/imports",
+        ENCRYPTION="true",
+        ENCRYPTION_RECIPIENTS=public,
+        AWS_ACCESS_KEY_ID=s3_server.access_key,
+        AWS_SECRET_ACCESS_KEY=s3_server.secret_key,
+        AWS_ENDPOINT_URL_S3=s3_server.endpoint,
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", S3_PROBE, str(seg)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["codes"] == [0, 0], res.stderr
+    page = s3_server.client().list_objects_v2(Bucket=bucket, Prefix="imports/postgresql/wal/")
+    assert len([o for o in page["Contents"] if seg.name in o["Key"]]) == 1
+    roots = {m.split(".")[0] for m in out["modules"]}
+    loaded = [m for m in FORBIDDEN if m in roots]
+    loaded += [m for m in S3_GENERAL_ONLY if m in out["modules"] or m in roots]
+    assert loaded == [], f"the lean S3 wal-push imported {loaded}"

@@ -54,12 +54,12 @@ from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import DecryptionError, SeawallError, SourceUnavailableError
 from seawall.log import get_logger
-from seawall.pipeline.stream import PipelineSpec, StoreResult, store_stream
+from seawall.pipeline.store import PipelineSpec, StoreResult, store_stream
 from seawall.postgres.logical import dblocale, dumpscan, server, stats
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump
 from seawall.postgres.tools.pg_dumpall import PgDumpAll
-from seawall.storage.local import storage_error
+from seawall.storage.base import storage_error
 
 ENGINE: Final = "postgresql"
 KIND = "logical"
@@ -93,7 +93,7 @@ def backup_database(
     backup_id = new_backup_id()
     params = ConnParams.from_settings(s)
     with series_lock(
-        s.backup_dir,
+        ctx.storage,
         ENGINE,
         KIND,
         database,

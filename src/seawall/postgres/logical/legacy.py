@@ -16,7 +16,7 @@ from pathlib import Path
 
 from seawall.context import Context
 from seawall.errors import VerificationError
-from seawall.pipeline.stream import decode_to
+from seawall.pipeline.decode import decode_to
 from seawall.postgres.logical import server
 from seawall.postgres.logical.select import BackupSource
 from seawall.postgres.tools.base import ConnParams

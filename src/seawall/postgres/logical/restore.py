@@ -33,7 +33,7 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import decode_to, sniff_encryption
+from seawall.pipeline.decode import decode_to, sniff_encryption
 from seawall.postgres.logical import dblocale, server
 from seawall.postgres.logical.select import BackupSource
 from seawall.postgres.logical.stats import Conn

@@ -17,7 +17,7 @@ from seawall.catalog.store import artifact_key, manifest_key, parse_manifest
 from seawall.context import Context
 from seawall.errors import ConfigError, NotFoundError
 from seawall.storage.base import Storage
-from seawall.storage.local import LocalStorage
+from seawall.storage.factory import open_storage
 
 ENGINE = "postgresql"
 KIND = "logical"
@@ -86,7 +86,7 @@ def _from_path(path: Path) -> BackupSource:
                 "or a dump file"
             )
         path = path / MANIFEST_NAME
-    storage = LocalStorage(path.parent)
+    storage = open_storage(path.parent.absolute(), what="the backup path")
     if path.name == MANIFEST_NAME:
         m = parse_manifest(path.read_bytes(), str(path))
         return BackupSource(storage, f"backup {m.id} of {m.series} ({path.parent})", m)

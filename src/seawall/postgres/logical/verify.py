@@ -42,8 +42,8 @@ from seawall.catalog.models import Manifest, Verification, VerificationLevel, ut
 from seawall.context import Context
 from seawall.errors import DecryptionError, NotFoundError, SeawallError, VerificationError
 from seawall.log import get_logger
+from seawall.pipeline.decode import decode_to
 from seawall.pipeline.stored import check_stored, identity_free, missing_key_hint
-from seawall.pipeline.stream import decode_to
 from seawall.postgres.logical import deepstats, server, stats
 from seawall.postgres.logical.select import BackupSource
 from seawall.postgres.tools.base import ConnParams

@@ -40,7 +40,7 @@ from seawall.errors import (
     SourceUnavailableError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.stream import store_stream
+from seawall.pipeline.store import store_stream
 from seawall.pipeline.tarscan import (
     ScanningReader,
     TarScanner,
@@ -230,7 +230,7 @@ def run_basebackup(
     name = "base.tar" + spec.suffix()
     key = artifact_key(manifest, name)
     with series_lock(
-        s.backup_dir,
+        ctx.storage,
         ENGINE,
         KIND,
         cluster,

@@ -147,7 +147,7 @@ class Prefetcher(SpoolDir):
     def __init__(
         self,
         *,
-        backup_dir: Path,
+        backup_dir: str | Path,
         cluster: str,
         keys: KeyRing,
         names: list[str],
@@ -155,7 +155,7 @@ class Prefetcher(SpoolDir):
         owner: tuple[int, int] | None,
         ahead: int = DEFAULT_AHEAD,
     ) -> None:
-        self.cfg = WalConfig(backup_dir=backup_dir, cluster=cluster, keys=keys)
+        self.cfg = WalConfig(backup_dir=str(backup_dir), cluster=cluster, keys=keys)
         self.names = [n for n in names if _segno(n) is not None]
         super().__init__(spool, owner)
         self.ahead = max(1, ahead)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -32,12 +31,12 @@ from seawall.catalog.models import Manifest, Verification, VerificationLevel
 from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import DecryptionError, NotFoundError, SeawallError
+from seawall.pipeline.decode import decode_to
 from seawall.pipeline.stored import check_stored, identity_free, missing_key_hint
-from seawall.pipeline.stream import decode_to
 from seawall.pipeline.tarscan import TarScanner, TarStructureError
-from seawall.postgres.tools.base import child_env
 from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
 from seawall.postgres.tools.pg_verifybackup import verifybackup
+from seawall.postgres.tools.tar import TarExtract, extract_tar
 from seawall.postgres.wal.envconfig import WalConfig
 from seawall.postgres.wal.fetch import fetch_wal
 from seawall.walcore.names import segment_range
@@ -47,7 +46,7 @@ def wal_config(ctx: Context) -> WalConfig:
     """The WAL commands' view of a full Settings (same storage and keys)."""
     s = ctx.settings
     return WalConfig(
-        backup_dir=s.backup_dir,
+        backup_dir=s.repository,
         cluster=s.pg_cluster_name,
         compression=s.compression,
         compression_level=s.compression_level,
@@ -111,17 +110,13 @@ def verify_base_backup(
             )
             return _result(t0, True, deep, level, "ok (stored level: not decrypted here)", checks)
         scanner = TarScanner()
-        tar_proc: subprocess.Popen[bytes] | None = None
+        tar: TarExtract | None = None
+        tar_rc, tar_err = 0, ""
         if deep:
             scratch = Path(tempfile.mkdtemp(prefix="seawall-verify-", dir=str(_scratch_root(ctx))))
             (scratch / "data").mkdir()
-            tar_proc = subprocess.Popen(
-                ["tar", "-x", "-f", "-", "-C", str(scratch / "data")],
-                env=child_env(),
-                stdin=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        sink = _ScanSink(scanner, tar_proc.stdin if tar_proc else None)
+            tar = extract_tar(scratch / "data")
+        sink = _ScanSink(scanner, tar.stdin if tar else None)
         try:
             decode_to(
                 ctx.storage,
@@ -132,10 +127,8 @@ def verify_base_backup(
                 expected_size=art.stored_size,
             )
         finally:
-            if tar_proc is not None:
-                assert tar_proc.stdin is not None
-                tar_proc.stdin.close()
-                tar_proc.wait()
+            if tar is not None:
+                tar_rc, tar_err = tar.finish()
         checks.append("sha256 of stored bytes")
         if art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
             raise TarStructureError("decoded content does not match the recorded raw sha256")
@@ -146,10 +139,9 @@ def verify_base_backup(
                 raise TarStructureError(f"the tar has no {member}")
         checks.append(f"tar structure ({scanner.members} members)")
         if deep:
-            assert scratch is not None and tar_proc is not None
-            if tar_proc.returncode != 0:
-                err = tar_proc.stderr.read().decode(errors="replace") if tar_proc.stderr else ""
-                raise TarStructureError(f"tar could not unpack the backup: {err.strip()[:200]}")
+            assert scratch is not None
+            if tar_rc != 0:
+                raise TarStructureError(f"tar could not unpack the backup: {tar_err.strip()[:200]}")
             ok, message = _deep(ctx, manifest, scratch, checks)
     except DecryptionError:
         raise

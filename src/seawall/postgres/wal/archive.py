@@ -179,7 +179,7 @@ class _ListSink:
 def load_histories(listing: ArchiveListing, storage: Storage, keys: Any) -> None:
     """Decode the history files into ``listing.histories`` (best effort)."""
     from seawall.errors import SeawallError
-    from seawall.pipeline.stream import decode_to
+    from seawall.pipeline.decode import decode_to
 
     for f in listing.files:
         if f.kind != "history":

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from seawall.errors import ConfigError
 from seawall.pipeline.keys import AMBIGUOUS_KEYS, KeyRing, is_ambiguous
-from seawall.pipeline.stream import PipelineSpec
+from seawall.pipeline.store import PipelineSpec
+from seawall.storage.base import Storage
 from seawall.walcore.env import WalEnv, WalEnvError, read_wal_env
 
 
@@ -27,13 +29,22 @@ from seawall.walcore.env import WalEnv, WalEnvError, read_wal_env
 class WalConfig:
     """What wal-push / wal-fetch need from the configuration."""
 
-    backup_dir: Path
+    #: the repository as BACKUP_DIR gives it: an absolute path or ``s3://bucket/prefix``
+    backup_dir: str
     cluster: str
     compression: str = "zstd"
     compression_level: int | None = None
     compression_threads: int = 0
     encryption: bool = False
     keys: KeyRing = field(default_factory=KeyRing)
+
+    @cached_property
+    def storage(self) -> Storage:
+        """The repository, from the one factory (a local directory or object storage);
+        built once (an S3 client costs tens of ms, the read-ahead daemon asks often)."""
+        from seawall.storage.factory import open_storage
+
+        return open_storage(self.backup_dir)
 
     def spec(self) -> PipelineSpec:
         """How WAL is stored (same rule as Context.spec)."""
@@ -70,7 +81,7 @@ def config_from(raw: WalEnv) -> WalConfig:
         identity_files=[Path(p) for p in raw.identity_files],
     )
     return WalConfig(
-        backup_dir=Path(raw.backup_dir),
+        backup_dir=raw.backup_dir,
         cluster=raw.cluster,
         compression=raw.compression,
         compression_level=raw.compression_level,

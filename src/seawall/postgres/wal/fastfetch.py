@@ -156,6 +156,8 @@ def options(env: Mapping[str, str] | None = None) -> Options:
     cluster = raw.cluster
     if not plain_cluster(cluster):
         raise Fallback("cluster name needs encoding")
+    # BACKUP_DIR is judged by the caller, not here: fetch() takes an absolute
+    # path only, postgres/wal/s3fetch.py (which shares these options) an s3:// URL
     archive = f"{raw.backup_dir}/{WAL_ROOT}/{cluster}"
     return Options(raw, archive, list(dict.fromkeys(identities)))
 
@@ -191,15 +193,34 @@ def archived(archive: str, name: str) -> str:
 def decode(path: str, identities: list[str]) -> tuple[bytes, str]:
     """(raw content, sha256 prefix it must have) of archived file ``path``; Fallback if not lean."""
     base = path.rsplit("/", 1)[-1]
-    name, _, rest = base.partition("-")
-    sha, suffix = rest[:SHA_LEN], rest[SHA_LEN:]
-    if not is_segment_name(name) or suffix not in _LEAN_SUFFIXES:
-        raise Fallback("not a zstd segment")
+    _lean_name(base)
     try:
         with open(path, "rb", buffering=0) as fh:
             data = fh.read(MAX_SEGMENT_SIZE + 1)
     except OSError as exc:
         raise Fallback(f"cannot read {path}") from exc
+    return decode_bytes(data, base, identities)
+
+
+def _lean_name(base: str, history_ok: bool = False) -> tuple[str, str]:
+    """(sha256 prefix, suffix) of an archived file name the lean path decodes, or Fallback."""
+    name, _, rest = base.partition("-")
+    sha, suffix = rest[:SHA_LEN], rest[SHA_LEN:]
+    history = history_ok and is_history_name(name)
+    if not (is_segment_name(name) or history) or suffix not in _LEAN_SUFFIXES:
+        raise Fallback("not a zstd segment")
+    return sha, suffix
+
+
+def decode_bytes(
+    data: bytes, base: str, identities: list[str], *, history_ok: bool = False
+) -> tuple[bytes, str]:
+    """:func:`decode` of the bytes of archived file ``base`` (read already, e.g. from S3).
+
+    ``history_ok``: a timeline history file is decoded too (the S3 fetch,
+    which has no general path to hand it to in every build).
+    """
+    sha, suffix = _lean_name(base, history_ok)
     if suffix.endswith(".age"):
         # only X25519 stanzas (an scrypt stanza must be alone: it would be first)
         if not identities or not data.startswith(AGE_X25519_HEAD):
@@ -294,6 +315,8 @@ def fetch(name: str, dest: str, env: Mapping[str, str] | None = None) -> str:
     is told (started if needed) to decode the segments after ``name``.
     """
     opts = options(env)
+    if not opts.raw.backup_dir.startswith("/"):  # s3://… has its own lean path
+        raise Fallback("BACKUP_DIR is not an absolute path")
     path = archived(opts.archive, name)
     spool = None
     if opts.raw.read_ahead > 0 and is_segment_name(name):

@@ -84,6 +84,8 @@ def _options(env: Mapping[str, str] | None) -> tuple[str, str, int | None, int, 
         raw = read_wal_env(env)
     except WalEnvError as exc:
         raise Fallback(str(exc)) from exc
+    # BACKUP_DIR is judged by the caller, not here: push() takes an absolute
+    # path only, postgres/wal/s3push.py (which shares these options) an s3:// URL
     if raw.compression != "zstd":
         raise Fallback("compression is not zstd")
     recipients: list[str] = []
@@ -121,23 +123,39 @@ def _options(env: Mapping[str, str] | None) -> tuple[str, str, int | None, int, 
 
 def _check_segment(name: str, head: bytes, size: int, archive: str) -> None:
     """Header against name, size and archive.json; Fallback on any doubt."""
-    try:
-        header = read_header(head)  # the general path's checks, its message on refusal
-    except SegmentHeaderError as exc:
-        raise Fallback("header") from exc
-    seg_size = header.segment_size
-    if size != seg_size:
-        raise Fallback("header")
-    per_log = 0x1_0000_0000 // seg_size
-    tli, log, seg = int(name[:8], 16), int(name[8:16], 16), int(name[16:], 16)
-    if tli == 0 or seg >= per_log or header.pageaddr != (log * per_log + seg) * seg_size:
-        raise Fallback("page address")
+    sysid, seg_size = check_header(name, head, size)
     try:
         with open(f"{archive}/{ARCHIVE_INFO}", encoding="utf-8") as fh:
             text = fh.read()
     except OSError as exc:  # first push: the general path writes archive.json
         raise Fallback("no archive.json") from exc
-    if info_field(text, "system_identifier") != str(header.system_identifier):
+    check_archive_info(text, sysid, seg_size)
+
+
+def check_header(name: str, head: bytes, size: int, *, whole: bool = True) -> tuple[int, int]:
+    """(system identifier, segment size) of a segment's long header; Fallback on any doubt.
+
+    ``whole``: the file must be exactly one segment (False for a ``.partial``,
+    which may be shorter but never longer). Shared with the S3 push.
+    """
+    try:
+        header = read_header(head)  # the general path's checks, its message on refusal
+    except SegmentHeaderError as exc:
+        raise Fallback("header") from exc
+    seg_size = header.segment_size
+    if (whole and size != seg_size) or size > seg_size:
+        raise Fallback("header")
+    per_log = 0x1_0000_0000 // seg_size
+    # name[16:24]: a ``.partial`` segment's name goes on after the 24 hex digits
+    tli, log, seg = int(name[:8], 16), int(name[8:16], 16), int(name[16:24], 16)
+    if tli == 0 or seg >= per_log or header.pageaddr != (log * per_log + seg) * seg_size:
+        raise Fallback("page address")
+    return header.system_identifier, seg_size
+
+
+def check_archive_info(text: str, sysid: int, seg_size: int) -> None:
+    """archive.json's identity against a segment's header; Fallback unless both match."""
+    if info_field(text, "system_identifier") != str(sysid):
         raise Fallback("system identifier")
     if info_field(text, "wal_segment_size") != str(seg_size):
         raise Fallback("segment size")
@@ -163,6 +181,8 @@ def push(path: str, env: Mapping[str, str] | None = None) -> str:
     if not is_segment_name(name):
         raise Fallback("not a plain segment")
     backup_dir, cluster, level, threads, recipients = _options(env)
+    if not backup_dir.startswith("/"):  # s3://… has its own lean path; relative: refused
+        raise Fallback("BACKUP_DIR is not an absolute path")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from seawall.catalog.wal_layout import existing_versions
 from seawall.errors import ConfigError, NotFoundError, StorageError, VerificationError
-from seawall.pipeline.stream import decode_to
+from seawall.pipeline.decode import decode_to
 from seawall.postgres.wal.envconfig import WalConfig
-from seawall.storage.local import LocalStorage
+from seawall.storage.base import Storage
 from seawall.walcore.archived import WalObject, parse_wal_key
 from seawall.walcore.layout import SHA_LEN
 from seawall.walcore.names import parse_wal_name
@@ -48,11 +50,11 @@ class _HashingFile:
         return len(data)
 
 
-def find_wal(storage: LocalStorage, cluster: str, name: str) -> str:
+def find_wal(storage: Storage, cluster: str, name: str) -> str:
     """The archive key of WAL file ``name``; NotFoundError if absent."""
     keys = existing_versions(storage, cluster, name)
     if not keys:
-        raise NotFoundError(f"{name} is not in the archive {storage.root}")
+        raise NotFoundError(f"{name} is not in the archive {storage.describe()}")
     if len(keys) > 1:
         raise VerificationError(
             f"{name} is archived more than once with different content ({', '.join(keys)}); "
@@ -61,14 +63,40 @@ def find_wal(storage: LocalStorage, cluster: str, name: str) -> str:
     return keys[0]
 
 
-def fetch_wal(cfg: WalConfig, name: str, dest: Path) -> FetchResult:
+def fetch_wal(
+    cfg: WalConfig, name: str, dest: Path, mirrors: Sequence[tuple[str, Storage]] = ()
+) -> FetchResult:
     """Decode archived ``name`` into ``dest`` (atomically).
+
+    With ``mirrors`` (label, storage), a file missing, unreadable or corrupt
+    in the primary is fetched from the first mirror that has a good copy,
+    and stderr names it (docs/object-storage.md); otherwise the primary's
+    error stands.
 
     The PITR prefetcher does not come through here: it writes into its spool
     through a directory descriptor (see ``physical.prefetch``), with the
     same :func:`locate` and :func:`decode_checked`.
     """
-    located = locate(cfg, name)  # a missing segment raises before anything is written
+    try:
+        return _fetch_from(cfg, name, dest, None)
+    except (NotFoundError, VerificationError, StorageError) as exc:
+        if not mirrors:
+            raise
+        first = exc
+    for label, storage in mirrors:
+        try:
+            result = _fetch_from(cfg, name, dest, storage)
+        except (NotFoundError, VerificationError, StorageError):
+            continue
+        sys.stderr.write(
+            f"seawall: warning: wal-fetch: {name} read from {label} (primary: {first})\n"
+        )
+        return result
+    raise first
+
+
+def _fetch_from(cfg: WalConfig, name: str, dest: Path, storage: Storage | None) -> FetchResult:
+    located = locate(cfg, name, storage)  # a missing segment raises before anything is written
     tmp = dest.with_name(f".{dest.name}.seawall-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
@@ -86,20 +114,22 @@ def fetch_wal(cfg: WalConfig, name: str, dest: Path) -> FetchResult:
 @dataclass(frozen=True)
 class Located:
     name: str
-    storage: LocalStorage
+    storage: Storage
     key: str
     obj: WalObject
 
 
-def locate(cfg: WalConfig, name: str) -> Located:
-    """The archived file for WAL file ``name`` (NotFoundError if there is none)."""
+def locate(cfg: WalConfig, name: str, storage: Storage | None = None) -> Located:
+    """The archived file for WAL file ``name`` (NotFoundError if there is none),
+    in ``storage`` (a mirror) or else the primary repository."""
     try:
         parse_wal_name(name)
     except ValueError:
         raise ConfigError(
             f"wal-fetch: {name!r} is not a WAL file name; restore_command must pass %f %p"
         ) from None
-    storage = LocalStorage(cfg.backup_dir)
+    if storage is None:
+        storage = cfg.storage
     key = find_wal(storage, cfg.cluster, name)
     obj = parse_wal_key(key)
     assert obj is not None

@@ -43,24 +43,30 @@ import dataclasses
 import hashlib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from seawall.catalog.locks import leased_lock
 from seawall.catalog.wal_layout import existing_versions, wal_dir, wal_key, wal_prefix
 from seawall.errors import ConfigError, NotFoundError, RefusedError, VerificationError
 from seawall.pipeline.codecs import CHUNK
-from seawall.pipeline.stream import PipelineSpec, store_stream
+from seawall.pipeline.store import PipelineSpec, store_stream
 from seawall.postgres.wal.archive_info import read_archive_info, write_archive_info
 from seawall.postgres.wal.claim import claim, release
 from seawall.postgres.wal.envconfig import WalConfig
-from seawall.storage.local import DIR_MODE, LocalStorage, fsync_dir, storage_error
-from seawall.storage.repository import ensure_repository
+from seawall.storage.base import LocalVolume, Storage, storage_error
+from seawall.storage.repository import ensure_storage
+from seawall.storage.volume import DIR_MODE, fsync_dir
 from seawall.walcore.archive_info import ArchiveInfo
 from seawall.walcore.archived import parse_wal_key
 from seawall.walcore.header import LONG_HEADER_SIZE, SegmentHeaderError, read_header
 from seawall.walcore.layout import SHA_LEN, WAL_ZSTD_LEVEL
 from seawall.walcore.names import parse_wal_name
 
+#: seconds a push waits for another push of the same name (object storage claims)
+CLAIM_WAIT = 60.0
 #: Segments up to this size are encoded in memory in one shot; larger ones stream.
 ONE_SHOT_MAX = 64 * 1024 * 1024
 
@@ -110,9 +116,9 @@ def _read_small(path: Path) -> bytes | None:
         raise ConfigError(f"wal-push: cannot read {path}: {exc.strerror}") from exc
 
 
-def _ensure_dir(storage: LocalStorage, prefix: str) -> None:
+def _ensure_dir(vol: LocalVolume, prefix: str) -> None:
     """Create a directory of the archive durably (its entry fsynced in the parent)."""
-    path = storage.path(prefix)
+    path = vol.path(prefix)
     if path.is_dir():
         return
     missing = []
@@ -128,9 +134,7 @@ def _ensure_dir(storage: LocalStorage, prefix: str) -> None:
         raise storage_error(exc, prefix) from exc
 
 
-def _check_identity(
-    storage: LocalStorage, cfg: WalConfig, name: str, head: bytes, size: int
-) -> None:
+def _check_identity(storage: Storage, cfg: WalConfig, name: str, head: bytes, size: int) -> None:
     """Refuse a segment of another cluster; record the identity on first push."""
     try:
         header = read_header(head)
@@ -153,7 +157,9 @@ def _check_identity(
     info = read_archive_info(storage, cfg.cluster)
     sysid = str(header.system_identifier)
     if info is None:
-        _ensure_dir(storage, wal_prefix(cfg.cluster))
+        vol = storage.local_volume()
+        if vol is not None:
+            _ensure_dir(vol, wal_prefix(cfg.cluster))
         write_archive_info(storage, ArchiveInfo(sysid, header.segment_size, cfg.cluster))
         return
     if info.system_identifier != sysid:
@@ -169,9 +175,16 @@ def _check_identity(
         )
 
 
-def _fsync_existing(storage: LocalStorage, key: str) -> None:
-    """Make an already archived file durable (file and directory entry)."""
-    path = storage.path(key)
+def _fsync_existing(storage: Storage, key: str) -> None:
+    """Make an already archived file durable (file and directory entry).
+
+    Only a local volume needs it: an object store's PUT answered only once
+    the object was durable, so an object that is listed is.
+    """
+    vol = storage.local_volume()
+    if vol is None:
+        return
+    path = vol.path(key)
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -195,8 +208,8 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
             f"wal-push: {name!r} is not a WAL file name (segment, .partial, .backup or "
             ".history); nothing archived; archive_command must pass %p"
         ) from None
-    ensure_repository(cfg.backup_dir)  # never a whole path on an unmounted volume
-    storage = LocalStorage(cfg.backup_dir)
+    storage = cfg.storage
+    ensure_storage(storage)  # never a whole path on an unmounted volume
     spec = _wal_spec(cfg)
     data = _read_small(path)
     encoder: _Encoder | None = None
@@ -210,21 +223,40 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
         raw_sha, head, size = _hash_file(path)
     if wal.kind in ("segment", "partial"):
         _check_identity(storage, cfg, name, head, size)
-    _ensure_dir(storage, wal_dir(cfg.cluster, name))
-    directory = str(storage.path(wal_dir(cfg.cluster, name)))
+    with _claimed(storage, cfg.cluster, name):
+        return _push_claimed(cfg, storage, spec, path, encoder, raw_sha, size)
+
+
+@contextmanager
+def _claimed(storage: Storage, cluster: str, name: str) -> Iterator[None]:
+    """Hold the claim on WAL name ``name`` (ADR 0008).
+
+    On a local volume the lean path's flock claim in the name's directory
+    (so the two paths exclude each other). Without one (object storage) the
+    backend's lease on ``.locks/wal/<cluster>/<name>`` (ADR 0012): of two
+    pushes of one name only the holder looks for a version and stores one;
+    a holder killed -9 leaves a lease that runs out, and PostgreSQL retries.
+    """
+    vol = storage.local_volume()
+    if vol is None:
+        with leased_lock(storage, f"wal/{cluster}/{name}", timeout=CLAIM_WAIT, command="wal-push"):
+            yield
+        return
+    _ensure_dir(vol, wal_dir(cluster, name))
+    directory = str(vol.path(wal_dir(cluster, name)))
     try:
         lock = claim(directory, name)
     except OSError as exc:
-        raise storage_error(exc, wal_dir(cfg.cluster, name)) from exc
+        raise storage_error(exc, wal_dir(cluster, name)) from exc
     try:
-        return _push_claimed(cfg, storage, spec, path, encoder, raw_sha, size)
+        yield
     finally:
         release(lock, directory, name)
 
 
 def _push_claimed(
     cfg: WalConfig,
-    storage: LocalStorage,
+    storage: Storage,
     spec: PipelineSpec,
     path: Path,
     encoder: _Encoder | None,
@@ -316,7 +348,7 @@ def _encode(data: bytes, spec: PipelineSpec) -> bytes:
     return blob
 
 
-def _store_one_shot(storage: LocalStorage, key: str, blob: bytes) -> int:
+def _store_one_shot(storage: Storage, key: str, blob: bytes) -> int:
     """Write a segment compressed and encrypted in memory (by _Encoder), atomically.
 
     Same formats as :func:`store_stream` (one zstd frame, one age file), but

@@ -68,9 +68,8 @@ class Reader(SpoolDir):
 
     def _segment_size(self) -> int:
         from seawall.postgres.wal.archive_info import read_archive_info
-        from seawall.storage.local import LocalStorage
 
-        info = read_archive_info(LocalStorage(self.cfg.backup_dir), self.cfg.cluster)
+        info = read_archive_info(self.cfg.storage, self.cfg.cluster)
         return info.wal_segment_size if info is not None else 16 << 20
 
     def lock(self) -> int | None:

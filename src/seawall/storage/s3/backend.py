@@ -30,11 +30,17 @@ from typing import Any, BinaryIO, TypeVar, cast
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ProfileNotFound
 
-from seawall.errors import ConfigError, NotFoundError
-from seawall.storage.base import PARTIAL_MARKER, ObjectInfo, Usage, is_partial_name
-from seawall.storage.local import check_key
+from seawall.errors import ConfigError, LockedError, NotFoundError
+from seawall.storage.base import (
+    PARTIAL_MARKER,
+    LocalVolume,
+    ObjectInfo,
+    Usage,
+    check_key,
+    is_partial_name,
+)
 from seawall.storage.s3.reader import ResumingReader
 from seawall.storage.s3.retry import RetryPolicy, Translate, call, error_code
 from seawall.storage.s3.writer import MultipartWriter
@@ -84,6 +90,8 @@ class S3Storage:
         read_timeout: float = 60.0,
         extra_put_args: dict[str, str] | None = None,
         page_size: int = 1000,
+        addressing_style: str | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         """Credentials left None come from the standard AWS chain (env, profile, IRSA)."""
         self.bucket, self.prefix = parse_url(url)
@@ -96,18 +104,25 @@ class S3Storage:
         self.extra_put_args = dict(extra_put_args or {})  # e.g. ServerSideEncryption
         self.page_size = page_size  # keys per listing request (S3's maximum is 1,000)
         self._translate = Translate(self.url, self.bucket, endpoint_url, self._bucket_missing)
-        session = boto3.session.Session(
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            aws_session_token=session_token,
-            region_name=region,
-        )
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                aws_session_token=session_token,
+                region_name=region,
+            )
+            region_name = region or session.region_name or "us-east-1"
+        except ProfileNotFound as exc:  # AWS_PROFILE names no profile: a config error, not a crash
+            raise ConfigError(
+                f"AWS_PROFILE: {exc}; define it in ~/.aws/config (or AWS_CONFIG_FILE) or unset it"
+            ) from None
         self.client: Any = session.client(
             "s3",
             endpoint_url=endpoint_url,
-            region_name=region or session.region_name or "us-east-1",
+            verify=ca_bundle,  # None: botocore's default (AWS_CA_BUNDLE, then certifi)
+            region_name=region_name,
             config=Config(
-                s3={"addressing_style": "path"} if endpoint_url else {},
+                s3={"addressing_style": addressing_style or ("path" if endpoint_url else "auto")},
                 retries={"max_attempts": 1, "mode": "standard"},  # retry.call retries
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
@@ -143,6 +158,34 @@ class S3Storage:
 
     def describe(self) -> str:
         return self.url
+
+    def local_volume(self) -> LocalVolume | None:
+        """A bucket is no directory: flock, inotify and the lean local paths do not apply."""
+        return None
+
+    @contextmanager
+    def lease(
+        self, key: str, *, timeout: float, command: str, lease_seconds: float = 300.0
+    ) -> Iterator[None]:
+        """The :class:`~seawall.storage.base.Leasing` capability: an S3Lease on ``key``.
+
+        A holder that lost its lease (renewal refused: another run took over
+        a lease it let expire) is told at release: the run fails with
+        LockedError rather than report a success another run may have raced.
+        """
+        from seawall.storage.s3.lease import S3Lease
+
+        held = S3Lease(self, key, lease_seconds=lease_seconds, command=command)
+        held.acquire(timeout)
+        try:
+            yield
+        finally:
+            held.release()
+        if held.lost.is_set():
+            raise LockedError(
+                f"lost the lease on {self.url}/{key} while running (renewal refused): "
+                "another run took it over; check the result of both runs"
+            )
 
     # -- writes
     @contextmanager

@@ -11,8 +11,8 @@ holder's lock one wins. A holder whose renewal is refused has lost the lock
 (it was too slow, and another run took it over): ``lost`` says so, and the
 run must stop writing.
 
-Not wired in yet: seawall's runs take flock locks on the local volume
-(ADR 0004); this is what an ``s3://`` repository will use (issue 14).
+Runs reach it through :mod:`seawall.catalog.locks`, which takes flock on
+a local volume and this lease otherwise (ADR 0012).
 """
 
 from __future__ import annotations

@@ -1,31 +1,16 @@
-"""The storage contract on the local volume (fast, no server).
-
-The contract itself is tests/support/storage_contract.py, shared with the
-S3 backend (tests/integration/storage/test_storage_contract_s3.py).
-"""
+"""The local backend beyond the contract (tests/integration/storage/test_storage_contract.py):
+a full disk's error, and no S3 import for a local repository."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-from seawall.storage import LocalStorage, Storage
-from tests.support.storage_contract import StorageContract
-
-
-class TestLocalStorage(StorageContract):
-    @pytest.fixture
-    def storage(self, tmp_path: Path) -> Iterator[Storage]:
-        yield LocalStorage(tmp_path / "vol")
 
 
 def test_disk_full_is_a_storage_error(tmp_path: Path) -> None:
     """ENOSPC for real: /dev/full fails every write with ENOSPC."""
     import errno
 
-    from seawall.storage.local import storage_error
+    from seawall.storage.base import storage_error
 
     try:
         with open("/dev/full", "wb") as fh:

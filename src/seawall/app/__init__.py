@@ -1,0 +1,1 @@
+"""The application layer: use cases above the engines (post-backup verify + prune, prune, demo, sync)."""

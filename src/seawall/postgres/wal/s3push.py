@@ -1,0 +1,292 @@
+"""The lean ``wal-push`` into object storage (``BACKUP_DIR=s3://bucket/prefix``).
+
+The same job as :mod:`seawall.postgres.wal.fastpush` (hash, zstd, age, in
+threads that overlap), but the result is kept in memory (a 16 MiB segment
+is at most ~16 MiB compressed and encrypted) and stored with one
+``PutObject`` through the standard-library client
+:mod:`seawall.storage.s3.lean`: no boto3, Typer or pydantic imported. The
+keys are those of the local archive (``postgresql/wal/<cluster>/…``,
+docs/wal-archiving.md), so fetch, retention and PITR read both alike.
+
+When is PostgreSQL told "archived"? Only after the primary answered the
+``PutObject`` with 200 (S3 acknowledges a PUT once the object is stored
+durably; a 412 to ``If-None-Match: *`` means an object with the same raw
+content is already stored under the same key) and the listing afterwards
+shows no other version of the name.
+
+One name, one version, without a lock (ADR 0008's rule on object storage,
+where ``flock`` does not exist; docs/adr/0013-wal-push-to-object-storage.md):
+the name's versions are listed before the PUT (an identical one: success,
+nothing written; another one: refused by the general path), and listed
+again after it. Two pushes of one name with *different* content started
+together both PUT (their keys differ: the key carries the raw sha256, ADR
+0001). S3's listings are strongly consistent (read-after-write: AWS since
+2020, SeaweedFS through its filer), so of two pushers that each list after
+their own PUT, at least one sees the other's object. A pusher that sees
+another version withdraws the object it created (DELETE) and exits
+non-zero. So at most one exits 0 and only its version stays; when both saw
+each other both withdraw, and PostgreSQL's retries decide. Two pushes of
+the *same* content write the same key: ``If-None-Match: *`` lets the first
+create it and answers the second 412, which counts as success (a server
+that ignores the header overwrites the object with equivalent content:
+harmless, the raw content and so the name are the same). The one case this
+does not cover (ADR 0013): three archivers of one name at once, two with
+one content and one with another, interleaved within milliseconds.
+
+A ``kill -9`` at any moment leaves nothing under a final key except a
+complete object: S3 makes a PUT visible only when it is complete.
+
+Anything else (gzip, a passphrase, a name that needs encoding, a header in
+doubt, a foreign cluster, a conflict, credentials from a profile or a web
+identity) raises :class:`~seawall.postgres.wal.lean.Fallback` before
+anything was stored, for the general path to refuse or do with its full
+checks and messages.
+"""
+
+from __future__ import annotations
+
+import os
+
+from seawall.postgres.wal.fastpush import _options, check_archive_info, check_header
+from seawall.postgres.wal.lean import Fallback, zstd_backend
+from seawall.postgres.wal.leanstream import Compressor, Sink, hash_and_compress
+from seawall.walcore.header import LONG_HEADER_SIZE, MAX_SEGMENT_SIZE
+from seawall.walcore.layout import (
+    ARCHIVE_INFO,
+    SHA_LEN,
+    WAL_ROOT,
+    WAL_ZSTD_LEVEL,
+    archived_name,
+    is_hex,
+    is_history_name,
+    is_segment_name,
+    is_version_of,
+    sha_of,
+    subdir,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from seawall.storage.s3.lean import Client
+
+#: seconds a push keeps retrying an unreachable or failing server before it
+#: gives up (PostgreSQL then retries the whole archive_command);
+#: SEAWALL_WAL_S3_DEADLINE overrides
+DEFAULT_DEADLINE = 30.0
+
+
+def s3_backup_dir(env: Mapping[str, str] | None = None) -> str | None:
+    """``BACKUP_DIR`` when it is an ``s3://`` URL (same precedence as settings.py), else None."""
+    from seawall.walcore.env import read_value
+
+    value = read_value("backup_dir", env)
+    text = str(value) if value else ""
+    return text if text.startswith("s3://") else None
+
+
+class _MemorySink(Sink):
+    """:class:`~seawall.postgres.wal.leanstream.Sink` keeping the stored bytes in memory, hashed.
+
+    The sha256 of the payload is what SigV4 signs (``x-amz-content-sha256``)
+    and the server checks; computing it in the sink's thread, as the bytes
+    come, keeps it off the critical path.
+    """
+
+    def __init__(self, source: Compressor, recipients: list[str]) -> None:
+        import hashlib
+
+        self.parts: list[bytes] = []
+        self.digest = hashlib.sha256()
+        super().__init__(-1, source, recipients)
+
+    def write(self, data: bytes) -> int:
+        piece = bytes(data)  # no copy for a bytes object
+        self.parts.append(piece)
+        self.digest.update(piece)
+        return len(piece)
+
+
+class _Background:
+    """``fn()`` in a thread; :meth:`result` waits and returns it or re-raises its error."""
+
+    def __init__(self, fn: Callable[[], list[str]]) -> None:
+        import _thread
+
+        self.fn = fn
+        self.value: list[str] = []
+        self.error: BaseException | None = None
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+        _thread.start_new_thread(self._run, ())
+
+    def _run(self) -> None:
+        try:
+            self.value = self.fn()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.release()
+
+    def result(self) -> list[str]:
+        self.done.acquire()
+        self.done.release()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _kind(name: str) -> str:
+    """segment | partial | backup | history, or Fallback for anything else."""
+    if is_segment_name(name):
+        return "segment"
+    if name.endswith(".partial") and len(name) == 32 and is_segment_name(name[:24]):
+        return "partial"
+    if (
+        name.endswith(".backup")
+        and len(name) == 40
+        and name[24] == "."
+        and is_segment_name(name[:24])
+        and is_hex(name[25:33])
+    ):
+        return "backup"
+    if is_history_name(name):
+        return "history"
+    raise Fallback("not a WAL file name")
+
+
+def _versions(client: Client, directory: str, name: str) -> list[str]:
+    """Archived versions of ``name`` (keys relative to the repository)."""
+    prefix = f"{directory}/{name}-"
+    start = len(directory) + 1
+    return [
+        entry.key
+        for entry in client.list(prefix)
+        if entry.key.startswith(prefix) and is_version_of(entry.key[start:], name)
+    ]
+
+
+def _sha_of(key: str, name: str) -> str:
+    return sha_of(key.rsplit("/", 1)[-1], name)
+
+
+def _check_archive(client: Client, archive: str, cluster: str, sysid: int, seg_size: int) -> None:
+    """archive.json against the segment; the first push creates it (conditionally)."""
+    key = f"{archive}/{ARCHIVE_INFO}"
+    raw = client.get(key)
+    if raw is None:
+        import hashlib
+
+        from seawall.walcore.archive_info import ArchiveInfo
+
+        # the document the general path writes (first push only: json and
+        # dataclasses are imported on this path once per archive)
+        body = ArchiveInfo(str(sysid), seg_size, cluster).to_json()
+        status = client.put(
+            key, [body], hashlib.sha256(body).hexdigest(), if_none_match=True,
+            what=f"creating {key}",
+        )  # fmt: skip
+        if status == 200:
+            return
+        raw = client.get(key)  # another push created it meanwhile: judge that one
+        if raw is None:
+            raise Fallback("archive.json vanished")
+    check_archive_info(raw.decode("utf-8", "replace"), sysid, seg_size)
+
+
+def push(path: str, env: Mapping[str, str] | None = None) -> str:
+    """Archive ``path`` into the ``s3://`` repository; returns the stored key.
+
+    Raises Fallback (nothing stored under a final key, the general path
+    decides), :class:`seawall.storage.s3.leanconf.S3Error` (the server failed or
+    refused: one line, nothing stored), OSError (the segment unreadable).
+    """
+    from seawall.storage.s3.lean import Client
+    from seawall.storage.s3.leanconf import NeedsGeneral, config_from_env
+
+    name = os.path.basename(path)
+    kind = _kind(name)
+    backup_dir, cluster, level, threads, recipients = _options(env)
+    try:
+        config = config_from_env(backup_dir, env)
+    except NeedsGeneral as exc:
+        raise Fallback(str(exc)) from exc
+    source = os.environ if env is None else env
+    try:
+        deadline = float(source.get("SEAWALL_WAL_S3_DEADLINE") or DEFAULT_DEADLINE)
+    except ValueError as exc:
+        raise Fallback("SEAWALL_WAL_S3_DEADLINE is not a number") from exc
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Fallback("cannot open the file") from exc
+    client = Client(config, deadline=deadline)
+    try:
+        return _push_open(client, fd, name, kind, cluster, level, threads, recipients)
+    finally:
+        os.close(fd)
+        client.close()
+
+
+def _push_open(
+    client: Client,
+    fd: int,
+    name: str,
+    kind: str,
+    cluster: str,
+    level: int | None,
+    threads: int,
+    recipients: list[str],
+) -> str:
+    archive = f"{WAL_ROOT}/{cluster}"
+    directory = f"{archive}/{subdir(name)}"
+    size = os.fstat(fd).st_size
+    if size > MAX_SEGMENT_SIZE:
+        raise Fallback("too large")
+    header: tuple[int, int] | None = None
+    if kind in ("segment", "partial"):
+        head = os.pread(fd, LONG_HEADER_SIZE, 0)
+        header = check_header(name, head, size, whole=kind == "segment")
+    try:
+        cctx = zstd_backend().ZstdCompressor(
+            level=WAL_ZSTD_LEVEL if level is None else level, threads=threads, write_checksum=True
+        )
+    except Exception as exc:  # zstd refuses the options
+        raise Fallback(f"{type(exc).__name__}: {exc}") from exc
+
+    def probe() -> list[str]:
+        if header is not None:
+            _check_archive(client, archive, cluster, *header)
+        return _versions(client, directory, name)
+
+    # archive.json and the listing travel while this thread hashes and the
+    # others compress and encrypt (the socket waits release the GIL)
+    background = _Background(probe)
+    try:
+        sink = _MemorySink(Compressor(cctx, size), recipients)
+        try:
+            sha = hash_and_compress(fd, size, sink.source)
+        finally:
+            sink.join()
+    finally:
+        before = background.result()  # joined before anything else uses the connection
+    sink.wait()
+    same = [k for k in before if _sha_of(k, name) == sha[:SHA_LEN]]
+    if len(before) > len(same):
+        raise Fallback("conflict")  # the general path refuses it, with the details
+    if same:
+        return same[0]  # PostgreSQL retrying a push that stored it: S3 holds it durably
+    suffix = ".zst.age" if recipients else ".zst"
+    key = f"{directory}/{archived_name(name, sha, suffix)}"
+    status = client.put(
+        key, sink.parts, sink.digest.hexdigest(), if_none_match=True, what=f"writing {name}"
+    )
+    after = _versions(client, directory, name)
+    if status == 412 and key not in after:
+        raise Fallback("the server answered 412 but holds no such object")
+    if any(_sha_of(k, name) != sha[:SHA_LEN] for k in after):
+        if status == 200:  # ours is one of two versions: withdraw it (module docstring)
+            client.delete(key)
+        raise Fallback("raced")
+    return key

@@ -1,0 +1,132 @@
+"""The one place that builds a repository backend from a location.
+
+Why one factory: every layer above ``storage/`` speaks the
+:class:`~seawall.storage.base.Storage` protocol; if engines, the exporter or
+the WAL code built backends themselves, a new backend (or a wrapper such as
+throttling or mirrors) would have to be taught to each of them. An import
+contract keeps ``seawall.storage.local`` and ``seawall.storage.s3`` out of
+every layer above storage except this module.
+
+boto3 is imported only when an ``s3://`` location is opened, so a local
+repository never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from seawall.errors import ConfigError
+from seawall.storage.base import Storage
+from seawall.storage.location import Location, LocationError, parse_location
+
+
+def location_of(text: str | os.PathLike[str], what: str = "BACKUP_DIR") -> Location:
+    """Parse a location, turning a bad one into a ConfigError naming the variable."""
+    try:
+        return parse_location(text)
+    except LocationError as exc:
+        raise ConfigError(f"invalid configuration: {what}: {exc}") from None
+
+
+def open_repository(
+    primary: str | os.PathLike[str] | Location,
+    mirrors: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    mirror_timeout: float | None = None,
+) -> Storage:
+    """The repository: the primary alone, or wrapped with its ``MIRRORS``.
+
+    A mirror on S3 retries for ``mirror_timeout`` seconds at most (not the
+    primary's deadline): the first failure marks the mirror down for the
+    process and later writes are only recorded (storage/mirror.py).
+    """
+    storage = open_storage(primary, env)
+    if not mirrors:
+        return storage
+    from seawall.storage.mirror import Mirror, MirroredStorage
+
+    return MirroredStorage(
+        storage,
+        [
+            Mirror(str(loc), open_storage(loc, env, "MIRRORS", retry_deadline=mirror_timeout))
+            for loc in (location_of(m, "MIRRORS") for m in mirrors)
+        ],
+    )
+
+
+def open_storage(
+    location: str | os.PathLike[str] | Location,
+    env: Mapping[str, str] | None = None,
+    what: str = "BACKUP_DIR",
+    *,
+    retry_deadline: float | None = None,
+) -> Storage:
+    """A backend for ``location``: a local directory or an S3 bucket/prefix."""
+    loc = location if isinstance(location, Location) else location_of(location, what)
+    if loc.is_local:
+        from seawall.storage.local import LocalStorage
+
+        return LocalStorage(loc.where)
+    from seawall.storage.s3.backend import S3Storage
+    from seawall.storage.s3.config import s3_options
+    from seawall.storage.s3.retry import RetryPolicy
+
+    opts = s3_options(os.environ if env is None else env)
+    return S3Storage(
+        str(loc),
+        endpoint_url=opts.endpoint_url,
+        region=opts.region,
+        access_key=opts.access_key,
+        secret_key=opts.secret_key,
+        session_token=opts.session_token,
+        addressing_style=opts.addressing_style,
+        ca_bundle=opts.ca_bundle,
+        extra_put_args=opts.extra_put_args,
+        retry=RetryPolicy(deadline=retry_deadline) if retry_deadline is not None else None,
+    )
+
+
+#: non-secret variables a child process (restore_command's wal-fetch) needs to
+#: open the same object storage repository as its parent
+S3_CHILD_VARS = (
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CA_BUNDLE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "S3_ADDRESSING_STYLE",
+    "S3_SSE",
+    "S3_SSE_KMS_KEY_ID",
+)
+
+
+def child_access(
+    location: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What a child process needs to open ``location``: (plain variables, secrets).
+
+    Why: PostgreSQL runs ``restore_command`` with its own environment, so a
+    PITR restore hands the repository to its ``wal-fetch`` through a
+    wrapper script. Secrets (the AWS keys, read here also from ``*_FILE``)
+    are returned apart so the caller writes them to private files and passes
+    ``NAME_FILE``: never a secret in a script, argv or a log. A local
+    repository needs nothing.
+    """
+    loc = location_of(location)
+    if loc.is_local:
+        return {}, {}
+    from seawall.storage.s3.config import SECRET_VARS, s3_options
+
+    src = os.environ if env is None else env
+    plain = {k: src[k] for k in S3_CHILD_VARS if src.get(k)}
+    opts = s3_options(src)
+    values = (opts.access_key, opts.secret_key, opts.session_token)
+    secrets = {name: v for name, v in zip(SECRET_VARS, values, strict=True) if v}
+    return plain, secrets
