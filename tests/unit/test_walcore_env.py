@@ -41,8 +41,13 @@ SECRET, PUBLIC = generate_identity()
 SECRET2, PUBLIC2 = generate_identity()
 
 
+#: the light reader's option names whose settings.py field is named otherwise
+#: (BACKUP_DIR is settings.py's ``repository``: a path or an ``s3://`` URL)
+FIELD_OF = {"backup_dir": "repository"}
+
+
 def light_view(raw: WalEnv) -> dict[str, Any]:
-    """The light reader's result keyed by settings.py's field names."""
+    """The light reader's result keyed by the light reader's option names."""
     return {
         "backup_dir": Path(raw.backup_dir),
         "pg_cluster_name": raw.cluster,
@@ -64,15 +69,16 @@ def light_view(raw: WalEnv) -> dict[str, Any]:
 def full_view(s: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in LEGACY_NAMES:
-        value = getattr(s, name)
+        value = getattr(s, FIELD_OF.get(name, name))
         out[name] = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+    out["backup_dir"] = Path(out["backup_dir"])  # compared as paths, as before the rename
     return out
 
 
 def test_same_variable_names() -> None:
     assert set(light_view(read_wal_env({}))) == set(LEGACY_NAMES)
     for name, legacy in LEGACY_NAMES.items():
-        alias = Settings.model_fields[name].validation_alias
+        alias = Settings.model_fields[FIELD_OF.get(name, name)].validation_alias
         assert isinstance(alias, AliasChoices), name
         assert list(alias.choices) == [f"SEAWALL_{name.upper()}", legacy, name], name
     for name, file_vars in SECRET_FILE_VARS.items():
