@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not typing's: the lean path imports nothing it can avoid
 if TYPE_CHECKING:
     from seawall.storage.base import Storage
 
