@@ -1,10 +1,9 @@
 """Lazy re-exports for package ``__init__`` modules.
 
 ``seawall.catalog`` re-exports pydantic models and ``seawall.retention`` the
-policy (zoneinfo); the WAL hot path needs only their leaf modules
-(``catalog.wal_layout``, ``retention.walnames``). Resolving the re-exports
-on first attribute access keeps ``import seawall.catalog.wal_layout`` from
-importing pydantic, without special-casing the hot path.
+policy (zoneinfo); many callers need only one leaf module (``catalog.wal_layout``,
+``retention.wal``). Resolving the re-exports on first attribute access keeps
+``import seawall.catalog.wal_layout`` from importing pydantic.
 """
 
 from __future__ import annotations

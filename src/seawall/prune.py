@@ -27,7 +27,7 @@ from seawall.catalog.models import Manifest
 from seawall.catalog.naming import decode_segment, is_backup_id
 from seawall.catalog.rejected import list_rejected
 from seawall.catalog.store import Inventory, backup_prefix, manifest_key
-from seawall.catalog.wal_layout import WAL_ROOT, WalObject, parse_wal_key, wal_prefix
+from seawall.catalog.wal_layout import wal_prefix
 from seawall.context import Context
 from seawall.errors import SeawallError
 from seawall.log import get_logger
@@ -40,6 +40,8 @@ from seawall.retention import (
     apply_wal_policy,
 )
 from seawall.storage.base import Storage
+from seawall.walcore.archived import WalObject, parse_wal_key
+from seawall.walcore.layout import WAL_ROOT
 
 #: A temporary or manifest-less directory younger than this may belong to a
 #: run in progress on another host; leave it alone.

@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         True, validation_alias=_env("content_checksums", "CONTENT_CHECKSUMS")
     )
     # wal-fetch's read-ahead (postgres/wal/readahead.py); also read by the
-    # light reader of the WAL hot path (postgres/wal/walenv.py)
+    # light reader of the WAL hot path (walcore/env.py)
     wal_read_ahead: int = Field(8, ge=0, validation_alias=_env("wal_read_ahead", "WAL_READ_AHEAD"))
     wal_read_ahead_max_mb: int = Field(
         256, ge=1, validation_alias=_env("wal_read_ahead_max_mb", "WAL_READ_AHEAD_MAX_MB")

@@ -29,7 +29,8 @@ from seawall.postgres.physical.pitr_plan import (
 )
 from seawall.postgres.physical.pitr_recovery import recovery_settings, wrapper_script
 from seawall.postgres.wal.archive import ArchivedFile, ArchiveListing, HistoryEntry
-from seawall.retention.walnames import format_lsn, segment_name
+from seawall.walcore.lsn import format_lsn
+from seawall.walcore.names import segment_name
 
 SIZE = 16 << 20
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -19,9 +19,8 @@ from seawall.retention import (
     Policy,
     apply_policy,
     apply_wal_policy,
-    segment_name,
-    segno_of,
 )
+from seawall.walcore.names import segment_name, segno_of
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)

@@ -12,8 +12,8 @@ from seawall.postgres.wal.archive import (
     parse_history,
     reach,
 )
-from seawall.postgres.wal.segment import SegmentHeaderError, read_header
-from seawall.retention.walnames import segment_name
+from seawall.walcore.header import SegmentHeaderError, read_header
+from seawall.walcore.names import segment_name
 
 SIZE = 16 << 20
 

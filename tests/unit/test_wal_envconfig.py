@@ -88,14 +88,14 @@ def test_both_readers_refuse_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_lean_push_reads_the_same_options(tmp_path: Path) -> None:
     """fastpush's own reading (recipients, level, threads, directory) agrees
     with load_wal_config wherever it does not hand over to the general path."""
-    from seawall.postgres.wal import fastpush
+    from seawall.postgres.wal import fastpush, lean
 
     handled = 0
     for env in _cases(tmp_path):
         full = load_wal_config(env)
         try:
             backup_dir, cluster, level, threads, recipients = fastpush._options(env)
-        except fastpush.Fallback:
+        except lean.Fallback:
             # only configurations the lean path does not do: gzip/none, scrypt
             assert full.compression != "zstd" or (full.encryption and full.keys.mode != "x25519"), (
                 env
@@ -112,7 +112,7 @@ def test_lean_push_reads_the_same_options(tmp_path: Path) -> None:
 
 def test_read_ahead_options_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     """wal-fetch's read-ahead options: same names, defaults and lower bounds in both readers."""
-    from seawall.postgres.wal.walenv import WalEnvError, read_wal_env
+    from seawall.walcore.env import WalEnvError, read_wal_env
 
     good = (
         {},

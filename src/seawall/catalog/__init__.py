@@ -1,7 +1,7 @@
 """The backup catalog: manifests (pure data), atomic writes, queries, locks.
 
-Re-exports resolve lazily so the WAL hot path can import a leaf module
-(``catalog.wal_layout``) without pydantic.
+Re-exports resolve lazily so that importing a leaf module (``catalog.store``,
+``catalog.wal_layout`` …) does not import pydantic.
 """
 
 from __future__ import annotations

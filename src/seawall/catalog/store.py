@@ -23,10 +23,10 @@ from pydantic import ValidationError
 
 from seawall.catalog.models import FORMAT_VERSION, MANIFEST_NAME, Manifest
 from seawall.catalog.naming import decode_segment, encode_segment, is_backup_id
-from seawall.catalog.wal_layout import WAL_ROOT
 from seawall.errors import NotFoundError, SeawallError, StorageError
 from seawall.log import get_logger
 from seawall.storage.base import ObjectInfo, Storage
+from seawall.walcore.layout import WAL_ROOT
 
 
 class CatalogError(SeawallError):

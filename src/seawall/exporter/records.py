@@ -19,9 +19,10 @@ from typing import Any
 from seawall.catalog.models import MANIFEST_NAME, Manifest
 from seawall.catalog.naming import decode_segment, is_backup_id
 from seawall.catalog.store import CatalogError, parse_manifest
-from seawall.catalog.wal_layout import WAL_ROOT
 from seawall.exporter.metrics_def import VERIFICATION_LEVELS
-from seawall.retention.walnames import DEFAULT_WAL_SEGMENT_SIZE, lsn_to_segment_name, parse_lsn
+from seawall.walcore.layout import WAL_ROOT
+from seawall.walcore.lsn import lsn_to_segment_name, parse_lsn
+from seawall.walcore.names import DEFAULT_WAL_SEGMENT_SIZE
 
 log = logging.getLogger("seawall.exporter.catalog")
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seawall.catalog.naming import decode_segment
-from seawall.catalog.wal_layout import ARCHIVE_INFO, WAL_ROOT, parse_wal_key
-from seawall.retention.walnames import DEFAULT_WAL_SEGMENT_SIZE, parse_wal_name
 from seawall.storage.base import ObjectInfo, is_partial_name
+from seawall.walcore.archived import parse_wal_key
+from seawall.walcore.layout import ARCHIVE_INFO, WAL_ROOT
+from seawall.walcore.names import DEFAULT_WAL_SEGMENT_SIZE, parse_wal_name
 
 # Fallback for archives written before the ``<name>-<sha>`` layout: a bare
 # segment name followed by a suffix (``000000010000000000000003.zst.age``).

@@ -42,7 +42,6 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from seawall.catalog.naming import decode_segment
-from seawall.catalog.wal_layout import ARCHIVE_INFO, WAL_ROOT
 from seawall.exporter.catalog_cache import local_storage
 from seawall.exporter.fsevents import EVENT_FILTER
 from seawall.exporter.wal_state import (
@@ -55,8 +54,9 @@ from seawall.exporter.wal_state import (
     segment_name_of,
     segment_size_of,
 )
-from seawall.retention.walnames import parse_wal_name
 from seawall.storage.base import Storage
+from seawall.walcore.layout import ARCHIVE_INFO, WAL_ROOT
+from seawall.walcore.names import parse_wal_name
 
 __all__ = ["BaseRef", "WalSummary", "WalWatcher", "segment_name_of"]
 

@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from seawall.catalog.wal_layout import existing_versions, parse_wal_key, wal_prefix
+from seawall.catalog.wal_layout import existing_versions, wal_prefix
 from seawall.context import Context
 from seawall.errors import SeawallError
 from seawall.health.archive_command import parse, same_dir
+from seawall.walcore.archived import parse_wal_key
 
 Outcome = Literal["ok", "warn", "FAIL", "skip"]
 PROBE_PREFIX = "check"  # <BACKUP_DIR>/check/probe-<random>: never a backup path

@@ -19,10 +19,12 @@ from typing import Any
 from seawall.catalog.models import Manifest, utcnow
 from seawall.catalog.naming import decode_segment
 from seawall.catalog.rejected import list_rejected
-from seawall.catalog.wal_layout import ARCHIVE_INFO, WAL_ROOT, parse_wal_key, wal_clusters
+from seawall.catalog.wal_layout import wal_clusters
 from seawall.context import Context
 from seawall.errors import SeawallError
-from seawall.retention.walnames import DEFAULT_WAL_SEGMENT_SIZE, parse_wal_name, segment_name
+from seawall.walcore.archived import parse_wal_key
+from seawall.walcore.layout import ARCHIVE_INFO, WAL_ROOT
+from seawall.walcore.names import DEFAULT_WAL_SEGMENT_SIZE, parse_wal_name, segment_name
 
 
 @dataclass
@@ -68,7 +70,7 @@ def _window(ctx: Context, cluster: str, size: int, now: datetime) -> dict[str, A
     """``wal-check``'s recoverable window for one cluster (its code, not a copy)."""
     from seawall.postgres.physical.basebackup import base_manifests
     from seawall.postgres.wal.archive import BaseRef, analyse, list_archive, load_histories
-    from seawall.retention.walnames import parse_lsn
+    from seawall.walcore.lsn import parse_lsn
 
     listing = list_archive(ctx.storage, cluster, size)
     # encrypted history files without the identity: timelines assumed promotions

@@ -1,7 +1,8 @@
 """Retention: which backups and WAL files to keep, and why (pure, no I/O).
 
 ``apply_policy`` decides GFS retention for backup series;
-``apply_wal_policy`` plugs a cluster's WAL archive into that decision.
+``apply_wal_policy`` plugs a cluster's WAL archive into that decision (WAL
+names and LSN arithmetic are :mod:`seawall.walcore`'s).
 See docs/retention.md. Re-exports resolve lazily (see seawall._lazy).
 """
 
@@ -32,17 +33,6 @@ if TYPE_CHECKING:
         WalVerdict as WalVerdict,
         apply_wal_policy as apply_wal_policy,
     )
-    from seawall.retention.walnames import (
-        DEFAULT_WAL_SEGMENT_SIZE as DEFAULT_WAL_SEGMENT_SIZE,
-        WalFile as WalFile,
-        lsn_to_segment_name as lsn_to_segment_name,
-        next_segment_name as next_segment_name,
-        parse_lsn as parse_lsn,
-        parse_wal_name as parse_wal_name,
-        segment_name as segment_name,
-        segment_range as segment_range,
-        segno_of as segno_of,
-    )
 
 #: Re-exported name -> leaf module, imported on first use (see seawall._lazy).
 _EXPORTS = {
@@ -62,15 +52,6 @@ _EXPORTS = {
     "WalDecision": "wal",
     "WalVerdict": "wal",
     "apply_wal_policy": "wal",
-    "DEFAULT_WAL_SEGMENT_SIZE": "walnames",
-    "WalFile": "walnames",
-    "lsn_to_segment_name": "walnames",
-    "next_segment_name": "walnames",
-    "parse_lsn": "walnames",
-    "parse_wal_name": "walnames",
-    "segment_name": "walnames",
-    "segment_range": "walnames",
-    "segno_of": "walnames",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

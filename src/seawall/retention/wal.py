@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from seawall.retention.policy import REASON_PITR, Decision, InvalidEntryError, Verdict
-from seawall.retention.walnames import DEFAULT_WAL_SEGMENT_SIZE, WalFile, parse_wal_name
+from seawall.walcore.names import DEFAULT_WAL_SEGMENT_SIZE, WalFile, parse_wal_name
 
 REASON_HISTORY = "timeline history file, always kept"
 REASON_UNKNOWN = "not a WAL file name, never dropped"

@@ -4,9 +4,10 @@
 ``pg_wal`` until the database stops, so this module is reached from
 :mod:`seawall.entry` without Typer, pydantic(-settings), psycopg, rich, httpx
 or qdrant_client (tests/integration/wal/test_wal_fast_imports.py checks
-``sys.modules``). Configuration comes from
-:mod:`seawall.postgres.wal.envconfig`, which reads the same variables as
-settings.py.
+``sys.modules``). Configuration comes from the one light reader,
+:mod:`seawall.walcore.env`, which reads the same variables as settings.py
+(:mod:`seawall.postgres.wal.envconfig` adds the parsed keys for the general
+path).
 
 ``wal-push`` first tries :mod:`seawall.postgres.wal.fastpush` (a complete
 segment into an existing archive, with nothing but the standard library's
@@ -30,8 +31,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not typing's: the lean path imports nothing it can avoid
 if TYPE_CHECKING:
     from seawall.storage.base import Storage
 

@@ -22,8 +22,11 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from seawall.errors import StorageError
 
-#: Marker in temporary names; listing skips them, prune removes stale ones.
-PARTIAL_MARKER = ".partial-"
+# PARTIAL_MARKER: the marker in temporary names; listing skips them, prune
+# removes stale ones. Declared in walcore because the lean wal-push writes
+# such temporaries itself, without importing this layer.
+from seawall.walcore.layout import PARTIAL_MARKER as PARTIAL_MARKER
+
 #: A temporary is ``<final name>.partial-<8 hex>`` exactly: WAL's own ``.partial``
 #: segments (archived at promotion, ``…0007.partial-<sha>.zst``) must not match.
 _PARTIAL_RE = re.compile(r"\.partial-[0-9a-f]{8}$")

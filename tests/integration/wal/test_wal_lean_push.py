@@ -27,16 +27,12 @@ from pathlib import Path
 
 import pytest
 
-from seawall.catalog.wal_layout import (
-    ARCHIVE_INFO,
-    CLAIM_SUFFIX,
-    SHA_LEN,
-    WAL_ROOT,
-    parse_wal_key,
-)
-from seawall.postgres.wal import fastpush
-from seawall.postgres.wal.archive_info import ArchiveInfo
+from seawall.postgres.wal import fastpush, lean
 from seawall.storage.base import PARTIAL_MARKER, is_partial_name
+from seawall.walcore import layout
+from seawall.walcore.archive_info import ArchiveInfo
+from seawall.walcore.archived import parse_wal_key
+from seawall.walcore.layout import ARCHIVE_INFO, CLAIM_SUFFIX, SHA_LEN, WAL_ROOT
 from tests.conftest import SEAWALL
 
 SYSID = 7_300_000_000_000_000_042
@@ -87,14 +83,14 @@ def prepare_archive(backup: Path, sysid: int = SYSID, subdir: str = "00000001000
 
 
 def test_constants_match_the_canonical_ones() -> None:
-    assert fastpush.PARTIAL_MARKER == PARTIAL_MARKER
-    assert fastpush.CLAIM_SUFFIX == CLAIM_SUFFIX
+    # one declaration: the storage layer's marker is walcore's (the lean push
+    # writes temporaries on the local volume without importing storage)
+    assert layout.PARTIAL_MARKER is PARTIAL_MARKER
+    assert CLAIM_SUFFIX.startswith(f".claim{PARTIAL_MARKER}")
     assert is_partial_name(f"000000010000000000000003{CLAIM_SUFFIX}")
     assert parse_wal_key(f"000000010000000000000003{CLAIM_SUFFIX}") is None
-    assert (fastpush.WAL_ROOT, fastpush.SHA_LEN, fastpush.ARCHIVE_INFO) == (
-        WAL_ROOT,
-        SHA_LEN,
-        ARCHIVE_INFO,
+    assert not layout.is_version_of(
+        f"000000010000000000000003{CLAIM_SUFFIX}", "000000010000000000000003"
     )
 
 
@@ -102,7 +98,7 @@ def test_zstd_backend_is_zstandard() -> None:
     import zstandard
 
     data = os.urandom(1 << 16) + b"a" * (1 << 20)
-    backend = fastpush.zstd_backend()
+    backend = lean.zstd_backend()
     ours = backend.ZstdCompressor(level=1, write_checksum=True).compress(data)
     assert ours == zstandard.ZstdCompressor(level=1, write_checksum=True).compress(data)
     assert zstandard.ZstdDecompressor().decompress(ours) == data
@@ -110,13 +106,13 @@ def test_zstd_backend_is_zstandard() -> None:
 
 def test_json_field_only_confirms() -> None:
     text = ArchiveInfo(str(SYSID), SEG, "main").to_json().decode()
-    assert fastpush._json_field(text, "system_identifier") == str(SYSID)
-    assert fastpush._json_field(text, "wal_segment_size") == str(SEG)
+    assert layout.info_field(text, "system_identifier") == str(SYSID)
+    assert layout.info_field(text, "wal_segment_size") == str(SEG)
     assert json.loads(text)["system_identifier"] == str(SYSID)
     twice = text + text
-    assert fastpush._json_field(twice, "system_identifier") is None
-    assert fastpush._json_field('{"system_identifier": "12x"}', "system_identifier") is None
-    assert fastpush._json_field('{"system_identifier": null}', "system_identifier") is None
+    assert layout.info_field(twice, "system_identifier") is None
+    assert layout.info_field('{"system_identifier": "12x"}', "system_identifier") is None
+    assert layout.info_field('{"system_identifier": null}', "system_identifier") is None
 
 
 def test_lean_push_writes_what_the_general_path_writes(
@@ -221,7 +217,7 @@ def test_falls_back_before_writing(case: str, tmp_path: Path, age_keys: tuple[Pa
         env["ENCRYPTION_RECIPIENTS"] = "age1" + "q" * 58
     before = [(p, p.read_bytes()) for p in stored(backup)] if backup.exists() else []
     # Fallback, or (bad-recipient) pyrage's error, which wal_fast treats alike
-    with pytest.raises(fastpush.Fallback if case != "bad-recipient" else Exception):
+    with pytest.raises(lean.Fallback if case != "bad-recipient" else Exception):
         fastpush.push(str(seg), env)
     after = [(p, p.read_bytes()) for p in stored(backup)] if backup.exists() else []
     assert after == before

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from seawall.postgres.wal.fastpush import CLAIM_SUFFIX
 from seawall.storage.base import is_partial_name
+from seawall.walcore.layout import CLAIM_SUFFIX
 from tests.conftest import SEAWALL
 from tests.integration.wal.test_wal_lean_push import (
     SEG,
@@ -155,7 +155,7 @@ def test_racing_pushes_of_one_name_store_one_version(
 
 HOLDER = """
 import sys
-from seawall.postgres.wal.fastpush import claim
+from seawall.postgres.wal.claim import claim
 claim(sys.argv[1], sys.argv[2])
 print("held", flush=True)
 sys.stdin.read()

@@ -60,7 +60,7 @@ def test_lean_push_to_s3(s3_server: S3Server, tmp_path: Path, age_keys: tuple[Pa
         .get_object(Bucket=bucket, Key="team/prod/postgresql/wal/db1/archive.json")["Body"]
         .read()
     )
-    from seawall.postgres.wal.archive_info import FORMAT_VERSION, ArchiveInfo
+    from seawall.walcore.archive_info import FORMAT_VERSION, ArchiveInfo
 
     expected = json.loads(ArchiveInfo("42", 16 << 20, "db1", info["created_at"]).to_json())
     assert info == expected and info["format_version"] == FORMAT_VERSION

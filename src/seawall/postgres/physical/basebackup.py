@@ -51,7 +51,8 @@ from seawall.postgres.tools.base import ConnParams, binary_version, tool_error
 from seawall.postgres.tools.pg_basebackup import spawn_basebackup
 from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
 from seawall.postgres.wal.fetch import find_wal
-from seawall.retention.walnames import format_lsn, lsn_to_segment_name, parse_lsn, segment_range
+from seawall.walcore.lsn import format_lsn, lsn_to_segment_name, parse_lsn
+from seawall.walcore.names import segment_range
 
 ENGINE: Final = "postgresql"
 KIND = "base"

@@ -41,7 +41,8 @@ from seawall.postgres.wal.archive import (
     reach,
     timeline_path,
 )
-from seawall.retention.walnames import format_lsn, parse_lsn, parse_wal_name
+from seawall.walcore.lsn import format_lsn, parse_lsn
+from seawall.walcore.names import parse_wal_name
 
 TargetKind = Literal["time", "lsn", "xid", "name", "latest"]
 

@@ -36,7 +36,7 @@ from seawall.log import get_logger
 from seawall.pipeline.keys import KeyRing
 from seawall.postgres.wal.envconfig import WalConfig
 from seawall.postgres.wal.fetch import Located, decode_checked, locate
-from seawall.retention.walnames import parse_wal_name
+from seawall.walcore.names import parse_wal_name
 
 log = get_logger("postgres.pitr.prefetch")
 

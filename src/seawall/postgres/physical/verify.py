@@ -39,7 +39,7 @@ from seawall.postgres.tools.pg_verifybackup import verifybackup
 from seawall.postgres.tools.tar import TarExtract, extract_tar
 from seawall.postgres.wal.envconfig import WalConfig
 from seawall.postgres.wal.fetch import fetch_wal
-from seawall.retention.walnames import segment_range
+from seawall.walcore.names import segment_range
 
 
 def wal_config(ctx: Context) -> WalConfig:

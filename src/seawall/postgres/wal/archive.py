@@ -24,14 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from seawall.catalog.wal_layout import parse_wal_key, wal_prefix
-from seawall.retention.walnames import (
-    DEFAULT_WAL_SEGMENT_SIZE,
-    format_lsn,
-    parse_wal_name,
-    segment_name,
-)
+from seawall.catalog.wal_layout import wal_prefix
 from seawall.storage.base import Storage
+from seawall.walcore.archived import parse_wal_key
+from seawall.walcore.lsn import format_lsn
+from seawall.walcore.names import DEFAULT_WAL_SEGMENT_SIZE, parse_wal_name, segment_name
 
 
 @dataclass(frozen=True)
@@ -135,7 +132,7 @@ def parse_history(text: str) -> list[HistoryEntry]:
         if len(parts) < 2:
             continue
         try:
-            from seawall.retention.walnames import parse_lsn
+            from seawall.walcore.lsn import parse_lsn
 
             entries.append(HistoryEntry(int(parts[0]), parse_lsn(parts[1])))
         except ValueError:

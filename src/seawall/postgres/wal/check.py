@@ -13,7 +13,7 @@ from seawall.postgres.wal.archive import (
     list_archive,
     load_histories,
 )
-from seawall.retention.walnames import parse_lsn
+from seawall.walcore.lsn import parse_lsn
 
 
 def read_listing(ctx: Context) -> ArchiveListing:

@@ -1,25 +1,14 @@
-"""A light reader of the environment for the WAL hot path (no pydantic).
+"""The WAL commands' configuration: the light reader's values, with keys parsed.
 
-Why a second reader: ``archive_command`` runs ``wal-push`` once per WAL
-segment, and importing pydantic-settings costs more than the whole push of a
-segment should. This module reads the *same* variables as
-:mod:`seawall.settings` (``SEAWALL_``-prefixed name first, then the legacy
-name, then the ``*_FILE`` variant of a secret) for the handful of options the
-WAL commands need. It is a deliberate duplication of ``settings.py``:
-any change to the names or precedence of ``BACKUP_DIR``, ``COMPRESSION``,
-``COMPRESSION_LEVEL``, ``COMPRESSION_THREADS``, ``ENCRYPTION``,
-``ENCRYPTION_KEY(_FILE)``, ``ENCRYPTION_RECIPIENTS(_FILE)``,
-``ENCRYPTION_IDENTITY(_FILE)``, ``ENCRYPTION_IDENTITY_FILES`` or
-``PG_CLUSTER_NAME`` there must be made here too.
-tests/unit/test_wal_envconfig.py asserts that both readers agree.
-
-The reading itself is in :mod:`seawall.postgres.wal.walenv` (plain values,
-no imports beyond ``os``), which the lean ``wal-push`` path uses directly;
-this module adds the parsed ``KeyRing`` and the ``PipelineSpec`` the rest of
-the WAL code works with.
-
-The optional TOML file (``SEAWALL_CONFIG``) is read with :mod:`tomllib` for
-the same keys, below the environment, as in settings.py.
+Why not settings.py: ``archive_command`` runs ``wal-push`` once per WAL
+segment, and importing pydantic-settings costs more than the whole push of
+a segment should. The environment (and the optional TOML file) is read by
+the one light reader, :mod:`seawall.walcore.env`, which settings.py is
+tested against (tests/unit/test_walcore_env.py); this module reads nothing
+itself. It adds what the general wal-push/wal-fetch need beyond the raw
+values: the parsed ``KeyRing``, the refusals of a key configuration that
+settings.py also refuses (tests/unit/test_wal_envconfig.py), and the
+``PipelineSpec``.
 """
 
 from __future__ import annotations
@@ -32,8 +21,8 @@ from pathlib import Path
 from seawall.errors import ConfigError
 from seawall.pipeline.keys import AMBIGUOUS_KEYS, KeyRing, is_ambiguous
 from seawall.pipeline.store import PipelineSpec
-from seawall.postgres.wal.walenv import WalEnv, WalEnvError, read_wal_env
 from seawall.storage.base import Storage
+from seawall.walcore.env import WalEnv, WalEnvError, read_wal_env
 
 
 @dataclass(frozen=True)

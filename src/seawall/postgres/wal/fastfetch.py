@@ -49,24 +49,27 @@ from __future__ import annotations
 
 import os
 
-from seawall.postgres.wal.fastpush import (
-    _SAFE,
-    _UPPER_HEX,
-    MAX_SIZE,
+from seawall.postgres.wal.lean import (
+    Fallback,
+    parse_recipients,
+    plain_cluster,
+    versions,
+    zstd_backend,
+)
+from seawall.walcore.header import MAX_SEGMENT_SIZE
+from seawall.walcore.layout import (
     SHA_LEN,
     WAL_ROOT,
-    Fallback,
-    _existing,
-    _is_hex,
-    _parse_recipients,
-    zstd_backend,
+    is_history_name,
+    is_segment_name,
+    subdir,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from seawall.postgres.wal.walenv import WalEnv
+    from seawall.walcore.env import WalEnv
 
 #: what an age file encrypted to X25519 recipients starts with
 AGE_X25519_HEAD = b"age-encryption.org/v1\n-> X25519 "
@@ -110,7 +113,7 @@ def options(env: Mapping[str, str] | None = None) -> Options:
     recipient or identity that does not parse, an unreadable key file. Each
     of those falls back here, so the general path says it.
     """
-    from seawall.postgres.wal.walenv import WalEnvError, read_wal_env
+    from seawall.walcore.env import WalEnvError, read_wal_env
 
     try:
         raw = read_wal_env(env)
@@ -123,12 +126,12 @@ def options(env: Mapping[str, str] | None = None) -> Options:
         raise Fallback("a passphrase (age scrypt)")
     recipients: list[str] = []
     for item in raw.recipients:
-        recipients.extend(_parse_recipients(item))
+        recipients.extend(parse_recipients(item))
     identities: list[str] = []
     try:
         if raw.recipients_file:
             with open(raw.recipients_file, encoding="utf-8") as fh:
-                recipients.extend(_parse_recipients(fh.read()))
+                recipients.extend(parse_recipients(fh.read()))
         if raw.identity:
             identities.extend(_identity_lines(raw.identity))
         for path in raw.identity_files:
@@ -151,21 +154,12 @@ def options(env: Mapping[str, str] | None = None) -> Options:
     if key:
         identities.append(key)
     cluster = raw.cluster
-    if not (
-        0 < len(cluster) <= 200
-        and cluster[0] not in ".-"
-        and ".." not in cluster
-        and all(c in _SAFE for c in cluster)
-    ):
+    if not plain_cluster(cluster):
         raise Fallback("cluster name needs encoding")
     # BACKUP_DIR is judged by the caller, not here: fetch() takes an absolute
     # path only, postgres/wal/s3fetch.py (which shares these options) an s3:// URL
     archive = f"{raw.backup_dir}/{WAL_ROOT}/{cluster}"
     return Options(raw, archive, list(dict.fromkeys(identities)))
-
-
-def is_segment_name(name: str) -> bool:
-    return len(name) == 24 and _is_hex(name, _UPPER_HEX)
 
 
 def archived(archive: str, name: str) -> str:
@@ -174,14 +168,12 @@ def archived(archive: str, name: str) -> str:
     Missing when there is none; Fallback when the listing fails for another
     reason or there are several versions (the general path names them).
     """
-    if is_segment_name(name):
-        directory = f"{archive}/{name[:16]}"
-    elif len(name) == 16 and name.endswith(".history") and _is_hex(name[:8], _UPPER_HEX):
-        directory = f"{archive}/history"
+    if is_segment_name(name) or is_history_name(name):
+        directory = f"{archive}/{subdir(name)}"
     else:
         raise Fallback("not a segment or history file name")
     try:
-        found = _existing(directory, name)  # the same rule as wal-push's
+        found = versions(directory, name)  # the same rule as wal-push's
     except FileNotFoundError:  # as existing_versions: no directory, no version
         if not os.path.isdir(archive):
             # no archive at all (a repository that is not mounted, a wrong
@@ -204,7 +196,7 @@ def decode(path: str, identities: list[str]) -> tuple[bytes, str]:
     _lean_name(base)
     try:
         with open(path, "rb", buffering=0) as fh:
-            data = fh.read(MAX_SIZE + 1)
+            data = fh.read(MAX_SEGMENT_SIZE + 1)
     except OSError as exc:
         raise Fallback(f"cannot read {path}") from exc
     return decode_bytes(data, base, identities)
@@ -214,7 +206,7 @@ def _lean_name(base: str, history_ok: bool = False) -> tuple[str, str]:
     """(sha256 prefix, suffix) of an archived file name the lean path decodes, or Fallback."""
     name, _, rest = base.partition("-")
     sha, suffix = rest[:SHA_LEN], rest[SHA_LEN:]
-    history = history_ok and len(name) == 16 and name.endswith(".history")
+    history = history_ok and is_history_name(name)
     if not (is_segment_name(name) or history) or suffix not in _LEAN_SUFFIXES:
         raise Fallback("not a zstd segment")
     return sha, suffix
@@ -242,7 +234,7 @@ def decode_bytes(
     zstd = zstd_backend()
     try:
         size = zstd.frame_content_size(data)
-        if 0 < size <= MAX_SIZE:
+        if 0 < size <= MAX_SEGMENT_SIZE:
             raw = zstd.ZstdDecompressor().decompress(data)
         else:  # no content size in the frame header: stream it
             raw = zstd.ZstdDecompressor().decompressobj().decompress(data)

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from seawall.catalog.wal_layout import SHA_LEN, WalObject, existing_versions, parse_wal_key
+from seawall.catalog.wal_layout import existing_versions
 from seawall.errors import ConfigError, NotFoundError, StorageError, VerificationError
 from seawall.pipeline.decode import decode_to
 from seawall.postgres.wal.envconfig import WalConfig
-from seawall.retention.walnames import parse_wal_name
 from seawall.storage.base import Storage
+from seawall.walcore.archived import WalObject, parse_wal_key
+from seawall.walcore.layout import SHA_LEN
+from seawall.walcore.names import parse_wal_name
 
 
 @dataclass(frozen=True)

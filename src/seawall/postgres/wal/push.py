@@ -13,7 +13,7 @@ Order of events, and why:
    header says which cluster the segment belongs to.
 2. Compare with ``archive.json`` (system identifier, segment size): a foreign
    segment is refused.
-3. Claim the WAL name (:func:`seawall.postgres.wal.fastpush.claim`, the
+3. Claim the WAL name (:func:`seawall.postgres.wal.claim.claim`, the
    same per-name ``flock`` as the lean path, so the two paths exclude each
    other too) and hold it until the file is renamed into place: the look
    for an existing version and the commit are one atomic step, so of two
@@ -49,25 +49,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seawall.catalog.locks import leased_lock
-from seawall.catalog.wal_layout import (
-    SHA_LEN,
-    existing_versions,
-    parse_wal_key,
-    wal_dir,
-    wal_key,
-    wal_prefix,
-)
+from seawall.catalog.wal_layout import existing_versions, wal_dir, wal_key, wal_prefix
 from seawall.errors import ConfigError, NotFoundError, RefusedError, VerificationError
 from seawall.pipeline.codecs import CHUNK
 from seawall.pipeline.store import PipelineSpec, store_stream
-from seawall.postgres.wal.archive_info import ArchiveInfo, read_archive_info, write_archive_info
+from seawall.postgres.wal.archive_info import read_archive_info, write_archive_info
+from seawall.postgres.wal.claim import claim, release
 from seawall.postgres.wal.envconfig import WalConfig
-from seawall.postgres.wal.fastpush import WAL_ZSTD_LEVEL, claim, release
-from seawall.postgres.wal.segment import LONG_HEADER_SIZE, SegmentHeaderError, read_header
-from seawall.retention.walnames import parse_wal_name
 from seawall.storage.base import LocalVolume, Storage, storage_error
 from seawall.storage.repository import ensure_storage
 from seawall.storage.volume import DIR_MODE, fsync_dir
+from seawall.walcore.archive_info import ArchiveInfo
+from seawall.walcore.archived import parse_wal_key
+from seawall.walcore.header import LONG_HEADER_SIZE, SegmentHeaderError, read_header
+from seawall.walcore.layout import SHA_LEN, WAL_ZSTD_LEVEL
+from seawall.walcore.names import parse_wal_name
 
 #: seconds a push waits for another push of the same name (object storage claims)
 CLAIM_WAIT = 60.0

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from seawall.postgres.physical.prefetch import SpoolDir
 from seawall.postgres.wal.readahead import LOCK, REQUESTED
-from seawall.retention.walnames import parse_wal_name, segment_name
+from seawall.walcore.names import parse_wal_name, segment_name
 
 #: polling of ``.requested``: fast while recovery moves, backing off when idle
 MIN_POLL = 0.01

@@ -12,7 +12,7 @@ reader reads the local archive only; over S3 each ``wal-fetch`` reads its
 own segment.
 
 Outcomes: :class:`~seawall.postgres.wal.fastfetch.Missing` (not archived,
-and the archive exists: a quiet exit 1); :class:`~seawall.postgres.wal.fastpush.Fallback`
+and the archive exists: a quiet exit 1); :class:`~seawall.postgres.wal.lean.Fallback`
 (``%p`` untouched; the general path decides and explains: several
 versions, a corrupt file, a wrong key, gzip, a passphrase, credentials from
 a profile or a web identity, no WAL archive at all);
@@ -24,22 +24,15 @@ from __future__ import annotations
 
 import os
 
-from seawall.postgres.wal.fastfetch import (
-    Missing,
-    decode_bytes,
-    is_segment_name,
-    options,
-    write_checked,
-)
-from seawall.postgres.wal.fastpush import (
-    _LOWER_HEX,
-    _SUFFIXES,
-    _UPPER_HEX,
+from seawall.postgres.wal.fastfetch import Missing, decode_bytes, options, write_checked
+from seawall.postgres.wal.lean import Fallback
+from seawall.walcore.layout import (
     ARCHIVE_INFO,
-    SHA_LEN,
     WAL_ROOT,
-    Fallback,
-    _is_hex,
+    is_history_name,
+    is_segment_name,
+    is_version_of,
+    subdir,
 )
 
 TYPE_CHECKING = False
@@ -66,25 +59,18 @@ def fetch(name: str, dest: str, env: Mapping[str, str] | None = None) -> str:
     except ValueError as exc:
         raise Fallback("SEAWALL_WAL_S3_DEADLINE is not a number") from exc
     archive = f"{WAL_ROOT}/{opts.raw.cluster}"
-    if is_segment_name(name):
-        directory = f"{archive}/{name[:16]}"
-    elif len(name) == 16 and name.endswith(".history") and _is_hex(name[:8], _UPPER_HEX):
-        directory = f"{archive}/history"
-    else:
+    if not (is_segment_name(name) or is_history_name(name)):
         raise Fallback("not a segment or history file name")
+    directory = f"{archive}/{subdir(name)}"
     client = Client(config, deadline=deadline)
     try:
         prefix = f"{directory}/{name}-"
-        found = []
-        for entry in client.list(prefix):
-            rest = entry.key[len(prefix) :]
-            if (
-                entry.key.startswith(prefix)
-                and _is_hex(rest[:SHA_LEN], _LOWER_HEX)
-                and len(rest) >= SHA_LEN
-                and rest[SHA_LEN:] in _SUFFIXES
-            ):
-                found.append(entry.key)
+        start = len(directory) + 1
+        found = [
+            entry.key
+            for entry in client.list(prefix)
+            if entry.key.startswith(prefix) and is_version_of(entry.key[start:], name)
+        ]
         if not found:
             if client.head(f"{archive}/{ARCHIVE_INFO}") is None:
                 # no WAL archive at all (a wrong bucket prefix or cluster name):

@@ -38,7 +38,7 @@ complete object: S3 makes a PUT visible only when it is complete.
 
 Anything else (gzip, a passphrase, a name that needs encoding, a header in
 doubt, a foreign cluster, a conflict, credentials from a profile or a web
-identity) raises :class:`~seawall.postgres.wal.fastpush.Fallback` before
+identity) raises :class:`~seawall.postgres.wal.lean.Fallback` before
 anything was stored, for the general path to refuse or do with its full
 checks and messages.
 """
@@ -47,25 +47,22 @@ from __future__ import annotations
 
 import os
 
-from seawall.postgres.wal.fastpush import (
-    _LONG_HEADER_SIZE,
-    _LOWER_HEX,
-    _SUFFIXES,
-    _UPPER_HEX,
+from seawall.postgres.wal.fastpush import _options, check_archive_info, check_header
+from seawall.postgres.wal.lean import Fallback, zstd_backend
+from seawall.postgres.wal.leanstream import Compressor, Sink, hash_and_compress
+from seawall.walcore.header import LONG_HEADER_SIZE, MAX_SEGMENT_SIZE
+from seawall.walcore.layout import (
     ARCHIVE_INFO,
-    MAX_SIZE,
     SHA_LEN,
     WAL_ROOT,
     WAL_ZSTD_LEVEL,
-    Fallback,
-    _Compressor,
-    _hash_and_compress,
-    _is_hex,
-    _options,
-    _Sink,
-    check_archive_info,
-    check_header,
-    zstd_backend,
+    archived_name,
+    is_hex,
+    is_history_name,
+    is_segment_name,
+    is_version_of,
+    sha_of,
+    subdir,
 )
 
 TYPE_CHECKING = False
@@ -78,28 +75,26 @@ if TYPE_CHECKING:
 #: gives up (PostgreSQL then retries the whole archive_command);
 #: SEAWALL_WAL_S3_DEADLINE overrides
 DEFAULT_DEADLINE = 30.0
-ARCHIVE_FORMAT_VERSION = 1  # seawall.postgres.wal.archive_info.FORMAT_VERSION
 
 
 def s3_backup_dir(env: Mapping[str, str] | None = None) -> str | None:
     """``BACKUP_DIR`` when it is an ``s3://`` URL (same precedence as settings.py), else None."""
-    from seawall.postgres.wal.walenv import _Reader
+    from seawall.walcore.env import read_value
 
-    reader = _Reader(os.environ if env is None else env)
-    value = reader.value("backup_dir", "BACKUP_DIR")
+    value = read_value("backup_dir", env)
     text = str(value) if value else ""
     return text if text.startswith("s3://") else None
 
 
-class _MemorySink(_Sink):
-    """:class:`fastpush._Sink` that keeps the stored bytes in memory and hashes them.
+class _MemorySink(Sink):
+    """:class:`~seawall.postgres.wal.leanstream.Sink` keeping the stored bytes in memory, hashed.
 
     The sha256 of the payload is what SigV4 signs (``x-amz-content-sha256``)
     and the server checks; computing it in the sink's thread, as the bytes
     come, keeps it off the critical path.
     """
 
-    def __init__(self, source: _Compressor, recipients: list[str]) -> None:
+    def __init__(self, source: Compressor, recipients: list[str]) -> None:
         import hashlib
 
         self.parts: list[bytes] = []
@@ -144,19 +139,19 @@ class _Background:
 
 def _kind(name: str) -> str:
     """segment | partial | backup | history, or Fallback for anything else."""
-    if len(name) == 24 and _is_hex(name, _UPPER_HEX):
+    if is_segment_name(name):
         return "segment"
-    if name.endswith(".partial") and len(name) == 32 and _is_hex(name[:24], _UPPER_HEX):
+    if name.endswith(".partial") and len(name) == 32 and is_segment_name(name[:24]):
         return "partial"
     if (
         name.endswith(".backup")
         and len(name) == 40
         and name[24] == "."
-        and _is_hex(name[:24], _UPPER_HEX)
-        and _is_hex(name[25:33], _UPPER_HEX)
+        and is_segment_name(name[:24])
+        and is_hex(name[25:33])
     ):
         return "backup"
-    if name.endswith(".history") and len(name) == 16 and _is_hex(name[:8], _UPPER_HEX):
+    if is_history_name(name):
         return "history"
     raise Fallback("not a WAL file name")
 
@@ -164,23 +159,16 @@ def _kind(name: str) -> str:
 def _versions(client: Client, directory: str, name: str) -> list[str]:
     """Archived versions of ``name`` (keys relative to the repository)."""
     prefix = f"{directory}/{name}-"
-    found = []
-    for entry in client.list(prefix):
-        rest = entry.key[len(prefix) :]
-        sha = rest[:SHA_LEN]
-        if (
-            entry.key.startswith(prefix)
-            and len(sha) == SHA_LEN
-            and _is_hex(sha, _LOWER_HEX)
-            and rest[SHA_LEN:] in _SUFFIXES
-        ):
-            found.append(entry.key)
-    return found
+    start = len(directory) + 1
+    return [
+        entry.key
+        for entry in client.list(prefix)
+        if entry.key.startswith(prefix) and is_version_of(entry.key[start:], name)
+    ]
 
 
 def _sha_of(key: str, name: str) -> str:
-    base = key.rsplit("/", 1)[-1]
-    return base[len(name) + 1 : len(name) + 1 + SHA_LEN]
+    return sha_of(key.rsplit("/", 1)[-1], name)
 
 
 def _check_archive(client: Client, archive: str, cluster: str, sysid: int, seg_size: int) -> None:
@@ -189,23 +177,12 @@ def _check_archive(client: Client, archive: str, cluster: str, sysid: int, seg_s
     raw = client.get(key)
     if raw is None:
         import hashlib
-        import json
-        from datetime import UTC, datetime
 
-        # the same document as archive_info.ArchiveInfo.to_json (a test compares them)
-        body = (
-            json.dumps(
-                {
-                    "format_version": ARCHIVE_FORMAT_VERSION,
-                    "cluster": cluster,
-                    "system_identifier": str(sysid),
-                    "wal_segment_size": seg_size,
-                    "created_at": datetime.now(UTC).isoformat(),
-                },
-                indent=2,
-            )
-            + "\n"
-        ).encode()
+        from seawall.walcore.archive_info import ArchiveInfo
+
+        # the document the general path writes (first push only: json and
+        # dataclasses are imported on this path once per archive)
+        body = ArchiveInfo(str(sysid), seg_size, cluster).to_json()
         status = client.put(
             key, [body], hashlib.sha256(body).hexdigest(), if_none_match=True,
             what=f"creating {key}",
@@ -263,13 +240,13 @@ def _push_open(
     recipients: list[str],
 ) -> str:
     archive = f"{WAL_ROOT}/{cluster}"
-    directory = f"{archive}/{'history' if kind == 'history' else name[:16]}"
+    directory = f"{archive}/{subdir(name)}"
     size = os.fstat(fd).st_size
-    if size > MAX_SIZE:
+    if size > MAX_SEGMENT_SIZE:
         raise Fallback("too large")
     header: tuple[int, int] | None = None
     if kind in ("segment", "partial"):
-        head = os.pread(fd, _LONG_HEADER_SIZE, 0)
+        head = os.pread(fd, LONG_HEADER_SIZE, 0)
         header = check_header(name, head, size, whole=kind == "segment")
     try:
         cctx = zstd_backend().ZstdCompressor(
@@ -287,9 +264,9 @@ def _push_open(
     # others compress and encrypt (the socket waits release the GIL)
     background = _Background(probe)
     try:
-        sink = _MemorySink(_Compressor(cctx, size), recipients)
+        sink = _MemorySink(Compressor(cctx, size), recipients)
         try:
-            sha = _hash_and_compress(fd, size, sink.source)
+            sha = hash_and_compress(fd, size, sink.source)
         finally:
             sink.join()
     finally:
@@ -301,7 +278,7 @@ def _push_open(
     if same:
         return same[0]  # PostgreSQL retrying a push that stored it: S3 holds it durably
     suffix = ".zst.age" if recipients else ".zst"
-    key = f"{directory}/{name}-{sha[:SHA_LEN]}{suffix}"
+    key = f"{directory}/{archived_name(name, sha, suffix)}"
     status = client.put(
         key, sink.parts, sink.digest.hexdigest(), if_none_match=True, what=f"writing {name}"
     )

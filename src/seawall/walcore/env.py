@@ -1,16 +1,20 @@
-"""The raw WAL options from the environment: plain values, nothing imported.
+"""The one light reader of the WAL options from the environment.
 
 ``archive_command`` starts one interpreter per WAL segment, so every module
-the push imports is paid for once per 16 MiB of WAL. This reader therefore
-uses only :mod:`os` (``tomllib`` and ``json`` are imported only when a
-config file or a JSON list is actually used) and returns strings and ints;
-:mod:`seawall.postgres.wal.envconfig` turns them into a ``WalConfig`` with a
-``KeyRing`` for everything that is not the lean push path.
+the push imports is paid for once per 16 MiB of WAL, and pydantic-settings
+costs more than a whole push should. This reader therefore uses only
+:mod:`os` (``tomllib`` and ``json`` are imported only when a config file or
+a JSON list is actually used) and returns strings and ints. The lean
+wal-push/wal-fetch use it directly; :mod:`seawall.postgres.wal.envconfig`
+turns its result into a ``WalConfig`` with a ``KeyRing`` for the general
+WAL paths, without reading anything itself.
 
 The names and precedence are those of :mod:`seawall.settings`
 (``SEAWALL_<FIELD>`` first, then the legacy name, then the field name in any
-case, then the ``*_FILE`` variant of a secret, then the TOML file);
-tests/unit/test_wal_envconfig.py asserts that both readers agree.
+case, then the ``*_FILE`` variant of a secret, then the TOML file):
+:data:`LEGACY_NAMES` and :data:`SECRET_FILE_VARS` are the variables read
+here, and tests/unit/test_walcore_env.py checks them, the defaults and the
+parsing against settings.py.
 """
 
 from __future__ import annotations
@@ -24,6 +28,29 @@ if TYPE_CHECKING:  # collections.abc costs an import of collections at run time
 _TRUE = frozenset({"1", "true", "yes", "on", "t", "y"})
 _FALSE = frozenset({"0", "false", "no", "off", "f", "n", ""})
 COMPRESSIONS = ("zstd", "gzip", "none")
+#: settings.py field -> its legacy variable; each is also read as
+#: ``SEAWALL_<FIELD>`` (first) and as the field name itself, in any case
+LEGACY_NAMES = {
+    "backup_dir": "BACKUP_DIR",
+    "pg_cluster_name": "PG_CLUSTER_NAME",
+    "compression": "COMPRESSION",
+    "compression_level": "COMPRESSION_LEVEL",
+    "compression_threads": "COMPRESSION_THREADS",
+    "encryption": "ENCRYPTION",
+    "encryption_key": "ENCRYPTION_KEY",
+    "encryption_identity": "ENCRYPTION_IDENTITY",
+    "encryption_recipients": "ENCRYPTION_RECIPIENTS",
+    "encryption_recipients_file": "ENCRYPTION_RECIPIENTS_FILE",
+    "encryption_identity_files": "ENCRYPTION_IDENTITY_FILES",
+    "wal_read_ahead": "WAL_READ_AHEAD",
+    "wal_read_ahead_max_mb": "WAL_READ_AHEAD_MAX_MB",
+    "wal_read_ahead_idle": "WAL_READ_AHEAD_IDLE",
+}
+#: secret fields read here -> the ``*_FILE`` variables that may hold them
+SECRET_FILE_VARS = {
+    "encryption_key": ("SEAWALL_ENCRYPTION_KEY_FILE", "ENCRYPTION_KEY_FILE"),
+    "encryption_identity": ("SEAWALL_ENCRYPTION_IDENTITY_FILE", "ENCRYPTION_IDENTITY_FILE"),
+}
 
 
 class WalEnvError(ValueError):
@@ -105,20 +132,20 @@ class _Reader:
                     f"invalid configuration: SEAWALL_CONFIG: {path} is not valid TOML ({exc})"
                 ) from exc
 
-    def get(self, field_name: str, *legacy: str) -> str | None:
-        """``SEAWALL_<FIELD>``, then legacy names, then the field name (any case)."""
-        for name in (f"SEAWALL_{field_name.upper()}", *legacy, field_name):
+    def get(self, field_name: str) -> str | None:
+        """``SEAWALL_<FIELD>``, then the legacy name, then the field name (any case)."""
+        for name in (f"SEAWALL_{field_name.upper()}", LEGACY_NAMES[field_name], field_name):
             if name in self.env:
                 return self.env[name]
             if name.lower() in self.lowered:
                 return self.lowered[name.lower()]
         return None
 
-    def secret(self, field_name: str, legacy: str, file_vars: tuple[str, ...]) -> str | None:
-        value = self.get(field_name, legacy)
+    def secret(self, field_name: str) -> str | None:
+        value = self.get(field_name)
         if value is not None:
             return value
-        for var in file_vars:
+        for var in SECRET_FILE_VARS[field_name]:
             path = self.env.get(var)
             if not path:
                 continue
@@ -133,8 +160,8 @@ class _Reader:
         toml_value = self.toml.get(field_name)
         return None if toml_value is None else str(toml_value)
 
-    def value(self, field_name: str, *legacy: str) -> object | None:
-        env_value = self.get(field_name, *legacy)
+    def value(self, field_name: str) -> object | None:
+        env_value = self.get(field_name)
         if env_value is not None:
             return env_value
         return self.toml.get(field_name)
@@ -194,50 +221,44 @@ def as_list(value: object | None) -> list[str]:
     return [item for item in text.replace(",", " ").split() if item]
 
 
+def read_value(field_name: str, env: Mapping[str, str] | None = None) -> object | None:
+    """One option of :data:`LEGACY_NAMES` as settings.py finds it (environment, then TOML), raw.
+
+    For a lean path that needs one option before deciding which reader it
+    is (e.g. whether ``BACKUP_DIR`` is a local path or an ``s3://`` URL).
+    """
+    return _Reader(os.environ if env is None else env).value(field_name)
+
+
 def read_wal_env(env: Mapping[str, str] | None = None) -> WalEnv:
     """Read the WAL commands' options from ``env`` (default: os.environ)."""
     r = _Reader(os.environ if env is None else env)
-    backup_dir = r.value("backup_dir", "BACKUP_DIR")
-    compression = str(r.value("compression", "COMPRESSION") or "zstd").strip().lower()
+    backup_dir = r.value("backup_dir")
+    compression = str(r.value("compression") or "zstd").strip().lower()
     if compression not in COMPRESSIONS:
         raise WalEnvError(
             f"invalid configuration: COMPRESSION: expected one of zstd, gzip, none "
             f"(got {compression[:20]!r})"
         )
-    recipients_file = r.value("encryption_recipients_file", "ENCRYPTION_RECIPIENTS_FILE")
+    recipients_file = r.value("encryption_recipients_file")
     return WalEnv(
         backup_dir=str(backup_dir) if backup_dir else "/backups",
-        cluster=str(r.value("pg_cluster_name", "PG_CLUSTER_NAME") or "main"),
+        cluster=str(r.value("pg_cluster_name") or "main"),
         compression=compression,
-        compression_level=as_int(
-            "COMPRESSION_LEVEL", r.value("compression_level", "COMPRESSION_LEVEL")
-        ),
-        compression_threads=as_int(
-            "COMPRESSION_THREADS", r.value("compression_threads", "COMPRESSION_THREADS")
-        )
-        or 0,
-        encryption=as_bool("ENCRYPTION", r.value("encryption", "ENCRYPTION"), False),
-        key=r.secret(
-            "encryption_key",
-            "ENCRYPTION_KEY",
-            ("SEAWALL_ENCRYPTION_KEY_FILE", "ENCRYPTION_KEY_FILE"),
-        ),
-        identity=r.secret(
-            "encryption_identity",
-            "ENCRYPTION_IDENTITY",
-            ("SEAWALL_ENCRYPTION_IDENTITY_FILE", "ENCRYPTION_IDENTITY_FILE"),
-        ),
-        recipients=as_list(r.value("encryption_recipients", "ENCRYPTION_RECIPIENTS")),
+        compression_level=as_int("COMPRESSION_LEVEL", r.value("compression_level")),
+        compression_threads=as_count("COMPRESSION_THREADS", r.value("compression_threads"), 0, 0),
+        encryption=as_bool("ENCRYPTION", r.value("encryption"), False),
+        key=r.secret("encryption_key"),
+        identity=r.secret("encryption_identity"),
+        recipients=as_list(r.value("encryption_recipients")),
         recipients_file=str(recipients_file) if recipients_file else None,
-        identity_files=as_list(r.value("encryption_identity_files", "ENCRYPTION_IDENTITY_FILES")),
-        read_ahead=as_count("WAL_READ_AHEAD", r.value("wal_read_ahead", "WAL_READ_AHEAD"), 8, 0),
+        identity_files=as_list(r.value("encryption_identity_files")),
+        read_ahead=as_count("WAL_READ_AHEAD", r.value("wal_read_ahead"), 8, 0),
         read_ahead_max_mb=as_count(
             "WAL_READ_AHEAD_MAX_MB",
-            r.value("wal_read_ahead_max_mb", "WAL_READ_AHEAD_MAX_MB"),
+            r.value("wal_read_ahead_max_mb"),
             256,
             1,
         ),
-        read_ahead_idle=as_count(
-            "WAL_READ_AHEAD_IDLE", r.value("wal_read_ahead_idle", "WAL_READ_AHEAD_IDLE"), 60, 1
-        ),
+        read_ahead_idle=as_count("WAL_READ_AHEAD_IDLE", r.value("wal_read_ahead_idle"), 60, 1),
     )

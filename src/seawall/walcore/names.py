@@ -1,4 +1,4 @@
-"""PostgreSQL WAL file name arithmetic (pure).
+"""PostgreSQL WAL file names: parse, format, next and previous (pure).
 
 A segment name is ``TTTTTTTTXXXXXXXXYYYYYYYY``: timeline, then the segment
 number split into a "log" (high part) and a "seg" (low part).  The split
@@ -12,6 +12,11 @@ Other archive files: ``TTTTTTTT.history`` (timeline history),
 backup's start segment, XXXXXXXX the offset in it) and
 ``<segment>.partial`` (the last, incomplete segment of an old timeline,
 archived at promotion).
+
+LSN arithmetic (positions, and the segment an LSN falls in) is in
+:mod:`seawall.walcore.lsn`. This module uses ``re`` and ``dataclasses``: the
+lean wal-push/wal-fetch use the import-free checks of
+:mod:`seawall.walcore.layout` instead (a unit test keeps the two in step).
 """
 
 from __future__ import annotations
@@ -109,40 +114,19 @@ def segno_of(name: str, wal_segment_size: int = DEFAULT_WAL_SEGMENT_SIZE) -> int
     return parsed.segno
 
 
-def parse_lsn(lsn: str) -> int:
-    """``'16/B374D848'`` -> integer byte position."""
-    high, sep, low = lsn.partition("/")
-    if not sep or not high or not low or len(high) > 8 or len(low) > 8:
-        raise ValueError(f"not an LSN: {lsn!r}")
-    try:
-        return (int(high, 16) << 32) | int(low, 16)
-    except ValueError:
-        raise ValueError(f"not an LSN: {lsn!r}") from None
-
-
-def format_lsn(position: int) -> str:
-    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
-
-
-def lsn_to_segment_name(
-    lsn: str | int, timeline: int, wal_segment_size: int = DEFAULT_WAL_SEGMENT_SIZE
-) -> str:
-    """The segment containing ``lsn`` (like pg_walfile_name for a start LSN).
-
-    Note: for a *stop* LSN exactly on a segment boundary PostgreSQL's
-    pg_walfile_name returns the previous segment; callers computing a
-    backup's stop segment should pass ``stop_lsn - 1`` in that case.
-    """
-    position = parse_lsn(lsn) if isinstance(lsn, str) else lsn
-    check_segment_size(wal_segment_size)
-    return segment_name(timeline, position // wal_segment_size, wal_segment_size)
-
-
 def next_segment_name(name: str, wal_segment_size: int = DEFAULT_WAL_SEGMENT_SIZE) -> str:
     parsed = parse_wal_name(name, wal_segment_size)
     if parsed.segno is None:
         raise ValueError(f"{name!r} has no segment number")
     return segment_name(parsed.timeline, parsed.segno + 1, wal_segment_size)
+
+
+def prev_segment_name(name: str, wal_segment_size: int = DEFAULT_WAL_SEGMENT_SIZE) -> str:
+    """The segment before ``name`` on its timeline (ValueError before the first)."""
+    parsed = parse_wal_name(name, wal_segment_size)
+    if parsed.segno is None:
+        raise ValueError(f"{name!r} has no segment number")
+    return segment_name(parsed.timeline, parsed.segno - 1, wal_segment_size)
 
 
 def segment_range(

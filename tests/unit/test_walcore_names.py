@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from seawall.retention import (
-    lsn_to_segment_name,
+from seawall.walcore.lsn import format_lsn, lsn_to_segment_name, parse_lsn
+from seawall.walcore.names import (
     next_segment_name,
-    parse_lsn,
     parse_wal_name,
     segment_name,
     segment_range,
+    segments_per_xlogid,
     segno_of,
 )
-from seawall.retention.walnames import format_lsn, segments_per_xlogid
 
 MIB = 1024 * 1024
 
