@@ -24,16 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seawall.catalog.models import Manifest, VerificationLevel
 from seawall.context import Context
 from seawall.errors import BackupFailedError, DecryptionError, SeawallError, VerificationError
 from seawall.log import get_logger
-from seawall.postgres.logical import backup as logical
-from seawall.postgres.physical import basebackup as physical
-from seawall.qdrant import backup as qdrant, full_storage
-from seawall.qdrant.store import ProgressFactory, no_progress
+
+if TYPE_CHECKING:
+    from seawall.qdrant.backup import BackupRun
+    from seawall.qdrant.store import ProgressFactory
+
+# Each engine is imported by the function that runs it: `seawall postgres
+# backup` must not pay for the Qdrant client (httpx) or the other way round.
 
 log = get_logger("app.backup")
 
@@ -110,6 +113,8 @@ def backup_database(
     verify: bool | None = None,
 ) -> BackupResult:
     """``seawall postgres backup`` of one database: back up, verify, prune."""
+    from seawall.postgres.logical import backup as logical
+
     after = _AfterLogical(ctx, verify)
     manifest = logical.backup_database(ctx, database, progress=progress, after=after)
     return BackupResult(manifest, after.verified, after.level)
@@ -152,6 +157,8 @@ def run_basebackup(
     progress: Any = None,
 ) -> Manifest:
     """``seawall postgres basebackup``: back up, verify, prune."""
+    from seawall.postgres.physical import basebackup as physical
+
     return physical.run_basebackup(
         ctx,
         wal_wait=wal_wait,
@@ -176,7 +183,7 @@ def _after_qdrant(ctx: Context, verify: bool | None) -> Callable[[Manifest], Non
                     f"verification right after the backup failed: {res.verification.message}"
                 )
                 ctx.catalog.write(manifest)
-                if manifest.kind == full_storage.KIND:
+                if manifest.kind == "full-storage":  # seawall.qdrant.full_storage.KIND
                     raise VerificationError(manifest.error)
                 raise VerificationError(f"collection {manifest.series!r}: {manifest.error}")
         prune_after(ctx, manifest, warn=True)
@@ -189,16 +196,24 @@ def qdrant_backup(
     collections: list[str] | None = None,
     *,
     verify: bool | None = None,
-    progress: ProgressFactory = no_progress,
-) -> qdrant.BackupRun:
+    progress: ProgressFactory | None = None,
+) -> BackupRun:
     """``seawall qdrant backup``: every collection backed up, verified, pruned."""
-    return qdrant.backup(ctx, collections, after=_after_qdrant(ctx, verify), progress=progress)
+    from seawall.qdrant import backup as qdrant
+    from seawall.qdrant.store import no_progress
+
+    return qdrant.backup(
+        ctx, collections, after=_after_qdrant(ctx, verify), progress=progress or no_progress
+    )
 
 
 def qdrant_full_storage(
-    ctx: Context, *, verify: bool | None = None, progress: ProgressFactory = no_progress
+    ctx: Context, *, verify: bool | None = None, progress: ProgressFactory | None = None
 ) -> Manifest:
     """``seawall qdrant backup --full-storage``: back up, verify, prune."""
+    from seawall.qdrant import full_storage
+    from seawall.qdrant.store import no_progress
+
     return full_storage.backup_full_storage(
-        ctx, after=_after_qdrant(ctx, verify), progress=progress
+        ctx, after=_after_qdrant(ctx, verify), progress=progress or no_progress
     )
