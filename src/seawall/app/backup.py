@@ -17,7 +17,9 @@ of the series starts between the backup and its retention.
 What a failed verification does differs by engine and is kept as it was:
 a logical backup reports it (``BackupResult.verified``) and keeps its
 manifest successful with the failed verification recorded; a base backup
-and a Qdrant backup are marked failed and the command fails.
+and a Qdrant backup are marked failed and the command fails. Likewise a
+retention error fails ``postgres backup`` but is logged as a warning after
+a base backup or a Qdrant backup.
 """
 
 from __future__ import annotations
