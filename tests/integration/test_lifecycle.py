@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from seawall.app.prune import execute, plan
 from seawall.catalog.models import FORMAT_VERSION, Manifest, Pin
 from seawall.catalog.rejected import list_rejected, rejected_prefix
 from seawall.catalog.runs import record_failure
@@ -20,7 +21,6 @@ from seawall.lifecycle import forget
 from seawall.lifecycle.pin import parse_until, pin_backup, unpin_backup
 from seawall.lifecycle.select import Selector, resolve_one
 from seawall.postgres.logical.server import DatabaseMissingError
-from seawall.prune import execute, plan
 from seawall.settings import Settings
 from tests.integration.exporter.builders import T0, write_backup
 

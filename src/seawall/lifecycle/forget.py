@@ -2,7 +2,7 @@
 
 The plan is computed first and printed (a dry run is the default); the
 deletion then removes exactly the planned backups through prune's own code
-(:func:`seawall.prune.execute`: manifest first, then artifacts, held
+(:func:`seawall.app.prune.execute`: manifest first, then artifacts, held
 backups skipped), under each series' lock. The safety net: the newest
 successful backup of a *live* series (one that has run within
 ``RETENTION_FAILED_GRACE``), and a pinned backup, are not forgotten without
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from seawall.app.prune import Action, PrunePlan, PruneResult, execute
 from seawall.catalog.locks import series_lock
 from seawall.catalog.models import Manifest, utcnow
 from seawall.catalog.rejected import RejectedRun, list_rejected
@@ -25,7 +26,6 @@ from seawall.catalog.store import backup_prefix
 from seawall.context import Context
 from seawall.errors import NotFoundError, RefusedError
 from seawall.lifecycle.select import Selector, candidates, resolve_one, series_label
-from seawall.prune import Action, PrunePlan, PruneResult, execute
 
 
 @dataclass

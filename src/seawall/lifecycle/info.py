@@ -180,7 +180,7 @@ def _segment_size(ctx: Context, encoded_cluster: str) -> int:
 
 def info(ctx: Context, *, now: datetime | None = None) -> dict[str, Any]:
     """The report as a JSON-able dict (the text form is rendered from it)."""
-    from seawall.prune import plan
+    from seawall.app.prune import plan
 
     now = now or utcnow()
     errors: list[str] = []

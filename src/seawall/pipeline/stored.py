@@ -40,8 +40,8 @@ import hashlib
 import io
 import os
 from collections.abc import Sequence
+from typing import Protocol
 
-from seawall.catalog.models import Artifact
 from seawall.errors import VerificationError
 from seawall.pipeline.keys import KeyRing
 from seawall.storage.base import Storage
@@ -52,6 +52,42 @@ _NONCE = 16
 _TAG = 16
 _CHUNK = 64 * 1024
 _SEALED = _CHUNK + _TAG
+
+
+# What these checks read of a manifest's artifact (``seawall.catalog.models.Artifact``),
+# as protocols: the pipeline sits beside the catalog and imports neither it
+# nor pydantic (import-linter, docs/design.md "Dependency direction").
+
+
+class _Encryption(Protocol):
+    @property
+    def mode(self) -> str: ...
+    @property
+    def recipient_fingerprints(self) -> Sequence[str]: ...
+
+
+class _StreamCheck(Protocol):
+    @property
+    def format(self) -> str: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class Artifact(Protocol):
+    """A stored artifact as its manifest describes it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def stored_size(self) -> int: ...
+    @property
+    def encryption(self) -> _Encryption | None: ...
+    @property
+    def stream_check(self) -> _StreamCheck | None: ...
 
 
 def can_decode(art: Artifact, keys: KeyRing | None) -> bool:

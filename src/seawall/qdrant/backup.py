@@ -11,8 +11,13 @@ Per collection, in order (and why):
    server's checksum *before* the artifact is renamed into place;
 5. delete the server's copy, whatever happened (a snapshot left behind
    fills Qdrant's disk);
-6. write the manifest (last, atomically), verify right after (default on;
-   the result goes into the manifest) and apply retention.
+6. write the manifest (last, atomically); the application layer then
+   verifies right after (default on; the result goes into the manifest)
+   and applies retention (:mod:`seawall.app.backup`).
+
+Steps 1 and 6, and recording a failure, are the lifecycle every engine
+shares (:func:`seawall.catalog.run.backup_run`); storing a snapshot is
+:mod:`.store`, shared with :mod:`.cluster` and :mod:`.full_storage`.
 
 Collections run concurrently up to ``QDRANT_CONCURRENCY``; one failing
 collection does not stop the others, and :meth:`BackupRun.raise_for_status`
@@ -21,59 +26,35 @@ turns "some failed" into :class:`PartialFailureError` (exit 10).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from seawall import __version__
-from seawall.catalog.locks import series_lock
-from seawall.catalog.models import Artifact, Manifest, QdrantInfo, utcnow
+from seawall.catalog.models import Manifest, QdrantInfo, utcnow
 from seawall.catalog.naming import new_backup_id
 from seawall.catalog.rejected import TargetMissing
-from seawall.catalog.runs import artifact_from_store, record_failure
-from seawall.catalog.store import artifact_key
+from seawall.catalog.run import AfterBackup, backup_run, record_failed_run
 from seawall.context import Context
 from seawall.errors import (
     BackupFailedError,
     NotFoundError,
     PartialFailureError,
     SeawallError,
-    VerificationError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.store import PipelineSpec, StoreResult, store_stream
 from seawall.qdrant.client import QdrantClient, redact_url
-from seawall.qdrant.snapshots import (
-    Prefetcher,
-    SnapshotDownload,
-    SnapshotInfo,
-    SnapshotScope,
-    create_snapshot,
-    delete_snapshot,
-)
-from seawall.qdrant.streamcheck import SnapshotStructure
+from seawall.qdrant.cluster import Topology, backup_shards, detect, plan_shards
+from seawall.qdrant.snapshots import SnapshotScope
+from seawall.qdrant.store import ProgressFactory, no_progress, snapshot_to_catalog
 
 ENGINE: Final = "qdrant"
 KIND = "snapshot"
 SNAPSHOT_BASENAME = "snapshot.tar"
 SAMPLE_SIZE = 3
-QDRANT_ZSTD_LEVEL = 1
 
 log = get_logger("qdrant.backup")
-
-#: ``progress_factory(label, total)`` returns a context manager yielding a byte callback.
-ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
-
-
-@contextlib.contextmanager
-def _no_progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    yield lambda n: None
 
 
 @dataclass
@@ -120,117 +101,6 @@ class CollectionMissingError(TargetMissing, NotFoundError):
     Never backed up before: the run is recorded as rejected, not as a new
     failing series (catalog/rejected.py).
     """
-
-
-def qdrant_spec(ctx: Context) -> PipelineSpec:
-    """The pipeline spec for snapshots.
-
-    ``QDRANT_COMPRESSION`` overrides ``COMPRESSION``; zstd runs at level 1
-    unless ``COMPRESSION_LEVEL`` is set: on snapshots (float32 vectors plus
-    zero-filled preallocated pages) level 1 gives level 3's ratio at about
-    twice the speed (measured; see docs/qdrant.md).
-    """
-    s = ctx.settings
-    spec = ctx.spec
-    compression = s.qdrant_compression or spec.compression
-    level = s.compression_level
-    if level is None and compression == "zstd":
-        level = QDRANT_ZSTD_LEVEL
-    if (compression, level) == (spec.compression, spec.level):
-        return spec
-    return PipelineSpec(compression=compression, level=level, threads=spec.threads, keys=spec.keys)
-
-
-def artifact_from(name: str, role: str, res: StoreResult, **extra: Any) -> Artifact:
-    return artifact_from_store(name, role, res, "application/x-tar", **extra)
-
-
-def snapshot_to_catalog(
-    ctx: Context,
-    client: QdrantClient,
-    scope: SnapshotScope,
-    manifest: Manifest,
-    basename: str,
-    role: str,
-    progress: ProgressFactory,
-    *,
-    record_in: Literal["manifest", "artifact"],
-    **extra: Any,
-) -> Artifact:
-    """Create a snapshot of ``scope``, store it, and always delete the server's copy.
-
-    The deletion is here, once, so that no path can leave snapshots behind
-    to fill the server's disk (also when the download or the store fails).
-    The snapshot's name and checksum go into ``manifest.qdrant`` (one
-    snapshot per backup) or into the artifact (a cluster backup: one per shard).
-    """
-    snap = create_snapshot(client, scope)
-    if record_in == "manifest":
-        assert manifest.qdrant is not None
-        manifest.qdrant.snapshot_name = snap.name
-        manifest.qdrant.snapshot_checksum = snap.checksum
-    else:
-        extra.update(snapshot_name=snap.name, snapshot_checksum=snap.checksum)
-    try:
-        return store_snapshot(ctx, client, scope, snap, manifest, basename, role, progress, **extra)
-    finally:
-        delete_snapshot(client, scope, snap.name)
-
-
-def store_snapshot(
-    ctx: Context,
-    client: QdrantClient,
-    scope: SnapshotScope,
-    snap: SnapshotInfo,
-    manifest: Manifest,
-    basename: str,
-    role: str,
-    progress: ProgressFactory,
-    **extra: Any,
-) -> Artifact:
-    """Download ``snap`` into the catalog (checksum checked before commit)."""
-    # The download already hashes the raw snapshot (checked against the
-    # server's checksum); a second raw hash in the pipeline would be wasted.
-    spec = dataclasses.replace(qdrant_spec(ctx), raw_hash=False)
-    name = basename + spec.suffix()
-    download = SnapshotDownload(client, scope, snap)
-    # The pipeline's own prefetch thread already overlaps the download (and
-    # its hash) with encryption; a second thread in front of it only added a
-    # queue hop per piece (measured: slightly slower). Without that thread
-    # (spec.prefetch off) the Prefetcher provides the overlap.
-    reader: SnapshotDownload | Prefetcher = download if spec.prefetch else Prefetcher(download)
-    structure = SnapshotStructure()
-    started = time.monotonic()
-    try:
-        with progress(f"{scope.label}", snap.size) as tick:
-            res = store_stream(
-                reader,  # type: ignore[arg-type]
-                ctx.storage,
-                artifact_key(manifest, name),
-                spec,
-                before_commit=download.check_complete,
-                progress=tick,
-                tap=structure.feed,
-            )
-    finally:
-        reader.close()
-    # The transfer alone (download + compress + encrypt + store + fsync), so
-    # benchmarks can set it beside `curl | zstd | age` without the create.
-    log.info(
-        "snapshot downloaded and stored",
-        extra={
-            "scope": scope.label,
-            "raw_bytes": res.raw_size,
-            "stored_bytes": res.stored_size,
-            "seconds": round(time.monotonic() - started, 3),
-        },
-    )
-    if download.resumes:
-        extra.setdefault("download_resumes", download.resumes)
-    res.raw_sha256 = download.sha256
-    art = artifact_from(name, role, res, **extra)
-    art.stream_check = structure.result(checksum_matched=bool(snap.checksum))
-    return art
 
 
 def take_sample(client: QdrantClient, collection: str) -> dict[str, Any] | None:
@@ -290,63 +160,39 @@ def backup_collection(
     collection: str,
     *,
     version: str,
-    cluster: Any = None,
-    verify: bool | None = None,
-    progress: ProgressFactory = _no_progress,
+    cluster: Topology | None = None,
+    after: AfterBackup | None = None,
+    progress: ProgressFactory = no_progress,
 ) -> Manifest:
     """Back up one collection; returns the successful manifest or raises.
 
-    ``cluster`` is a :class:`seawall.qdrant.cluster.Topology` in cluster mode.
+    ``cluster`` is the cluster's :class:`~seawall.qdrant.cluster.Topology`
+    in cluster mode. ``after`` runs inside the series lock once the manifest
+    is written (the application layer's verify and prune).
     """
     s = ctx.settings
     kind = "shard-snapshot" if cluster is not None else KIND
-    backup_id = new_backup_id()
-    with series_lock(
+    manifest = Manifest(
+        id=new_backup_id(),
+        engine=ENGINE,
+        kind=kind,
+        series=collection,
+        target=f"{client.display_url}/collections/{collection}",
+        status="running",
+        started_at=utcnow(),
+        seawall_version=__version__,
+        tool_versions={"qdrant": version, "seawall": __version__},
+        labels={"collection": collection, "type": kind},
+    )
+    return backup_run(
+        ctx.catalog,
         ctx.storage,
-        ENGINE,
-        kind,
-        collection,
+        manifest,
+        lambda m: _run(ctx, client, m, version, cluster, progress),
         timeout=s.lock_timeout,
         command=f"seawall qdrant backup {collection}",
-        backup_id=backup_id,
-    ):
-        manifest = Manifest(
-            id=backup_id,
-            engine=ENGINE,
-            kind=kind,
-            series=collection,
-            target=f"{client.display_url}/collections/{collection}",
-            status="running",
-            started_at=utcnow(),
-            seawall_version=__version__,
-            tool_versions={"qdrant": version, "seawall": __version__},
-            labels={"collection": collection, "type": kind},
-        )
-        t0 = time.monotonic()
-        try:
-            _run(ctx, client, manifest, version, cluster, progress)
-        except BaseException as exc:
-            _fail(ctx, manifest, exc, time.monotonic() - t0)
-            raise
-        manifest.status = "success"
-        manifest.finished_at = utcnow()
-        manifest.duration_seconds = round(time.monotonic() - t0, 3)
-        ctx.catalog.write(manifest)
-        log.info(
-            "qdrant backup stored",
-            extra={"collection": collection, "backup_id": backup_id, "bytes": manifest.stored_size},
-        )
-        if verify if verify is not None else s.verify_backup:
-            from seawall.qdrant.verify import verify_after_backup
-
-            verification = verify_after_backup(ctx, manifest)
-            if not verification.ok:
-                manifest.status = "failed"
-                manifest.error = f"verification right after the backup failed: {verification.verification.message}"
-                ctx.catalog.write(manifest)
-                raise VerificationError(f"collection {collection!r}: {manifest.error}")
-        _prune(ctx, kind, collection)
-    return manifest
+        after=after,
+    )
 
 
 def _run(
@@ -354,15 +200,13 @@ def _run(
     client: QdrantClient,
     manifest: Manifest,
     version: str,
-    cluster: Any,
+    cluster: Topology | None,
     progress: ProgressFactory,
 ) -> None:
     collection = manifest.series
     plan = None
     try:
         if cluster is not None:
-            from seawall.qdrant.cluster import plan_shards
-
             plan = plan_shards(cluster, collection)  # fail early and clearly
         info = client.collection_info(collection)
     except NotFoundError:
@@ -383,8 +227,6 @@ def _run(
     )
     manifest.qdrant = qinfo
     if cluster is not None:
-        from seawall.qdrant.cluster import backup_shards
-
         backup_shards(ctx, cluster, manifest, progress, plan)
         return
     manifest.artifacts.append(
@@ -399,11 +241,6 @@ def _run(
             record_in="manifest",
         )
     )
-
-
-def _fail(ctx: Context, manifest: Manifest, exc: BaseException, duration: float) -> None:
-    """Remove what this run stored and record the failure (best effort)."""
-    record_failure(ctx.catalog, manifest, exc, duration)
 
 
 def record_unreachable(
@@ -443,19 +280,13 @@ def record_unreachable(
             labels={"collection": name, "type": kinds.get(name, KIND)},
         )
         cause: BaseException = exc if names else _Unlisted(str(exc))
-        try:
-            with series_lock(
-                ctx.storage,
-                ENGINE,
-                manifest.kind,
-                name,
-                timeout=0,
-                command=f"seawall qdrant backup {name}",
-                backup_id=manifest.id,
-            ):
-                record_failure(ctx.catalog, manifest, cause)
-        except SeawallError as lock_exc:  # a run in progress records its own outcome
-            log.warning("run not recorded", extra={"collection": name, "error": str(lock_exc)})
+        if not record_failed_run(
+            ctx.catalog,
+            ctx.storage,
+            manifest,
+            cause,
+            command=f"seawall qdrant backup {name}",
+        ):
             continue
         recorded.append(manifest)
     return recorded
@@ -467,22 +298,6 @@ ALL_COLLECTIONS = "*"
 
 class _Unlisted(TargetMissing, SeawallError):
     """Qdrant could not be asked which collections exist: no series to record in."""
-
-
-def _prune(ctx: Context, kind: str, collection: str) -> None:
-    if not ctx.settings.prune_after_backup:
-        return
-    try:
-        from seawall import prune
-    except ImportError:
-        log.debug("seawall.prune not available; skipping retention")
-        return
-    try:
-        prune.prune_series(ctx, ENGINE, kind, collection)
-    except SeawallError as exc:
-        log.warning(
-            "retention after backup failed", extra={"collection": collection, "error": str(exc)}
-        )
 
 
 def connect(ctx: Context) -> tuple[QdrantClient, str]:
@@ -501,12 +316,13 @@ def backup(
     ctx: Context,
     collections: list[str] | None = None,
     *,
-    verify: bool | None = None,
-    progress: ProgressFactory = _no_progress,
+    after: AfterBackup | None = None,
+    progress: ProgressFactory = no_progress,
 ) -> BackupRun:
-    """Back up the named collections (default: QDRANT_COLLECTIONS, else all)."""
-    from seawall.qdrant.cluster import detect
+    """Back up the named collections (default: QDRANT_COLLECTIONS, else all).
 
+    ``after`` runs after each collection's backup, inside its series lock.
+    """
     started = utcnow()
     try:
         client, version = connect(ctx)
@@ -537,7 +353,7 @@ def backup(
                     result.collection,
                     version=version,
                     cluster=topology,
-                    verify=verify,
+                    after=after,
                     progress=progress,
                 )
             except SeawallError as exc:

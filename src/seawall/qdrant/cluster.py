@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 
 from seawall.catalog.models import Manifest
 from seawall.context import Context
 from seawall.errors import NotFoundError, SeawallError, SourceUnavailableError
 from seawall.log import get_logger
 from seawall.qdrant.client import QdrantClient
+from seawall.qdrant.snapshots import SnapshotScope
+from seawall.qdrant.store import ProgressFactory, snapshot_to_catalog
 
 log = get_logger("qdrant.cluster")
 
@@ -152,13 +153,10 @@ def backup_shards(
     ctx: Context,
     topo: Topology,
     manifest: Manifest,
-    progress: Any,
+    progress: ProgressFactory,
     plan: list[ShardSource] | None = None,
 ) -> None:
     """One shard snapshot per shard into ``manifest`` (server copies always deleted)."""
-    from seawall.qdrant.backup import snapshot_to_catalog
-    from seawall.qdrant.snapshots import SnapshotScope
-
     collection = manifest.series
     plan = plan or plan_shards(topo, collection)
     chosen = {s.shard_id: s.peer_id for s in plan}

@@ -10,29 +10,21 @@ The series is the server's ``host:port`` (one node, one series).
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from seawall import __version__
-from seawall.catalog.locks import series_lock
 from seawall.catalog.models import Manifest, QdrantInfo, utcnow
 from seawall.catalog.naming import new_backup_id
-from seawall.catalog.runs import record_failure
+from seawall.catalog.run import AfterBackup, backup_run, record_failed_run
 from seawall.context import Context
-from seawall.errors import RefusedError, SeawallError, VerificationError
+from seawall.errors import RefusedError, SeawallError
 from seawall.log import get_logger
-from seawall.qdrant.backup import (
-    ENGINE,
-    ProgressFactory,
-    _fail,
-    _no_progress,
-    _prune,
-    connect,
-    snapshot_to_catalog,
-)
+from seawall.qdrant.backup import ENGINE, connect
 from seawall.qdrant.client import redact_url
+from seawall.qdrant.cluster import detect
 from seawall.qdrant.snapshots import SnapshotScope
+from seawall.qdrant.store import ProgressFactory, no_progress, snapshot_to_catalog
 
 KIND = "full-storage"
 BASENAME = "full-storage.tar"
@@ -59,26 +51,19 @@ def _record_unreachable(ctx: Context, exc: SeawallError, started: datetime) -> N
         seawall_version=__version__,
         labels={"collection": series, "type": KIND},
     )
-    try:
-        with series_lock(
-            ctx.storage,
-            ENGINE,
-            KIND,
-            series,
-            timeout=0,
-            command="seawall qdrant backup --full-storage",
-            backup_id=m.id,
-        ):
-            record_failure(ctx.catalog, m, exc)
-    except SeawallError as lock_exc:  # a run in progress records its own outcome
-        log.warning("run not recorded", extra={"series": series, "error": str(lock_exc)})
+    record_failed_run(
+        ctx.catalog, ctx.storage, m, exc, command="seawall qdrant backup --full-storage"
+    )
 
 
 def backup_full_storage(
-    ctx: Context, *, verify: bool | None = None, progress: ProgressFactory = _no_progress
+    ctx: Context, *, after: AfterBackup | None = None, progress: ProgressFactory = no_progress
 ) -> Manifest:
-    from seawall.qdrant.cluster import detect
+    """Snapshot the whole node; returns the successful manifest or raises.
 
+    ``after`` runs inside the series lock once the manifest is written (the
+    application layer's verify and prune).
+    """
     s = ctx.settings
     started = utcnow()
     try:
@@ -95,62 +80,42 @@ def backup_full_storage(
                 "mode; back up collections instead (`seawall qdrant backup`)"
             )
         series = series_of(client.base_url)
-        backup_id = new_backup_id()
-        with series_lock(
+        manifest = Manifest(
+            id=new_backup_id(),
+            engine=ENGINE,
+            kind=KIND,
+            series=series,
+            target=client.display_url,
+            status="running",
+            started_at=utcnow(),
+            seawall_version=__version__,
+            tool_versions={"qdrant": version, "seawall": __version__},
+            labels={"collection": series, "type": KIND},
+            qdrant=QdrantInfo(version=version),
+        )
+
+        def work(m: Manifest) -> None:
+            m.artifacts.append(
+                snapshot_to_catalog(
+                    ctx,
+                    client,
+                    SnapshotScope.full(),
+                    m,
+                    BASENAME,
+                    "full-storage",
+                    progress,
+                    record_in="manifest",
+                )
+            )
+
+        return backup_run(
+            ctx.catalog,
             ctx.storage,
-            ENGINE,
-            KIND,
-            series,
+            manifest,
+            work,
             timeout=s.lock_timeout,
             command="seawall qdrant backup --full-storage",
-            backup_id=backup_id,
-        ):
-            m = Manifest(
-                id=backup_id,
-                engine=ENGINE,
-                kind=KIND,
-                series=series,
-                target=client.display_url,
-                status="running",
-                started_at=utcnow(),
-                seawall_version=__version__,
-                tool_versions={"qdrant": version, "seawall": __version__},
-                labels={"collection": series, "type": KIND},
-                qdrant=QdrantInfo(version=version),
-            )
-            t0 = time.monotonic()
-            try:
-                m.artifacts.append(
-                    snapshot_to_catalog(
-                        ctx,
-                        client,
-                        SnapshotScope.full(),
-                        m,
-                        BASENAME,
-                        "full-storage",
-                        progress,
-                        record_in="manifest",
-                    )
-                )
-            except BaseException as exc:
-                _fail(ctx, m, exc, time.monotonic() - t0)
-                raise
-            m.status = "success"
-            m.finished_at = utcnow()
-            m.duration_seconds = round(time.monotonic() - t0, 3)
-            ctx.catalog.write(m)
-            if verify if verify is not None else s.verify_backup:
-                from seawall.qdrant.verify import verify_after_backup
-
-                res = verify_after_backup(ctx, m)
-                if not res.ok:
-                    m.status = "failed"
-                    m.error = (
-                        f"verification right after the backup failed: {res.verification.message}"
-                    )
-                    ctx.catalog.write(m)
-                    raise VerificationError(m.error)
-            _prune(ctx, KIND, series)
-        return m
+            after=after,
+        )
     finally:
         client.close()

@@ -39,8 +39,8 @@ class Outcome:
 
 
 def _postgres(ctx: Context, verify: bool | None) -> list[Outcome]:
+    from seawall.app.backup import backup_database
     from seawall.errors import SeawallError
-    from seawall.postgres.logical.backup import backup_database
 
     out: list[Outcome] = []
     for db in ctx.settings.target_databases():
@@ -69,11 +69,11 @@ def _postgres(ctx: Context, verify: bool | None) -> list[Outcome]:
 
 
 def _qdrant(ctx: Context, verify: bool | None) -> list[Outcome]:
+    from seawall.app.backup import qdrant_backup
     from seawall.errors import SeawallError
-    from seawall.qdrant.backup import backup
 
     try:
-        run = backup(ctx, verify=verify)
+        run = qdrant_backup(ctx, verify=verify)
     except SeawallError as exc:  # server down, key rejected: the whole engine failed
         return [Outcome("qdrant", "*", error=exc)]
     return [

@@ -27,7 +27,7 @@ def demo(
     ] = False,
 ) -> None:
     """Start a throwaway PostgreSQL, back it up (zstd + age), verify, restore, compare, clean up."""
-    from seawall.demo import run_demo
+    from seawall.app.demo import run_demo
     from seawall.log import setup_logging
 
     setup_logging("warning", "text", None, quiet=True)

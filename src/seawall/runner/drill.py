@@ -34,9 +34,9 @@ def drill(
     check; an unreachable server fails its targets too), 6 another drill is
     running, 7 the report cannot be written (see `seawall --help`).
     """
+    from seawall.app.drill import run_drill
     from seawall.context import Context
     from seawall.drill.records import write_report
-    from seawall.drill.run import run_drill
     from seawall.errors import VerificationError
 
     ctx = Context(settings())

@@ -29,9 +29,9 @@ def backup(
     password, 6 series locked by another run, 7 backup volume full or unwritable,
     10 some databases failed (see `seawall --help`).
     """
+    from seawall.app.backup import backup_database
     from seawall.context import Context
     from seawall.errors import PartialFailureError, SeawallError
-    from seawall.postgres.logical.backup import backup_database
     from seawall.postgres.logical.interrupt import sigterm_as_interrupt
     from seawall.progress import progress
 

@@ -33,8 +33,8 @@ def basebackup(
     The series is PG_CLUSTER_NAME. The WAL the backup needs comes from the archive
     (archive_command = 'seawall postgres wal-push %p'); pitr-restore needs both.
     """
+    from seawall.app.backup import run_basebackup
     from seawall.context import Context
-    from seawall.postgres.physical.basebackup import run_basebackup
     from seawall.progress import progress
 
     ctx = Context(settings())

@@ -33,7 +33,7 @@ def prune(
     ] = False,
 ) -> None:
     """Delete what the retention policy no longer keeps, saying why for every item."""
-    from seawall.prune import execute, plan
+    from seawall.app.prune import execute, plan
 
     ctx = Context(settings())
     ctx.require_repository()

@@ -44,9 +44,9 @@ def backup(
     if full_storage:
         if collection:
             raise typer.BadParameter("--full-storage takes no collection names")
-        from seawall.qdrant.full_storage import backup_full_storage
+        from seawall.app.backup import qdrant_full_storage
 
-        m = backup_full_storage(ctx, verify=verify, progress=bar)
+        m = qdrant_full_storage(ctx, verify=verify, progress=bar)
         if json_out:
             print_json([m.model_dump(mode="json")])
         else:
@@ -56,9 +56,9 @@ def backup(
             )
         return
 
-    from seawall.qdrant.backup import backup as run_backup
+    from seawall.app.backup import qdrant_backup
 
-    run = run_backup(ctx, list(collection or []), verify=verify, progress=bar)
+    run = qdrant_backup(ctx, list(collection or []), verify=verify, progress=bar)
     if json_out:
         print_json([r.manifest.model_dump(mode="json") for r in run.results if r.manifest])
     for r in run.results:

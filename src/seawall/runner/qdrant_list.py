@@ -59,8 +59,8 @@ def list_backups(
 
 def _tiers(ctx: Context, manifests: list[Manifest]) -> dict[str, list[str]]:
     """Retention tiers per backup id, from the same decision prune makes."""
+    from seawall.app.prune import decide
     from seawall.catalog.models import utcnow
-    from seawall.prune import decide
 
     if not manifests:
         return {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from seawall.drill.run import drill_lock
+from seawall.app.drill import drill_lock
 from tests.conftest import run_seawall
 
 

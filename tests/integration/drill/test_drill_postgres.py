@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from seawall.app.drill import run_drill
 from seawall.catalog.store import Catalog
 from seawall.context import Context
-from seawall.drill.run import run_drill
 from seawall.exporter.collector import SeawallCollector, make_registry
 from seawall.postgres.tools.base import ConnParams
 from seawall.settings import load_settings

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from seawall.app.backup import qdrant_backup as backup
+from seawall.app.drill import run_drill
 from seawall.catalog.store import Catalog
-from seawall.drill.run import run_drill
 from seawall.exporter.collector import SeawallCollector, make_registry
-from seawall.qdrant.backup import backup
 from seawall.storage.local import LocalStorage
 
 from ..qdrant.conftest import MakeCtx

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from seawall.app.backup import qdrant_backup as backup
 from seawall.catalog.models import Manifest
 from seawall.errors import NotFoundError, RefusedError, VerificationError
-from seawall.qdrant.backup import backup, backup_collection, connect
+from seawall.qdrant.backup import backup_collection, connect
 from seawall.qdrant.client import QdrantClient
 from seawall.qdrant.restore import check_version, restore
 from seawall.qdrant.select import resolve

@@ -8,9 +8,9 @@ import io
 import httpx
 import pytest
 
+from seawall.app.backup import qdrant_backup as backup
 from seawall.errors import VerificationError
 from seawall.qdrant.archive import inspect_archive
-from seawall.qdrant.backup import backup
 from seawall.qdrant.cluster import ClusterError
 from seawall.qdrant.restore import restore
 from seawall.qdrant.select import resolve

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from seawall.app.backup import qdrant_backup as backup
 from seawall.errors import (
     BackupFailedError,
     NotFoundError,
@@ -19,7 +20,6 @@ from seawall.errors import (
     SourceUnavailableError,
     VerificationError,
 )
-from seawall.qdrant.backup import backup
 from seawall.qdrant.client import QdrantClient, QdrantError
 from seawall.qdrant.restore import restore
 from seawall.qdrant.select import resolve

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from seawall.app.backup import qdrant_backup as backup
 from seawall.errors import ConfigError, SourceUnavailableError
-from seawall.qdrant.backup import backup
 from tests.qdrant_server import QdrantTestServer
 
 from .conftest import MakeCtx

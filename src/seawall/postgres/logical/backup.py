@@ -13,12 +13,14 @@ Order of events, and why:
    becomes a complete-looking file;
 4. store ``pg_dumpall --globals-only`` beside it, while the dump streams
    (roles and grants are not in a pg_dump archive);
-5. write the manifest, last and atomically; then verify (the result goes
-   into the manifest) and apply retention.
+5. write the manifest, last and atomically; the application layer then
+   verifies (the result goes into the manifest) and applies retention
+   (:mod:`seawall.app.backup`).
 
-Any failure removes what this run stored, writes a *failed* manifest (for
-the exporter and alerts) and re-raises with the error's exit code; earlier
-backups are never touched.
+Steps 1 and 5, and the failure path, are the lifecycle every engine shares
+(:func:`seawall.catalog.run.backup_run`): any failure removes what this run
+stored, writes a *failed* manifest (for the exporter and alerts) and
+re-raises with the error's exit code; earlier backups are never touched.
 """
 
 from __future__ import annotations
@@ -27,16 +29,13 @@ import contextlib
 import dataclasses
 import io
 import subprocess
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
 
 from seawall import __version__
-from seawall.catalog.locks import series_lock
 from seawall.catalog.models import (
     STATS_FORMAT,
     Artifact,
@@ -45,16 +44,16 @@ from seawall.catalog.models import (
     PostgresInfo,
     StreamCheck,
     TableStats,
-    VerificationLevel,
     utcnow,
 )
 from seawall.catalog.naming import new_backup_id
-from seawall.catalog.runs import artifact_from_store, record_failure
+from seawall.catalog.run import AfterBackup, backup_run
+from seawall.catalog.runs import artifact_from_store
 from seawall.catalog.store import artifact_key
 from seawall.context import Context
-from seawall.errors import DecryptionError, SeawallError, SourceUnavailableError
+from seawall.errors import SeawallError, SourceUnavailableError
 from seawall.log import get_logger
-from seawall.pipeline.store import PipelineSpec, StoreResult, store_stream
+from seawall.pipeline.store import PipelineSpec, store_stream
 from seawall.postgres.logical import dblocale, dumpscan, server, stats
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump
@@ -69,86 +68,49 @@ GLOBALS_BASENAME = "globals.sql"
 log = get_logger("postgres.backup")
 
 
-@dataclass
-class BackupResult:
-    manifest: Manifest
-    verified: bool | None
-    #: how far the verification right after the backup went (None: not verified)
-    level: VerificationLevel | None = None
-
-
-def _artifact(name: str, role: str, res: StoreResult, content_type: str) -> Artifact:
-    return artifact_from_store(name, role, res, content_type)
-
-
 def backup_database(
     ctx: Context,
     database: str,
     *,
     progress: Callable[[int], None] | None = None,
-    verify: bool | None = None,
-) -> BackupResult:
-    """Back up one database; returns the (successful) manifest or raises."""
+    after: AfterBackup | None = None,
+) -> Manifest:
+    """Back up one database; returns the (successful) manifest or raises.
+
+    ``after`` runs inside the series lock once the manifest is written (the
+    application layer's verify and prune: :mod:`seawall.app.backup`).
+    """
     s = ctx.settings
-    backup_id = new_backup_id()
     params = ConnParams.from_settings(s)
-    with series_lock(
+    manifest = Manifest(
+        id=new_backup_id(),
+        engine=ENGINE,
+        kind=KIND,
+        series=database,
+        target=params.describe(database),
+        status="running",
+        started_at=utcnow(),
+        seawall_version=__version__,
+        labels={"database": database, "type": "logical"},
+    )
+
+    def work(manifest: Manifest) -> None:
+        try:
+            _run(ctx, params, manifest, progress)
+        except psycopg.Error as exc:
+            raise server.sql_error(f"backup of {database}", exc) from None
+        except OSError as exc:  # e.g. ENOSPC surfacing on close, outside the pipeline
+            raise storage_error(exc, f"backup of {database}") from None
+
+    return backup_run(
+        ctx.catalog,
         ctx.storage,
-        ENGINE,
-        KIND,
-        database,
+        manifest,
+        work,
         timeout=s.lock_timeout,
         command=f"seawall postgres backup --database {database}",
-        backup_id=backup_id,
-    ):
-        manifest = Manifest(
-            id=backup_id,
-            engine=ENGINE,
-            kind=KIND,
-            series=database,
-            target=params.describe(database),
-            status="running",
-            started_at=utcnow(),
-            seawall_version=__version__,
-            labels={"database": database, "type": "logical"},
-        )
-        t0 = time.monotonic()
-        try:
-            try:
-                _run(ctx, params, manifest, progress)
-            except psycopg.Error as exc:
-                raise server.sql_error(f"backup of {database}", exc) from None
-            except OSError as exc:  # e.g. ENOSPC surfacing on close, outside the pipeline
-                raise storage_error(exc, f"backup of {database}") from None
-        except BaseException as exc:
-            _fail(ctx, manifest, exc, time.monotonic() - t0)
-            raise
-        manifest.status = "success"
-        manifest.finished_at = utcnow()
-        manifest.duration_seconds = round(time.monotonic() - t0, 3)
-        ctx.catalog.write(manifest)
-        log.info(
-            "backup stored",
-            extra={"database": database, "backup_id": backup_id, "bytes": manifest.stored_size},
-        )
-        verified: bool | None = None
-        level: VerificationLevel | None = None
-        if verify if verify is not None else s.verify_backup:
-            from seawall.postgres.logical.select import BackupSource
-            from seawall.postgres.logical.verify import verify_source
-
-            source = BackupSource(ctx.storage, f"backup {backup_id}", manifest, in_catalog=True)
-            try:
-                verification = verify_source(ctx, source, deep=False)
-            except DecryptionError as exc:
-                # A configured identity that does not open this backup says
-                # nothing about the backup: check what needs no key.
-                log.warning("%s; verifying the stored bytes only", exc)
-                verification = verify_source(ctx, source, deep=False, stored_only=True)
-            verified = verification.ok
-            level = verification.level
-        _prune(ctx, database)
-    return BackupResult(manifest, verified, level)
+        after=after,
+    )
 
 
 def _run(
@@ -227,7 +189,7 @@ def _run(
             _adopt_globals(globals_job, manifest, exc)
             raise
         # Recorded at once: from here on the failure path must remove it too.
-        dump_art = _artifact(dump_name, "dump", res, "application/x-pg-dump")
+        dump_art = artifact_from_store(dump_name, "dump", res, "application/x-pg-dump")
         dump_art.stream_check = _stream_check(scanner)
         manifest.artifacts.append(dump_art)
         if _join(side):
@@ -332,7 +294,7 @@ def _store_globals(
     script, with_passwords = dumpall.globals_only(manifest.series)
     name = GLOBALS_BASENAME + spec.suffix()
     res = store_stream(io.BytesIO(script), ctx.storage, artifact_key(manifest, name), spec)
-    art = _artifact(name, "globals", res, "application/sql")
+    art = artifact_from_store(name, "globals", res, "application/sql")
     art.stream_check = _globals_check(script)
     return art, with_passwords, dumpall.version()
 
@@ -408,17 +370,3 @@ def _with_checksums(
         for name, t in counts.items()
     }
     return tables, dumpscan.METHOD
-
-
-def _fail(ctx: Context, manifest: Manifest, exc: BaseException, duration: float) -> None:
-    """Remove what this run stored and record the failure (best effort)."""
-    record_failure(ctx.catalog, manifest, exc, duration)
-
-
-def _prune(ctx: Context, database: str) -> None:
-    """Retention for this series, inside its lock (PRUNE_AFTER_BACKUP)."""
-    if not ctx.settings.prune_after_backup:
-        return
-    from seawall.prune import prune_series
-
-    prune_series(ctx, ENGINE, KIND, database)

@@ -20,21 +20,18 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from seawall import __version__
-from seawall.catalog.locks import series_lock
-from seawall.catalog.models import Manifest, PostgresInfo, StreamCheck
+from seawall.catalog.models import Manifest, PostgresInfo, StreamCheck, utcnow
 from seawall.catalog.naming import new_backup_id
-from seawall.catalog.runs import artifact_from_store, record_failure
+from seawall.catalog.run import AfterBackup, backup_run
+from seawall.catalog.runs import artifact_from_store
 from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import (
     BackupFailedError,
-    ConfigError,
-    DecryptionError,
     RefusedError,
     SeawallError,
     SourceUnavailableError,
@@ -183,10 +180,14 @@ def run_basebackup(
     *,
     wal_wait: float = 60.0,
     fast_checkpoint: bool = True,
-    verify: bool | None = None,
     progress: Any = None,
+    after: AfterBackup | None = None,
 ) -> Manifest:
-    """Take a base backup of the configured server; returns its manifest."""
+    """Take a base backup of the configured server; returns its manifest.
+
+    ``after`` runs inside the series lock once the manifest is written (the
+    application layer's verify and prune: :mod:`seawall.app.backup`).
+    """
     s = ctx.settings
     cluster = s.pg_cluster_name
     conn = ConnParams.from_settings(ctx.settings)
@@ -207,16 +208,14 @@ def run_basebackup(
         )
     major = facts.version_num // 10000
     binary = find_binary("pg_basebackup", s.pg_bin_dir, min_major=major)
-    backup_id = new_backup_id()
-    started = datetime.now(UTC)
     manifest = Manifest(
-        id=backup_id,
+        id=new_backup_id(),
         engine=ENGINE,
         kind=KIND,
         series=cluster,
         target=conn.describe(),
         status="running",
-        started_at=started,
+        started_at=utcnow(),
         tool_versions={"pg_basebackup": binary_version(binary)},
         seawall_version=__version__,
         postgres=PostgresInfo(
@@ -226,132 +225,100 @@ def run_basebackup(
             wal_segment_size=facts.wal_segment_size,
         ),
     )
-    spec = ctx.spec
-    name = "base.tar" + spec.suffix()
-    key = artifact_key(manifest, name)
-    with series_lock(
-        ctx.storage,
-        ENGINE,
-        KIND,
-        cluster,
-        timeout=s.lock_timeout,
-        command="basebackup",
-        backup_id=backup_id,
-    ):
-        try:
-            proc = spawn_basebackup(
-                binary, conn, f"seawall {backup_id}", fast_checkpoint=fast_checkpoint
-            )
-            scanner = TarScanner()
-            assert proc.stdout is not None
-            stderr = StderrWatch(proc)
 
-            def before_commit() -> None:
-                rc = proc.wait()
-                err = stderr.text()
-                if rc != 0:
-                    raise tool_error("pg_basebackup", rc, err)
-                scanner.finish()
-                if (
-                    "backup_label" not in scanner.captured
-                    or "backup_manifest" not in scanner.captured
-                ):
-                    raise TarStructureError(
-                        "pg_basebackup's tar has no backup_label/backup_manifest"
-                    )
-
-            try:
-                result = store_stream(
-                    ScanningReader(proc.stdout, scanner),  # type: ignore[arg-type]
-                    ctx.storage,
-                    key,
-                    spec,
-                    before_commit=before_commit,
-                    progress=progress,
-                )
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            label = parse_backup_label(scanner.captured["backup_label"].decode(errors="replace"))
-            pg_manifest = json.loads(scanner.captured["backup_manifest"])
-            rng = wal_range(label, pg_manifest, facts.wal_segment_size)
-        except (SeawallError, TarStructureError, OSError, ValueError) as exc:
-            _record_failure(ctx, manifest, exc)
-            if isinstance(exc, SeawallError) and not isinstance(exc, ConfigError):
-                raise BackupFailedError(f"base backup of {cluster} failed: {exc}") from exc
-            raise BackupFailedError(f"base backup of {cluster} failed: {exc}") from exc
+    def work(manifest: Manifest) -> None:
+        _store(ctx, binary, conn, manifest, fast_checkpoint, progress)
         pg = manifest.postgres
-        assert pg is not None
-        pg.timeline = rng["timeline"]
-        pg.start_lsn = rng["start_lsn"]
-        pg.stop_lsn = rng["stop_lsn"]
-        pg.start_wal = rng["start_wal"]
-        pg.stop_wal = rng["stop_wal"]
+        assert pg is not None and pg.start_wal and pg.stop_wal
         manifest.labels["next_xid"] = str(next_xid(conn) or "")
-        manifest.labels["backup_label_start_time"] = label.get("START TIME", "")
-        art = artifact_from_store(name, ARTIFACT_ROLE, result, "application/x-tar")
-        # before_commit refused anything else: recorded for identity-free verification
-        art.stream_check = StreamCheck(
-            format="tar",
-            ok=True,
-            detail=f"{scanner.members} members read header by header (checksums ok) to the "
-            "end-of-archive marker; backup_label and backup_manifest present",
-        )
-        manifest.artifacts = [art]
         needed = list(segment_range(pg.start_wal, pg.stop_wal, facts.wal_segment_size))
         missing = wait_for_wal(ctx, cluster, needed, wal_wait) if wal_wait > 0 else needed
         if missing:
             log.warning(
                 "base backup %s: WAL %s not archived yet; it is not restorable until it is "
                 "(check archive_command)",
-                backup_id,
+                manifest.id,
                 ", ".join(missing),
             )
             manifest.labels["wal_pending"] = ",".join(missing)
-        finished = datetime.now(UTC)
-        manifest.finished_at = finished
-        manifest.duration_seconds = (finished - started).total_seconds()
-        manifest.status = "success"
-        do_verify = s.verify_backup if verify is None else verify
-        if do_verify:
-            from seawall.postgres.physical.verify import verify_base_backup
 
-            try:
-                manifest.verification = verify_base_backup(ctx, manifest, deep=False)
-            except DecryptionError as exc:
-                # A configured identity that does not open this backup says
-                # nothing about the backup: check what needs no key.
-                log.warning("%s; verifying the stored bytes only", exc)
-                manifest.verification = verify_base_backup(
-                    ctx, manifest, deep=False, stored_only=True
-                )
-            if not manifest.verification.ok:
-                manifest.status = "failed"
-                manifest.error = manifest.verification.message
-        ctx.catalog.write(manifest)
-        if manifest.status != "success":
-            raise BackupFailedError(
-                f"base backup {backup_id} failed verification: {manifest.error}"
-            )
-        if s.prune_after_backup:
-            _prune(ctx, cluster)
-    return manifest
+    def reraise(exc: BaseException) -> BaseException | None:
+        # the manifest keeps the error as it was; the command says what failed
+        if isinstance(exc, (SeawallError, TarStructureError, OSError, ValueError)):
+            return BackupFailedError(f"base backup of {cluster} failed: {exc}")
+        return None
+
+    return backup_run(
+        ctx.catalog,
+        ctx.storage,
+        manifest,
+        work,
+        timeout=s.lock_timeout,
+        command="basebackup",
+        after=after,
+        reraise=reraise,
+    )
 
 
-def _record_failure(ctx: Context, manifest: Manifest, exc: BaseException) -> None:
-    record_failure(ctx.catalog, manifest, exc)
+def _store(
+    ctx: Context,
+    binary: Path,
+    conn: ConnParams,
+    manifest: Manifest,
+    fast_checkpoint: bool,
+    progress: Any,
+) -> None:
+    """Stream pg_basebackup's tar into the catalog; record its artifact and WAL range."""
+    pg = manifest.postgres
+    assert pg is not None and pg.wal_segment_size
+    spec = ctx.spec
+    name = "base.tar" + spec.suffix()
+    proc = spawn_basebackup(binary, conn, f"seawall {manifest.id}", fast_checkpoint=fast_checkpoint)
+    scanner = TarScanner()
+    assert proc.stdout is not None
+    stderr = StderrWatch(proc)
 
+    def before_commit() -> None:
+        rc = proc.wait()
+        err = stderr.text()
+        if rc != 0:
+            raise tool_error("pg_basebackup", rc, err)
+        scanner.finish()
+        if "backup_label" not in scanner.captured or "backup_manifest" not in scanner.captured:
+            raise TarStructureError("pg_basebackup's tar has no backup_label/backup_manifest")
 
-def _prune(ctx: Context, cluster: str) -> None:
     try:
-        from seawall.prune import prune_series
-    except ImportError:  # pragma: no cover - prune is the lead's module
-        return
-    try:
-        prune_series(ctx, ENGINE, KIND, cluster)
-    except SeawallError as exc:
-        log.warning("retention after the base backup failed: %s", exc)
+        result = store_stream(
+            ScanningReader(proc.stdout, scanner),  # type: ignore[arg-type]
+            ctx.storage,
+            artifact_key(manifest, name),
+            spec,
+            before_commit=before_commit,
+            progress=progress,
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    art = artifact_from_store(name, ARTIFACT_ROLE, result, "application/x-tar")
+    # before_commit refused anything else: recorded for identity-free verification
+    art.stream_check = StreamCheck(
+        format="tar",
+        ok=True,
+        detail=f"{scanner.members} members read header by header (checksums ok) to the "
+        "end-of-archive marker; backup_label and backup_manifest present",
+    )
+    # Recorded at once: from here on the failure path must remove it too.
+    manifest.artifacts = [art]
+    label = parse_backup_label(scanner.captured["backup_label"].decode(errors="replace"))
+    pg_manifest = json.loads(scanner.captured["backup_manifest"])
+    rng = wal_range(label, pg_manifest, pg.wal_segment_size)
+    pg.timeline = rng["timeline"]
+    pg.start_lsn = rng["start_lsn"]
+    pg.stop_lsn = rng["stop_lsn"]
+    pg.start_wal = rng["start_wal"]
+    pg.stop_wal = rng["stop_wal"]
+    manifest.labels["backup_label_start_time"] = label.get("START TIME", "")
 
 
 def base_manifests(ctx: Context, cluster: str) -> list[Manifest]:

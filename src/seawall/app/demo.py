@@ -179,12 +179,12 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the demo; returns a summary (what was done, where the files are)."""
+    from seawall.app.backup import backup_database
     from seawall.catalog.store import backup_prefix
     from seawall.context import Context
     from seawall.log import register_secret
     from seawall.pipeline.keys import generate_identity, identity_file_text
     from seawall.postgres.logical import server, stats
-    from seawall.postgres.logical.backup import backup_database
     from seawall.postgres.logical.restore import restore
     from seawall.postgres.logical.select import BackupSource
     from seawall.postgres.logical.verify import verify_source
