@@ -102,19 +102,32 @@ class S3Storage:
             aws_session_token=session_token,
             region_name=region,
         )
-        self.client: Any = session.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=region or session.region_name or "us-east-1",
-            config=Config(
-                s3={"addressing_style": "path"} if endpoint_url else {},
-                retries={"max_attempts": 1, "mode": "standard"},  # retry.call retries
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                max_pool_connections=max_in_flight + 4,
-                tcp_keepalive=True,
-            ),
-        )
+
+        def client(**s3: object) -> Any:
+            return session.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                region_name=region or session.region_name or "us-east-1",
+                config=Config(
+                    s3={**({"addressing_style": "path"} if endpoint_url else {}), **s3},
+                    retries={"max_attempts": 1, "mode": "standard"},  # retry.call retries
+                    connect_timeout=connect_timeout,
+                    read_timeout=read_timeout,
+                    max_pool_connections=max_in_flight + 4,
+                    tcp_keepalive=True,
+                ),
+            )
+
+        self.client: Any = client()
+        #: Part and object bodies go through a client that does not hash them for
+        #: SigV4 (``UNSIGNED-PAYLOAD``), because every such request carries our own
+        #: ``x-amz-checksum-sha256`` header: it is signed, and the server refuses a
+        #: body that does not match it (BadDigest), so the body stays bound to the
+        #: signature. Over plain HTTP botocore would otherwise hash every part a
+        #: second time (its payload hash is the same sha256 in hex), one more full
+        #: pass over the bytes in this process (bench/README.md, ADR 0011).
+        #: Everything else (CompleteMultipartUpload's part list…) stays signed.
+        self.data_client: Any = client(payload_signing_enabled=False) if checksums else self.client
         self._bucket_checked = False
 
     # -- helpers
@@ -157,6 +170,7 @@ class S3Storage:
             max_in_flight=self.max_in_flight,
             checksums=self.checksums,
             extra=self.extra_put_args,
+            data_client=self.data_client,
         )
         try:
             yield cast(BinaryIO, writer)
