@@ -10,15 +10,19 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 from seawall.catalog.store import Catalog
 from seawall.errors import ConfigError
+from seawall.log import get_logger
 from seawall.pipeline.keys import KeyRing
 from seawall.pipeline.stream import PipelineSpec
 from seawall.retention import EmptyPolicyError, InvalidPolicyError, Policy
 from seawall.settings import Settings
 from seawall.storage.local import LocalStorage
 from seawall.storage.repository import ensure_repository, require_repository
+from seawall.storage.throttle import throttle
+from seawall.units import human_size
 
 
 @dataclass
@@ -27,7 +31,17 @@ class Context:
 
     @cached_property
     def storage(self) -> LocalStorage:
-        return LocalStorage(self.settings.backup_dir)
+        storage = LocalStorage(self.settings.backup_dir)
+        # --- MAX_RATE (issue 14, i14-s3perf): belongs in seawall.storage.factory at
+        # merge, around what open_storage() builds: ``throttle(storage, max_rate)``.
+        # The cast only exists because this branch still types the repository as
+        # LocalStorage; ThrottledStorage passes .path/.root through.
+        if self.settings.max_rate:
+            get_logger().info(
+                f"writes to {storage.describe()} limited to "
+                f"{human_size(self.settings.max_rate)}/s (MAX_RATE)"
+            )
+        return cast(LocalStorage, throttle(storage, self.settings.max_rate))
 
     def require_repository(self) -> None:
         """Before reading: BACKUP_DIR must exist (see :mod:`seawall.storage.repository`)."""

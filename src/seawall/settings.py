@@ -53,6 +53,7 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from seawall.errors import ConfigError
+from seawall.units import parse_size
 
 Compression = Literal["zstd", "gzip", "none"]
 
@@ -149,6 +150,8 @@ class Settings(BaseSettings):
     compression_threads: int = Field(
         0, ge=0, validation_alias=_env("compression_threads", "COMPRESSION_THREADS")
     )
+    # bytes per second for everything a backup writes (storage/throttle.py); 0 = unlimited
+    max_rate: int = Field(0, ge=0, validation_alias=_env("max_rate", "MAX_RATE"))
     encryption: bool = Field(False, validation_alias=_env("encryption", "ENCRYPTION"))
     encryption_key: SecretStr | None = Field(
         None, validation_alias=_env("encryption_key", "ENCRYPTION_KEY")
@@ -332,6 +335,14 @@ class Settings(BaseSettings):
         """Accept ``7d``, ``36h``, ``90m`` as operators write them (also status thresholds)."""
         if isinstance(value, str):
             return parse_duration(value)
+        return value
+
+    @field_validator("max_rate", mode="before")
+    @classmethod
+    def _parse_rate(cls, value: Any) -> Any:
+        """``MAX_RATE=50MiB`` (or ``50M``, ``800KB``, bytes) as operators write sizes."""
+        if isinstance(value, str):
+            return parse_size(value)
         return value
 
     @field_validator("retention_tz")
