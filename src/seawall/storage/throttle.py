@@ -84,6 +84,8 @@ class ThrottledWriter:
 
     def __getattr__(self, name: str) -> Any:
         # flush, tell, fileno (the pipeline fdatasyncs local files), closed…
+        if name == "_inner":
+            raise AttributeError(name)
         return getattr(self._inner, name)
 
 
@@ -140,6 +142,8 @@ class ThrottledStorage:
         return self.inner.describe()
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (copy, unpickling): no endless recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
 
