@@ -65,7 +65,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         default=1024,
         help="MiB of WAL the pitr suite writes after its base backups",
     )
-    p.add_argument("--s3-mb", type=int, default=512, help="size of the file the s3 suite uploads")
+    p.add_argument("--s3-mb", type=int, default=2048, help="size of the file the s3 suite uploads")
+    p.add_argument(
+        "--s3-parts",
+        default="upload,backup,restore,import",
+        help="groups of the s3 suite to run (comma-separated)",
+    )
     p.add_argument(
         "--no-cache",
         action="store_true",
@@ -103,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.shared["pitr_scale"] = args.pitr_scale
     ctx.shared["pitr_wal_mb"] = args.pitr_wal_mb
     ctx.shared["s3_mb"] = args.s3_mb
+    ctx.shared["s3_parts"] = args.s3_parts
     rows: list[Row] = []
     meta = environment() | {"size_mb": opts.size_mb, "repeat": opts.repeat, "suites": chosen}
     t0 = time.monotonic()

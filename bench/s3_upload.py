@@ -1,13 +1,29 @@
-"""One upload of a local file to S3 by one client, as its own process (for RSS).
+"""One S3 transfer by one client, as its own process (for RSS).
 
-``python -m bench.s3_upload MODE FILE BUCKET KEY`` with the endpoint and
-credentials in the standard AWS environment variables (never argv):
+``python -m bench.s3_upload MODE ARGS...`` with the endpoint and credentials
+in the standard AWS environment variables (never argv), age keys in
+``SEAWALL_BENCH_RECIPIENT`` / ``SEAWALL_BENCH_IDENTITY_FILE``:
 
-- ``seawall``: seawall's S3Storage (boto3 underneath), streaming the file
-  through ``open_atomic_write`` in 1 MiB writes as the pipeline does;
-- ``boto3``: boto3's own ``upload_file`` (TransferManager, 8 MiB parts,
-  10 threads by default);
-- ``obstore``: ``obstore.put`` from the file object (Rust, object_store);
+- ``store FILE BUCKET KEY``: seawall's store path (``store_stream`` into
+  ``S3Storage``, as a backup stores its artifact: sha256 of the stored bytes,
+  the background writer, the multipart writer) of an already compressed and
+  encrypted file, so no compression or encryption (``compression=none``);
+- ``backup FILE BUCKET KEY``: the whole backup pipeline of a raw file into
+  S3: ``store_stream`` with zstd (default level, all cores) + age X25519, as
+  a backup does;
+- ``seawall FILE BUCKET KEY``: ``S3Storage.open_atomic_write`` alone, 1 MiB
+  writes (the writer without the pipeline);
+- ``boto3 FILE BUCKET KEY``: boto3's own ``upload_file`` (TransferManager,
+  8 MiB parts, 10 threads by default);
+- ``obstore FILE BUCKET KEY``: ``obstore.put`` from the file object (Rust);
+- ``restore BUCKET KEY SHA256 SIZE``: seawall's restore read path
+  (``decode_to`` as ``postgres restore`` calls it: size check, sha256 of the
+  stored bytes before anything is decoded, then a second read that decrypts
+  and decompresses) into a sink that drops the bytes;
+- ``restore-stream BUCKET KEY SHA256 SIZE``: the same without the separate
+  sha256 pass (``precheck=False``, as ``qdrant restore`` calls it: one read,
+  the sha256 checked at the end);
+- ``get BUCKET KEY``: ``S3Storage.open_read`` to the end (the read alone);
 - ``import:<module>``: import the module and exit (import cost).
 """
 
@@ -15,6 +31,57 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+
+
+def _storage(bucket: str):  # type: ignore[no-untyped-def]
+    from seawall.storage.s3 import S3Storage
+
+    return S3Storage(f"s3://{bucket}", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+
+
+class _Drop:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def _seawall(mode: str, argv: list[str]) -> None:
+    from seawall.pipeline.stream import PipelineSpec, decode_to, store_stream
+
+    from seawall.pipeline.keys import KeyRing
+
+    if mode in ("store", "backup"):
+        path, bucket, key = argv
+        if mode == "store":
+            spec = PipelineSpec(compression="none", raw_hash=False)
+        else:
+            keys = KeyRing.build(recipients=[os.environ["SEAWALL_BENCH_RECIPIENT"]])
+            spec = PipelineSpec(compression="zstd", keys=keys)
+        with open(path, "rb") as src:
+            res = store_stream(src, _storage(bucket), key, spec)
+        print(res.sha256, res.stored_size)
+        return
+    if mode in ("restore", "restore-stream"):
+        bucket, key, sha256, size = argv
+        keys = KeyRing.build(identity_files=[Path(os.environ["SEAWALL_BENCH_IDENTITY_FILE"])])
+        decode_to(
+            _storage(bucket),
+            key,
+            _Drop(),
+            keys,
+            expected_sha256=sha256,
+            expected_size=int(size),
+            compression="zstd",
+            precheck=mode == "restore",
+        )
+        return
+    if mode == "get":
+        bucket, key = argv
+        with _storage(bucket).open_read(key) as fh:
+            while fh.read(1024 * 1024):
+                pass
+        return
+    raise SystemExit(f"unknown mode {mode}")
 
 
 def main(argv: list[str]) -> int:
@@ -22,12 +89,13 @@ def main(argv: list[str]) -> int:
     if mode.startswith("import:"):
         __import__(mode.split(":", 1)[1])
         return 0
+    if mode not in ("seawall", "boto3", "obstore"):
+        _seawall(mode, argv[1:])
+        return 0
     path, bucket, key = argv[1:4]
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     if mode == "seawall":
-        from seawall.storage.s3 import S3Storage
-
-        storage = S3Storage(f"s3://{bucket}", endpoint_url=endpoint)
+        storage = _storage(bucket)
         with open(path, "rb") as src, storage.open_atomic_write(key) as dst:
             while chunk := src.read(1024 * 1024):
                 dst.write(chunk)
@@ -39,7 +107,7 @@ def main(argv: list[str]) -> int:
             "s3", endpoint_url=endpoint, config=Config(s3={"addressing_style": "path"})
         )
         client.upload_file(path, bucket, key)
-    elif mode == "obstore":
+    else:
         import obstore
         from obstore.store import S3Store
 
@@ -52,8 +120,6 @@ def main(argv: list[str]) -> int:
         )
         with open(path, "rb") as src:
             obstore.put(store, key, src, chunk_size=8 * 1024 * 1024, max_concurrency=4)
-    else:
-        raise SystemExit(f"unknown mode {mode}")
     return 0
 
 

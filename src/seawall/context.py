@@ -13,6 +13,7 @@ from functools import cached_property
 
 from seawall.catalog.store import Catalog
 from seawall.errors import ConfigError
+from seawall.log import get_logger
 from seawall.pipeline.keys import KeyRing
 from seawall.pipeline.store import PipelineSpec
 from seawall.retention import EmptyPolicyError, InvalidPolicyError, Policy
@@ -20,6 +21,7 @@ from seawall.settings import Settings
 from seawall.storage.base import Storage
 from seawall.storage.factory import open_repository
 from seawall.storage.repository import ensure_storage, require_storage
+from seawall.units import human_size
 
 
 @dataclass
@@ -31,7 +33,13 @@ class Context:
         """The repository, built by the one factory (a local directory or object storage),
         wrapped with its ``MIRRORS`` when there are any (storage/mirror.py)."""
         s = self.settings
-        return open_repository(s.repository, s.mirrors, mirror_timeout=s.mirror_timeout)
+        if s.max_rate:
+            get_logger().info(
+                f"writes to {s.repository} limited to {human_size(s.max_rate)}/s (MAX_RATE)"
+            )
+        return open_repository(
+            s.repository, s.mirrors, mirror_timeout=s.mirror_timeout, max_rate=s.max_rate
+        )
 
     def require_repository(self) -> None:
         """Before reading: BACKUP_DIR must exist (a bucket must answer; see

@@ -55,6 +55,7 @@ from seawall.settings_parse import (
     parse_duration,
 )
 from seawall.storage.location import LocationError, parse_location
+from seawall.units import parse_size
 
 Compression = Literal["zstd", "gzip", "none"]
 
@@ -162,6 +163,8 @@ class Settings(BaseSettings):
     compression_threads: int = Field(
         0, ge=0, validation_alias=_env("compression_threads", "COMPRESSION_THREADS")
     )
+    # bytes per second for everything a backup writes (storage/throttle.py); 0 = unlimited
+    max_rate: int = Field(0, ge=0, validation_alias=_env("max_rate", "MAX_RATE"))
     encryption: bool = Field(False, validation_alias=_env("encryption", "ENCRYPTION"))
     encryption_key: SecretStr | None = Field(
         None, validation_alias=_env("encryption_key", "ENCRYPTION_KEY")
@@ -345,6 +348,14 @@ class Settings(BaseSettings):
         """Accept ``7d``, ``36h``, ``90m`` as operators write them (also status thresholds)."""
         if isinstance(value, str):
             return parse_duration(value)
+        return value
+
+    @field_validator("max_rate", mode="before")
+    @classmethod
+    def _parse_rate(cls, value: Any) -> Any:
+        """``MAX_RATE=50MiB`` (or ``50M``, ``800KB``, bytes) as operators write sizes."""
+        if isinstance(value, str):
+            return parse_size(value)
         return value
 
     @field_validator("retention_tz")

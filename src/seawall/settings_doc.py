@@ -77,6 +77,15 @@ def render() -> str:
         "the passphrase silently ignored. Keep a passphrase `ENCRYPTION_KEY` only where old",
         "passphrase backups are restored (without `ENCRYPTION=true` it is accepted there).",
         "",
+        "## Throttling",
+        "",
+        "`MAX_RATE` (or `--max-rate` on `postgres backup`, `postgres basebackup`, `qdrant",
+        "backup` and `backup`) limits what a run writes to the repository, local volume or",
+        "S3, to that many bytes per second on average (a token bucket, within 5 %; see",
+        "src/seawall/storage/throttle.py): `50MiB` (or `50M`), `800KB`, plain bytes; `0`",
+        "or unset means unlimited. Reads (restore, verify) and WAL archiving (`wal-push`,",
+        "which must keep up with the server) are not throttled.",
+        "",
     ]
     return "\n".join(rows)
 

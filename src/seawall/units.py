@@ -32,3 +32,46 @@ def human_duration(seconds: float | None) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+#: binary and decimal multipliers of :func:`parse_size`; a bare K/M/G/T is
+#: binary, as in rsync's --bwlimit and pv -L
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kib": 1024,
+    "kb": 1000,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "mb": 1000**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "gb": 1000**3,
+    "t": 1024**4,
+    "tib": 1024**4,
+    "tb": 1000**4,
+}
+
+
+def parse_size(text: str | int) -> int:
+    """``50MiB`` / ``50M`` / ``1.5 GiB`` / ``800KB`` / ``1000`` -> bytes (a ``/s`` suffix is
+    allowed, for rates); ValueError naming the accepted forms otherwise."""
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"{text}: a size cannot be negative")
+        return text
+    s = text.strip().lower().replace(" ", "")
+    s = s.removesuffix("/s")
+    number = s.rstrip("abgikmt")
+    unit = s[len(number) :]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS or value < 0 or value != value or value == float("inf"):
+        raise ValueError(
+            f"{text!r} is not a size: use bytes or a number with KiB, MiB, GiB "
+            "(or K, M, G), KB, MB, GB, e.g. 50MiB"
+        )
+    return int(value * _UNITS[unit])

@@ -9,8 +9,9 @@ client sent to the proxy) still verify at the real server behind it.
 Each new connection takes the next action from ``plan`` (then ``"pass"``):
 ``"503"`` answers ``503 SlowDown`` and closes; ``"reset"`` closes with an
 RST at once; ``("cut", n)`` relays but drops the connection after ``n``
-bytes of response; ``"pass"`` relays. ``always`` applies one action to
-every connection.
+bytes of response; ``("flip", n)`` relays but flips one bit of the byte at
+offset ``n`` of what the client sends (a request body damaged on the wire);
+``"pass"`` relays. ``always`` applies one action to every connection.
 """
 
 from __future__ import annotations
@@ -88,23 +89,30 @@ class FaultProxy:
                 conn.sendall(SLOWDOWN)
             conn.close()
             return
-        limit = action[1] if isinstance(action, tuple) else None
+        limit = action[1] if isinstance(action, tuple) and action[0] == "cut" else None
+        flip = action[1] if isinstance(action, tuple) and action[0] == "flip" else None
         try:
             up = socket.create_connection(("127.0.0.1", self.upstream_port))
         except OSError:
             conn.close()
             return
-        threading.Thread(target=self._pipe, args=(conn, up, None), daemon=True).start()
+        threading.Thread(target=self._pipe, args=(conn, up, None, flip), daemon=True).start()
         self._pipe(up, conn, limit)
 
     @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+    def _pipe(
+        src: socket.socket, dst: socket.socket, limit: int | None, flip: int | None = None
+    ) -> None:
         sent = 0
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if flip is not None and sent <= flip < sent + len(data):
+                    damaged = bytearray(data)
+                    damaged[flip - sent] ^= 0x01
+                    data = bytes(damaged)
                 if limit is not None and sent + len(data) >= limit:
                     dst.sendall(data[: max(0, limit - sent)])
                     dst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from seawall.runner.common import State, VerifyAfter, command, print_json, settings
+from seawall.runner.common import (
+    MaxRate,
+    State,
+    VerifyAfter,
+    command,
+    print_json,
+    rate_override,
+    settings,
+)
 from seawall.units import human_size
 
 if TYPE_CHECKING:
@@ -95,13 +103,14 @@ ENGINES = {"postgres": _postgres, "qdrant": _qdrant}
 @command
 def backup_all(
     verify: VerifyAfter = None,
+    max_rate: MaxRate = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Back up every configured engine (or those in ENGINES) concurrently; one summary."""
     from seawall.context import Context
     from seawall.errors import BackupFailedError, PartialFailureError, SeawallError
 
-    ctx = Context(settings())
+    ctx = Context(settings(**rate_override(max_rate)))
     ctx.ensure_repository()
     # build shared objects once, before the threads race for them
     _ = (ctx.storage, ctx.catalog, ctx.spec)

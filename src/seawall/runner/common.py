@@ -142,3 +142,19 @@ VerifyAfter = Annotated[
     bool | None,
     typer.Option("--verify/--no-verify", help="Verify right after (default VERIFY_BACKUP)."),
 ]
+
+
+#: ``--max-rate`` of every backup command (default MAX_RATE, see storage/throttle.py).
+MaxRate = Annotated[
+    str | None,
+    typer.Option(
+        "--max-rate",
+        help="Limit what the backup writes to this many bytes per second, e.g. 50MiB "
+        "(default MAX_RATE; 0 = unlimited).",
+    ),
+]
+
+
+def rate_override(max_rate: str | None) -> dict[str, Any]:
+    """The settings override of ``--max-rate`` (validated with MAX_RATE's own rules)."""
+    return {} if max_rate is None else {"max_rate": max_rate}

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from seawall.runner.common import State, VerifyAfter, command, print_json, settings
+from seawall.runner.common import (
+    MaxRate,
+    State,
+    VerifyAfter,
+    command,
+    print_json,
+    rate_override,
+    settings,
+)
 from seawall.units import human_size
 
 
@@ -21,6 +29,7 @@ def backup(
         ),
     ] = None,
     verify: VerifyAfter = None,
+    max_rate: MaxRate = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifests as JSON.")] = False,
 ) -> None:
     """pg_dump -Fc each database (plus roles) through compression/encryption into BACKUP_DIR.
@@ -35,7 +44,7 @@ def backup(
     from seawall.postgres.logical.interrupt import sigterm_as_interrupt
     from seawall.progress import progress
 
-    ctx = Context(settings())
+    ctx = Context(settings(**rate_override(max_rate)))
     ctx.ensure_repository()
     databases = list(database or ctx.settings.target_databases())
     results = []

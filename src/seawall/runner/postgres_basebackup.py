@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from seawall.runner.common import State, VerifyAfter, command, print_json, settings
+from seawall.runner.common import (
+    MaxRate,
+    State,
+    VerifyAfter,
+    command,
+    print_json,
+    rate_override,
+    settings,
+)
 from seawall.units import human_size
 
 
@@ -20,6 +28,7 @@ def basebackup(
         ),
     ] = 60.0,
     verify: VerifyAfter = None,
+    max_rate: MaxRate = None,
     spread_checkpoint: Annotated[
         bool,
         typer.Option(
@@ -37,7 +46,7 @@ def basebackup(
     from seawall.context import Context
     from seawall.progress import progress
 
-    ctx = Context(settings())
+    ctx = Context(settings(**rate_override(max_rate)))
     ctx.ensure_repository()
     with progress("pg_basebackup", quiet=State.quiet or json_out) as tick:
         m = run_basebackup(

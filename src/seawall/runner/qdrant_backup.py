@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from seawall.runner.common import State, VerifyAfter, command, print_json, settings
+from seawall.runner.common import (
+    MaxRate,
+    State,
+    VerifyAfter,
+    command,
+    print_json,
+    rate_override,
+    settings,
+)
 from seawall.units import human_size
 
 
@@ -26,13 +34,14 @@ def backup(
         ),
     ] = False,
     verify: VerifyAfter = None,
+    max_rate: MaxRate = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifests as JSON.")] = False,
 ) -> None:
     """Create, download (checksum-checked), store and verify Qdrant snapshots."""
     from seawall.context import Context
     from seawall.progress import progress
 
-    ctx = Context(settings())
+    ctx = Context(settings(**rate_override(max_rate)))
     ctx.ensure_repository()
     quiet = State.quiet or json_out
 

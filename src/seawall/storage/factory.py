@@ -34,14 +34,21 @@ def open_repository(
     mirrors: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     mirror_timeout: float | None = None,
+    max_rate: int = 0,
 ) -> Storage:
     """The repository: the primary alone, or wrapped with its ``MIRRORS``.
+
+    ``max_rate`` (``MAX_RATE``, bytes per second, 0 = unlimited) holds the
+    writes to each repository to that average (storage/throttle.py): the
+    primary, and each mirror's copies, each with its own token bucket.
 
     A mirror on S3 retries for ``mirror_timeout`` seconds at most (not the
     primary's deadline): the first failure marks the mirror down for the
     process and later writes are only recorded (storage/mirror.py).
     """
-    storage = open_storage(primary, env)
+    from seawall.storage.throttle import throttle
+
+    storage = throttle(open_storage(primary, env), max_rate)
     if not mirrors:
         return storage
     from seawall.storage.mirror import Mirror, MirroredStorage
@@ -49,7 +56,12 @@ def open_repository(
     return MirroredStorage(
         storage,
         [
-            Mirror(str(loc), open_storage(loc, env, "MIRRORS", retry_deadline=mirror_timeout))
+            Mirror(
+                str(loc),
+                throttle(
+                    open_storage(loc, env, "MIRRORS", retry_deadline=mirror_timeout), max_rate
+                ),
+            )
             for loc in (location_of(m, "MIRRORS") for m in mirrors)
         ],
     )

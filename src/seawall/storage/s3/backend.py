@@ -116,20 +116,34 @@ class S3Storage:
             raise ConfigError(
                 f"AWS_PROFILE: {exc}; define it in ~/.aws/config (or AWS_CONFIG_FILE) or unset it"
             ) from None
-        self.client: Any = session.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            verify=ca_bundle,  # None: botocore's default (AWS_CA_BUNDLE, then certifi)
-            region_name=region_name,
-            config=Config(
-                s3={"addressing_style": addressing_style or ("path" if endpoint_url else "auto")},
-                retries={"max_attempts": 1, "mode": "standard"},  # retry.call retries
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                max_pool_connections=max_in_flight + 4,
-                tcp_keepalive=True,
-            ),
-        )
+        style = addressing_style or ("path" if endpoint_url else "auto")
+
+        def client(**s3: object) -> Any:
+            return session.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                verify=ca_bundle,  # None: botocore's default (AWS_CA_BUNDLE, then certifi)
+                region_name=region_name,
+                config=Config(
+                    s3={"addressing_style": style, **s3},
+                    retries={"max_attempts": 1, "mode": "standard"},  # retry.call retries
+                    connect_timeout=connect_timeout,
+                    read_timeout=read_timeout,
+                    max_pool_connections=max_in_flight + 4,
+                    tcp_keepalive=True,
+                ),
+            )
+
+        self.client: Any = client()
+        #: Part and object bodies go through a client that does not hash them for
+        #: SigV4 (``UNSIGNED-PAYLOAD``), because every such request carries our own
+        #: ``x-amz-checksum-sha256`` header: it is signed, and the server refuses a
+        #: body that does not match it (BadDigest), so the body stays bound to the
+        #: signature. Over plain HTTP botocore would otherwise hash every part a
+        #: second time (its payload hash is the same sha256 in hex), one more full
+        #: pass over the bytes in this process (bench/README.md, ADR 0011).
+        #: Everything else (CompleteMultipartUpload's part list…) stays signed.
+        self.data_client: Any = client(payload_signing_enabled=False) if checksums else self.client
         self._bucket_checked = False
 
     # -- helpers
@@ -200,6 +214,7 @@ class S3Storage:
             max_in_flight=self.max_in_flight,
             checksums=self.checksums,
             extra=self.extra_put_args,
+            data_client=self.data_client,
         )
         try:
             yield cast(BinaryIO, writer)

@@ -17,6 +17,10 @@ segment or a manifest costs one request, not three.
 Integrity: every part and every single put carries ``x-amz-checksum-sha256``
 computed here; the server recomputes it and refuses a part whose bytes
 changed on the way (``BadDigest``, retried since we still hold the bytes).
+That signed header is also why bodies go out as ``UNSIGNED-PAYLOAD``
+(``S3Storage.data_client``): SigV4's payload hash would be the same sha256
+computed a second time. A slot for the next part frees when any part in
+flight is done, not only the oldest (one slow part must not idle the rest).
 The pipeline's own sha256 of the whole artifact goes into the manifest
 either way.
 """
@@ -26,9 +30,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -69,8 +72,12 @@ class MultipartWriter:
         max_in_flight: int,
         checksums: bool,
         extra: dict[str, str],
+        data_client: Any = None,
     ) -> None:
         self._client = client
+        #: the client that sends part and object bodies (S3Storage gives one that
+        #: does not sign payloads when our checksum header covers them)
+        self._data = data_client if data_client is not None else client
         self._bucket = bucket
         self._key = key
         self._call = call
@@ -85,7 +92,7 @@ class MultipartWriter:
         self._buffered = 0
         self._upload_id: str | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: deque[Future[dict[str, Any]]] = deque()
+        self._pending: set[Future[dict[str, Any]]] = set()
         self._parts: list[dict[str, Any]] = []
         self._next_part = 1
         self.size = 0
@@ -151,7 +158,7 @@ class MultipartWriter:
         sums = self._checksum(data)
         resp = self._call(
             f"part {number} of {self._key}",
-            lambda: self._client.upload_part(
+            lambda: self._data.upload_part(
                 Bucket=self._bucket,
                 Key=self._key,
                 UploadId=self._upload_id,
@@ -170,10 +177,13 @@ class MultipartWriter:
             self._start()
         if self._next_part > MAX_PARTS:
             raise ValueError(f"{self._key}: more than {MAX_PARTS} parts; raise the part size")
-        while len(self._pending) >= self._max_in_flight:
-            self._parts.append(self._pending.popleft().result())
+        if len(self._pending) >= self._max_in_flight:
+            # a slot frees when ANY part is done, not when the oldest is: one slow
+            # part must not idle the other connections (head-of-line blocking)
+            done, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
+            self._parts.extend(fut.result() for fut in done)
         assert self._pool is not None
-        self._pending.append(self._pool.submit(self._upload_part, self._next_part, data))
+        self._pending.add(self._pool.submit(self._upload_part, self._next_part, data))
         self._next_part += 1
 
     def commit(self) -> None:
@@ -183,7 +193,7 @@ class MultipartWriter:
             body = self._take(self._buffered)
             self._call(
                 f"writing {self._key}",
-                lambda: self._client.put_object(
+                lambda: self._data.put_object(
                     Bucket=self._bucket,
                     Key=self._key,
                     Body=body,
@@ -194,8 +204,8 @@ class MultipartWriter:
             return
         if self._buffered:
             self._submit(self._take(self._buffered))
-        while self._pending:
-            self._parts.append(self._pending.popleft().result())
+        finished, self._pending = wait(self._pending).done, set()
+        self._parts.extend(fut.result() for fut in finished)
         self._shutdown()
         parts = sorted(self._parts, key=lambda p: int(p["PartNumber"]))
         self._complete(parts)
