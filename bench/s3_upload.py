@@ -46,9 +46,9 @@ class _Drop:
 
 
 def _seawall(mode: str, argv: list[str]) -> None:
-    from seawall.pipeline.stream import PipelineSpec, decode_to, store_stream
-
+    from seawall.pipeline.decode import decode_to
     from seawall.pipeline.keys import KeyRing
+    from seawall.pipeline.store import PipelineSpec, store_stream
 
     if mode in ("store", "backup"):
         path, bucket, key = argv

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
+from seawall.app.drill import drill_lock
 from seawall.catalog.locks import (
     backup_hold,
     is_backup_held,
@@ -23,7 +24,6 @@ from seawall.catalog.locks import (
     list_locks,
     series_lock,
 )
-from seawall.drill.run import drill_lock
 from seawall.errors import LockedError
 from seawall.storage.base import Storage
 from seawall.storage.factory import open_storage
