@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,9 +62,27 @@ def _keys(server: S3Server, bucket: str) -> dict[str, int]:
     return {o["Key"]: o["Size"] for o in page.get("Contents", [])}
 
 
+def _get(server: S3Server, bucket: str, key: str) -> bytes:
+    """GetObject with the checking client; SeaweedFS answers 500 InternalError for a
+    few moments after a restart (its volume server registers late): retried for
+    30 s, so the check reads the stored object instead of tripping over that."""
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            body: bytes = server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            return body
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in ("InternalError", "ServiceUnavailable") or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def _decode(server: S3Server, bucket: str, key: str, identity: Path | None) -> bytes:
     """The raw file back, with the stock tools (age, zstd), checked against its name."""
-    blob = server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    blob = _get(server, bucket, key)
     if identity is not None:
         blob = subprocess.run(
             ["age", "-d", "-i", str(identity)], input=blob, capture_output=True, check=True
