@@ -126,7 +126,8 @@ class S3Storage:
                 region_name=region_name,
                 config=Config(
                     s3={"addressing_style": style, **s3},
-                    retries={"max_attempts": 1, "mode": "standard"},  # retry.call retries
+                    retries={"total_max_attempts": 1, "mode": "standard"},  # retry.call retries
+                    # ("max_attempts": 1 meant one botocore retry beneath ours)
                     connect_timeout=connect_timeout,
                     read_timeout=read_timeout,
                     max_pool_connections=max_in_flight + 4,
@@ -151,7 +152,9 @@ class S3Storage:
         return call(self.policy, what, fn, self._translate)
 
     def _abort_call(self, what: str, fn: Callable[[], T]) -> T:
-        return call(ABORT_POLICY, what, fn, self._translate)
+        # never longer than the calls themselves may take (a mirror's short deadline)
+        policy = ABORT_POLICY if ABORT_POLICY.deadline <= self.policy.deadline else self.policy
+        return call(policy, what, fn, self._translate)
 
     def _full(self, key: str) -> str:
         check_key(key)
