@@ -211,23 +211,3 @@ def test_config_reads_the_standard_variables(tmp_path: object) -> None:
         leanconf.config_from_env(
             "s3://b", {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY_FILE": str(secret) + "x"}
         )
-
-
-def test_config_refuses_what_the_general_reader_refuses() -> None:
-    """Same rules as storage/s3/config.py's s3_options: 'auto' addressing is the
-    default, a KMS key id without S3_SSE=aws:kms and an unknown SSE are errors."""
-    keys = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
-    auto = leanconf.config_from_env(
-        "s3://b", {**keys, "S3_ADDRESSING_STYLE": "auto", "AWS_ENDPOINT_URL": "http://h:1"}
-    )
-    assert not auto.virtual
-    for bad in (
-        {"S3_SSE_KMS_KEY_ID": "alias/x"},
-        {"S3_SSE": "AES256", "S3_SSE_KMS_KEY_ID": "alias/x"},
-        {"S3_SSE": "rot13"},
-        {"S3_ADDRESSING_STYLE": "sideways"},
-        {"AWS_ENDPOINT_URL": "ftp://h"},
-    ):
-        with pytest.raises(leanconf.S3Error) as err:
-            leanconf.config_from_env("s3://b", {**keys, **bad})
-        assert err.value.kind == "config"
