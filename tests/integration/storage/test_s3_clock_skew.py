@@ -80,3 +80,39 @@ def test_a_fast_local_clock_still_sees_live_locks_and_holds(
     after = probe(env, SKEW, url, mirrors)
     assert after == {"series": False, "hold": False, "listed": []}
     assert open_storage(url, env=env).local_volume() is None
+
+
+DOWN_PROBE = """
+import sys
+from seawall.storage.factory import open_repository
+repo = open_repository(sys.argv[1], [sys.argv[2]], mirror_timeout=2)
+print(repo._is_down(repo.mirrors[0]))
+"""
+
+
+@pytest.mark.parametrize("skew", ["+120s", "-120s"], ids=["fast", "slow"])
+def test_a_mirrors_down_marker_is_aged_by_the_primarys_clock(
+    tmp_path: Path, s3_server: S3Server, bucket_factory: Callable[[S3Server], str], skew: str
+) -> None:
+    """The ``down`` marker (storage/mirror.py) spares other processes the wait for a dead
+    mirror for 60 s after a failure. Aged by the local clock against S3's LastModified,
+    a host 2 minutes fast saw it as stale and a host 2 minutes slow as from the future:
+    both waited for the dead mirror again on every run."""
+    from seawall.storage.mirror_layout import down_marker, mirror_id, record
+
+    bucket = bucket_factory(s3_server)
+    url = f"s3://{bucket}/repo"
+    env = aws_env(s3_server)
+    mirror = str(tmp_path / "mirror")
+    open_storage(url, env=env).write_bytes(
+        down_marker(mirror_id(mirror)), record("", mirror, "refused")
+    )
+    res = subprocess.run(
+        ["faketime", "-f", skew, sys.executable, "-c", DOWN_PROBE, url, mirror],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["True"], f"a clock {skew} off ignored a fresh down marker"
