@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     #: paths or ``s3://bucket/prefix`` URLs); the primary (BACKUP_DIR) decides success,
     #: a mirror's misses are recorded for ``seawall sync`` (docs/object-storage.md)
     mirrors: list[str] = Field(default_factory=list, validation_alias=_env("mirrors", "MIRRORS"))
-    #: how long a mirror is retried before it counts as down for the run (seconds)
+    #: how long a mirror is retried before it counts as down for the run (seconds); also
+    #: the most one request to an S3 mirror waits to connect or for an answer
     mirror_timeout: float = Field(
         30.0, gt=0, validation_alias=_env("mirror_timeout", "MIRROR_TIMEOUT")
     )
