@@ -22,13 +22,12 @@ RETENTION_DAYS=-3`` must report both. Enumerated values (``COMPRESSION=LZ4``
 …) are case-insensitive. A ``SEAWALL_*`` variable that is no option is
 reported with the closest valid name (:func:`unknown_env_vars`) instead of
 being silently ignored. How values are read (the sources) and how a bad one
-is reported live in :mod:`seawall.settings_parse`.
+is reported live in :mod:`seawall.settings_parse`, what each value must look like
+in :mod:`seawall.settings_checks`, the ``SEAWALL_*`` names in :mod:`seawall.settings_names`.
 """
 
 from __future__ import annotations
 
-import difflib
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -46,16 +45,19 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from seawall import settings_checks as checks
 from seawall.errors import ConfigError
+from seawall.settings_names import (
+    known_env_names as known_env_names,
+    unknown_env_vars as unknown_env_vars,
+)
 from seawall.settings_parse import (
     PlainEnvSource,
     SecretFileSource,
     TomlFileSource,
     format_validation_error,
-    parse_duration,
 )
-from seawall.storage.location import LocationError, parse_location
-from seawall.units import parse_size
+from seawall.storage.location import parse_location
 
 Compression = Literal["zstd", "gzip", "none"]
 
@@ -106,7 +108,8 @@ class Settings(BaseSettings):
     #: paths or ``s3://bucket/prefix`` URLs); the primary (BACKUP_DIR) decides success,
     #: a mirror's misses are recorded for ``seawall sync`` (docs/object-storage.md)
     mirrors: list[str] = Field(default_factory=list, validation_alias=_env("mirrors", "MIRRORS"))
-    #: how long a mirror is retried before it counts as down for the run (seconds)
+    #: how long a mirror is retried before it counts as down for the run (seconds); also
+    #: the most one request to an S3 mirror waits to connect or for an answer
     mirror_timeout: float = Field(
         30.0, gt=0, validation_alias=_env("mirror_timeout", "MIRROR_TIMEOUT")
     )
@@ -305,16 +308,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _lower_enum(cls, value: Any, info: ValidationInfo) -> Any:
-        """Enumerated values are case-insensitive (``COMPRESSION=LZ4`` is refused for LZ4, not case)."""
-        if isinstance(value, str):
-            value = value.strip().lower()
-            if info.field_name == "engines":  # a list: ``postgres,qdrant``
-                value = [item for item in value.replace(",", " ").split() if item]
-        if isinstance(value, list):
-            value = [v.strip().lower() if isinstance(v, str) else v for v in value]
-            # the repository and the metrics say postgresql: accept the word here too
-            value = ["postgres" if v == "postgresql" else v for v in value]
-        return value
+        return checks.lower_enum(value, info.field_name)
 
     @field_validator(
         "databases",
@@ -326,10 +320,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
-        """Accept ``a,b c`` in env vars as well as real lists (config file)."""
-        if isinstance(value, str):
-            return [item for item in value.replace(",", " ").split() if item]
-        return value
+        return checks.split_list(value)
 
     @field_validator(
         "pitr_window",
@@ -345,79 +336,35 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
-        """Accept ``7d``, ``36h``, ``90m`` as operators write them (also status thresholds)."""
-        if isinstance(value, str):
-            return parse_duration(value)
-        return value
+        return checks.duration(value)
 
     @field_validator("max_rate", mode="before")
     @classmethod
     def _parse_rate(cls, value: Any) -> Any:
-        """``MAX_RATE=50MiB`` (or ``50M``, ``800KB``, bytes) as operators write sizes."""
-        if isinstance(value, str):
-            return parse_size(value)
-        return value
+        return checks.rate(value)
 
     @field_validator("retention_tz")
     @classmethod
     def _check_tz(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like UTC") from exc
-        return value
+        return checks.time_zone(value)
 
     @model_validator(mode="after")
     def _check_encryption(self) -> Settings:
-        if self.encryption and not (
-            self.encryption_recipients or self.encryption_recipients_file or self.encryption_key
-        ):
-            raise ValueError(
-                "ENCRYPTION is on but no key is set: set ENCRYPTION_RECIPIENTS "
-                "(age public keys, see `seawall keygen`) or ENCRYPTION_KEY"
-            )
-        from seawall.pipeline.keys import AMBIGUOUS_KEYS, is_ambiguous
-
         key = self.encryption_key.get_secret_value() if self.encryption_key else None
         recipients = bool(self.encryption_recipients or self.encryption_recipients_file)
-        if is_ambiguous(self.encryption, key, recipients):
-            raise ValueError(AMBIGUOUS_KEYS)
+        checks.encryption(self.encryption, key, recipients)
         return self
 
     @field_validator("compression_level")
     @classmethod
     def _check_level(cls, level: int | None, info: ValidationInfo) -> int | None:
         """A field validator (not a model one) so other bad fields are reported with it."""
-        if level is None:
-            return level
-        compression = info.data.get("compression", "zstd")
-        allowed = {"zstd": (1, 22), "gzip": (1, 9), "none": (0, 0)}.get(compression, (1, 22))
-        if not allowed[0] <= level <= allowed[1]:
-            raise ValueError(
-                f"{level} is out of range for {compression} "
-                f"(expected {allowed[0]}..{allowed[1]}, or unset for the default)"
-            )
-        return level
+        return checks.level(level, info.data.get("compression", "zstd"))
 
     @field_validator("mirrors", mode="before")
     @classmethod
     def _mirrors(cls, value: Any) -> Any:
-        """``MIRRORS=/mnt/dr,s3://bucket/prefix``: each an absolute path or s3:// URL."""
-        if isinstance(value, str):
-            value = [item.strip() for item in value.split(",") if item.strip()]
-        if not isinstance(value, list):
-            raise ValueError("expected a comma-separated list of absolute paths or s3:// URLs")
-        out: list[str] = []
-        for item in value:
-            try:
-                loc = str(parse_location(os.fspath(item)))
-            except (LocationError, TypeError) as exc:
-                raise ValueError(f"{item!r}: {exc}") from None
-            if loc not in out:
-                out.append(loc)
-        return out
+        return checks.mirrors(value)
 
     @model_validator(mode="after")
     def _mirrors_differ(self) -> Settings:
@@ -431,15 +378,7 @@ class Settings(BaseSettings):
     @field_validator("repository", mode="before")
     @classmethod
     def _repository(cls, value: Any) -> str:
-        """An absolute path or a supported URL (``s3://``); a relative path is refused."""
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if not isinstance(value, str):
-            raise ValueError("expected an absolute path or s3://bucket/prefix")
-        try:
-            return str(parse_location(value))
-        except LocationError as exc:
-            raise ValueError(str(exc)) from None
+        return checks.repository(value)
 
     # --- derived ---------------------------------------------------------------------
     @property
@@ -491,8 +430,8 @@ class Settings(BaseSettings):
         if self.engines is not None:
             return list(dict.fromkeys(self.engines))
         given = self.model_fields_set
-        qdrant = bool(given & _QDRANT_CONNECTION)
-        postgres = bool(given & _POSTGRES_CONNECTION) or not qdrant
+        qdrant = bool(given & checks.QDRANT_CONNECTION)
+        postgres = bool(given & checks.POSTGRES_CONNECTION) or not qdrant
         return [name for name, on in (("postgres", postgres), ("qdrant", qdrant)) if on]
 
     @classmethod
@@ -510,55 +449,6 @@ class Settings(BaseSettings):
             SecretFileSource(settings_cls, SECRET_FILE_VARS),
             TomlFileSource(settings_cls),
         )
-
-
-#: Options whose presence means "this engine is configured" (Settings.active_engines).
-_POSTGRES_CONNECTION = frozenset(
-    {"db_host", "db_port", "db_name", "db_user", "db_password", "pgpassfile", "databases"}
-)
-_QDRANT_CONNECTION = frozenset(
-    {"qdrant_url", "qdrant_host", "qdrant_collections", "qdrant_api_key", "qdrant_peer_urls"}
-)
-
-#: SEAWALL_* variables read outside Settings (entry points, the exporter's
-#: options, tests and benchmarks): not typos.
-OTHER_SEAWALL_VARS = frozenset(
-    {
-        "SEAWALL_CONFIG",
-        "SEAWALL_EXPORTER_LISTEN",
-        "SEAWALL_WEB_CONFIG_FILE",
-        "SEAWALL_WAL_FETCH_VERBOSE",
-    }
-)
-OTHER_SEAWALL_PREFIXES = ("SEAWALL_TEST_", "SEAWALL_BENCH_")
-
-
-def known_env_names() -> set[str]:
-    """Every SEAWALL_* name seawall reads."""
-    names = set(OTHER_SEAWALL_VARS)
-    for info in Settings.model_fields.values():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(c for c in alias.choices if isinstance(c, str) and c.isupper())
-    for env_names in SECRET_FILE_VARS.values():
-        names.update(env_names)
-    return {n for n in names if n.startswith("SEAWALL_")}
-
-
-def unknown_env_vars(environ: dict[str, str] | None = None) -> list[tuple[str, str | None]]:
-    """``SEAWALL_*`` variables that are no option, each with the closest valid name."""
-    env = os.environ if environ is None else environ
-    known = known_env_names()
-    found = []
-    for name in sorted(env):
-        upper = name.upper()
-        if not upper.startswith("SEAWALL_") or upper in known:
-            continue
-        if upper.startswith(OTHER_SEAWALL_PREFIXES):
-            continue
-        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
-        found.append((name, close[0] if close else None))
-    return found
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -11,7 +11,10 @@ Each new connection takes the next action from ``plan`` (then ``"pass"``):
 RST at once; ``("cut", n)`` relays but drops the connection after ``n``
 bytes of response; ``("flip", n)`` relays but flips one bit of the byte at
 offset ``n`` of what the client sends (a request body damaged on the wire);
-``"pass"`` relays. ``always`` applies one action to every connection.
+``"hang"`` accepts and reads the request but never answers (a server that
+is up but stuck: no refusal, no reset, only silence); ``"pass"`` relays.
+``always`` applies one action to every connection; ``after`` is the action
+once ``plan`` is used up (``"pass"`` unless set).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class FaultProxy:
         self.upstream_port = upstream_port
         self.plan: deque[Action] = deque(plan or [])
         self.always: Action | None = None
+        self.after: Action = "pass"
         self.port = free_loopback_port()
         self.connections = 0
         self.faults = 0
@@ -48,6 +52,7 @@ class FaultProxy:
         self._sock.bind(("127.0.0.1", self.port))
         self._sock.listen(64)
         self._stop = False
+        self._hung: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -58,6 +63,13 @@ class FaultProxy:
         self._stop = True
         with contextlib.suppress(OSError):
             self._sock.close()
+        with self._lock:
+            hung, self._hung = self._hung, []
+        for conn in hung:  # shutdown wakes the thread blocked in recv
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                conn.close()
 
     def _next(self) -> Action:
         with self._lock:
@@ -65,7 +77,7 @@ class FaultProxy:
             if self.always is not None:
                 action: Action = self.always
             else:
-                action = self.plan.popleft() if self.plan else "pass"
+                action = self.plan.popleft() if self.plan else self.after
             if action != "pass":
                 self.faults += 1
             return action
@@ -82,6 +94,13 @@ class FaultProxy:
         if action == "reset":
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             conn.close()
+            return
+        if action == "hang":
+            with self._lock:
+                self._hung.append(conn)
+            with contextlib.suppress(OSError):
+                while not self._stop and conn.recv(65536):
+                    pass  # swallow the request; the answer never comes
             return
         if action == "503":
             with contextlib.suppress(OSError):

@@ -17,7 +17,6 @@ import string
 import pytest
 
 from seawall.storage.s3 import lean, leanconf, sigv4
-from seawall.storage.s3.retry import CREDENTIAL_CODES, RETRYABLE_CODES
 
 AK = "AKIAIOSFODNN7EXAMPLE"
 SK = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -139,9 +138,31 @@ def test_signer_agrees_with_botocore() -> None:
         assert _sig(ours) == theirs_sig, (key, query)
 
 
-def test_retry_and_credential_codes_match_the_general_backend() -> None:
-    assert lean.RETRYABLE_CODES == RETRYABLE_CODES
-    assert lean.CREDENTIAL_CODES == CREDENTIAL_CODES
+def test_the_error_codes_have_one_home_that_imports_nothing() -> None:
+    """Both clients classify with storage/s3/codes.py, a leaf the wal-push budget allows."""
+    import json
+    import subprocess
+    import sys
+
+    from seawall.storage.s3 import codes, retry
+
+    assert lean.RETRYABLE_CODES is codes.RETRYABLE_CODES is retry.RETRYABLE_CODES
+    assert lean.CREDENTIAL_CODES is codes.CREDENTIAL_CODES is retry.CREDENTIAL_CODES
+    assert {"SlowDown", "503", "InternalError"} <= codes.RETRYABLE_CODES
+    assert not codes.RETRYABLE_CODES & codes.CREDENTIAL_CODES
+    probe = (
+        "import sys; before = set(sys.modules); import seawall.storage.s3.codes; "
+        "print(sorted(set(sys.modules) - before - {'__future__'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out.replace("'", '"')) == [
+        "seawall",
+        "seawall.storage",
+        "seawall.storage.s3",
+        "seawall.storage.s3.codes",
+    ]
 
 
 def test_config_reads_the_standard_variables(tmp_path: object) -> None:
@@ -190,23 +211,3 @@ def test_config_reads_the_standard_variables(tmp_path: object) -> None:
         leanconf.config_from_env(
             "s3://b", {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY_FILE": str(secret) + "x"}
         )
-
-
-def test_config_refuses_what_the_general_reader_refuses() -> None:
-    """Same rules as storage/s3/config.py's s3_options: 'auto' addressing is the
-    default, a KMS key id without S3_SSE=aws:kms and an unknown SSE are errors."""
-    keys = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
-    auto = leanconf.config_from_env(
-        "s3://b", {**keys, "S3_ADDRESSING_STYLE": "auto", "AWS_ENDPOINT_URL": "http://h:1"}
-    )
-    assert not auto.virtual
-    for bad in (
-        {"S3_SSE_KMS_KEY_ID": "alias/x"},
-        {"S3_SSE": "AES256", "S3_SSE_KMS_KEY_ID": "alias/x"},
-        {"S3_SSE": "rot13"},
-        {"S3_ADDRESSING_STYLE": "sideways"},
-        {"AWS_ENDPOINT_URL": "ftp://h"},
-    ):
-        with pytest.raises(leanconf.S3Error) as err:
-            leanconf.config_from_env("s3://b", {**keys, **bad})
-        assert err.value.kind == "config"

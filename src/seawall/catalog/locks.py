@@ -39,13 +39,15 @@ from pathlib import Path
 
 from seawall.catalog.naming import decode_segment, encode_segment
 from seawall.errors import ConfigError, LockedError, NotFoundError, StorageError
-from seawall.storage.base import Leasing, Storage, storage_error
+from seawall.storage.base import Leasing, Storage, repository_time, storage_error
 from seawall.storage.volume import FILE_MODE, make_private_dirs
 
 LOCK_DIR = ".locks"
 #: lease of a lock or hold on a backend without a local volume; renewed every third of it
 LEASE_SECONDS = 300.0
-#: a lease whose object is older than this (our clock against the server's) is expired
+#: margin beyond the lease before a lock or hold object counts as expired (a renewal
+#: that is late by retries); judged by the repository's clock, never this host's
+#: (storage.base.repository_time: S3's ``Date``, as ``LastModified`` is the server's)
 _LEASE_SLACK = 60.0
 
 #: the repository, or a local volume's root directory
@@ -86,7 +88,7 @@ def _lease_fresh(storage: Storage, key: str) -> bool:
         info = storage.stat(key)
     except NotFoundError:
         return False
-    return info.mtime + LEASE_SECONDS + _LEASE_SLACK > time.time()
+    return info.mtime + LEASE_SECONDS + _LEASE_SLACK > repository_time(storage)
 
 
 def _lock_key(engine: str, kind: str, series: str) -> str:
@@ -253,6 +255,7 @@ def is_series_locked(where: Where, engine: str, kind: str, series: str) -> bool:
 
 
 def _list_leased_locks(storage: Storage) -> Iterator[LockInfo]:
+    now: float | None = None
     for obj in storage.list(LOCK_DIR):
         name = obj.key[len(LOCK_DIR) + 1 :]
         if "/" in name or not name.endswith(".lock"):
@@ -260,7 +263,9 @@ def _list_leased_locks(storage: Storage) -> Iterator[LockInfo]:
         parts = name[: -len(".lock")].split(".", 2)
         if len(parts) != 3:
             continue
-        held = obj.mtime + LEASE_SECONDS + _LEASE_SLACK > time.time()
+        if now is None:  # after the listing's first answer: the server's clock is known
+            now = repository_time(storage)
+        held = obj.mtime + LEASE_SECONDS + _LEASE_SLACK > now
         info: dict[str, object] = {}
         if held:
             try:
@@ -380,8 +385,9 @@ def is_backup_held(where: Where, engine: str, kind: str, series: str, backup_id:
     if backup_dir is None:
         assert not isinstance(where, Path)
         prefix = _hold_prefix(engine, kind, series, backup_id)
-        now = time.time()
-        return any(o.mtime + LEASE_SECONDS + _LEASE_SLACK > now for o in where.list(prefix))
+        holds = list(where.list(prefix))
+        now = repository_time(where) if holds else 0.0
+        return any(o.mtime + LEASE_SECONDS + _LEASE_SLACK > now for o in holds)
     # Plain strings: prune probes every backup of the catalog (10,000s).
     name = f"hold.{engine}.{kind}.{encode_segment(series)}.{backup_id}.lock"
     return is_held(os.path.join(backup_dir, LOCK_DIR, name))

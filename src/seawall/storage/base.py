@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import re
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -99,6 +100,30 @@ class Leasing(Protocol):
     ) -> AbstractContextManager[None]:
         """Hold the exclusive lease on ``key``; wait up to ``timeout`` s, then LockedError."""
         ...
+
+
+@runtime_checkable
+class ServerClock(Protocol):
+    """A backend whose object times are stamped by a server with its own clock.
+
+    Why: a lease (ADR 0012) or a marker (a mirror's ``down``) expires when
+    its object's ``mtime`` plus a duration has passed. S3 stamps
+    ``LastModified`` with the *server's* clock, so "now" must be the
+    server's too: with the local clock, a host running 8 minutes fast sees
+    every live lock and hold as expired (and prune deletes a backup being
+    restored), one running slow sees dead ones as held.
+    """
+
+    def server_time(self) -> float:
+        """Now (epoch seconds) by the clock that stamps this backend's ``mtime``."""
+        ...
+
+
+def repository_time(storage: object) -> float:
+    """Now by the repository's clock: the server's for S3, this host's for a volume."""
+    if isinstance(storage, ServerClock):
+        return storage.server_time()
+    return time.time()
 
 
 @dataclass(frozen=True)

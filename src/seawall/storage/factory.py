@@ -20,6 +20,10 @@ from seawall.errors import ConfigError
 from seawall.storage.base import Storage
 from seawall.storage.location import Location, LocationError, parse_location
 
+#: S3 client timeouts (seconds) of a repository without a deadline (the primary)
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+
 
 def location_of(text: str | os.PathLike[str], what: str = "BACKUP_DIR") -> Location:
     """Parse a location, turning a bad one into a ConfigError naming the variable."""
@@ -43,8 +47,11 @@ def open_repository(
     primary, and each mirror's copies, each with its own token bucket.
 
     A mirror on S3 retries for ``mirror_timeout`` seconds at most (not the
-    primary's deadline): the first failure marks the mirror down for the
-    process and later writes are only recorded (storage/mirror.py).
+    primary's deadline), and none of its requests waits longer than that for
+    a connection or an answer (a mirror that hangs holds a write about
+    ``mirror_timeout``, not S3's 60 s read timeout): the first failure marks
+    the mirror down for the process and later writes are only recorded
+    (storage/mirror.py).
     """
     from seawall.storage.throttle import throttle
 
@@ -85,6 +92,10 @@ def open_storage(
     from seawall.storage.s3.retry import RetryPolicy
 
     opts = s3_options(os.environ if env is None else env)
+    # A deadline bounds retries, not one request: a server that accepts and never
+    # answers would hold each request for the client's own timeouts (60 s read).
+    # With a deadline (a mirror's MIRROR_TIMEOUT) no request waits longer than it.
+    cap = READ_TIMEOUT if retry_deadline is None else retry_deadline
     return S3Storage(
         str(loc),
         endpoint_url=opts.endpoint_url,
@@ -96,6 +107,8 @@ def open_storage(
         ca_bundle=opts.ca_bundle,
         extra_put_args=opts.extra_put_args,
         retry=RetryPolicy(deadline=retry_deadline) if retry_deadline is not None else None,
+        connect_timeout=min(CONNECT_TIMEOUT, cap),
+        read_timeout=min(READ_TIMEOUT, cap),
     )
 
 

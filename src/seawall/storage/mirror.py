@@ -45,15 +45,27 @@ The rules (docs/object-storage.md, "Mirrors and sync"):
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, cast, runtime_checkable
 
-from seawall.errors import NotFoundError, SeawallError, StorageError, VerificationError
+from seawall.errors import (
+    ConfigError,
+    NotFoundError,
+    SeawallError,
+    StorageError,
+    VerificationError,
+)
 from seawall.log import get_logger
-from seawall.storage.base import LocalVolume, ObjectInfo, Storage, Usage
+from seawall.storage.base import (
+    Leasing,
+    LocalVolume,
+    ObjectInfo,
+    Storage,
+    Usage,
+    repository_time,
+)
 from seawall.storage.mirror_layout import (
     deletes_prefix,
     down_marker,
@@ -193,6 +205,23 @@ class MirroredStorage:
     def usage(self) -> Usage | None:
         return self.primary.usage()
 
+    def server_time(self) -> float:
+        """The primary's clock (storage.base.ServerClock): it stamps what locks judge."""
+        return repository_time(self.primary)
+
+    def lease(
+        self, key: str, *, timeout: float, command: str, lease_seconds: float = 300.0
+    ) -> AbstractContextManager[None]:
+        """Locks live in the primary, the repository that decides (a bucket: its lease)."""
+        if not isinstance(self.primary, Leasing):
+            raise ConfigError(
+                f"repository {self.primary.describe()} offers neither a local volume (flock) "
+                "nor leases: seawall cannot lock a series there"
+            )
+        return self.primary.lease(
+            key, timeout=timeout, command=command, lease_seconds=lease_seconds
+        )
+
     def copies(self) -> list[tuple[str, Storage]]:
         return [(f"primary {self.primary.describe()}", self.primary)] + [
             (f"mirror {m.location}", m.storage) for m in self.mirrors
@@ -250,7 +279,7 @@ class MirroredStorage:
                 self._marker[m.id] = False
                 return False
             self._marker[m.id] = True
-            age = time.time() - info.mtime
+            age = repository_time(self.primary) - info.mtime  # the clock that stamped it
             if 0 <= age < self.retry_after:
                 self.down[m.id] = (
                     f"failed {age:.0f}s ago in another run; retried after {self.retry_after:.0f}s"

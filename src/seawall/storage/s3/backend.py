@@ -24,8 +24,10 @@ import contextlib
 import functools
 import hashlib
 import io
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO, TypeVar, cast
 
 import boto3
@@ -126,7 +128,8 @@ class S3Storage:
                 region_name=region_name,
                 config=Config(
                     s3={"addressing_style": style, **s3},
-                    retries={"max_attempts": 1, "mode": "standard"},  # retry.call retries
+                    retries={"total_max_attempts": 1, "mode": "standard"},  # retry.call retries
+                    # ("max_attempts": 1 meant one botocore retry beneath ours)
                     connect_timeout=connect_timeout,
                     read_timeout=read_timeout,
                     max_pool_connections=max_in_flight + 4,
@@ -145,13 +148,42 @@ class S3Storage:
         #: Everything else (CompleteMultipartUpload's part list…) stays signed.
         self.data_client: Any = client(payload_signing_enabled=False) if checksums else self.client
         self._bucket_checked = False
+        #: the server's clock minus ours, from the ``Date`` of its latest answer
+        self._skew: float | None = None
+        for c in {id(self.client): self.client, id(self.data_client): self.data_client}.values():
+            c.meta.events.register("after-call.s3", self._saw_date)
+
+    # -- the server's clock (storage.base.ServerClock)
+    def _saw_date(self, http_response: Any = None, **_: Any) -> None:
+        date = getattr(http_response, "headers", {}).get("Date") if http_response else None
+        if date:
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                self._skew = parsedate_to_datetime(date).timestamp() - time.time()
+
+    def server_time(self) -> float:
+        """Now by the server's clock: ours plus the skew its latest ``Date`` showed.
+
+        ``LastModified`` is the server's; judging a lease by it against our
+        clock would expire live leases on a host that runs fast. Every answer
+        carries ``Date`` (one-second resolution; leases are minutes), so the
+        call just made (the stat or listing being judged) gives the skew; a
+        backend that has not spoken yet asks the bucket once.
+        """
+        if self._skew is None:
+            self._call(
+                f"reading the clock of {self.url}",
+                lambda: self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1),
+            )
+        return time.time() + (self._skew or 0.0)
 
     # -- helpers
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         return call(self.policy, what, fn, self._translate)
 
     def _abort_call(self, what: str, fn: Callable[[], T]) -> T:
-        return call(ABORT_POLICY, what, fn, self._translate)
+        # never longer than the calls themselves may take (a mirror's short deadline)
+        policy = ABORT_POLICY if ABORT_POLICY.deadline <= self.policy.deadline else self.policy
+        return call(policy, what, fn, self._translate)
 
     def _full(self, key: str) -> str:
         check_key(key)

@@ -5,8 +5,8 @@ already have them in their Secrets, service accounts (IRSA / web identity)
 and ``~/.aws`` files, and every S3 tool reads the same names. botocore reads
 most of them itself (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``AWS_SESSION_TOKEN``, ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_PROFILE``,
-``AWS_WEB_IDENTITY_TOKEN_FILE`` + ``AWS_ROLE_ARN``, ``AWS_CA_BUNDLE``); this
-module adds only what the SDK lacks:
+``AWS_WEB_IDENTITY_TOKEN_FILE`` + ``AWS_ROLE_ARN``, ``AWS_CA_BUNDLE``); seawall
+adds only what the SDK lacks:
 
 * ``*_FILE`` variants for the three secrets (a mounted Secret file, never argv);
 * the endpoint (``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL``), read here
@@ -16,6 +16,10 @@ module adds only what the SDK lacks:
 * ``S3_SSE`` (``AES256`` | ``aws:kms``) and ``S3_SSE_KMS_KEY_ID``:
   server-side encryption on top of seawall's own age encryption.
 
+The variables are read by one reader, :class:`~seawall.storage.s3.leanconf.AwsEnv`
+(standard library only, shared with the lean wal-push client), so both S3
+paths follow the same rules; this module turns its result into the boto3
+backend's arguments and its errors into :class:`ConfigError` (exit 2).
 Secret values are read into memory only; error messages name the variable,
 never its value.
 """
@@ -26,10 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from seawall.errors import ConfigError
+from seawall.storage.s3.leanconf import SECRET_VARS, AwsEnv, S3Error
 
-SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-SSE_VALUES = ("AES256", "aws:kms")
-ADDRESSING_STYLES = ("path", "virtual", "auto")
+__all__ = ["SECRET_VARS", "S3Options", "s3_options"]
 
 
 @dataclass(frozen=True)
@@ -46,54 +49,24 @@ class S3Options:
     extra_put_args: dict[str, str] = field(default_factory=dict)
 
 
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    """``NAME`` wins over ``NAME_FILE``; a file that cannot be read is a config error."""
-    value = env.get(name)
-    if value:
-        return value
-    path = env.get(f"{name}_FILE")
-    if not path:
-        return None
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read().strip()
-    except OSError as exc:
-        raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
-    if not text:
-        raise ConfigError(f"{name}_FILE: {path} is empty")
-    return text
-
-
 def s3_options(env: Mapping[str, str]) -> S3Options:
     """Read the S3 options from ``env`` (the process environment in production)."""
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
-    if endpoint and not endpoint.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"AWS_ENDPOINT_URL: expected http://host:port or https://host:port (got {endpoint[:60]!r})"
-        )
-    style = (env.get("S3_ADDRESSING_STYLE") or "").strip().lower() or None
-    if style is not None and style not in ADDRESSING_STYLES:
-        raise ConfigError(f"S3_ADDRESSING_STYLE: expected path or virtual (got {style!r})")
+    try:
+        aws = AwsEnv(env)
+    except S3Error as exc:
+        raise ConfigError(str(exc)) from None
     extra: dict[str, str] = {}
-    sse = (env.get("S3_SSE") or "").strip()
-    if sse:
-        if sse not in SSE_VALUES:
-            raise ConfigError(f"S3_SSE: expected AES256 or aws:kms (got {sse!r})")
-        extra["ServerSideEncryption"] = sse
-        kms = (env.get("S3_SSE_KMS_KEY_ID") or "").strip()
-        if kms:
-            if sse != "aws:kms":
-                raise ConfigError("S3_SSE_KMS_KEY_ID needs S3_SSE=aws:kms")
-            extra["SSEKMSKeyId"] = kms
-    elif env.get("S3_SSE_KMS_KEY_ID"):
-        raise ConfigError("S3_SSE_KMS_KEY_ID needs S3_SSE=aws:kms")
+    if aws.sse:
+        extra["ServerSideEncryption"] = aws.sse
+    if aws.sse_kms_key_id:
+        extra["SSEKMSKeyId"] = aws.sse_kms_key_id
     return S3Options(
-        endpoint_url=endpoint,
-        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        access_key=_secret(env, "AWS_ACCESS_KEY_ID"),
-        secret_key=_secret(env, "AWS_SECRET_ACCESS_KEY"),
-        session_token=_secret(env, "AWS_SESSION_TOKEN"),
-        addressing_style=style,
-        ca_bundle=env.get("AWS_CA_BUNDLE") or None,
+        endpoint_url=aws.endpoint,
+        region=aws.region,
+        access_key=aws.access_key,
+        secret_key=aws.secret_key,
+        session_token=aws.token,
+        addressing_style=aws.addressing,
+        ca_bundle=aws.ca_bundle,
         extra_put_args=extra,
     )

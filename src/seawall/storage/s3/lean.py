@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import time
 
+from seawall.storage.s3.codes import CREDENTIAL_CODES, RETRYABLE_CODES
 from seawall.storage.s3.leanconf import Config, S3Error
 from seawall.storage.s3.leanhttp import ObjectEntry, Response, read_response, xml_values
 from seawall.storage.s3.sigv4 import EMPTY_SHA256, canonical_query, quote, sign
@@ -54,39 +55,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import BinaryIO
 
-#: error codes (and HTTP statuses) worth another attempt: the same set as
-#: the general backend's retry.RETRYABLE_CODES (a unit test keeps them equal)
-RETRYABLE_CODES = frozenset(
-    {
-        "InternalError",
-        "ServiceUnavailable",
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "RequestLimitExceeded",
-        "BadDigest",
-        "XAmzContentSHA256Mismatch",
-        "500",
-        "502",
-        "503",
-        "504",
-    }
-)
 #: AWS answers a conditional write (If-None-Match) that overlapped another
 #: write of the key with 409 and this code, and asks the client to retry
 CONDITIONAL_CONFLICT = "ConditionalRequestConflict"
-CREDENTIAL_CODES = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "TokenRefreshRequired",
-        "AuthorizationHeaderMalformed",
-    }
-)
 #: variables that mean "credentials come from botocore's provider chain"
 
 

@@ -30,40 +30,12 @@ from botocore.exceptions import (
 )
 
 from seawall.errors import NotFoundError, SeawallError, StorageError
+from seawall.storage.s3.codes import CREDENTIAL_CODES, RETRYABLE_CODES
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: error codes worth another attempt (AWS and S3-compatible servers' spellings)
-RETRYABLE_CODES = frozenset(
-    {
-        "InternalError",
-        "ServiceUnavailable",
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "RequestLimitExceeded",
-        "BadDigest",  # the part was damaged on the wire; we still hold its bytes
-        "XAmzContentSHA256Mismatch",
-        "500",
-        "502",
-        "503",
-        "504",
-    }
-)
-CREDENTIAL_CODES = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "TokenRefreshRequired",
-        "AuthorizationHeaderMalformed",
-    }
-)
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
