@@ -68,7 +68,9 @@ def bucket(server: S3Server) -> str:
     return name
 
 
-def s3_storage(server: S3Server, url: str, deadline: float = 120.0) -> S3Storage:
+def s3_storage(
+    server: S3Server, url: str, deadline: float = 120.0, page_size: int = 1000
+) -> S3Storage:
     return S3Storage(
         url,
         endpoint_url=server.endpoint,
@@ -76,6 +78,7 @@ def s3_storage(server: S3Server, url: str, deadline: float = 120.0) -> S3Storage
         access_key=server.access_key,
         secret_key=server.secret_key,
         retry=RetryPolicy(deadline=deadline),
+        page_size=page_size,
     )
 
 
