@@ -220,6 +220,11 @@ class Repositories:
         for view in self:
             if not view.listed:
                 continue
+            if isinstance(view.storage, PagedListing):
+                how = f"incremental, a full listing every {view.rescan_interval:g}s"
+            else:
+                how = "full"
+            log.info("listing %s every %gs (%s)", view.label, self.interval, how)
             thread = threading.Thread(
                 target=self._loop, args=(view,), name=f"repository-{view.role}", daemon=True
             )

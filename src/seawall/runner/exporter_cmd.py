@@ -102,8 +102,11 @@ def exporter(
             return None
 
     mirrors = [(m, open_storage(m, what="MIRRORS")) for m in _mirror_locations(s)]
+    # the primary alone (not wrapped with its mirrors or MAX_RATE, which only
+    # matter to writes): its own listing is what the view needs, incremental on S3
+    primary = open_storage(s.repository) if mirrors or s.max_rate else storage
     repositories = Repositories.of(
-        (s.repository, storage),
+        (s.repository, primary),
         mirrors,
         interval=0.0 if no_cache else refresh_interval,
         rescan_interval=0.0 if no_cache else rescan_interval,

@@ -404,6 +404,8 @@ def test_cli_exporter_on_s3_with_a_lagging_local_mirror(
         assert 'seawall_backups{engine="postgresql",kind="logical",series="app"} 1.0' in body
         assert 'seawall_wal_segments{cluster="main"} 3.0' in body
         assert s3_server.secret_key not in body and s3_server.secret_key not in log.read_text()
+        # the S3 primary is listed by itself (not through its mirrors): incrementally
+        assert f"listing {url} every 1s (incremental" in log.read_text()
         shutil.copytree(root / "qdrant", mirror / "qdrant")  # the mirror catches up
         wait_for(lambda: f'seawall_mirror_lag_objects{{repository="{mirror}"}} 0.0' in metrics())
     finally:
