@@ -16,7 +16,13 @@ from bench import measure, peers
 from bench.cluster import chown_postgres
 from bench.context import Context
 from bench.report import Row, apply_baseline
-from bench.suites.common import largest_file, repeat_row, tree_size
+from bench.suites.common import (
+    largest_file,
+    pgbackrest_local,
+    repeat_row,
+    stanza_create,
+    tree_size,
+)
 
 SUITE = "basebackup"
 
@@ -75,26 +81,8 @@ def run(ctx: Context) -> list[Row]:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
         chown_postgres(work)
-        for d in ("repo", "lock", "spool"):
-            (work / d).mkdir()
-            chown_postgres(work / d)
-        conf = peers.pgbackrest_conf(
-            work / "pgbackrest.conf",
-            repo=work / "repo",
-            work=work,
-            datadir=cluster.datadir,
-            port=cluster.port,
-            socket_dir=cluster.socket_dir,
-        )
-        chown_postgres(conf)
-        subprocess.run(
-            peers.pgbackrest(conf, "stanza-create"),
-            user="postgres",
-            check=True,
-            capture_output=True,
-            timeout=120,
-            cwd="/tmp",
-        )
+        conf = pgbackrest_local(work, cluster)
+        stanza_create(conf)
         checkpoint()
         return measure.run(
             [peers.pgbackrest(conf, "backup", "--type=full")],

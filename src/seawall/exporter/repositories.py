@@ -14,7 +14,10 @@ Why a background listing: an object store has nothing cheaper to offer than
 15-60 s. Each repository is listed in a thread of its own every
 ``--refresh-interval`` seconds (a hung mirror never delays the primary),
 and a scrape only reads the result of the last listing: it never lists,
-and it still answers while a repository is down. One repository is not
+and it still answers while a repository is down. An object store is listed
+incrementally (:mod:`seawall.exporter.listing`): the WAL segments a
+listing already knows are not listed again until the full listing every
+``--rescan-interval`` seconds. One repository is not
 listed at all: a local primary without mirrors (its catalog and WAL archive
 are already watched through inotify, and its bytes are what they record;
 listing 100,000 files would only cost CPU and memory).
@@ -33,13 +36,16 @@ from dataclasses import dataclass
 
 from seawall.errors import SeawallError
 from seawall.exporter.catalog_listed import ListedCatalog
+from seawall.exporter.listing import PagedListing, Region, cluster_prefix, sweep, wal_regions
 from seawall.exporter.wal_state import MAX_INFO_BYTES, WalState
-from seawall.storage.base import Storage
+from seawall.storage.base import ObjectInfo, Storage
 
 log = logging.getLogger("seawall.exporter.repositories")
 
 Clock = Callable[[], float]
 PRIMARY, MIRROR = "primary", "mirror"
+#: seconds between full listings of an object store (``--rescan-interval``)
+RESCAN_INTERVAL = 300.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class RepositoryView:
         role: str = PRIMARY,
         keep_keys: bool = False,
         clock: Clock = time.time,
+        rescan_interval: float = RESCAN_INTERVAL,
     ) -> None:
         self.label = label  # the location as the operator wrote it (never a secret)
         self.storage = storage
@@ -87,6 +94,15 @@ class RepositoryView:
         self.version = 0
         self.refreshed_mono = float("-inf")
         self.refreshes = 0
+        #: incremental listing (object storage): the WAL regions the last listing
+        #: knows, and when the last full listing started
+        self.rescan_interval = rescan_interval
+        self.monotonic: Clock = time.monotonic
+        self.full_requested = False  # set by the mirror-lag computation
+        self._regions: dict[str, Region] = {}
+        self._full_mono = float("-inf")
+        self.full_listings = 0
+        self.list_requests = 0  # ListObjectsV2 requests of the paged listings so far
 
     def refresh(self) -> None:
         """List the repository once and rebuild what depends on it; never raises."""
@@ -96,7 +112,7 @@ class RepositoryView:
         try:
             if vol is not None and not vol.root.is_dir():
                 raise SeawallError(f"{vol.root} is not a directory")
-            objects = [o for o in self.storage.list("") if not _hidden(o.key)]
+            objects = self._list()
         except Exception as exc:  # whatever the backend raises: the repository is down
             self.reachable = False
             self.error = str(exc)
@@ -113,6 +129,28 @@ class RepositoryView:
         self.reachable = True
         self.error = None
         self.version += 1
+
+    def _list(self) -> list[ObjectInfo]:
+        """The repository's objects (hidden ones left out): incremental where it can."""
+        if not isinstance(self.storage, PagedListing):
+            return [o for o in self.storage.list("") if not _hidden(o.key)]
+        started = self.monotonic()
+        full = self.full_requested or started - self._full_mono >= self.rescan_interval
+        listed, requests = sweep(self.storage.list_pages_after, {} if full else self._regions)
+        self.list_requests += requests
+        objects = [o for o in listed if not _hidden(o.key)]
+        self._regions = wal_regions(objects)
+        if full:
+            self._full_mono = started
+            self.full_requested = False
+            self.full_listings += 1
+        return objects
+
+    def known_below(self, key: str) -> bool:
+        """Whether ``key`` falls in a WAL region the next incremental listing skips."""
+        prefix = cluster_prefix(key)
+        region = self._regions.get(prefix) if prefix is not None else None
+        return region is not None and key < region.last
 
     def _read_info(self, key: str) -> bytes | None:
         try:
@@ -145,12 +183,24 @@ class Repositories:
         *,
         interval: float = 60.0,
         clock: Clock = time.time,
+        rescan_interval: float = RESCAN_INTERVAL,
     ) -> Repositories:
         mirrors = mirrors or []
-        view = RepositoryView(*primary, role=PRIMARY, keep_keys=bool(mirrors), clock=clock)
+        view = RepositoryView(
+            *primary,
+            role=PRIMARY,
+            keep_keys=bool(mirrors),
+            clock=clock,
+            rescan_interval=rescan_interval,
+        )
         return cls(
             view,
-            [RepositoryView(*m, role=MIRROR, keep_keys=True, clock=clock) for m in mirrors],
+            [
+                RepositoryView(
+                    *m, role=MIRROR, keep_keys=True, clock=clock, rescan_interval=rescan_interval
+                )
+                for m in mirrors
+            ],
             interval=interval,
         )
 
@@ -170,6 +220,11 @@ class Repositories:
         for view in self:
             if not view.listed:
                 continue
+            if isinstance(view.storage, PagedListing):
+                how = f"incremental, a full listing every {view.rescan_interval:g}s"
+            else:
+                how = "full"
+            log.info("listing %s every %gs (%s)", view.label, self.interval, how)
             thread = threading.Thread(
                 target=self._loop, args=(view,), name=f"repository-{view.role}", daemon=True
             )
@@ -208,7 +263,11 @@ class Repositories:
         """(objects in the primary missing from ``mirror``, mtime of the oldest of them).
 
         None when either listing is missing or failed (the lag is unknown then;
-        ``seawall_repository_reachable`` says why).
+        ``seawall_repository_reachable`` says why). A missing key inside a WAL
+        region the mirror's incremental listing skips (a gap ``sync`` may fill
+        there, or a segment deleted on the mirror and still listed as known on
+        the primary) asks both for a full listing at their next refresh, so the
+        lag is exact again one refresh later instead of one rescan later.
         """
         p, m = self.primary.listing, mirror.listing
         if p is None or m is None or not self.primary.reachable or not mirror.reachable:
@@ -223,6 +282,8 @@ class Repositories:
             if key not in m.mtimes:
                 missing += 1
                 oldest = mtime if oldest is None else min(oldest, mtime)
+                if mirror.known_below(key):
+                    mirror.full_requested = self.primary.full_requested = True
         result = (missing, oldest)
         self._lag_memo[mirror.label] = (token, result)
         return result

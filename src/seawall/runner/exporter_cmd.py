@@ -56,7 +56,9 @@ def exporter(
             "--rescan-interval",
             min=1.0,
             help="Seconds between full rescans of the WAL archive and full stat checks of "
-            "the catalog (a fallback; changes are seen at once through file system events).",
+            "the catalog (a fallback; changes are seen at once through file system events), "
+            "and between full listings of object storage (in between, the WAL segments "
+            "already seen are not listed again).",
         ),
     ] = 300.0,
     refresh_interval: Annotated[
@@ -100,8 +102,14 @@ def exporter(
             return None
 
     mirrors = [(m, open_storage(m, what="MIRRORS")) for m in _mirror_locations(s)]
+    # the primary alone (not wrapped with its mirrors or MAX_RATE, which only
+    # matter to writes): its own listing is what the view needs, incremental on S3
+    primary = open_storage(s.repository) if mirrors or s.max_rate else storage
     repositories = Repositories.of(
-        (s.repository, storage), mirrors, interval=0.0 if no_cache else refresh_interval
+        (s.repository, primary),
+        mirrors,
+        interval=0.0 if no_cache else refresh_interval,
+        rescan_interval=0.0 if no_cache else rescan_interval,
     )
     catalog: CatalogCache | None = None
     wal: WalWatcher | None = None

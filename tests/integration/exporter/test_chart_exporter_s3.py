@@ -26,15 +26,11 @@ import pytest
 import yaml
 
 from seawall.ports import free_loopback_port
-from tests.integration.exporter.test_repositories_s3 import (  # noqa: F401 - the fixture
-    bucket,
-    catalog,
-    s3,
-    s3_storage,
-    upload,
-    wait_for,
-)
+from tests.integration.exporter.test_repositories_s3 import catalog, s3_storage, upload, wait_for
+from tests.integration.storage.conftest import new_bucket, s3_server
 from tests.support.s3server import S3Server
+
+__all__ = ["s3_server"]  # the fixture, used by name below
 
 helm = pytest.importorskip("helm_python")
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,22 +52,22 @@ def render(values: dict[str, Any]) -> list[Doc]:
 
 
 def test_rendered_exporter_reads_s3_and_its_mirror_with_a_read_only_key(
-    s3: S3Server,  # noqa: F811 - the imported fixture
+    s3_server: S3Server,
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "backups"
     catalog(root)
-    primary, mirror = bucket(s3), bucket(s3)
+    primary, mirror = new_bucket(s3_server), new_bucket(s3_server)
     url, mirror_url = f"s3://{primary}/prod", f"s3://{mirror}/prod"
-    upload(root, s3_storage(s3, url))
-    upload(root, s3_storage(s3, mirror_url), only=lambda k: not k.startswith("qdrant/"))
+    upload(root, s3_storage(s3_server, url))
+    upload(root, s3_storage(s3_server, mirror_url), only=lambda k: not k.startswith("qdrant/"))
     docs = render(
         {
             "repository": {
                 "url": url,
                 "mirrors": [mirror_url],
                 "s3": {
-                    "endpoint": s3.endpoint,
+                    "endpoint": s3_server.endpoint,
                     "region": "us-east-1",
                     "credentials": {"existingSecret": "s3-rw", "exporterSecret": "s3-ro"},
                 },
@@ -81,8 +77,8 @@ def test_rendered_exporter_reads_s3_and_its_mirror_with_a_read_only_key(
         }
     )
     secrets = {
-        ("s3-ro", "AWS_ACCESS_KEY_ID"): s3.ro_access_key,
-        ("s3-ro", "AWS_SECRET_ACCESS_KEY"): s3.ro_secret_key,
+        ("s3-ro", "AWS_ACCESS_KEY_ID"): s3_server.ro_access_key,
+        ("s3-ro", "AWS_SECRET_ACCESS_KEY"): s3_server.ro_secret_key,
     }
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     pod = deployment["spec"]["template"]["spec"]
@@ -152,7 +148,7 @@ def test_rendered_exporter_reads_s3_and_its_mirror_with_a_read_only_key(
         assert f'seawall_repository_reachable{{repository="{mirror_url}"}} 1.0' in body
         assert "seawall_backup_dir_accessible 1.0" in body
         assert 'seawall_backups{engine="postgresql",kind="logical",series="app"} 1.0' in body
-        assert s3.ro_secret_key not in body + log.read_text()
+        assert s3_server.ro_secret_key not in body + log.read_text()
     finally:
         if proc is not None:
             proc.terminate()

