@@ -114,11 +114,22 @@ def _options(env: Mapping[str, str] | None) -> tuple[str, str, int | None, int, 
     cluster = raw.cluster
     if not plain_cluster(cluster):
         raise Fallback("cluster name needs encoding")
-    # COMPRESSION_THREADS=0 (auto): libzstd's own single thread, running beside
-    # the hashing thread, i.e. both cores busy without zstd's worker pool
-    # (same wall time for a 16 MiB segment, ~8% less CPU: measured)
-    threads = raw.compression_threads
+    # COMPRESSION_THREADS=0 (auto): two libzstd workers when the process may
+    # use two cores (a 16 MiB segment is eight 2 MiB jobs at level 1), else
+    # zstd in the compressing thread. zstd is most of a push's CPU; its
+    # workers halve its share of the wall time when a core is free and cost
+    # no more CPU when none is (measured on the bench's segments: 81-83 vs
+    # 90-92 ms of CPU per segment; docs/benchmarks.md, issue 14 session 6)
+    threads = raw.compression_threads or (2 if _usable_cores() >= 2 else 0)
     return raw.backup_dir, cluster, raw.compression_level, threads, recipients
+
+
+def _usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask, as a cpuset limits it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _check_segment(name: str, head: bytes, size: int, archive: str) -> None:
