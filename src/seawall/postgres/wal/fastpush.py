@@ -50,6 +50,7 @@ from seawall.postgres.wal.lean import (
     unlink_quietly,
     versions,
     zstd_backend,
+    zstd_workers,
 )
 from seawall.postgres.wal.leanstream import Compressor, Sink, hash_and_compress
 from seawall.walcore.header import (
@@ -114,22 +115,10 @@ def _options(env: Mapping[str, str] | None) -> tuple[str, str, int | None, int, 
     cluster = raw.cluster
     if not plain_cluster(cluster):
         raise Fallback("cluster name needs encoding")
-    # COMPRESSION_THREADS=0 (auto): two libzstd workers when the process may
-    # use two cores (a 16 MiB segment is eight 2 MiB jobs at level 1), else
-    # zstd in the compressing thread. zstd is most of a push's CPU; its
-    # workers halve its share of the wall time when a core is free and cost
-    # no more CPU when none is (measured on the bench's segments: 81-83 vs
-    # 90-92 ms of CPU per segment; docs/benchmarks.md, issue 14 session 6)
-    threads = raw.compression_threads or (2 if _usable_cores() >= 2 else 0)
+    # COMPRESSION_THREADS as configured; 0 (auto) is resolved where zstd is
+    # set up (lean.zstd_workers)
+    threads = raw.compression_threads
     return raw.backup_dir, cluster, raw.compression_level, threads, recipients
-
-
-def _usable_cores() -> int:
-    """CPUs this process may run on (its affinity mask, as a cpuset limits it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _check_segment(name: str, head: bytes, size: int, archive: str) -> None:
@@ -228,7 +217,7 @@ def _push_open(
             raise Fallback("no directory")
         cctx = zstd_backend().ZstdCompressor(
             level=WAL_ZSTD_LEVEL if level is None else level,
-            threads=threads,
+            threads=zstd_workers(threads),
             write_checksum=True,
         )
         suffix = ".zst.age" if recipients else ".zst"

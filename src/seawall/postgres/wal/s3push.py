@@ -48,7 +48,7 @@ from __future__ import annotations
 import os
 
 from seawall.postgres.wal.fastpush import _options, check_archive_info, check_header
-from seawall.postgres.wal.lean import Fallback, zstd_backend
+from seawall.postgres.wal.lean import Fallback, zstd_backend, zstd_workers
 from seawall.postgres.wal.leanstream import Compressor, Sink, hash_and_compress
 from seawall.walcore.header import LONG_HEADER_SIZE, MAX_SEGMENT_SIZE
 from seawall.walcore.layout import (
@@ -261,7 +261,9 @@ def _push_open(
         header = check_header(name, head, size, whole=kind == "segment")
     try:
         cctx = zstd_backend().ZstdCompressor(
-            level=WAL_ZSTD_LEVEL if level is None else level, threads=threads, write_checksum=True
+            level=WAL_ZSTD_LEVEL if level is None else level,
+            threads=zstd_workers(threads),
+            write_checksum=True,
         )
     except Exception as exc:  # zstd refuses the options
         raise Fallback(f"{type(exc).__name__}: {exc}") from exc
