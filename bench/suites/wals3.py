@@ -14,13 +14,16 @@ tools taking turns segment by segment (``wal.interleaved_rows``):
   path (standard-library SigV4 client, no boto3);
 * the same over plain HTTP, to show what TLS costs;
 * the same into a local archive (a reference: what S3 adds, in the same
-  minutes of a shared machine).
+  minutes of a shared machine);
+* with ``BENCH_WAL_COMPARE_SRC=/other/checkout/src``, that tree's push over
+  TLS too (before/after in one interleaved run).
 
 Goal (issue 14): seawall no slower than pgBackRest, median under 100 ms.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,7 +96,7 @@ def run(ctx: Context) -> list[Row]:
     ctx.log(f"wals3: collecting {ctx.opts.wal_segments} segments")
     segments = collect_segments(ctx, ctx.opts.wal_segments)
     passes = max(1, min(ctx.opts.repeat, 5))
-    compile_bytecode()
+    compile_bytecode(os.environ.get("BENCH_WAL_COMPARE_SRC"))
     timeout = 120.0
 
     def pgbackrest_setup(n: int) -> tuple[Callable[[Path], measure.RunResult], Path | None]:
@@ -109,10 +112,12 @@ def run(ctx: Context) -> list[Row]:
         )
 
     def seawall(
-        endpoint: str, label: str
+        endpoint: str, label: str, src: str | None = None
     ) -> Callable[[int], tuple[Callable[..., measure.RunResult], Path | None]]:
         def setup(n: int) -> tuple[Callable[[Path], measure.RunResult], Path | None]:
             env = {k: v for k, v in ctx.seawall_env(ctx.root).items() if not k.startswith("AWS_")}
+            if src:  # another tree's seawall (before/after in one run)
+                env["PYTHONPATH"] = src
             env.update(
                 BACKUP_DIR=f"s3://{BUCKET}/seawall-{label}-{n}",
                 AWS_ACCESS_KEY_ID=server.access_key,
@@ -140,6 +145,17 @@ def run(ctx: Context) -> list[Row]:
         # the same push into a local archive, same minutes: what S3 adds
         Lane("seawall postgres wal-push (local archive, zstd+age), reference", seawall_local, rss="root"),
     ]  # fmt: skip
+    # BENCH_WAL_COMPARE_SRC=/path/to/other/checkout/src adds that tree's push over TLS
+    # to the same interleaved run (before/after comparisons, as in the wal suite)
+    other = os.environ.get("BENCH_WAL_COMPARE_SRC")
+    if other:
+        lanes.append(
+            Lane(
+                f"seawall wal-push (S3 over TLS) from {other}",
+                seawall(server.https_endpoint, "other", other),
+                rss="root",
+            )
+        )
     unavailable = ctx.seawall_unavailable("postgres", "wal-push")
     if unavailable:
         for lane in lanes[1:]:

@@ -67,6 +67,26 @@ def zstd_backend() -> ModuleType:
     return zstandard
 
 
+def zstd_workers(threads: int) -> int:
+    """libzstd's worker count for ``COMPRESSION_THREADS`` (0: auto) on a WAL segment.
+
+    Auto is two workers when the process may use two CPUs (its affinity
+    mask, as a cpuset limits it), else zstd in the compressing thread: a
+    16 MiB segment is eight 2 MiB jobs at level 1, and zstd is most of a
+    push's CPU. Two workers halve its share of the wall time when a core is
+    free and cost no more CPU when none is (81-83 vs 90-92 ms per bench
+    segment; docs/adr/0013-wal-push-to-object-storage.md, addendum). The
+    general path's codecs also run zstd's workers for 0.
+    """
+    if threads:
+        return threads
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 0
+
+
 def parse_recipients(text: str) -> list[str]:
     """``seawall.pipeline.keys.parse_recipients`` without its error: Fallback."""
     out = []

@@ -48,7 +48,7 @@ from __future__ import annotations
 import os
 
 from seawall.postgres.wal.fastpush import _options, check_archive_info, check_header
-from seawall.postgres.wal.lean import Fallback, zstd_backend
+from seawall.postgres.wal.lean import Fallback, zstd_backend, zstd_workers
 from seawall.postgres.wal.leanstream import Compressor, Sink, hash_and_compress
 from seawall.walcore.header import LONG_HEADER_SIZE, MAX_SEGMENT_SIZE
 from seawall.walcore.layout import (
@@ -202,7 +202,6 @@ def push(path: str, env: Mapping[str, str] | None = None) -> str:
     decides), :class:`seawall.storage.s3.leanconf.S3Error` (the server failed or
     refused: one line, nothing stored), OSError (the segment unreadable).
     """
-    from seawall.storage.s3.lean import Client
     from seawall.storage.s3.leanconf import NeedsGeneral, config_from_env
 
     name = os.path.basename(path)
@@ -221,16 +220,28 @@ def push(path: str, env: Mapping[str, str] | None = None) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise Fallback("cannot open the file") from exc
-    client = Client(config, deadline=deadline)
+    made: list[Client] = []
+
+    def client() -> Client:
+        """The one client of this push, made on first use: by the probe's thread,
+        so the client's imports (hmac, the signer, leannet, _ssl) are not on the
+        encoding's path."""
+        if not made:
+            from seawall.storage.s3.lean import Client
+
+            made.append(Client(config, deadline=deadline))
+        return made[0]
+
     try:
         return _push_open(client, fd, name, kind, cluster, level, threads, recipients)
     finally:
         os.close(fd)
-        client.close()
+        for each in made:
+            each.close()
 
 
 def _push_open(
-    client: Client,
+    client: Callable[[], Client],
     fd: int,
     name: str,
     kind: str,
@@ -250,15 +261,17 @@ def _push_open(
         header = check_header(name, head, size, whole=kind == "segment")
     try:
         cctx = zstd_backend().ZstdCompressor(
-            level=WAL_ZSTD_LEVEL if level is None else level, threads=threads, write_checksum=True
+            level=WAL_ZSTD_LEVEL if level is None else level,
+            threads=zstd_workers(threads),
+            write_checksum=True,
         )
     except Exception as exc:  # zstd refuses the options
         raise Fallback(f"{type(exc).__name__}: {exc}") from exc
 
     def probe() -> list[str]:
         if header is not None:
-            _check_archive(client, archive, cluster, *header)
-        return _versions(client, directory, name)
+            _check_archive(client(), archive, cluster, *header)
+        return _versions(client(), directory, name)
 
     # archive.json and the listing travel while this thread hashes and the
     # others compress and encrypt (the socket waits release the GIL)
@@ -279,14 +292,15 @@ def _push_open(
         return same[0]  # PostgreSQL retrying a push that stored it: S3 holds it durably
     suffix = ".zst.age" if recipients else ".zst"
     key = f"{directory}/{archived_name(name, sha, suffix)}"
-    status = client.put(
+    s3 = client()  # the probe's: made and connected by now
+    status = s3.put(
         key, sink.parts, sink.digest.hexdigest(), if_none_match=True, what=f"writing {name}"
     )
-    after = _versions(client, directory, name)
+    after = _versions(s3, directory, name)
     if status == 412 and key not in after:
         raise Fallback("the server answered 412 but holds no such object")
     if any(_sha_of(k, name) != sha[:SHA_LEN] for k in after):
         if status == 200:  # ours is one of two versions: withdraw it (module docstring)
-            client.delete(key)
+            s3.delete(key)
         raise Fallback("raced")
     return key

@@ -4,17 +4,19 @@ Why not boto3 (ADR 0011): ``archive_command`` starts one process per 16 MiB
 WAL segment, and importing boto3 costs 0.6-1 s, ten times the push's whole
 budget. A WAL segment is one object of at most ~16 MiB (compressed and
 encrypted), so one ``PutObject`` does; no multipart upload, no transfer
-manager. This module needs only the standard library (``socket``, ``ssl``
+manager. This module needs only the standard library (``_socket``, ``_ssl``
 only for https, ``hmac``, ``hashlib``; HTTP/1.1 is spoken directly, since
-``http.client`` imports the ``email`` package) and is imported only for an
-``s3://`` repository.
+``http.client`` imports the ``email`` package, and :mod:`.leannet` skips
+the ``socket``/``ssl`` wrappers) and is imported only for an ``s3://``
+repository.
 
 What it does, and what it leaves to the general (boto3) S3 backend:
 
 The pieces: :mod:`~seawall.storage.s3.sigv4` (the signer),
 :mod:`~seawall.storage.s3.leanconf` (configuration from the environment,
-errors), :mod:`~seawall.storage.s3.leanhttp` (HTTP/1.1 answers off the
-socket), and :class:`Client` here (connection, retries, operations).
+errors), :mod:`~seawall.storage.s3.leannet` (the TCP/TLS connection),
+:mod:`~seawall.storage.s3.leanhttp` (HTTP/1.1 answers off the socket), and
+:class:`Client` here (retries, operations).
 
 * AWS Signature Version 4 in the ``Authorization`` header, payload signed
   (``x-amz-content-sha256`` is the body's sha256, which the server checks;
@@ -50,10 +52,9 @@ from seawall.storage.s3.sigv4 import EMPTY_SHA256, canonical_query, quote, sign
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket
-    import ssl
     from collections.abc import Mapping, Sequence
-    from typing import BinaryIO
+
+    from seawall.storage.s3.leannet import Connection
 
 #: AWS answers a conditional write (If-None-Match) that overlapped another
 #: write of the key with 409 and this code, and asks the client to retry
@@ -88,57 +89,39 @@ class Client:
         self.timeout = timeout
         self.base = base
         self.cap = cap
-        self._sock: socket.socket | None = None
-        self._rfile: BinaryIO | None = None
-        self._ctx: ssl.SSLContext | None = None
+        self._conn: Connection | None = None
 
     # -- connection
     def _endpoint_host(self) -> str:
         cfg = self.config
         return f"{cfg.bucket}.{cfg.host}" if cfg.virtual else cfg.host
 
-    def _connect(self) -> tuple[socket.socket, BinaryIO]:
+    def _connect(self) -> Connection:
         """The open connection (a new one after :meth:`close`).
 
-        A plain socket, not ``http.client``: that module pulls in the
-        ``email`` package, a few milliseconds more on every push for
-        nothing S3 needs.
+        :mod:`~seawall.storage.s3.leannet`: ``_socket``/``_ssl`` under a
+        plain HTTP/1.1 exchange, not ``http.client`` (it pulls in the
+        ``email`` package) nor ``socket``/``ssl`` (~20 ms of imports per
+        push, measured there).
         """
-        if self._sock is not None and self._rfile is not None:
-            return self._sock, self._rfile
-        import socket
+        if self._conn is not None:
+            return self._conn
+        from seawall.storage.s3.leannet import connect
 
         cfg = self.config
-        host = self._endpoint_host()
-        # bytes: a str host name goes through the idna codec (one more import)
-        address = (host.strip("[]").encode("ascii"), cfg.port)
-        sock = socket.create_connection(address, timeout=self.timeout)  # type: ignore[arg-type]
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if cfg.secure:
-                import ssl
-
-                if self._ctx is None:
-                    self._ctx = (
-                        ssl.create_default_context(cafile=cfg.ca_bundle)
-                        if cfg.ca_bundle
-                        else ssl.create_default_context()
-                    )
-                sock = self._ctx.wrap_socket(sock, server_hostname=host.strip("[]"))
-        except BaseException:
-            sock.close()
-            raise
-        self._sock = sock
-        self._rfile = sock.makefile("rb")
-        return sock, self._rfile
+        self._conn = connect(
+            self._endpoint_host().strip("[]"),
+            cfg.port,
+            timeout=self.timeout,
+            secure=cfg.secure,
+            ca_bundle=cfg.ca_bundle,
+        )
+        return self._conn
 
     def close(self) -> None:
-        sock, rfile = self._sock, self._rfile
-        self._sock = self._rfile = None
-        if rfile is not None:
-            rfile.close()
-        if sock is not None:
-            sock.close()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def _host_header(self) -> str:
         cfg = self.config
@@ -191,14 +174,14 @@ class Client:
             lines.append(f"content-length: {length}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode()
         try:
-            sock, rfile = self._connect()
+            conn = self._connect()
             if length and length <= 65536:
-                sock.sendall(head + b"".join(body))
+                conn.sendall(head + b"".join(body))
             else:
-                sock.sendall(head)
+                conn.sendall(head)
                 for piece in body:
-                    sock.sendall(piece)
-            answer, keep = read_response(rfile, method)
+                    conn.sendall(piece)
+            answer, keep = read_response(conn.rfile, method)
             if not keep:
                 self.close()
         except (OSError, ValueError) as exc:  # refused, reset, timed out, cut short
