@@ -17,13 +17,19 @@ in the standard AWS environment variables (never argv), age keys in
   8 MiB parts, 10 threads by default);
 - ``obstore FILE BUCKET KEY``: ``obstore.put`` from the file object (Rust);
 - ``restore BUCKET KEY SHA256 SIZE``: seawall's restore read path
-  (``decode_to`` as ``postgres restore`` calls it: size check, sha256 of the
-  stored bytes before anything is decoded, then a second read that decrypts
-  and decompresses) into a sink that drops the bytes;
-- ``restore-stream BUCKET KEY SHA256 SIZE``: the same without the separate
-  sha256 pass (``precheck=False``, as ``qdrant restore`` calls it: one read,
-  the sha256 checked at the end);
+  (``decode_to`` as ``postgres restore`` calls it: size check, one read of
+  the object into the spool in ``TMPDIR`` while it is hashed, then decrypt
+  and decompress from the spool) into a sink that drops the bytes;
+- ``restore-prepass BUCKET KEY SHA256 SIZE``: what ``decode_to`` did before
+  the spool (session 5): a sha256 pass over the object, then a second read
+  that decrypts and decompresses (kept to compare in the same run);
+- ``restore-stream BUCKET KEY SHA256 SIZE``: one streaming read with no
+  check before decoding (``precheck=False``, as ``qdrant verify`` calls it:
+  the sha256 checked at the end; the floor for a one-read restore);
 - ``get BUCKET KEY``: ``S3Storage.open_read`` to the end (the read alone);
+- ``get-ranged BUCKET KEY``: the same object as 8 MiB ranged GETs, 4 in
+  flight (what a parallel download into the restore spool
+  would do; measured to decide whether the spool should be filled that way);
 - ``import:<module>``: import the module and exit (import cost).
 """
 
@@ -61,11 +67,16 @@ def _seawall(mode: str, argv: list[str]) -> None:
             res = store_stream(src, _storage(bucket), key, spec)
         print(res.sha256, res.stored_size)
         return
-    if mode in ("restore", "restore-stream"):
+    if mode in ("restore", "restore-stream", "restore-prepass"):
         bucket, key, sha256, size = argv
         keys = KeyRing.build(identity_files=[Path(os.environ["SEAWALL_BENCH_IDENTITY_FILE"])])
+        storage = _storage(bucket)
+        if mode == "restore-prepass":
+            from seawall.pipeline.decode import sha256_of
+
+            assert sha256_of(storage, key)[0] == sha256
         decode_to(
-            _storage(bucket),
+            storage,
             key,
             _Drop(),
             keys,
@@ -74,6 +85,23 @@ def _seawall(mode: str, argv: list[str]) -> None:
             compression="zstd",
             precheck=mode == "restore",
         )
+        return
+    if mode == "get-ranged":
+        from concurrent.futures import ThreadPoolExecutor
+
+        bucket, key = argv
+        storage = _storage(bucket)
+        client, full = storage.client, key
+        size = int(client.head_object(Bucket=bucket, Key=full)["ContentLength"])
+        part = 8 << 20
+
+        def fetch(start: int) -> int:
+            rng = f"bytes={start}-{min(start + part, size) - 1}"
+            body = client.get_object(Bucket=bucket, Key=full, Range=rng)["Body"]
+            return len(body.read())
+
+        with ThreadPoolExecutor(4) as pool:
+            assert sum(pool.map(fetch, range(0, size, part))) == size
         return
     if mode == "get":
         bucket, key = argv

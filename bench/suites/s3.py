@@ -210,8 +210,16 @@ def run(ctx: Context) -> list[Row]:
         ident = str(keyfile)
         group = [
             py_tool(
-                "seawall restore read (sha256 pass, then decode)",
+                "seawall restore read (one read into the spool, sha256, decode)",
                 "restore",
+                bucket,
+                key,
+                art_sha,
+                str(art_size),
+            ),
+            py_tool(
+                "seawall restore read as before (sha256 pass, then decode)",
+                "restore-prepass",
                 bucket,
                 key,
                 art_sha,
@@ -239,6 +247,7 @@ def run(ctx: Context) -> list[Row]:
                 unavailable=s5_missing,
             ),
             py_tool("seawall open_read to the end (no decode)", "get", bucket, key),
+            py_tool("8 MiB ranged GETs, 4 in flight (boto3, no decode)", "get-ranged", bucket, key),
             Tool(
                 "s5cmd cat > /dev/null",
                 lambda i: timed([[*s5cmd, "cat", f"s3://{bucket}/{key}"]]),
@@ -248,7 +257,7 @@ def run(ctx: Context) -> list[Row]:
         got = interleaved_rows(SUITE, group, ctx.opts.repeat)
         _with_rate(got, art_mib)
         apply_baseline(got)
-        _vs_fastest_peer(got[:3], "seawall restore read, one pass")
+        _vs_fastest_peer(got[:4], "seawall restore read (one read")
         rows += got
     if "import" in parts:
         imports = [

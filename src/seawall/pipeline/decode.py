@@ -1,8 +1,10 @@
 """Decode an artifact back into a stream: the mirror image of :mod:`store`.
 
-sha256 check of the stored bytes first (nothing is trusted before it
-matches the manifest), then decrypt → decompress → consumer, hashing again
-on the way so a file that changes under us is caught too. The read side is
+The stored bytes are read once, into a private spool while they are
+hashed (:mod:`seawall.pipeline.spool`); nothing is decoded before their
+sha256 matches the manifest, and what is decoded is the spool, so the
+bytes that reach the consumer are the bytes that were hashed. Then
+decrypt → decompress → consumer. The read side is
 push-based: the decryptor pushes into the decompressor, which pushes into
 the consumer (a file, pg_restore's stdin, a hash). Encryption is detected
 from the bytes (:func:`sniff_encryption`): age X25519, age scrypt, or the
@@ -18,6 +20,7 @@ import os
 import sys
 import zlib
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import zstandard
 
@@ -25,6 +28,7 @@ from seawall.errors import DecryptionError, StorageError, VerificationError
 from seawall.pipeline.adapters import CountingReader, CountingSink, Progress, copy_stream
 from seawall.pipeline.codecs import CHUNK, Sink, decompress_writer
 from seawall.pipeline.keys import KeyRing
+from seawall.pipeline.spool import Spooled, spool
 from seawall.storage.base import Storage
 from seawall.storage.mirror import first_good_copy
 
@@ -86,61 +90,96 @@ def decode_to(
 ) -> DecodeResult:
     """Decode the artifact at ``key`` into ``sink``.
 
-    With ``expected_sha256`` the stored bytes are hashed first (``precheck``)
-    and nothing reaches ``sink`` unless they match; ``compression=None`` and
-    an unknown encryption mean "detect from the bytes" (foreign and legacy
-    files). With ``expected_size`` (the manifest's ``stored_size``) the file's
-    size is compared first: a truncated or grown artifact is named as such,
-    before any byte is hashed or decoded.
+    With ``expected_sha256`` (and ``precheck``, the default) the stored bytes
+    are read once into a private spool (:mod:`seawall.pipeline.spool`) while
+    they are hashed, and decoded from the spool only if they match: nothing
+    reaches ``sink`` unless the sha256 is right, and the bytes decoded are the
+    bytes hashed. ``precheck=False`` is for callers that act on nothing before
+    this returns (a verification reading the content): one streaming pass,
+    the sha256 checked at the end, no scratch space. ``compression=None``
+    and an unknown encryption mean "detect from the bytes" (foreign and
+    legacy files). With ``expected_size`` (the manifest's ``stored_size``)
+    the object's size is compared first: a truncated or grown artifact is
+    named as such, before any byte is read.
     """
+    spooled: Spooled | None = None
 
     def check(repo: Storage) -> None:
+        nonlocal spooled
         if expected_size is not None:
             check_stored_size(repo, key, expected_size)
         if expected_sha256 and precheck:
-            actual, _ = sha256_of(repo, key)
-            if actual != expected_sha256:
+            size = expected_size if expected_size is not None else repo.stat(key).size
+            got = spool(repo, key, size)
+            if got.sha256 != expected_sha256:
+                got.file.close()
                 raise VerificationError(
                     f"{key}: sha256 mismatch (manifest {expected_sha256[:16]}…, file "
-                    f"{actual[:16]}…): the stored file is corrupt or was modified; "
+                    f"{got.sha256[:16]}…): the stored file is corrupt or was modified; "
                     "restore from another backup"
                 )
+            spooled = got
 
     # with MIRRORS: the first repository whose copy passes (primary first), named in the log
     storage = first_good_copy(storage, key, check)
+    if spooled is not None:
+        # the spool is private and its sha256 matched: no second hash while decoding
+        with spooled.file as fh:
+            return _decode(
+                fh, sink, keys, key, compression, progress, trusted=spooled, expected_sha256=None
+            )
     with storage.open_read(key) as raw:
-        head = raw.read(256)
-        reader = CountingReader(raw, prefix=head)
-        encryption = sniff_encryption(head)
-        if encryption == "openssl" and expected_sha256:
-            # seawall never writes openssl-encrypted artifacts: an artifact with a
-            # manifest whose raw bytes happen to start with "Salted__" is plain.
-            encryption = None
-        counting = CountingSink(sink, progress)
-        dec = decompress_writer(counting, compression)
+        return _decode(
+            raw, sink, keys, key, compression, progress, size=_size_of(raw),
+            expected_sha256=expected_sha256,
+        )  # fmt: skip
+
+
+def _decode(
+    raw: BinaryIO,
+    sink: Sink,
+    keys: KeyRing | None,
+    key: str,
+    compression: str | None,
+    progress: Progress | None,
+    *,
+    expected_sha256: str | None,
+    trusted: Spooled | None = None,
+    size: int | None = None,
+) -> DecodeResult:
+    """Decrypt and decompress ``raw`` into ``sink``; hash it unless it is a ``trusted`` spool."""
+    head = raw.read(256)
+    reader = CountingReader(raw, prefix=head, hashing=trusted is None)
+    encryption = sniff_encryption(head)
+    if encryption == "openssl" and (expected_sha256 or trusted):
+        # seawall never writes openssl-encrypted artifacts: an artifact with a
+        # manifest whose raw bytes happen to start with "Salted__" is plain.
+        encryption = None
+    counting = CountingSink(sink, progress)
+    dec = decompress_writer(counting, compression)
+    try:
         try:
-            try:
-                _decrypt(reader, dec, encryption, keys, key, _size_of(raw))
-                dec.close()
-            except (zstandard.ZstdError, zlib.error) as exc:
+            _decrypt(reader, dec, encryption, keys, key, trusted.size if trusted else size)
+            dec.close()
+        except (zstandard.ZstdError, zlib.error) as exc:
+            raise VerificationError(
+                f"{key}: corrupt compressed data ({exc}); the artifact is damaged"
+            ) from exc
+        except OSError as exc:
+            raise StorageError(f"{key}: I/O error while decoding: {exc}") from exc
+    except VerificationError as exc:
+        # Name the root cause: if the stored bytes differ from the manifest,
+        # say so rather than which decoding stage tripped over them first.
+        if expected_sha256:
+            while reader.read(CHUNK):
+                pass
+            if reader.hexdigest() != expected_sha256:
                 raise VerificationError(
-                    f"{key}: corrupt compressed data ({exc}); the artifact is damaged"
+                    f"{key}: sha256 mismatch (the stored file is corrupt or was modified; "
+                    f"decoding failed: {exc}); restore from another backup"
                 ) from exc
-            except OSError as exc:
-                raise StorageError(f"{key}: I/O error while decoding: {exc}") from exc
-        except VerificationError as exc:
-            # Name the root cause: if the stored bytes differ from the manifest,
-            # say so rather than which decoding stage tripped over them first.
-            if expected_sha256:
-                while reader.read(CHUNK):
-                    pass
-                if reader.hexdigest() != expected_sha256:
-                    raise VerificationError(
-                        f"{key}: sha256 mismatch (the stored file is corrupt or was modified; "
-                        f"decoding failed: {exc}); restore from another backup"
-                    ) from exc
-            raise
-    digest = reader.hexdigest()
+        raise
+    digest = trusted.sha256 if trusted else reader.hexdigest()
     if expected_sha256 and digest != expected_sha256:
         raise VerificationError(
             f"{key}: sha256 mismatch while reading (the file changed or is corrupt)"

@@ -67,12 +67,17 @@ def open_decoded(
     keys: KeyRing | None,
     expected_sha256: str | None,
     expected_size: int | None = None,
+    *,
+    precheck: bool = False,
 ) -> Iterator[HashingStream]:
     """Yield a reader of the decoded bytes of ``key`` (sha256 checked while read).
 
-    The stored bytes' sha256 is checked on the fly (no pre-pass), so a
-    mismatch surfaces when the stream ends; callers must not act on the
-    content before the context exits cleanly.
+    By default the stored bytes' sha256 is checked on the fly (no spool), so
+    a mismatch surfaces when the stream ends; callers must not act on the
+    content before the context exits cleanly. With ``precheck`` the decoder
+    reads the object once into its spool and checks it first
+    (``decode_to``): the stream yields no byte of an object that does not
+    match, for callers that pass the bytes on as they read them.
     """
     if expected_size is not None:
         check_stored_size(storage, key, expected_size)  # before any byte is decoded
@@ -86,8 +91,9 @@ def open_decoded(
     def work() -> None:
         try:
             decode_to(
-                storage, key, _PipeSink(wfd), keys, expected_sha256=expected_sha256, precheck=False
-            )
+                storage, key, _PipeSink(wfd), keys,
+                expected_sha256=expected_sha256, precheck=precheck,
+            )  # fmt: skip
         except BrokenPipeError:
             pass
         except StorageError as exc:

@@ -10,13 +10,14 @@
   :class:`RefusedError` and say which Qdrant version to restore into.
 - **Streamed upload**: the artifact is decoded while it is uploaded
   (``POST /collections/{c}/snapshots/upload?priority=..&checksum=..``): no
-  temporary copy, no second pass, memory bounded whatever the size. The
-  multipart body's length is known in advance (the manifest records the raw
-  size), so it goes out with a Content-Length. Nothing is trusted early:
-  the stored bytes are hashed against the manifest *before any request*
-  (one extra read of the stored file: a tampered artifact makes no request
-  at all), and the stored sha256, the decoded size and the decoded sha256
-  (``raw_sha256``) are checked again *before the closing boundary is sent*;
+  decoded temporary copy, memory bounded whatever the size. The multipart
+  body's length is known in advance (the manifest records the raw size), so
+  it goes out with a Content-Length. Nothing is trusted early: the stored
+  object is read once into the decoder's spool and hashed against the
+  manifest *before any request* (``decode_to``: a tampered artifact makes
+  no request at all, and the bytes uploaded are decoded from the bytes
+  hashed), and the decoded size and the decoded sha256 (``raw_sha256``)
+  are checked *before the closing boundary is sent*;
   on any mismatch then the body is cut short, which Qdrant can only reject
   (a truncated multipart body, and its own check of ``checksum``).
   Manifests without a raw sha256 (older ones) and shards that go to
@@ -35,6 +36,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 import shutil
 import tempfile
@@ -55,12 +57,10 @@ from seawall.errors import (
     VerificationError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.decode import check_stored_size, decode_to, sha256_of
+from seawall.pipeline.decode import decode_to
 from seawall.qdrant.client import QdrantClient, url_path
 from seawall.qdrant.decoded import open_decoded
 from seawall.qdrant.select import BackupSource
-from seawall.storage.base import Storage
-from seawall.storage.mirror import first_good_copy
 
 log = get_logger("qdrant.restore")
 
@@ -176,24 +176,7 @@ def _stream_upload(
     complete upload of bytes that did not match the manifest.
     """
     assert art.raw_sha256
-    # Before any request: a truncated or grown artifact is refused outright, and
-    # the stored bytes are hashed against the manifest (invariant 4: no byte of
-    # a tampered artifact reaches Qdrant, not even a request that is cut short).
-    # One extra read of the stored file; the checks during the upload stay, for
-    # a file that changes between this pass and the next.
     key = source.key(art.name)
-
-    def check(repo: Storage) -> None:
-        check_stored_size(repo, key, art.stored_size)
-        actual, _ = sha256_of(repo, key)
-        if actual != art.sha256:
-            raise VerificationError(
-                f"{key}: sha256 mismatch (manifest {art.sha256[:16]}…, file {actual[:16]}…): "
-                "the stored file is corrupt or was modified; restore from another backup"
-            )
-
-    # with MIRRORS: the first repository whose copy passes (primary first), named in the log
-    storage = first_good_copy(source.storage, key, check)
     boundary = secrets.token_hex(16)
     head = (
         f"--{boundary}\r\n"
@@ -205,15 +188,25 @@ def _stream_upload(
     expected_sha = art.raw_sha256
 
     def body() -> Generator[bytes, None, None]:
-        yield head
-        with open_decoded(storage, key, ctx.keys, art.sha256) as stream:
-            while chunk := stream.read(UPLOAD_CHUNK):
+        # precheck: the decoder reads the stored object once into its spool and
+        # checks size and sha256 there before decoding (invariant 4); with
+        # MIRRORS it takes the first good copy. The first read returns only
+        # after that, and is made before the request starts (see below).
+        with open_decoded(
+            source.storage, key, ctx.keys, art.sha256, art.stored_size, precheck=True
+        ) as stream:
+            chunk = stream.read(UPLOAD_CHUNK)
+            if not chunk and expected_size:
+                return  # the decoder failed: open_decoded raises its error on exit
+            yield head
+            while chunk:
                 if stream.count > expected_size:
                     raise VerificationError(
                         f"{art.name}: decodes to more than the {expected_size} bytes the manifest "
                         "records; the backup is corrupt; upload cut short"
                     )
                 yield chunk
+                chunk = stream.read(UPLOAD_CHUNK)
         # open_decoded has joined the decoder: the stored sha256 matched.
         if stream.count != expected_size or stream.hash.hexdigest() != expected_sha:
             raise VerificationError(
@@ -224,12 +217,17 @@ def _stream_upload(
 
     started = time.monotonic()
     stream = body()
+    # Run the body up to its first part before any request: a tampered or
+    # truncated artifact (or a wrong key) raises here, and Qdrant is never asked.
+    first = next(stream, None)
+    if first is None:  # the decoder failed without an error of its own (not expected)
+        raise VerificationError(f"{art.name}: decodes to nothing; the backup is corrupt")
     try:
         client.post_stream(
             path,
             what=what,
             params={"priority": priority, "checksum": expected_sha, "wait": "true"},
-            content=stream,
+            content=itertools.chain((first,), stream),
             headers={
                 "content-type": f"multipart/form-data; boundary={boundary}",
                 "content-length": str(len(head) + expected_size + len(tail)),

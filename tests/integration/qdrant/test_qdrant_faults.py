@@ -381,3 +381,43 @@ def test_hostile_collection_names_round_trip(
     server.delete_collection(name)
     assert restore(ctx, resolve(ctx, "latest", name)).points_count == 12
     assert server.collection_names() == [name]
+
+
+def test_streamed_restore_reads_the_artifact_once(
+    server: QdrantTestServer, make_ctx: MakeCtx, qdir: Path
+) -> None:
+    """The streamed upload reads the stored artifact once (issue 14): it used
+    to hash it in a pass of its own, then read it again to decode it (twice
+    the download from S3). Counted at the repository; failed before (2x)."""
+    server.create_collection("once", DIM, points=60, seed=22)
+    ctx = make_ctx(server)
+    backup(ctx, ["once"]).raise_for_status()
+    (art,) = artifacts(qdir)
+    served = 0
+    real_open = ctx.storage.open_read
+
+    class Counted:
+        def __init__(self, fh: Any) -> None:
+            self._fh = fh
+
+        def read(self, n: int = -1) -> bytes:
+            nonlocal served
+            data: bytes = self._fh.read(n)
+            served += len(data)
+            return data
+
+        def __enter__(self) -> Counted:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._fh.close()
+
+    def open_read(key: str) -> Any:
+        return Counted(real_open(key)) if key.endswith(art.name) else real_open(key)
+
+    ctx.storage.open_read = open_read
+    server.delete_collection("once")
+    restore(ctx, resolve(ctx, "latest"))
+    assert server.points_count("once") == 60
+    size = art.stat().st_size
+    assert served == size, f"{served} bytes read for a {size}-byte artifact"
