@@ -2,7 +2,8 @@
 and its part buffers are bounded and reused (issue 14: peak RSS of a 2 GiB
 upload under 200 MB).
 
-The caller's chunks straddle part boundaries, come as ``bytes``,
+Each part's body goes out as the buffer itself (no ``BytesIO`` copy, no
+``Expect: 100-continue`` round trip). The caller's chunks straddle part boundaries, come as ``bytes``,
 ``bytearray`` and ``memoryview``, and the caller overwrites its buffer right
 after each write (the pipeline's readers reuse theirs): the object read back
 must be byte-identical, its composite checksum must name every part, and
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -52,6 +54,12 @@ def test_odd_chunks_reused_buffers_land_exactly(
         return real_bytearray(*args)  # type: ignore[call-overload, no-any-return]
 
     monkeypatch.setattr(writer_mod, "bytearray", counting_bytearray, raising=False)
+    sent: list[tuple[str | None, str]] = []
+
+    def on_send(request: Any, **_: object) -> None:
+        sent.append((request.headers.get("Expect"), type(request.body).__name__))
+
+    storage.data_client.meta.events.register("before-send.s3.UploadPart", on_send)
     body = os.urandom(41 * MIB + 12345)  # 9 parts of 5 MiB, the last one short
     reused = bytearray(3 * MIB + 7)
     with storage.open_atomic_write("b/odd") as fh:
@@ -76,6 +84,10 @@ def test_odd_chunks_reused_buffers_land_exactly(
     # 9 parts went through at most max_in_flight + 1 = 3 buffers of the part size
     assert allocations and len(allocations) <= 3, allocations
     assert set(allocations) == {5 * MIB}
+    # each part body went out as the buffer itself: no BytesIO wrapper read in
+    # 128 KiB blocks (a copy), no Expect: 100-continue round trip per part
+    assert len(sent) == 9
+    assert all(expect is None and kind == "bytearray" for expect, kind in sent), sent
 
 
 def test_a_small_object_allocates_no_part_buffer(

@@ -15,7 +15,13 @@ size doubles only every 1,000 parts, past 7.8 GiB. Reuse matters beyond
 the count: a fresh 8 MiB ``bytes`` per part meant page faults, the kernel
 zeroing every page again, and glibc's growing mmap threshold keeping freed
 parts on the heap (RSS above the sum of the live buffers); a caller's chunk
-is copied once, into the buffer, and the full buffer is the request body.
+is copied once, into the buffer, and the buffer is the request body. A
+``bytearray`` body also goes out as one ``sendall``: botocore wraps a
+``bytes`` body in a ``BytesIO``, which it then reads in 128 KiB blocks (one
+more copy of every byte) after an ``Expect: 100-continue`` round trip per
+part. Without that header a part the server refuses (an expired key, an
+upload aborted by prune) is refused after its body was sent rather than
+before: 8 MiB of wasted bandwidth on a failure, the same error.
 
 An object that fits in one part is sent as one ``PutObject``: a WAL
 segment or a manifest costs one request, not three.
@@ -226,7 +232,7 @@ class MultipartWriter:
             part["ChecksumSHA256"] = resp.get("ChecksumSHA256") or sums["ChecksumSHA256"]
         return part
 
-    def _submit(self, body: bytes | bytearray, buf: bytearray) -> None:
+    def _submit(self, body: bytearray, buf: bytearray) -> None:
         """Send ``body`` (``buf`` itself, or the copy of a last, shorter part) as the next part."""
         if self._upload_id is None:
             self._start()
@@ -257,9 +263,9 @@ class MultipartWriter:
             return
         if self._buf is not None and self._fill:
             # the last part is shorter: send a copy of its bytes (botocore takes
-            # bytes or a whole bytearray as a body, not a view of one)
+            # a whole bytearray as a body, not a view of one)
             buf, self._buf = self._buf, None
-            self._submit(bytes(memoryview(buf)[: self._fill]), buf)
+            self._submit(bytearray(memoryview(buf)[: self._fill]), buf)
         while self._pending:
             self._reap(block=True)
         self._shutdown()
