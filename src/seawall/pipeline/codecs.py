@@ -93,13 +93,24 @@ class GzipCompressReader(_ReaderBase):
 TEXT_TUNING = {"window_log": 22, "hash_log": 19, "min_match": 6, "job_size": 8 << 20}
 
 
+#: zstd's multithreaded job size at the default level 3. libzstd's own default
+#: is four windows (8 MiB at level 3), and each worker keeps its job's input and
+#: output plus the jobs queued for it: on incompressible bytes (what a backup of
+#: already compressed data feeds it) 111 MB peak RSS for two workers, 55 MB with
+#: 4 MiB jobs and 35 MB with 2 MiB, at the same speed. Two windows per job keep the
+#: ratio: +0.04 % on a 70 MB synthetic table dump (+0.13 % at 2 MiB). Measured
+#: on 512 MiB of random bytes and on the dump, issue 14 (docs/benchmarks.md).
+DEFAULT_JOB_SIZE = 4 << 20
+
+
 def compress_reader(
     src: BinaryIO, compression: str, level: int | None, threads: int, *, text_tuned: bool = False
 ) -> BinaryIO:
     """Wrap ``src`` so reading yields compressed bytes.
 
     ``text_tuned`` applies :data:`TEXT_TUNING` when the level is the default
-    (an explicit ``COMPRESSION_LEVEL`` is used as given).
+    (an explicit ``COMPRESSION_LEVEL`` is used as given); otherwise the default
+    level gets :data:`DEFAULT_JOB_SIZE` jobs (bounded worker memory).
     """
     if compression == "zstd":
         workers = threads or -1
@@ -108,10 +119,13 @@ def compress_reader(
                 3, threads=workers, write_checksum=True, **TEXT_TUNING
             )
             cctx = zstandard.ZstdCompressor(compression_params=params)
-        else:
-            cctx = zstandard.ZstdCompressor(
-                level=level if level is not None else 3, threads=workers, write_checksum=True
+        elif level in (None, 3):
+            params = zstandard.ZstdCompressionParameters.from_level(
+                3, threads=workers, write_checksum=True, job_size=DEFAULT_JOB_SIZE
             )
+            cctx = zstandard.ZstdCompressor(compression_params=params)
+        else:
+            cctx = zstandard.ZstdCompressor(level=level, threads=workers, write_checksum=True)
         return cctx.stream_reader(src, read_size=CHUNK, closefd=False)
     if compression == "gzip":
         return io.BufferedReader(GzipCompressReader(src, level if level is not None else 6), CHUNK)

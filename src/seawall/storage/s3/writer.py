@@ -3,13 +3,25 @@
 S3 gives the atomicity the local backend builds from rename: an object
 appears under its key when ``CompleteMultipartUpload`` (or a single
 ``PutObject``) succeeds, never before, and an aborted upload leaves nothing
-under the key. So the writer buffers one part, hands full parts to a small
-pool (at most ``max_in_flight`` parts in flight, so memory stays bounded at
-roughly ``(max_in_flight + 2) * part_size`` whatever the object's size: the
-part being filled, its joined copy, the ones in flight; the part size doubles
-only every 1,000 parts, past 7.8 GiB),
-and completes the upload only when the ``with`` block exits cleanly. An
-exception aborts the upload.
+under the key. So the writer fills one part, hands full parts to a small
+pool (at most ``max_in_flight`` parts in flight) and completes the upload
+only when the ``with`` block exits cleanly. An exception aborts the upload.
+
+Memory: part buffers are ``bytearray``s of the part size, allocated once
+and reused (at most ``max_in_flight + 1`` of them: the parts in flight and
+the one being filled), so a multi-GiB upload holds a fixed
+``(max_in_flight + 1) * part_size`` whatever the object's size; the part
+size doubles only every 1,000 parts, past 7.8 GiB. Reuse matters beyond
+the count: a fresh 8 MiB ``bytes`` per part meant page faults, the kernel
+zeroing every page again, and glibc's growing mmap threshold keeping freed
+parts on the heap (RSS above the sum of the live buffers); a caller's chunk
+is copied once, into the buffer, and the buffer is the request body. A
+``bytearray`` body also goes out as one ``sendall``: botocore wraps a
+``bytes`` body in a ``BytesIO``, which it then reads in 128 KiB blocks (one
+more copy of every byte) after an ``Expect: 100-continue`` round trip per
+part. Without that header a part the server refuses (an expired key, an
+upload aborted by prune) is refused after its body was sent rather than
+before: 8 MiB of wasted bandwidth on a failure, the same error.
 
 An object that fits in one part is sent as one ``PutObject``: a WAL
 segment or a manifest costs one request, not three.
@@ -53,7 +65,7 @@ MAX_PART_SIZE = 5 * 1024**3
 Call = Callable[[str, Callable[[], Any]], Any]
 
 
-def sha256_b64(data: bytes) -> str:
+def sha256_b64(data: bytes | bytearray) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
 
@@ -86,13 +98,20 @@ class MultipartWriter:
         self._max_in_flight = max(1, max_in_flight)
         self._checksums = checksums
         self._extra = extra
-        #: the part being filled, as the caller's chunks (joined once when full:
-        #: one copy per part, not a growing bytearray plus a slice plus a shift)
+        #: before the first part is full: the caller's chunks (an object that
+        #: fits in one part is one PutObject and never allocates a part buffer)
         self._chunks: list[bytes] = []
         self._buffered = 0
+        #: the part being filled and how much of it is
+        self._buf: bytearray | None = None
+        self._fill = 0
+        #: buffers of finished parts, reused for the next ones
+        self._spare: list[bytearray] = []
+        self._allocated = 0
         self._upload_id: str | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: set[Future[dict[str, Any]]] = set()
+        #: parts in flight and the buffer each one is sending
+        self._pending: dict[Future[dict[str, Any]], bytearray] = {}
         self._parts: list[dict[str, Any]] = []
         self._next_part = 1
         self.size = 0
@@ -120,27 +139,68 @@ class MultipartWriter:
         n = len(data)
         if not n:
             return 0
-        # the caller may reuse its buffer (bytearray, memoryview): keep a copy
-        self._chunks.append(data if isinstance(data, bytes) else bytes(data))
-        self._buffered += n
         self.size += n
-        while self._buffered >= (size := self._current_part_size()):
-            self._submit(self._take(size))
+        if self._upload_id is None and self._buf is None:
+            # the caller may reuse its buffer (bytearray, memoryview): keep a copy
+            self._chunks.append(data if isinstance(data, bytes) else bytes(data))
+            self._buffered += n
+            if self._buffered >= self._current_part_size():
+                # more than one part: from here on bytes go into part buffers
+                chunks, self._chunks, self._buffered = self._chunks, [], 0
+                for chunk in chunks:
+                    self._copy_in(memoryview(chunk))
+            return n
+        self._copy_in(memoryview(data).cast("B"))
         return n
 
-    def _take(self, size: int) -> bytes:
-        """The first ``size`` buffered bytes as one part; the rest stays buffered."""
-        joined = b"".join(self._chunks)
-        self._chunks = [joined[size:]] if len(joined) > size else []
-        self._buffered = len(joined) - size
-        return joined[:size] if len(joined) > size else joined
+    def _copy_in(self, view: memoryview) -> None:
+        """Copy ``view`` into part buffers, sending each one that fills up."""
+        while view:
+            if self._buf is None:
+                self._buf, self._fill = self._free_buffer(), 0
+            take = min(len(self._buf) - self._fill, len(view))
+            self._buf[self._fill : self._fill + take] = view[:take]
+            self._fill += take
+            view = view[take:]
+            if self._fill == len(self._buf):
+                buf, self._buf = self._buf, None
+                self._submit(buf, buf)
+
+    def _free_buffer(self) -> bytearray:
+        """A buffer for the next part: a spare one, a new one, or one freed by a finished part."""
+        size = self._current_part_size()
+        while True:
+            while self._spare:
+                buf = self._spare.pop()
+                if len(buf) == size:
+                    return buf
+                self._allocated -= 1  # the part size grew: drop the smaller buffer
+            if self._allocated < self._max_in_flight + 1:
+                self._allocated += 1
+                return bytearray(size)
+            self._reap(block=True)
+
+    def _reap(self, *, block: bool) -> None:
+        """Collect finished parts (waiting for at least one if ``block``); reuse their buffers.
+
+        A slot frees when ANY part is done, not when the oldest is: one slow
+        part must not idle the other connections (head-of-line blocking).
+        """
+        if block:
+            done = wait(self._pending, return_when=FIRST_COMPLETED).done
+        else:
+            done = {fut for fut in self._pending if fut.done()}
+        for fut in done:
+            buf = self._pending.pop(fut)
+            self._parts.append(fut.result())
+            self._spare.append(buf)
 
     def _current_part_size(self) -> int:
         grown = self._part_size * 2 ** ((self._next_part - 1) // GROW_EVERY)
         return int(min(grown, MAX_PART_SIZE))
 
     # -- multipart machinery
-    def _checksum(self, data: bytes) -> dict[str, str]:
+    def _checksum(self, data: bytes | bytearray) -> dict[str, str]:
         return {"ChecksumSHA256": sha256_b64(data)} if self._checksums else {}
 
     def _start(self) -> None:
@@ -154,7 +214,7 @@ class MultipartWriter:
         self._upload_id = str(resp["UploadId"])
         self._pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix="s3-part")
 
-    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+    def _upload_part(self, number: int, data: bytes | bytearray) -> dict[str, Any]:
         sums = self._checksum(data)
         resp = self._call(
             f"part {number} of {self._key}",
@@ -172,25 +232,24 @@ class MultipartWriter:
             part["ChecksumSHA256"] = resp.get("ChecksumSHA256") or sums["ChecksumSHA256"]
         return part
 
-    def _submit(self, data: bytes) -> None:
+    def _submit(self, body: bytearray, buf: bytearray) -> None:
+        """Send ``body`` (``buf`` itself, or the copy of a last, shorter part) as the next part."""
         if self._upload_id is None:
             self._start()
         if self._next_part > MAX_PARTS:
             raise ValueError(f"{self._key}: more than {MAX_PARTS} parts; raise the part size")
-        if len(self._pending) >= self._max_in_flight:
-            # a slot frees when ANY part is done, not when the oldest is: one slow
-            # part must not idle the other connections (head-of-line blocking)
-            done, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
-            self._parts.extend(fut.result() for fut in done)
+        while len(self._pending) >= self._max_in_flight:
+            self._reap(block=True)
         assert self._pool is not None
-        self._pending.add(self._pool.submit(self._upload_part, self._next_part, data))
+        self._pending[self._pool.submit(self._upload_part, self._next_part, body)] = buf
         self._next_part += 1
 
     def commit(self) -> None:
         """Send what is left and make the object appear (one request when it is small)."""
         self.closed = True
-        if self._upload_id is None:
-            body = self._take(self._buffered)
+        if self._upload_id is None and self._buf is None:
+            body = b"".join(self._chunks)
+            self._chunks, self._buffered = [], 0
             self._call(
                 f"writing {self._key}",
                 lambda: self._data.put_object(
@@ -202,11 +261,15 @@ class MultipartWriter:
                 ),
             )
             return
-        if self._buffered:
-            self._submit(self._take(self._buffered))
-        finished, self._pending = wait(self._pending).done, set()
-        self._parts.extend(fut.result() for fut in finished)
+        if self._buf is not None and self._fill:
+            # the last part is shorter: send a copy of its bytes (botocore takes
+            # a whole bytearray as a body, not a view of one)
+            buf, self._buf = self._buf, None
+            self._submit(bytearray(memoryview(buf)[: self._fill]), buf)
+        while self._pending:
+            self._reap(block=True)
         self._shutdown()
+        self._spare.clear()
         parts = sorted(self._parts, key=lambda p: int(p["PartNumber"]))
         self._complete(parts)
 
@@ -238,14 +301,15 @@ class MultipartWriter:
     def abort(self) -> None:
         """Drop everything: queued parts are cancelled, the upload is aborted (best effort)."""
         self.closed = True
-        self._chunks = []
-        self._buffered = 0
+        self._chunks, self._buffered = [], 0
+        self._buf = None
         for fut in self._pending:
             fut.cancel()
         for fut in self._pending:
             with contextlib.suppress(BaseException):
                 fut.result()
         self._pending.clear()
+        self._spare.clear()
         self._shutdown()
         if self._upload_id is not None:
             upload_id = self._upload_id
