@@ -15,6 +15,11 @@ interpreter finalizes. A busy machine makes that likely (the full suite:
 here the GIL switch interval is made tiny instead, which interleaves the
 two threads as a loaded machine does (about 1 crash in 5 runs before the
 fix, measured at load ~10).
+
+The lean push's own threads (postgres/wal/leanstream.py) had the sibling
+defect: a Ctrl-C at the wrong bytecode left the main thread waiting on a
+lock it held itself, and the push hung forever; the last test sends SIGINT
+at random moments of the streaming.
 """
 
 from __future__ import annotations
