@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
 
-from seawall.catalog.locks import list_locks, series_lock
+from seawall.catalog.locks import LockInfo, list_locks, series_lock
 from seawall.catalog.naming import decode_segment, encode_segment
 from seawall.errors import LockedError
 
@@ -22,20 +23,35 @@ def test_encode_segment_is_safe_and_reversible(name: str) -> None:
     assert decode_segment(seg) == name
 
 
-def _hold(backup_dir: str, seconds: float) -> None:
+def _hold(backup_dir: str, release: Event) -> None:
     with series_lock(Path(backup_dir), "postgresql", "logical", "app", timeout=1, command="holder"):
-        time.sleep(seconds)
+        release.wait(120)  # until the test is done with it, however slow the machine
+
+
+def _holder_info(backup_dir: Path) -> list[LockInfo]:
+    """The held locks whose holder has written its info.
+
+    The holder writes its pid/command/start into the lock file just *after*
+    flock succeeds (it cannot before: the file is the previous holder's
+    until then), so for a moment a lock is held with no info; a reader
+    polling for "held" alone caught that moment (2 in 100 with a 50 ms
+    poll, 28 in 100 polling without pause, measured) and saw command None.
+    """
+    return [i for i in list_locks(backup_dir) if i.held and i.command is not None]
 
 
 def test_second_run_fails_with_lock_error(tmp_path: Path) -> None:
-    proc = multiprocessing.get_context("fork").Process(target=_hold, args=(str(tmp_path), 3))
+    ctx = multiprocessing.get_context("fork")
+    release = ctx.Event()
+    proc = ctx.Process(target=_hold, args=(str(tmp_path), release))
     proc.start()
     try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not any(i.held for i in list_locks(tmp_path)):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _holder_info(tmp_path) and proc.is_alive():
             time.sleep(0.05)
-        info = [i for i in list_locks(tmp_path) if i.held]
+        info = _holder_info(tmp_path)
         assert info and info[0].command == "holder" and info[0].series == "app"
+        assert info[0].pid == proc.pid
         started = time.monotonic()
         with (
             pytest.raises(LockedError, match="another seawall run") as exc,
@@ -43,11 +59,13 @@ def test_second_run_fails_with_lock_error(tmp_path: Path) -> None:
         ):
             pass
         assert exc.value.exit_code == 6
+        assert f"pid {proc.pid}, holder" in str(exc.value)
         assert time.monotonic() - started >= 0.5
         # Another series is not blocked.
         with series_lock(tmp_path, "postgresql", "logical", "other", timeout=0.5, command="x"):
             pass
     finally:
+        release.set()
         proc.join()
     # The holder is gone: the lock is free again (released by the kernel).
     with series_lock(tmp_path, "postgresql", "logical", "app", timeout=0.5, command="third"):

@@ -286,7 +286,13 @@ def _list_leased_locks(storage: Storage) -> Iterator[LockInfo]:
 
 
 def list_locks(where: Where) -> Iterator[LockInfo]:
-    """Every series lock with whether it is held now (read-only)."""
+    """Every series lock with whether it is held now (read-only).
+
+    A lock taken a moment ago may be held with no pid/command/start yet:
+    its holder writes them just after flock succeeds (never before: until
+    then the file belongs to the previous holder). Readers treat that as
+    "held, details unknown" (the exporter skips it until the next scrape).
+    """
     backup_dir = volume_root(where)
     if backup_dir is None:
         assert not isinstance(where, Path)

@@ -54,12 +54,16 @@ def _lean_push(path: str) -> int | None:
 
     if s3_backup_dir() is not None:
         return _lean_push_s3(path)
-    if _mirror_locations():  # the general path copies to the mirrors or records the lag
-        return None
+    mirrors: list[tuple[str, str]] = []
+    if _mirror_locations():
+        try:
+            mirrors = _mirror_ids()
+        except Exception:  # a MIRRORS entry that does not parse: the general path says so
+            return None
     from seawall.postgres.wal.fastpush import push
 
     try:
-        push(path)
+        archived = push(path, mirrors=mirrors)
     except OSError as exc:  # writing the archive failed: nothing complete-looking left
         from seawall.storage.base import storage_error
 
@@ -68,7 +72,37 @@ def _lean_push(path: str) -> int | None:
         return err.exit_code
     except Exception:  # Fallback, or a surprise before anything was written
         return None
+    if mirrors:
+        _mirror_lean(archived, mirrors)
     return 0
+
+
+def _mirror_ids() -> list[tuple[str, str]]:
+    """(mirror id, location) of each MIRRORS entry, as ``open_repository`` names them."""
+    from seawall.storage.location import parse_location
+    from seawall.storage.mirror_layout import mirror_id
+
+    locations = [str(parse_location(m)) for m in _mirror_locations()]
+    return [(mirror_id(loc), loc) for loc in locations]
+
+
+def _mirror_lean(archived: str, mirrors: list[tuple[str, str]]) -> None:
+    """After a lean local push: copy ``archived`` to the mirrors, or record the lag.
+
+    fastpush wrote the intent records before its commit; a record still
+    there means a mirror lacks the segment, and :func:`_mirror_wal` (the
+    general path's and the lean S3 push's step) copies it or leaves the
+    record and the down marker. No record: an identical segment was
+    archived and mirrored before (PostgreSQL retrying), nothing to do.
+    """
+    from seawall.storage.mirror_layout import pending_prefix
+    from seawall.walcore.env import read_wal_env
+    from seawall.walcore.layout import WAL_ROOT, subdir
+
+    raw = read_wal_env()
+    key = f"{WAL_ROOT}/{raw.cluster}/{subdir(archived[:24])}/{archived}"
+    if any(os.path.isfile(f"{raw.backup_dir}/{pending_prefix(mid)}/{key}") for mid, _ in mirrors):
+        _mirror_wal(raw.backup_dir, key)
 
 
 def _general_path_takes_s3() -> bool:
@@ -179,7 +213,7 @@ def _lean_fetch(name: str, dest: str) -> int | None:
     return 0
 
 
-#: The most a general-path wal-push waits for a mirror (MIRROR_TIMEOUT caps it lower):
+#: The most a wal-push (any path) waits for a mirror (MIRROR_TIMEOUT caps it lower):
 #: after a failure the mirror is skipped for a minute by every process (storage/mirror.py).
 WAL_MIRROR_TIMEOUT = 5.0
 

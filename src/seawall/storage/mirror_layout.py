@@ -15,14 +15,23 @@ Each record's body is one JSON line: ``{"key", "mirror", "what", "since"}``
 (``what``: ``copy``, ``delete``, ``delete_tree``, or the error for ``down``).
 Lag of a mirror = the number of ``pending`` records (objects) and the age of
 the oldest record's mtime (seconds): one listing of that prefix.
+
+The lean ``wal-push`` into a local primary writes its intent records with
+:func:`write_local_record` (plain ``os`` calls, the file ``LocalStorage``
+would write) before it commits the segment; the copies and the ``down``
+marker are then :class:`seawall.storage.mirror.MirroredStorage`'s, as for
+every other writer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from datetime import UTC, datetime
+
+from seawall.walcore.layout import PARTIAL_MARKER
 
 #: Top-level prefix of the mirror bookkeeping in the primary (never mirrored itself).
 MIRRORS_ROOT = "mirrors"
@@ -70,3 +79,49 @@ def record(key: str, location: str, what: str) -> bytes:
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return (json.dumps(body) + "\n").encode()
+
+
+def write_local_record(root: str, rkey: str, body: bytes) -> bool:
+    """Write the record ``rkey`` in the local primary at ``root`` unless it is there already.
+
+    Returns whether it wrote one (an existing record is kept: the mirror has
+    lagged since its mtime). The file is the one ``LocalStorage.write_bytes``
+    leaves: 0600 in 0700 directories, a ``.partial-`` temporary (listings
+    skip it) fsynced and renamed, the directory fsynced, so ``seawall sync``,
+    ``status`` and the exporter cannot tell which writer made it. Raises
+    OSError when it cannot be written.
+    """
+    path = f"{root}/{rkey}"
+    if os.path.isfile(path):
+        return False
+    directory = os.path.dirname(path)
+    missing = []
+    cur = directory
+    while not os.path.isdir(cur):
+        missing.append(cur)
+        cur = os.path.dirname(cur)
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(d):
+                raise
+    tmp = f"{path}{PARTIAL_MARKER}{os.urandom(4).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.rename(tmp, path)
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return True

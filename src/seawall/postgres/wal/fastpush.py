@@ -74,7 +74,7 @@ from seawall.walcore.layout import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 
 def _options(env: Mapping[str, str] | None) -> tuple[str, str, int | None, int, list[str]]:
@@ -169,13 +169,23 @@ def _fsync_path(path: str, flags: int = os.O_RDONLY) -> None:
         os.close(fd)
 
 
-def push(path: str, env: Mapping[str, str] | None = None) -> str:
+def push(
+    path: str, env: Mapping[str, str] | None = None, mirrors: Sequence[tuple[str, str]] = ()
+) -> str:
     """Archive the segment at ``path``; returns the archived file's name.
 
     Returns only once that file and its directory entry are durable (also
     when an identical copy was already archived). Raises :class:`Fallback`
     when the general path must handle the push (nothing complete-looking
     written), and OSError when writing the archive failed (likewise).
+
+    ``mirrors``: (id, location) of each ``MIRRORS`` entry. Before the commit
+    each gets its intent record ``mirrors/<id>/pending/<key>`` in the
+    primary (storage/mirror_layout.py), as ``MirroredStorage`` writes one
+    before every write, so a push killed between the commit and the copies
+    leaves the mirror's lag recorded; a push that commits nothing (a
+    duplicate, a fallback) removes the records it wrote. The copies are the
+    caller's (runner/wal_fast.py).
     """
     name = os.path.basename(path)
     if not is_segment_name(name):
@@ -189,14 +199,26 @@ def push(path: str, env: Mapping[str, str] | None = None) -> str:
         raise Fallback("cannot open the segment") from exc
     try:
         return _push_open(
-            fd, name, f"{backup_dir}/{WAL_ROOT}/{cluster}", level, threads, recipients
+            fd,
+            name,
+            f"{backup_dir}/{WAL_ROOT}/{cluster}",
+            level,
+            threads,
+            recipients,
+            (backup_dir, mirrors),
         )
     finally:
         os.close(fd)
 
 
 def _push_open(
-    fd: int, name: str, archive: str, level: int | None, threads: int, recipients: list[str]
+    fd: int,
+    name: str,
+    archive: str,
+    level: int | None,
+    threads: int,
+    recipients: list[str],
+    mirrored: tuple[str, Sequence[tuple[str, str]]] = ("", ()),
 ) -> str:
     """:func:`push` of the open segment ``fd``.
 
@@ -232,6 +254,8 @@ def _push_open(
         raise Fallback(f"{type(exc).__name__}: {exc}") from exc
     committed = False
     sink: Sink | None = None
+    root, mirrors = mirrored
+    records: list[str] = []  # intent records this push wrote (removed unless committed)
     try:
         sink = Sink(out, Compressor(cctx, size), recipients)
         try:
@@ -242,6 +266,9 @@ def _push_open(
         # made durable before the claim, to keep its critical section short (a
         # retried duplicate, rare, pays one needless fdatasync for that)
         os.fdatasync(out)
+        if mirrors:  # before the commit, outside the claim (a few small fsyncs)
+            key = f"{directory[len(root) + 1 :]}/{archived_name(name, sha, suffix)}"
+            records = _intend(root, key, mirrors)
         lock = claim(directory, name)
         try:
             try:
@@ -267,5 +294,25 @@ def _push_open(
         os.close(out)
         if not committed:
             unlink_quietly(tmp)
+            for rkey in records:  # nothing new in the primary: nothing for a mirror to miss
+                unlink_quietly(f"{root}/{rkey}")
     _fsync_path(directory, os.O_RDONLY | os.O_DIRECTORY)
     return final_name
+
+
+def _intend(root: str, key: str, mirrors: Sequence[tuple[str, str]]) -> list[str]:
+    """The pending records of ``key`` for each mirror (``MirroredStorage._intent``'s files);
+    the keys of those this call wrote. Fallback when one cannot be written."""
+    from seawall.storage.mirror_layout import pending_prefix, record, write_local_record
+
+    written: list[str] = []
+    for mid, location in mirrors:
+        rkey = f"{pending_prefix(mid)}/{key}"
+        try:
+            if write_local_record(root, rkey, record(key, location, "copy")):
+                written.append(rkey)
+        except OSError as exc:
+            for done in written:
+                unlink_quietly(f"{root}/{done}")
+            raise Fallback(f"cannot write the mirror record {rkey}: {exc}") from exc
+    return written

@@ -37,6 +37,15 @@ class Compressor:
         import _thread
         from _queue import SimpleQueue
 
+        # SIGINT is held back from here until Sink.join has seen the threads
+        # finish: a KeyboardInterrupt raised between taking a ring slot and
+        # noting it, or between join's acquire and its note, left the main
+        # thread waiting on a lock it held itself and the push hung forever
+        # (tests/integration/wal/test_wal_push_exit_threads.py); the noted
+        # Ctrl-C is raised by Sink.join
+        self.interrupted: list[int] = []
+        self._sigint: tuple[object] | None = None
+        self._hold_sigint()
         self.cobj = cctx.compressobj(size=size)  # type: ignore[attr-defined]
         self.views = [memoryview(bytearray(CHUNK)) for _ in range(_NBUF)]
         self.lengths = [0] * _NBUF
@@ -47,6 +56,23 @@ class Compressor:
         self.out: SimpleQueue[bytes | BaseException | None] = SimpleQueue()
         self.error: BaseException | None = None
         _thread.start_new_thread(self._run, ())
+
+    def _hold_sigint(self) -> None:
+        import _signal  # type: ignore[import-not-found]  # signal.py would import enum
+
+        try:
+            previous = _signal.signal(_signal.SIGINT, lambda n, _f: self.interrupted.append(n))
+        except ValueError:  # not the main thread: no handler runs in this one anyway
+            return
+        self._sigint = (_signal.SIG_DFL if previous is None else previous,)
+
+    def restore_sigint(self) -> None:
+        """Give SIGINT its handler back (idempotent)."""
+        if self._sigint is not None:
+            import _signal
+
+            _signal.signal(_signal.SIGINT, self._sigint[0])
+            self._sigint = None
 
     def _compress(self, slot: int, n: int) -> None:
         if self.error is not None:
@@ -146,9 +172,13 @@ class Sink:
             self.done.release()
 
     def join(self) -> None:
+        """Wait for the thread; then a Ctrl-C held back meanwhile is raised (see Compressor)."""
         if not self.joined:
             self.done.acquire()
             self.joined = True
+            self.source.restore_sigint()
+            if self.source.interrupted:
+                raise KeyboardInterrupt
 
     def wait(self) -> None:
         """Until the whole stream is written; re-raises what went wrong."""

@@ -213,18 +213,23 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
     spec = _wal_spec(cfg)
     data = _read_small(path)
     encoder: _Encoder | None = None
-    if data is not None:
-        if spec.encryption_mode != "scrypt":
-            # Compress and encrypt in a thread while this one hashes and checks:
-            # zstd, age and sha256 all release the GIL, so the two overlap.
-            encoder = _Encoder(data, spec)
-        raw_sha, head, size = _sha256_hex(data), data[:LONG_HEADER_SIZE], len(data)
-    else:
-        raw_sha, head, size = _hash_file(path)
-    if wal.kind in ("segment", "partial"):
-        _check_identity(storage, cfg, name, head, size)
-    with _claimed(storage, cfg.cluster, name):
-        return _push_claimed(cfg, storage, spec, path, encoder, raw_sha, size)
+    try:
+        if data is not None:
+            if spec.encryption_mode != "scrypt":
+                # Compress and encrypt in a thread while this one hashes and checks:
+                # zstd and sha256 release the GIL, so the two overlap.
+                encoder = _Encoder(data, spec)
+            raw_sha, head, size = _sha256_hex(data), data[:LONG_HEADER_SIZE], len(data)
+        else:
+            raw_sha, head, size = _hash_file(path)
+        if wal.kind in ("segment", "partial"):
+            _check_identity(storage, cfg, name, head, size)
+        with _claimed(storage, cfg.cluster, name):
+            return _push_claimed(cfg, storage, spec, path, encoder, raw_sha, size)
+    finally:
+        if encoder is not None:
+            # A refusal (or any error) must not leave the encoder running: see _Encoder.
+            encoder.join()
 
 
 @contextmanager
@@ -311,7 +316,18 @@ def _wal_spec(cfg: WalConfig) -> PipelineSpec:
 
 
 class _Encoder:
-    """Compress + encrypt a segment in a background thread (see push_wal)."""
+    """Compress + encrypt a segment in a background thread (see push_wal).
+
+    :func:`push_wal` joins it on every way out, refusals included, and it is
+    not a daemon thread: a thread still running when the interpreter
+    finalizes is ended by CPython 3.11 with ``pthread_exit`` as soon as it
+    wants the GIL back, and the forced unwind through pyrage's Rust frames
+    (its module init, the first time it is imported here) runs Rust drops
+    on a dying interpreter or meets a frame that may not unwind: SIGSEGV or
+    "FATAL: exception not rethrown" (SIGABRT) *after* the refusal was
+    printed, so PostgreSQL saw a crash instead of exit 9
+    (tests/integration/wal/test_wal_push_exit_threads.py).
+    """
 
     def __init__(self, data: bytes, spec: PipelineSpec) -> None:
         import threading
@@ -320,8 +336,12 @@ class _Encoder:
         self._spec = spec
         self._blob: bytes | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="seawall-wal-encode", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="seawall-wal-encode")
         self._thread.start()
+
+    def join(self) -> None:
+        """Wait until the thread has left zstd and pyrage (it cannot be cancelled)."""
+        self._thread.join()
 
     def _run(self) -> None:
         try:
