@@ -35,6 +35,7 @@ import sys
 TYPE_CHECKING = False  # not typing's: the lean path imports nothing it can avoid
 if TYPE_CHECKING:
     from seawall.postgres.wal.envconfig import WalConfig
+    from seawall.postgres.wal.fastpush import Archived
     from seawall.storage.base import Storage
     from seawall.storage.mirror import MirroredStorage
 
@@ -88,23 +89,22 @@ def _mirror_ids() -> list[tuple[str, str]]:
     return [(mirror_id(loc), loc) for loc in locations]
 
 
-def _mirror_lean(archived: str, mirrors: list[tuple[str, str]]) -> None:
+def _mirror_lean(archived: Archived, mirrors: list[tuple[str, str]]) -> None:
     """After a lean local push: copy ``archived`` to the mirrors, or record the lag.
 
     fastpush wrote the intent records before its commit; a record still
     there means a mirror lacks the segment, and :func:`_mirror_wal` (the
     general path's and the lean S3 push's step) copies it or leaves the
-    record and the down marker. No record: an identical segment was
-    archived and mirrored before (PostgreSQL retrying), nothing to do.
+    record and the down marker. A push that found the segment archived
+    (PostgreSQL retrying) copies only what an earlier push left recorded.
     """
     from seawall.storage.mirror_layout import pending_prefix
-    from seawall.walcore.env import read_wal_env
-    from seawall.walcore.layout import WAL_ROOT, subdir
 
-    raw = read_wal_env()
-    key = f"{WAL_ROOT}/{raw.cluster}/{subdir(archived[:24])}/{archived}"
-    if any(os.path.isfile(f"{raw.backup_dir}/{pending_prefix(mid)}/{key}") for mid, _ in mirrors):
-        _mirror_wal(raw.backup_dir, key)
+    root, key = archived.root, archived.key
+    if archived.committed or any(
+        os.path.isfile(f"{root}/{pending_prefix(mid)}/{key}") for mid, _ in mirrors
+    ):
+        _mirror_wal(root, key)
 
 
 def _general_path_takes_s3() -> bool:
