@@ -55,14 +55,14 @@ def _lean_push(path: str) -> int | None:
     """0 when the lean path archived ``path``; None when push_wal must do it."""
     from seawall.postgres.wal.s3push import s3_backup_dir
 
-    if s3_backup_dir() is not None:
-        return _lean_push_s3(path)
     mirrors: list[tuple[str, str]] = []
     if _mirror_locations():
         try:
             mirrors = _mirror_ids()
         except Exception:  # a MIRRORS entry that does not parse: the general path says so
             return None
+    if s3_backup_dir() is not None:
+        return _lean_push_s3(path, mirrors)
     from seawall.postgres.wal.fastpush import push
 
     try:
@@ -117,17 +117,12 @@ def _general_path_takes_s3() -> bool:
     return True
 
 
-def _lean_push_s3(path: str) -> int | None:
-    """:func:`_lean_push` into an ``s3://`` repository (postgres/wal/s3push.py)."""
+def _lean_push_s3(path: str, mirrors: list[tuple[str, str]]) -> int | None:
+    """:func:`_lean_push` into an ``s3://`` repository (postgres/wal/s3push.py);
+    ``mirrors``: (id, location) of each MIRRORS entry, for the intent records."""
     from seawall.postgres.wal.s3push import push, s3_backup_dir
     from seawall.storage.s3.leanconf import S3Error
 
-    mirrors: list[tuple[str, str]] = []
-    if _mirror_locations():
-        try:
-            mirrors = _mirror_ids()
-        except Exception:  # a MIRRORS entry that does not parse: the general path says so
-            return None
     try:
         key = push(path, mirrors=mirrors)
     except S3Error as exc:  # one line naming the fix; nothing stored under a final key

@@ -308,38 +308,32 @@ def _push_claimed(
             "keys, `seawall keygen`)\n"
         )
     key = wal_key(cfg.cluster, name, raw_sha, spec.suffix())
+    with _intended(intend, key):
+        if encoder is not None:
+            stored = _store_one_shot(storage, key, encoder.result())
+            return PushResult(name, key, False, size, stored)
+        with open(path, "rb") as src:
+            try:
+                result = store_stream(src, storage, key, spec, expected_raw_sha256=raw_sha)
+            except VerificationError as exc:
+                raise VerificationError(
+                    f"wal-push: {name} changed while it was being archived; nothing archived "
+                    "(PostgreSQL will retry)"
+                ) from exc
+    return PushResult(name, key, False, result.raw_size, result.stored_size)
+
+
+@contextmanager
+def _intended(intend: Intend | None, key: str) -> Iterator[None]:
+    """Around the commit of ``key``: the mirrors' intent records first (``intend``),
+    removed again when the commit fails (nothing new for a mirror to miss)."""
     undo = intend(key) if intend is not None else None
     try:
-        return _store(storage, spec, path, encoder, raw_sha, size, key)
+        yield
     except BaseException:
         if undo is not None:
             undo()
         raise
-
-
-def _store(
-    storage: Storage,
-    spec: PipelineSpec,
-    path: Path,
-    encoder: _Encoder | None,
-    raw_sha: str,
-    size: int,
-    key: str,
-) -> PushResult:
-    """The commit: ``key`` written atomically from the encoder's blob or streamed."""
-    name = path.name
-    if encoder is not None:
-        stored = _store_one_shot(storage, key, encoder.result())
-        return PushResult(name, key, False, size, stored)
-    with open(path, "rb") as src:
-        try:
-            result = store_stream(src, storage, key, spec, expected_raw_sha256=raw_sha)
-        except VerificationError as exc:
-            raise VerificationError(
-                f"wal-push: {name} changed while it was being archived; nothing archived "
-                "(PostgreSQL will retry)"
-            ) from exc
-    return PushResult(name, key, False, result.raw_size, result.stored_size)
 
 
 def _wal_spec(cfg: WalConfig) -> PipelineSpec:
