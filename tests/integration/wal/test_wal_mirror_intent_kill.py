@@ -10,13 +10,16 @@ primary that no record named.
 
 A real SeaweedFS behind a relay (tests/support/holdproxy.py) that lets the
 segment's commit through and holds the next request: the push has
-committed and done nothing since when it is killed with SIGKILL.
+committed and done nothing since when it is killed with SIGKILL. On a local
+primary the push SIGKILLs itself (an audit hook) at its first step after the
+rename that commits the segment.
 """
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,23 @@ from tests.support.s3server import S3Server
 __all__ = ["s3_server"]  # fixture used by name below
 
 NAME = "000000010000000300000041"
+
+#: wal-push in this process, SIGKILLed by itself at the first audited step (the
+#: directory fsync's open) after the rename that commits a WAL segment
+KILL_AFTER_COMMIT = """
+import os, signal, sys
+committed = []
+def hook(event, args):
+    if committed and event != "os.kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if event == "os.rename":
+        dst = os.fsdecode(args[1])
+        if "/postgresql/wal/" in dst and "/mirrors/" not in dst and "archive.json" not in dst:
+            committed.append(dst)
+sys.addaudithook(hook)
+from seawall.entry import main
+main(["postgres", "wal-push", sys.argv[1]])
+"""
 
 
 @pytest.mark.parametrize(
@@ -91,3 +111,29 @@ def test_kill_after_the_commit_leaves_the_mirror_record(
     assert record not in _keys(s3_server, bucket)
     primary_copy = s3_server.client().get_object(Bucket=bucket, Key=stored)["Body"].read()
     assert (mirror / key).read_bytes() == primary_copy
+
+
+def test_general_path_killed_after_its_local_commit_leaves_the_mirror_record(
+    tmp_path: Path, age_keys: tuple[Path, str]
+) -> None:
+    """The general path (gzip) into a local primary with a local mirror: killed right
+    after the rename that commits the segment, the mirror's record is already there."""
+    from tests.integration.wal.test_wal_lean_push import env_for
+
+    backup, mirror = tmp_path / "b", tmp_path / "mirror"
+    env = env_for(backup, age_keys[1], COMPRESSION="gzip", MIRRORS=str(mirror))
+    seg = segment(tmp_path, NAME)
+    res = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_COMMIT, str(seg)], env=env, capture_output=True, text=True
+    )
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    wal = backup / "postgresql" / "wal"
+    (stored,) = [p for p in wal.rglob(f"{NAME}-*") if ".partial-" not in p.name]
+    key = str(stored.relative_to(backup))
+    record = backup / pending_prefix(mirror_id(str(mirror))) / key
+    assert record.is_file(), f"killed after the commit of {key}: no intent record for the mirror"
+    assert not mirror.exists() or not list(mirror.rglob(f"{NAME}-*"))  # no copy was made
+    res = run_seawall(["sync", "--json"], {**env, "LOG_FORMAT": "text"})
+    assert res.returncode == 0, res.stderr
+    assert not record.exists()
+    assert (mirror / key).read_bytes() == stored.read_bytes()
