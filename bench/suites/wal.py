@@ -224,6 +224,18 @@ def interleaved_rows(lanes: list[Lane], segments: list[Path], passes: int) -> li
     return [lane.row(loads) for lane in lanes]
 
 
+def archive_push(conf: Path, timeout: float) -> Callable[[Path], measure.RunResult]:
+    """A lane's push of one segment with ``pgbackrest archive-push`` (``conf``'s repository),
+    run as PostgreSQL's archive_command runs it: as the postgres user, from a directory
+    it may enter. One definition for every suite's pgBackRest lane (wal, wals3)."""
+    return lambda seg: measure.run(
+        [peers.pgbackrest(conf, "archive-push", str(seg))],
+        user="postgres",
+        cwd=Path("/tmp"),
+        timeout=timeout,
+    )
+
+
 def _pgbackrest_setup(ctx: Context, name: str, cipher: bool) -> Path:
     work = ctx.tmpdir(name, for_postgres=True)
     cipher_pass = "bench-only-not-a-secret" if cipher else None
@@ -342,15 +354,7 @@ def run(ctx: Context) -> list[Row]:
         def setup(n: int) -> tuple[Callable[[Path], measure.RunResult], Path]:
             conf = _pgbackrest_setup(ctx, f"pgbr-wal-{'enc' if cipher else 'plain'}-{n}", cipher)
             conf_paths.setdefault(label, conf)
-            return (
-                lambda seg: measure.run(
-                    [peers.pgbackrest(conf, "archive-push", str(seg))],
-                    user="postgres",
-                    cwd=Path("/tmp"),
-                    timeout=timeout,
-                ),
-                conf.parent / "repo" / "archive",
-            )
+            return archive_push(conf, timeout), conf.parent / "repo" / "archive"
 
         return Lane(label, setup, baseline=not cipher)
 

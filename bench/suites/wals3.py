@@ -27,12 +27,18 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import measure, peers
+from bench import measure
 from bench.cluster import chown_postgres
 from bench.context import Context
 from bench.report import Row, apply_baseline
 from bench.suites.common import s3_server, stanza_create
-from bench.suites.wal import Lane, collect_segments, compile_bytecode, interleaved_rows
+from bench.suites.wal import (
+    Lane,
+    archive_push,
+    collect_segments,
+    compile_bytecode,
+    interleaved_rows,
+)
 
 SUITE = "wals3"
 BUCKET = "bench"
@@ -100,16 +106,7 @@ def run(ctx: Context) -> list[Row]:
     timeout = 120.0
 
     def pgbackrest_setup(n: int) -> tuple[Callable[[Path], measure.RunResult], Path | None]:
-        conf = _pgbackrest_s3_conf(ctx, server, n)
-        return (
-            lambda seg: measure.run(
-                [peers.pgbackrest(conf, "archive-push", str(seg))],
-                user="postgres",
-                cwd=Path("/tmp"),
-                timeout=timeout,
-            ),
-            None,
-        )
+        return archive_push(_pgbackrest_s3_conf(ctx, server, n), timeout), None
 
     def seawall(
         endpoint: str, label: str, src: str | None = None

@@ -19,6 +19,18 @@ def _flip(data: bytes, at: int) -> bytes:
     return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
 
 
+_METHODS = (b"GET ", b"HEAD ", b"PUT ", b"POST ", b"DELETE ")
+
+
+def _is_commit(first: bytes) -> bool:
+    """Whether a request line commits a WAL object (see ``arm_after_commit``)."""
+    if b"/postgresql/wal/" not in first or b"/mirrors/" in first or b"archive.json" in first:
+        return False
+    if first.startswith(b"PUT "):
+        return b"uploadId=" not in first
+    return first.startswith(b"POST ") and b"uploadId=" in first
+
+
 class HoldingProxy:
     """A TCP relay to the S3 server that can hold one WAL segment's PUT mid-body
     (:meth:`arm`) or flip one byte of its body (``flip_armed``).
@@ -39,6 +51,8 @@ class HoldingProxy:
         self.holding = threading.Event()
         self.release = threading.Event()
         self.held_request = b""
+        self.after_commit = False  # arm_after_commit
+        self.committed = False
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", self.port))
@@ -48,6 +62,21 @@ class HoldingProxy:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def arm_after_commit(self) -> None:
+        """Hold every request that starts after a WAL object's commit has been relayed.
+
+        The commit is a ``PUT`` on a WAL key without ``uploadId`` (a whole
+        object) or the ``POST ?uploadId=`` completing a multipart upload;
+        mirror records (``/mirrors/``) and archive.json are not WAL objects.
+        The client sends its next request only once the commit was answered,
+        so a process held there has committed and done nothing since: the
+        moment a ``kill -9`` between the commit and what follows it hits.
+        """
+        self.holding.clear()
+        self.release.clear()
+        self.after_commit = True
+        self.committed = False
 
     def arm(self) -> None:
         self.holding.clear()
@@ -106,6 +135,13 @@ class HoldingProxy:
                 elif flip_next:
                     data, flip_next = _flip(data, 0), False
                     self.flipped += 1
+                if self.after_commit and data.startswith(_METHODS):
+                    if self.committed:  # a request after the commit: held, never sent
+                        self.held_request = first
+                        self.holding.set()
+                        self.release.wait()
+                    elif _is_commit(first):
+                        self.committed = True
                 upstream.sendall(data)
                 if hold:
                     self.armed = False

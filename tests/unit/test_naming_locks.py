@@ -70,3 +70,36 @@ def test_second_run_fails_with_lock_error(tmp_path: Path) -> None:
     # The holder is gone: the lock is free again (released by the kernel).
     with series_lock(tmp_path, "postgresql", "logical", "app", timeout=0.5, command="third"):
         pass
+
+
+def test_an_empty_command_is_known_on_a_flock_file_and_none_on_a_lease(tmp_path: Path) -> None:
+    """The one LockInfo builder keeps the two listings' corner: a flock file's details
+    are written after flock succeeds, so a present ``command`` (even "") means "written"
+    and only an absent one reads as None (details unknown yet); a lease carries its
+    details from the start, and an empty command there reads as None."""
+    import fcntl
+    import json
+    import os
+
+    from seawall.catalog.locks import LOCK_DIR, _list_leased_locks, lock_path
+    from seawall.storage.factory import open_storage
+
+    body = json.dumps({"pid": 4321, "command": "", "started_at": "2026-01-02T03:04:05+00:00"})
+    flocked = lock_path(tmp_path / "vol", "postgresql", "logical", "app")
+    flocked.parent.mkdir(parents=True)
+    flocked.write_text(body)
+    fd = os.open(flocked, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held by this process: the listing probes it
+        [info] = list_locks(tmp_path / "vol")
+    finally:
+        os.close(fd)
+    assert (info.held, info.command, info.pid) == (True, "", 4321)
+    assert info.started_at is not None and info.started_at.year == 2026
+
+    leases = tmp_path / "leases"
+    storage = open_storage(leases)
+    storage.write_bytes(f"{LOCK_DIR}/postgresql.logical.app.lock", body.encode())
+    [leased] = _list_leased_locks(storage)  # a lease written just now: held
+    assert (leased.held, leased.command, leased.pid) == (True, None, 4321)
+    assert (leased.engine, leased.kind, leased.series) == ("postgresql", "logical", "app")

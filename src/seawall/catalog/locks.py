@@ -31,7 +31,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -273,16 +273,36 @@ def _list_leased_locks(storage: Storage) -> Iterator[LockInfo]:
             except (NotFoundError, ValueError):
                 loaded = {}
             info = loaded if isinstance(loaded, dict) else {}
-        pid = info.get("pid")
-        yield LockInfo(
-            engine=parts[0],
-            kind=parts[1],
-            series=decode_segment(parts[2]),
-            pid=pid if isinstance(pid, int) else None,
-            command=str(info["command"]) if info.get("command") else None,
-            started_at=None,
-            held=held,
-        )
+        yield _lock_info(parts, held, info, empty_command_known=False)
+
+
+def _lock_info(
+    parts: list[str], held: bool, info: Mapping[str, object], *, empty_command_known: bool
+) -> LockInfo:
+    """A LockInfo from the name's (engine, kind, encoded series) and the holder's details.
+
+    ``empty_command_known``: whether a ``command`` that is present but empty
+    is reported as ``""`` (a flock file: its holder writes the details just
+    after flock succeeds, so *present* means written, and readers tell "held,
+    details unknown" by ``command is None``) or as None (a lease: written
+    with its details in one PUT, where an empty command means none given).
+    """
+    pid = info.get("pid")
+    started = info.get("started_at")
+    if empty_command_known:
+        command = str(info["command"]) if "command" in info else None
+    else:
+        command = str(info["command"]) if info.get("command") else None
+    return LockInfo(
+        engine=parts[0],
+        kind=parts[1],
+        series=decode_segment(parts[2]),
+        pid=pid if isinstance(pid, int) else None,
+        command=command,
+        started_at=datetime.fromisoformat(started) if isinstance(started, str) else None,
+        held=held,
+        backup_id=str(info["backup_id"]) if info.get("backup_id") else None,
+    )
 
 
 def list_locks(where: Where) -> Iterator[LockInfo]:
@@ -307,18 +327,7 @@ def list_locks(where: Where) -> Iterator[LockInfo]:
             continue
         held = is_held(path)
         info = _read_info(path) if held else {}
-        started = info.get("started_at")
-        pid = info.get("pid")
-        yield LockInfo(
-            engine=parts[0],
-            kind=parts[1],
-            series=decode_segment(parts[2]),
-            pid=pid if isinstance(pid, int) else None,
-            command=str(info["command"]) if "command" in info else None,
-            started_at=datetime.fromisoformat(started) if isinstance(started, str) else None,
-            held=held,
-            backup_id=str(info["backup_id"]) if info.get("backup_id") else None,
-        )
+        yield _lock_info(parts, held, info, empty_command_known=True)
 
 
 def hold_path(backup_dir: Path, engine: str, kind: str, series: str, backup_id: str) -> Path:

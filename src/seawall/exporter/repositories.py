@@ -38,7 +38,7 @@ from seawall.errors import SeawallError
 from seawall.exporter.catalog_listed import ListedCatalog
 from seawall.exporter.listing import PagedListing, Region, cluster_prefix, sweep, wal_regions
 from seawall.exporter.wal_state import MAX_INFO_BYTES, WalState
-from seawall.storage.base import ObjectInfo, Storage
+from seawall.storage.base import ObjectInfo, ServerClock, Storage
 
 log = logging.getLogger("seawall.exporter.repositories")
 
@@ -88,6 +88,9 @@ class RepositoryView:
         #: the WAL archive from listings: the primary on object storage only
         self.wal = WalState() if (not local and role == PRIMARY) else None
         self.listed = role == MIRROR or keep_keys or not local
+        #: the repository's clock minus this host's, as of the last listing: 0 for a
+        #: volume; for S3 from the listing's ``Date`` (storage.base.ServerClock)
+        self.skew = 0.0
         self.reachable: bool | None = None  # None: not refreshed yet
         self.listing: Listing | None = None
         self.error: str | None = None
@@ -113,6 +116,8 @@ class RepositoryView:
             if vol is not None and not vol.root.is_dir():
                 raise SeawallError(f"{vol.root} is not a directory")
             objects = self._list()
+            if isinstance(self.storage, ServerClock):  # no request: the listing's Date
+                self.skew = self.storage.server_time() - time.time()
         except Exception as exc:  # whatever the backend raises: the repository is down
             self.reachable = False
             self.error = str(exc)
@@ -261,6 +266,9 @@ class Repositories:
     # --- mirror lag ---------------------------------------------------------------
     def lag(self, mirror: RepositoryView) -> tuple[int, float | None] | None:
         """(objects in the primary missing from ``mirror``, mtime of the oldest of them).
+
+        The mtime is the primary's (S3: ``LastModified``, the server's clock):
+        its age is judged against ``now + primary.skew`` (repository_metrics).
 
         None when either listing is missing or failed (the lag is unknown then;
         ``seawall_repository_reachable`` says why). A missing key inside a WAL

@@ -56,7 +56,10 @@ def emit_repositories(
             if lag is not None:
                 missing, oldest = lag
                 add("seawall_mirror_lag_objects", (label,), float(missing))
-                age = max(now - oldest, 0.0) if oldest is not None else 0.0
+                # the oldest mtime is stamped by the primary's clock (S3: the
+                # server's), so its age is taken by that clock, not this host's
+                primary_now = now + repos.primary.skew
+                age = max(primary_now - oldest, 0.0) if oldest is not None else 0.0
                 add("seawall_mirror_lag_seconds", (label,), age)
 
 

@@ -34,7 +34,10 @@ import sys
 
 TYPE_CHECKING = False  # not typing's: the lean path imports nothing it can avoid
 if TYPE_CHECKING:
+    from seawall.postgres.wal.envconfig import WalConfig
+    from seawall.postgres.wal.fastpush import Archived
     from seawall.storage.base import Storage
+    from seawall.storage.mirror import MirroredStorage
 
 USAGE = (
     "usage: seawall postgres wal-push PATH\n"
@@ -52,14 +55,14 @@ def _lean_push(path: str) -> int | None:
     """0 when the lean path archived ``path``; None when push_wal must do it."""
     from seawall.postgres.wal.s3push import s3_backup_dir
 
-    if s3_backup_dir() is not None:
-        return _lean_push_s3(path)
     mirrors: list[tuple[str, str]] = []
     if _mirror_locations():
         try:
             mirrors = _mirror_ids()
         except Exception:  # a MIRRORS entry that does not parse: the general path says so
             return None
+    if s3_backup_dir() is not None:
+        return _lean_push_s3(path, mirrors)
     from seawall.postgres.wal.fastpush import push
 
     try:
@@ -86,23 +89,22 @@ def _mirror_ids() -> list[tuple[str, str]]:
     return [(mirror_id(loc), loc) for loc in locations]
 
 
-def _mirror_lean(archived: str, mirrors: list[tuple[str, str]]) -> None:
+def _mirror_lean(archived: Archived, mirrors: list[tuple[str, str]]) -> None:
     """After a lean local push: copy ``archived`` to the mirrors, or record the lag.
 
     fastpush wrote the intent records before its commit; a record still
     there means a mirror lacks the segment, and :func:`_mirror_wal` (the
     general path's and the lean S3 push's step) copies it or leaves the
-    record and the down marker. No record: an identical segment was
-    archived and mirrored before (PostgreSQL retrying), nothing to do.
+    record and the down marker. A push that found the segment archived
+    (PostgreSQL retrying) copies only what an earlier push left recorded.
     """
     from seawall.storage.mirror_layout import pending_prefix
-    from seawall.walcore.env import read_wal_env
-    from seawall.walcore.layout import WAL_ROOT, subdir
 
-    raw = read_wal_env()
-    key = f"{WAL_ROOT}/{raw.cluster}/{subdir(archived[:24])}/{archived}"
-    if any(os.path.isfile(f"{raw.backup_dir}/{pending_prefix(mid)}/{key}") for mid, _ in mirrors):
-        _mirror_wal(raw.backup_dir, key)
+    root, key = archived.root, archived.key
+    if archived.committed or any(
+        os.path.isfile(f"{root}/{pending_prefix(mid)}/{key}") for mid, _ in mirrors
+    ):
+        _mirror_wal(root, key)
 
 
 def _general_path_takes_s3() -> bool:
@@ -115,13 +117,14 @@ def _general_path_takes_s3() -> bool:
     return True
 
 
-def _lean_push_s3(path: str) -> int | None:
-    """:func:`_lean_push` into an ``s3://`` repository (postgres/wal/s3push.py)."""
+def _lean_push_s3(path: str, mirrors: list[tuple[str, str]]) -> int | None:
+    """:func:`_lean_push` into an ``s3://`` repository (postgres/wal/s3push.py);
+    ``mirrors``: (id, location) of each MIRRORS entry, for the intent records."""
     from seawall.postgres.wal.s3push import push, s3_backup_dir
     from seawall.storage.s3.leanconf import S3Error
 
     try:
-        key = push(path)
+        key = push(path, mirrors=mirrors)
     except S3Error as exc:  # one line naming the fix; nothing stored under a final key
         _err(f"wal-push: {exc}")
         return 2 if exc.kind == "config" else 7
@@ -230,12 +233,10 @@ def _mirror_storages() -> list[tuple[str, Storage]]:
     return [(f"mirror {m}", open_storage(m, what="MIRRORS")) for m in _mirror_locations()]
 
 
-def _mirror_wal(primary: str, key: str) -> None:
-    """After the primary holds ``key`` durably: copy it to each MIRRORS repository, or record
-    it for ``seawall sync``. Never fails the push (the primary decides, docs/object-storage.md)."""
-    locations = _mirror_locations()
-    if not locations:
-        return
+def _mirrored(primary: str) -> MirroredStorage | None:
+    """The primary wrapped with its MIRRORS (None without MIRRORS); raises when one is bad."""
+    if not _mirror_locations():
+        return None
     from seawall.storage.factory import open_repository
     from seawall.storage.mirror import MirroredStorage
 
@@ -245,12 +246,49 @@ def _mirror_wal(primary: str, key: str) -> None:
         )
     except ValueError:
         limit = WAL_MIRROR_TIMEOUT
+    repo = open_repository(
+        primary, _mirror_locations(), mirror_timeout=min(limit, WAL_MIRROR_TIMEOUT)
+    )
+    return repo if isinstance(repo, MirroredStorage) else None
+
+
+def _mirror_wal(primary: str, key: str, repo: MirroredStorage | None = None) -> None:
+    """After the primary holds ``key`` durably: copy it to each MIRRORS repository, or record
+    it for ``seawall sync``. Never fails the push (the primary decides, docs/object-storage.md)."""
+    if not _mirror_locations():
+        return
     try:
-        repo = open_repository(primary, locations, mirror_timeout=min(limit, WAL_MIRROR_TIMEOUT))
-        if isinstance(repo, MirroredStorage):
+        if repo is None:
+            repo = _mirrored(primary)
+        if repo is not None:
             repo.mirror_existing(key)
     except Exception as exc:  # a bad MIRRORS or an unwritable record: say so, keep the push
         _err(f"wal-push: warning: {key} archived, but not mirrored or recorded: {exc}")
+
+
+def _push_general(cfg: WalConfig, path: str) -> None:
+    """The general path's push (``push_wal``) and, with MIRRORS, its mirror copies.
+
+    The intent records are written by ``push_wal`` before its commit
+    (``MirroredStorage.intend``), the copies after it; a MIRRORS that cannot
+    be opened never fails the push (the primary decides): it is reported
+    once the segment is archived.
+    """
+    from pathlib import Path
+
+    from seawall.postgres.wal.push import push_wal
+
+    repo: MirroredStorage | None = None
+    problem: Exception | None = None
+    try:
+        repo = _mirrored(str(cfg.backup_dir))
+    except Exception as exc:  # reported below, after the primary holds the segment
+        problem = exc
+    result = push_wal(cfg, Path(path), intend=repo.intend if repo is not None else None)
+    if problem is not None and not result.duplicate:
+        _err(f"wal-push: warning: {result.key} archived, but not mirrored or recorded: {problem}")
+    elif repo is not None and not result.duplicate:
+        _mirror_wal(str(cfg.backup_dir), result.key, repo)
 
 
 def main(argv: list[str], *, standalone: bool = False) -> int:
@@ -286,11 +324,7 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
 
         cfg = load_wal_config()
         if cmd == "wal-push":
-            from seawall.postgres.wal.push import push_wal
-
-            result = push_wal(cfg, Path(args[0]))
-            if not result.duplicate:
-                _mirror_wal(str(cfg.backup_dir), result.key)
+            _push_general(cfg, args[0])
             return 0
         from seawall.postgres.wal.fetch import fetch_wal
         from seawall.storage.repository import require_storage

@@ -234,17 +234,13 @@ class MirroredStorage:
             with self.primary.open_atomic_write(key) as fh:
                 yield fh
             return
-        fresh = self._intent(key)
+        undo = self.intend(key)
         try:
             with self.primary.open_atomic_write(key) as fh:
                 proxy = _HashingProxy(fh)
                 yield cast(BinaryIO, proxy)
         except BaseException:
-            for mid in fresh:  # nothing new in the primary: nothing for the mirror to miss
-                try:
-                    self.primary.delete(f"{pending_prefix(mid)}/{key}")
-                except Exception as exc:  # best effort; sync drops stale records
-                    log.debug("could not remove the intent record of %s: %s", key, exc)
+            undo()  # nothing new in the primary: nothing for the mirror to miss
             raise
         digest = proxy.hash.hexdigest()
         for m in self.mirrors:
@@ -256,6 +252,28 @@ class MirroredStorage:
     def write_bytes(self, key: str, data: bytes) -> None:
         with self.open_atomic_write(key) as fh:
             fh.write(data)
+
+    def intend(self, key: str) -> Callable[[], None]:
+        """Record, before a write of ``key`` to the primary, that every mirror lacks it.
+
+        For :meth:`_write` and for writers that commit to the primary
+        themselves (the general ``wal-push``, which then calls
+        :meth:`mirror_existing`): a process killed between its commit and
+        the copies leaves the records ``seawall sync`` needs. Returns the
+        undo, for a write that committed nothing: it removes the records
+        this call created (best effort; an older record stays, the mirror
+        has lagged since then).
+        """
+        fresh = self._intent(key)
+
+        def undo() -> None:
+            for mid in fresh:
+                try:
+                    self.primary.delete(f"{pending_prefix(mid)}/{key}")
+                except Exception as exc:  # best effort; sync drops stale records
+                    log.debug("could not remove the intent record of %s: %s", key, exc)
+
+        return undo
 
     def _intent(self, key: str) -> list[str]:
         """Write the pending records of ``key`` (before the primary write); the new ones' ids."""

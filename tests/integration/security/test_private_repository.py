@@ -79,7 +79,7 @@ def test_nobody_reads_nothing_of_a_repository(
         assert res.returncode == 0, res.stderr
     old = os.umask(umask)
     try:
-        lean = fastpush.push(str(make_segment(segs, "000000010000000000000005")), env)
+        lean = fastpush.push(str(make_segment(segs, "000000010000000000000005")), env).name
     finally:
         os.umask(old)
     assert lean.startswith("000000010000000000000005-")

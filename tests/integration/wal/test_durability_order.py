@@ -138,7 +138,7 @@ def test_lean_push_syncs_content_before_the_name_and_the_directory_after(
     final = _final_wal(backup, seg)
     rec = Recorder(monkeypatch, final)
     # in process: the lean path itself must commit (no Fallback to the general one)
-    assert fastpush.push(str(seg), env_for(backup, age_keys[1])) == final.name
+    assert fastpush.push(str(seg), env_for(backup, age_keys[1])).name == final.name
     rec.assert_new_file_durable(final)
 
 
@@ -150,9 +150,9 @@ def test_lean_push_duplicate_resyncs_file_then_directory(
     seg = make_segment(tmp_path)
     env = env_for(backup, age_keys[1])
     final = _final_wal(backup, seg)
-    assert fastpush.push(str(seg), env) == final.name
+    assert fastpush.push(str(seg), env).name == final.name
     rec = Recorder(monkeypatch, final)
-    assert fastpush.push(str(seg), env) == final.name
+    assert fastpush.push(str(seg), env).name == final.name
     rec.assert_existing_file_resynced(final)
 
 

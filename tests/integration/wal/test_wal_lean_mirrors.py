@@ -92,14 +92,16 @@ def test_intent_is_recorded_before_the_commit(tmp_path: Path, age_keys: tuple[Pa
     env = env_for(backup, age_keys[1], MIRRORS=str(mirror))
     seg = make_segment(tmp_path)
     mid = mirror_id(str(mirror))
-    name = fastpush.push(str(seg), env, mirrors=[(mid, str(mirror))])
-    key = f"postgresql/wal/main/0000000100000000/{name}"
+    pushed = fastpush.push(str(seg), env, mirrors=[(mid, str(mirror))])
+    key = f"postgresql/wal/main/0000000100000000/{pushed.name}"
+    assert (pushed.root, pushed.key, pushed.committed) == (str(backup), key, True)
     assert _records(backup, str(mirror)) == [key]
     body = json.loads((backup / pending_prefix(mid) / key).read_text())
     assert body["key"] == key and body["mirror"] == str(mirror) and body["what"] == "copy"
     assert oct((backup / pending_prefix(mid) / key).stat().st_mode & 0o777) == "0o600"
     # a retry that finds the segment archived keeps the (older) record, adds none
-    assert fastpush.push(str(seg), env, mirrors=[(mid, str(mirror))]) == name
+    again = fastpush.push(str(seg), env, mirrors=[(mid, str(mirror))])
+    assert (again.key, again.committed) == (key, False)
     assert _records(backup, str(mirror)) == [key]
     # a push that commits nothing removes what it wrote: another content, same name
     (tmp_path / "other").mkdir()
@@ -108,6 +110,11 @@ def test_intent_is_recorded_before_the_commit(tmp_path: Path, age_keys: tuple[Pa
         fastpush.push(str(other), env, mirrors=[(mid, str(mirror))])
     assert _records(backup, str(mirror)) == [key]
 
+    # PostgreSQL retrying the killed push: a duplicate, but its record says the
+    # mirror lacks it, so the retry copies it and clears the record
+    assert _push(seg, env) == (0, "")
+    assert _records(backup, str(mirror)) == []
+    assert _wal_files(mirror) == _wal_files(backup)
     res = run_seawall(["sync", "--json"], {**env, "LOG_FORMAT": "text"})
     assert res.returncode == 0, res.stderr
     assert _records(backup, str(mirror)) == []

@@ -122,7 +122,11 @@ def test_lean_push_writes_what_the_general_path_writes(
     backup = tmp_path / "b"
     seg = make_segment(tmp_path)
     prepare_archive(backup)
-    name = fastpush.push(str(seg), env_for(backup, public))
+    pushed = fastpush.push(str(seg), env_for(backup, public))
+    name = pushed.name
+    # where it went, for the caller's mirror copies (no second read of the environment)
+    assert (pushed.root, pushed.committed) == (str(backup), True)
+    assert pushed.key == f"postgresql/wal/main/0000000100000000/{name}"
     files = stored(backup)
     assert sorted(p.name for p in files) == sorted([ARCHIVE_INFO, name])
     archived = archive_dir(backup) / "0000000100000000" / name
@@ -151,13 +155,14 @@ def test_lean_push_writes_what_the_general_path_writes(
 
     # identical duplicate: same name back, nothing written
     before = [(p, p.stat().st_mtime_ns) for p in stored(backup)]
-    assert fastpush.push(str(seg), env_for(backup, public)) == name
+    again = fastpush.push(str(seg), env_for(backup, public))
+    assert (again.key, again.committed) == (pushed.key, False)
     assert [(p, p.stat().st_mtime_ns) for p in stored(backup)] == before
 
     # unencrypted: plain .zst
     plain_backup = tmp_path / "plain"
     prepare_archive(plain_backup)
-    plain_name = fastpush.push(str(seg), env_for(plain_backup, public, ENCRYPTION="false"))
+    plain_name = fastpush.push(str(seg), env_for(plain_backup, public, ENCRYPTION="false")).name
     assert plain_name.endswith(".zst") and not plain_name.endswith(".age")
     blob = (archive_dir(plain_backup) / "0000000100000000" / plain_name).read_bytes()
     out = subprocess.run(["zstd", "-dc"], input=blob, capture_output=True, check=True).stdout
@@ -202,7 +207,7 @@ def test_falls_back_before_writing(case: str, tmp_path: Path, age_keys: tuple[Pa
     elif case == "conflict":
         (tmp_path / "other").mkdir()
         other = make_segment(tmp_path / "other", seed=2)  # same name, different content
-        assert fastpush.push(str(other), env).startswith(seg.name)
+        assert fastpush.push(str(other), env).name.startswith(seg.name)
     elif case == "renamed":
         renamed = tmp_path / "000000010000000000000004"
         seg.rename(renamed)

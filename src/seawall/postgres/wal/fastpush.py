@@ -161,6 +161,29 @@ def check_archive_info(text: str, sysid: int, seg_size: int) -> None:
         raise Fallback("segment size")
 
 
+class Archived:
+    """Where :func:`push` archived a segment, for the caller's mirror copies.
+
+    ``root``: the repository (``BACKUP_DIR``); ``key``: the archived file
+    under it (``postgresql/wal/<cluster>/<subdir>/<name>``, the key every
+    Storage names it by); ``committed``: this push renamed it into place
+    (False: an identical copy was archived before, PostgreSQL retrying).
+    A plain class: the lean path imports neither typing nor dataclasses.
+    """
+
+    __slots__ = ("committed", "key", "root")
+
+    def __init__(self, root: str, key: str, committed: bool) -> None:
+        self.root = root
+        self.key = key
+        self.committed = committed
+
+    @property
+    def name(self) -> str:
+        """The archived file's name (``<segment>-<sha256 prefix><suffix>``)."""
+        return self.key.rsplit("/", 1)[-1]
+
+
 def _fsync_path(path: str, flags: int = os.O_RDONLY) -> None:
     fd = os.open(path, flags)
     try:
@@ -171,8 +194,8 @@ def _fsync_path(path: str, flags: int = os.O_RDONLY) -> None:
 
 def push(
     path: str, env: Mapping[str, str] | None = None, mirrors: Sequence[tuple[str, str]] = ()
-) -> str:
-    """Archive the segment at ``path``; returns the archived file's name.
+) -> Archived:
+    """Archive the segment at ``path``; returns where (:class:`Archived`).
 
     Returns only once that file and its directory entry are durable (also
     when an identical copy was already archived). Raises :class:`Fallback`
@@ -198,7 +221,7 @@ def push(
     except OSError as exc:
         raise Fallback("cannot open the segment") from exc
     try:
-        return _push_open(
+        final_name, committed = _push_open(
             fd,
             name,
             f"{backup_dir}/{WAL_ROOT}/{cluster}",
@@ -209,6 +232,7 @@ def push(
         )
     finally:
         os.close(fd)
+    return Archived(backup_dir, f"{WAL_ROOT}/{cluster}/{subdir(name)}/{final_name}", committed)
 
 
 def _push_open(
@@ -219,8 +243,8 @@ def _push_open(
     threads: int,
     recipients: list[str],
     mirrored: tuple[str, Sequence[tuple[str, str]]] = ("", ()),
-) -> str:
-    """:func:`push` of the open segment ``fd``.
+) -> tuple[str, bool]:
+    """:func:`push` of the open segment ``fd``: (archived file name, renamed by this call).
 
     The compressed, encrypted stream is written to a ``.partial-`` temporary
     while the segment is still being hashed and is fdatasync-ed; then, under
@@ -287,7 +311,7 @@ def _push_open(
             # PostgreSQL retrying a push that stored it: make sure that one is durable
             _fsync_path(f"{directory}/{existing[0]}")
             _fsync_path(directory, os.O_RDONLY | os.O_DIRECTORY)
-            return existing[0]
+            return existing[0], False
     finally:
         if sink is not None:
             sink.join()  # never close the file under the writing thread
@@ -297,7 +321,7 @@ def _push_open(
             for rkey in records:  # nothing new in the primary: nothing for a mirror to miss
                 unlink_quietly(f"{root}/{rkey}")
     _fsync_path(directory, os.O_RDONLY | os.O_DIRECTORY)
-    return final_name
+    return final_name, True
 
 
 def _intend(root: str, key: str, mirrors: Sequence[tuple[str, str]]) -> list[str]:

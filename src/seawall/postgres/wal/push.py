@@ -25,7 +25,11 @@ Order of events, and why:
    directory again (the crashed push may not have reached its directory
    fsync), report success. A different hash is refused and nothing is
    overwritten.
-5. Still under the claim, stream the file through compress/encrypt into a
+5. Still under the claim, with ``MIRRORS``, record that each mirror lacks
+   the key (``mirrors/<id>/pending/<key>``, the caller's ``intend``): before
+   the commit, so a ``kill -9`` between the commit and the mirror copies
+   still leaves the lag recorded for ``seawall sync``.
+6. Stream the file through compress/encrypt into a
    temporary name, fsync, rename, fsync the directory
    (``open_atomic_write``), and only then return success. The second read of
    the file is checked against the first hash before the rename, so a file
@@ -43,7 +47,7 @@ import dataclasses
 import hashlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,8 +200,19 @@ def _fsync_existing(storage: Storage, key: str) -> None:
         raise storage_error(exc, key) from exc
 
 
-def push_wal(cfg: WalConfig, path: Path) -> PushResult:
-    """Archive ``path``; returns once the stored file is durable."""
+#: ``intend(key)`` records, before the commit of ``key``, that each mirror lacks it
+#: (``MirroredStorage.intend``); it returns the undo for a push that commits nothing
+Intend = Callable[[str], Callable[[], None]]
+
+
+def push_wal(cfg: WalConfig, path: Path, intend: Intend | None = None) -> PushResult:
+    """Archive ``path``; returns once the stored file is durable.
+
+    ``intend``: with ``MIRRORS``, called under the claim once the push knows it
+    will store ``key`` and before it does, so a process killed between the
+    commit and the mirror copies (the caller's) leaves the mirror's lag
+    recorded; undone when the store fails. A duplicate never calls it.
+    """
     name = path.name
     try:
         wal = parse_wal_name(name)
@@ -225,7 +240,7 @@ def push_wal(cfg: WalConfig, path: Path) -> PushResult:
         if wal.kind in ("segment", "partial"):
             _check_identity(storage, cfg, name, head, size)
         with _claimed(storage, cfg.cluster, name):
-            return _push_claimed(cfg, storage, spec, path, encoder, raw_sha, size)
+            return _push_claimed(cfg, storage, spec, path, encoder, raw_sha, size, intend)
     finally:
         if encoder is not None:
             # A refusal (or any error) must not leave the encoder running: see _Encoder.
@@ -267,6 +282,7 @@ def _push_claimed(
     encoder: _Encoder | None,
     raw_sha: str,
     size: int,
+    intend: Intend | None = None,
 ) -> PushResult:
     """The check for an existing version and the commit, under the name's claim."""
     name = path.name
@@ -292,18 +308,32 @@ def _push_claimed(
             "keys, `seawall keygen`)\n"
         )
     key = wal_key(cfg.cluster, name, raw_sha, spec.suffix())
-    if encoder is not None:
-        stored = _store_one_shot(storage, key, encoder.result())
-        return PushResult(name, key, False, size, stored)
-    with open(path, "rb") as src:
-        try:
-            result = store_stream(src, storage, key, spec, expected_raw_sha256=raw_sha)
-        except VerificationError as exc:
-            raise VerificationError(
-                f"wal-push: {name} changed while it was being archived; nothing archived "
-                "(PostgreSQL will retry)"
-            ) from exc
+    with _intended(intend, key):
+        if encoder is not None:
+            stored = _store_one_shot(storage, key, encoder.result())
+            return PushResult(name, key, False, size, stored)
+        with open(path, "rb") as src:
+            try:
+                result = store_stream(src, storage, key, spec, expected_raw_sha256=raw_sha)
+            except VerificationError as exc:
+                raise VerificationError(
+                    f"wal-push: {name} changed while it was being archived; nothing archived "
+                    "(PostgreSQL will retry)"
+                ) from exc
     return PushResult(name, key, False, result.raw_size, result.stored_size)
+
+
+@contextmanager
+def _intended(intend: Intend | None, key: str) -> Iterator[None]:
+    """Around the commit of ``key``: the mirrors' intent records first (``intend``),
+    removed again when the commit fails (nothing new for a mirror to miss)."""
+    undo = intend(key) if intend is not None else None
+    try:
+        yield
+    except BaseException:
+        if undo is not None:
+            undo()
+        raise
 
 
 def _wal_spec(cfg: WalConfig) -> PipelineSpec:

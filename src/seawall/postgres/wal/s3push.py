@@ -34,7 +34,10 @@ does not cover (ADR 0013): three archivers of one name at once, two with
 one content and one with another, interleaved within milliseconds.
 
 A ``kill -9`` at any moment leaves nothing under a final key except a
-complete object: S3 makes a PUT visible only when it is complete.
+complete object: S3 makes a PUT visible only when it is complete. With
+``MIRRORS``, each mirror's intent record is PUT before the segment, so a
+``kill -9`` after the segment's PUT and before the mirror copies still
+leaves the lag recorded for ``seawall sync`` (storage/mirror.py's rule).
 
 Anything else (gzip, a passphrase, a name that needs encoding, a header in
 doubt, a foreign cluster, a conflict, credentials from a profile or a web
@@ -67,7 +70,7 @@ from seawall.walcore.layout import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from seawall.storage.s3.lean import Client
 
@@ -195,12 +198,21 @@ def _check_archive(client: Client, archive: str, cluster: str, sysid: int, seg_s
     check_archive_info(raw.decode("utf-8", "replace"), sysid, seg_size)
 
 
-def push(path: str, env: Mapping[str, str] | None = None) -> str:
+def push(
+    path: str, env: Mapping[str, str] | None = None, mirrors: Sequence[tuple[str, str]] = ()
+) -> str:
     """Archive ``path`` into the ``s3://`` repository; returns the stored key.
 
     Raises Fallback (nothing stored under a final key, the general path
     decides), :class:`seawall.storage.s3.leanconf.S3Error` (the server failed or
     refused: one line, nothing stored), OSError (the segment unreadable).
+
+    ``mirrors``: (id, location) of each ``MIRRORS`` entry. Before the PUT
+    each gets its intent record ``mirrors/<id>/pending/<key>`` in the
+    primary, as ``MirroredStorage`` and the lean local push write one, so a
+    push killed between the PUT and the copies leaves the mirror's lag
+    recorded; a push that stores nothing removes the records it created.
+    The copies are the caller's (runner/wal_fast.py).
     """
     from seawall.storage.s3.leanconf import NeedsGeneral, config_from_env
 
@@ -233,7 +245,7 @@ def push(path: str, env: Mapping[str, str] | None = None) -> str:
         return made[0]
 
     try:
-        return _push_open(client, fd, name, kind, cluster, level, threads, recipients)
+        return _push_open(client, fd, name, kind, cluster, level, threads, recipients, mirrors)
     finally:
         os.close(fd)
         for each in made:
@@ -249,6 +261,7 @@ def _push_open(
     level: int | None,
     threads: int,
     recipients: list[str],
+    mirrors: Sequence[tuple[str, str]] = (),
 ) -> str:
     archive = f"{WAL_ROOT}/{cluster}"
     directory = f"{archive}/{subdir(name)}"
@@ -293,14 +306,53 @@ def _push_open(
     suffix = ".zst.age" if recipients else ".zst"
     key = f"{directory}/{archived_name(name, sha, suffix)}"
     s3 = client()  # the probe's: made and connected by now
-    status = s3.put(
-        key, sink.parts, sink.digest.hexdigest(), if_none_match=True, what=f"writing {name}"
-    )
-    after = _versions(s3, directory, name)
-    if status == 412 and key not in after:
-        raise Fallback("the server answered 412 but holds no such object")
-    if any(_sha_of(k, name) != sha[:SHA_LEN] for k in after):
-        if status == 200:  # ours is one of two versions: withdraw it (module docstring)
-            s3.delete(key)
-        raise Fallback("raced")
+    records = _intend(s3, key, mirrors) if mirrors else []
+    try:
+        status = s3.put(
+            key, sink.parts, sink.digest.hexdigest(), if_none_match=True, what=f"writing {name}"
+        )
+        after = _versions(s3, directory, name)
+        if status == 412 and key not in after:
+            raise Fallback("the server answered 412 but holds no such object")
+        if any(_sha_of(k, name) != sha[:SHA_LEN] for k in after):
+            if status == 200:  # ours is one of two versions: withdraw it (module docstring)
+                s3.delete(key)
+            raise Fallback("raced")
+    except BaseException:
+        _drop(s3, records)  # nothing of ours in the primary: nothing for a mirror to miss
+        raise
     return key
+
+
+def _drop(s3: Client, keys: list[str]) -> None:
+    """Delete the records ``keys``, best effort (sync drops a record of a missing object)."""
+    for rkey in keys:
+        try:
+            s3.delete(rkey)
+        except Exception:  # the push's own error is the one to report
+            continue
+
+
+def _intend(s3: Client, key: str, mirrors: Sequence[tuple[str, str]]) -> list[str]:
+    """Write the pending record of ``key`` for each mirror (``MirroredStorage._intent``'s
+    objects); the keys of those this call created. An existing record is kept
+    (``If-None-Match``: the mirror has lagged since then)."""
+    import hashlib
+
+    from seawall.storage.mirror_layout import pending_prefix, record
+
+    created: list[str] = []
+    try:
+        for mid, location in mirrors:
+            rkey = f"{pending_prefix(mid)}/{key}"
+            body = record(key, location, "copy")
+            status = s3.put(
+                rkey, [body], hashlib.sha256(body).hexdigest(), if_none_match=True,
+                what=f"writing the mirror record {rkey}",
+            )  # fmt: skip
+            if status == 200:
+                created.append(rkey)
+    except BaseException:
+        _drop(s3, created)
+        raise
+    return created
