@@ -344,7 +344,7 @@ def post_restore_checks(
     client: QdrantClient, m: Manifest, collection: str, result: RestoreResult
 ) -> None:
     """Points count and sample searches against what was recorded at backup time."""
-    from seawall.qdrant.deep import sample_queries
+    from seawall.qdrant.deep import recorded_tops, sample_found, sample_queries
 
     count = client.count(collection)
     result.points_count = count
@@ -357,10 +357,11 @@ def post_restore_checks(
         )
     result.checks.append(f"points count {count} matches the backup")
     queries = sample_queries(m)
+    tops = recorded_tops(m)
     missing = []
     for pid, vector, using in queries:
         ids = client.query(collection, vector, using, limit=3)
-        if pid not in ids:
+        if not sample_found(pid, ids, tops.get(str(pid))):
             missing.append(pid)
     if missing:
         raise VerificationError(

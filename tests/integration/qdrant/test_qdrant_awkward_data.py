@@ -1,0 +1,100 @@
+"""Backups of collections whose points are not their own nearest neighbours.
+
+With ``Dot`` distance a longer vector in the same direction scores higher than
+the point itself, and a collection of duplicated embeddings (the same chunk
+stored twice) has more exact ties than a search returns. Both are ordinary
+real-world data; a sample check that insists a point finds itself would call a
+perfect backup corrupt and a complete restore "incomplete". The checks compare
+with what the live collection answered at backup time (``top``) instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from seawall.app.backup import qdrant_backup as backup
+from seawall.catalog.models import Manifest
+from seawall.errors import VerificationError
+from seawall.qdrant.drill import drill_collection
+from seawall.qdrant.restore import restore
+from seawall.qdrant.select import BackupSource, resolve
+from seawall.qdrant.verify import verify_backup
+from tests.qdrant_server import PointData
+
+from .conftest import MakeCtx
+
+BASE = [0.5, 0.25, -0.5, 0.125]
+
+
+def _dot_by_magnitude(handle: Any, name: str) -> None:
+    """Point i holds (i + 1) * BASE: searching point 0's vector ranks 9, 8, 7 first."""
+    handle.create_collection(name, 4, distance="Dot")
+    handle.upsert(
+        name,
+        [PointData(i, [x * (i + 1) for x in BASE], {"i": i}) for i in range(10)],
+    )
+
+
+def _duplicates(handle: Any, name: str) -> None:
+    """Ten points with one and the same vector: more ties than a search returns."""
+    handle.create_collection(name, 4, distance="Cosine")
+    handle.upsert(name, [PointData(i, [1.0, 2.0, 3.0, 4.0], {"i": i}) for i in range(10)])
+
+
+def _backed_up(ctx: Any, name: str) -> Manifest:
+    m = backup(ctx, [name]).results[0].manifest
+    assert m is not None and m.ok and m.qdrant is not None
+    sample = m.qdrant.sample or {}
+    assert sample.get("points") and all("top" in p for p in sample["points"])
+    return m
+
+
+@pytest.mark.parametrize("fill", [_dot_by_magnitude, _duplicates], ids=["dot", "duplicates"])
+def test_verify_deep_restore_and_drill_accept_points_that_do_not_find_themselves(
+    qdrant_server: Any, make_ctx: MakeCtx, fill: Any
+) -> None:
+    pytest.importorskip("qdrant_edge")
+    fill(qdrant_server, "awk")
+    ctx = make_ctx(qdrant_server)
+    m = _backed_up(ctx, "awk")
+    sample = (m.qdrant.sample or {}) if m.qdrant else {}
+    # the premise: at least one sample point is not among its own top hits on the live server
+    assert any(p["id"] not in p["top"] for p in sample["points"])
+
+    res = verify_backup(ctx, ctx.storage, m, deep=True, write_back=True)
+    assert res.ok, res.verification.message
+    assert any("sample search" in c for c in res.verification.checks)
+
+    restored = restore(ctx, resolve(ctx, m.id), target="awk-copy")
+    assert restored.points_count == 10
+    assert any("sample search" in c for c in restored.checks)
+
+    target = drill_collection(ctx, m, "20991231T235959Z-abcd")
+    assert target.passed, [(c.name, c.status, c.detail) for c in target.checks]
+
+
+def test_a_sample_point_that_is_gone_still_fails_every_check(
+    qdrant_server: Any, make_ctx: MakeCtx
+) -> None:
+    """The relaxed rule must not wave through data that is really missing."""
+    pytest.importorskip("qdrant_edge")
+    _dot_by_magnitude(qdrant_server, "gone")
+    ctx = make_ctx(qdrant_server)
+    m = _backed_up(ctx, "gone")
+    assert m.qdrant is not None and m.qdrant.sample is not None
+    # a sample whose recorded answer names a point the snapshot does not hold
+    first = m.qdrant.sample["points"][0]
+    first["id"] = 4242
+    first["top"] = [4242, 9, 8]
+
+    res = verify_backup(ctx, ctx.storage, m, deep=True, write_back=False)
+    assert not res.ok and "4242" in res.verification.message
+
+    with pytest.raises(VerificationError, match="4242"):
+        restore(ctx, BackupSource(ctx.storage, m, in_catalog=True), target="gone-copy")
+
+    target = drill_collection(ctx, m, "20991231T235959Z-abce")
+    assert not target.passed
+    assert any(c.name == "sample searches" and c.status == "failed" for c in target.checks)
