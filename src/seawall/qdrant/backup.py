@@ -39,6 +39,7 @@ from seawall.catalog.run import AfterBackup, backup_run, record_failed_run
 from seawall.context import Context
 from seawall.errors import (
     BackupFailedError,
+    ConfigError,
     NotFoundError,
     PartialFailureError,
     SeawallError,
@@ -323,6 +324,13 @@ def backup(
 
     ``after`` runs after each collection's backup, inside its series lock.
     """
+    if any(not name for name in collections or ()):
+        # Qdrant has no collection named "": an unset variable in a script. Asking
+        # Qdrant would record a failed (or rejected) run in a junk series "%".
+        raise ConfigError(
+            "a collection name is empty (an unset variable?); name the collections, "
+            "or give none to back up QDRANT_COLLECTIONS, else every collection"
+        )
     started = utcnow()
     try:
         client, version = connect(ctx)

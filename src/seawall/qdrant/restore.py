@@ -272,9 +272,16 @@ def restore(
     clean: bool = False,
 ) -> RestoreResult:
     m = source.manifest
+    if target is not None and not target.strip():
+        # ``--to "$NEW"`` with NEW unset: falling back to the backup's own
+        # collection would turn "restore beside it" into "replace it" (--clean)
+        raise ConfigError(
+            "--to names no collection (empty: an unset variable?); give the new collection's "
+            "name, or leave --to out to restore into the backed-up collection"
+        )
     if not m.ok:
         raise RefusedError(f"{source.label} is a failed backup ({m.error}); choose another")
-    collection = target or m.series
+    collection = m.series if target is None else target
     result = RestoreResult(collection)
     if output is not None:
         return _to_output(ctx, source, output, result)
