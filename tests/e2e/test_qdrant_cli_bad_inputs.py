@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e import test_qdrant_cli as cli
 from tests.e2e.test_qdrant_cli import env_for, sw
 
@@ -49,3 +51,35 @@ def test_backup_of_an_empty_collection_name_records_nothing(qdrant_server: Any, 
     _one_line_exit_2(res, "empty")
     assert not (qdir / "qdrant").exists(), sorted(str(p) for p in qdir.rglob("*"))
     assert not (qdir / "rejected").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://127.0.0.1:99999",
+        "notaurl",
+        "ftp://qdrant:6333",
+        "http://",
+        "http://:6333",
+    ],
+)
+def test_a_malformed_qdrant_url_is_a_configuration_error(url: str, qdir: Path) -> None:
+    """Not "internal error" (exit 1), nor "cannot reach Qdrant" (exit 5: it was never asked)."""
+    env = env_for(None, qdir, QDRANT_URL=url)
+    for args in (["qdrant", "collections"], ["qdrant", "backup"]):
+        res = sw(args, env)
+        _one_line_exit_2(res, "QDRANT_URL")
+    assert not any(qdir.iterdir()), "nothing may be recorded for a run that never started"
+
+
+def test_a_malformed_peer_url_is_a_configuration_error(qdir: Path) -> None:
+    env = env_for(None, qdir, QDRANT_URL="http://127.0.0.1:9", QDRANT_PEER_URLS="http://[::1,x")
+    _one_line_exit_2(sw(["qdrant", "collections"], env), "QDRANT_PEER_URLS")
+
+
+def test_a_malformed_qdrant_url_with_a_password_does_not_print_it(qdir: Path) -> None:
+    env = env_for(None, qdir, QDRANT_URL="http://admin:pw-9f2c1e@127.0.0.1:70000")
+    res = sw(["qdrant", "collections"], env)
+    _one_line_exit_2(res, "QDRANT_URL")
+    assert "pw-9f2c1e" not in res.stderr + res.stdout
