@@ -109,9 +109,7 @@ def sweep(storage: Storage, client: QdrantClient, scope: SnapshotScope) -> list[
     return deleted
 
 
-def begin(
-    storage: Storage, client: QdrantClient, scope: SnapshotScope, lifetime_s: float
-) -> str:
+def begin(storage: Storage, client: QdrantClient, scope: SnapshotScope, lifetime_s: float) -> str:
     """Record that a snapshot of ``scope`` is about to be created; the record's key."""
     key = record_key(client, scope)
     before = sorted(s.name for s in list_snapshots(client, scope))
