@@ -98,3 +98,35 @@ def test_a_sample_point_that_is_gone_still_fails_every_check(
     target = drill_collection(ctx, m, "20991231T235959Z-abce")
     assert not target.passed
     assert any(c.name == "sample searches" and c.status == "failed" for c in target.checks)
+
+
+LONG_NAMES = [
+    "知识库产品文档客服问答" * 3,  # 33 characters, 99 bytes: Qdrant takes it
+    "x" * 240,
+]
+
+
+@pytest.mark.parametrize("name", LONG_NAMES, ids=["cjk", "ascii-240"])
+def test_a_collection_with_a_long_name_is_backed_up_listed_and_restored(
+    qdrant_server: Any, make_ctx: MakeCtx, name: str
+) -> None:
+    """Its percent-encoding outgrew a file name: ENAMETOOLONG on the lock, every run."""
+    qdrant_server.create_collection(name, 4, points=12, seed=3)
+    ctx = make_ctx(qdrant_server)
+    run = backup(ctx, [name])
+    assert [r.error for r in run.results] == [None]
+    m = run.results[0].manifest
+    assert m is not None and m.ok and m.series == name
+    assert ctx.catalog.find(m.id, "qdrant", "snapshot", name).id == m.id
+    source = resolve(ctx, "latest", name)
+    assert source.manifest.id == m.id
+    assert verify_backup(ctx, ctx.storage, m, deep=False, write_back=True).ok
+    restored = restore(ctx, source, target="long-copy")
+    assert restored.points_count == 12
+    # a second run lands in the same series (the encoding is stable)
+    again = backup(ctx, [name]).results[0].manifest
+    assert again is not None and again.ok
+    assert [b.id for b in ctx.catalog.scan("qdrant").manifests if b.series == name] == [
+        again.id,
+        m.id,
+    ]
