@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from seawall.catalog.models import FORMAT_VERSION, MANIFEST_NAME, Manifest
-from seawall.catalog.naming import encode_segment, is_backup_id
+from seawall.catalog.naming import decode_segment, encode_segment, is_backup_id
 from seawall.errors import NotFoundError, SeawallError, StorageError
 from seawall.log import get_logger
 from seawall.storage.base import ObjectInfo, Storage
@@ -137,7 +137,13 @@ class Catalog:
             if len(parts) == 5 and parts[4] == MANIFEST_NAME and is_backup_id(parts[3]):
                 if kind and parts[1] != kind:
                     continue
-                if series is not None and parts[2] != encode_segment(series):
+                # the segment, or an older encoding of the same name (a digested
+                # long name only ever matches its own segment)
+                if (
+                    series is not None
+                    and parts[2] != encode_segment(series)
+                    and decode_segment(parts[2]) != series
+                ):
                     continue
                 yield info.key
 
