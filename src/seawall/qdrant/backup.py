@@ -45,6 +45,7 @@ from seawall.errors import (
     SeawallError,
 )
 from seawall.log import get_logger
+from seawall.qdrant.aliases import aliases_of
 from seawall.qdrant.client import QdrantClient, redact_url
 from seawall.qdrant.cluster import Topology, backup_shards, detect, plan_shards
 from seawall.qdrant.snapshots import SnapshotScope
@@ -225,6 +226,7 @@ def _run(
         else None,
         shards=shard_layout(client, collection),
         sample=take_sample(client, collection),
+        aliases=aliases_of(client, collection),
     )
     manifest.qdrant = qinfo
     if cluster is not None:

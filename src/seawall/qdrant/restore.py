@@ -58,6 +58,7 @@ from seawall.errors import (
 )
 from seawall.log import get_logger
 from seawall.pipeline.decode import decode_to
+from seawall.qdrant.aliases import restore_aliases
 from seawall.qdrant.client import QdrantClient, url_path
 from seawall.qdrant.decoded import open_decoded
 from seawall.qdrant.select import BackupSource
@@ -340,6 +341,7 @@ def restore(
                 )
         finally:
             shutil.rmtree(tmp_root, ignore_errors=True)
+        result.checks.extend(restore_aliases(client, m, collection))
         if check:
             post_restore_checks(client, m, collection, result)
     finally:

@@ -130,3 +130,56 @@ def test_a_collection_with_a_long_name_is_backed_up_listed_and_restored(
         again.id,
         m.id,
     ]
+
+
+def _http(handle: Any, method: str, path: str, body: Any = None) -> Any:
+    import httpx
+
+    headers = {"api-key": handle.api_key} if getattr(handle, "api_key", None) else {}
+    res = httpx.request(method, handle.url + path, json=body, headers=headers, timeout=60)
+    res.raise_for_status()
+    return res.json()["result"]
+
+
+def _aliases(handle: Any) -> dict[str, str]:
+    return {
+        a["alias_name"]: a["collection_name"] for a in _http(handle, "GET", "/aliases")["aliases"]
+    }
+
+
+def test_a_restore_after_the_collection_was_deleted_puts_its_aliases_back(
+    qdrant_server: Any, make_ctx: MakeCtx
+) -> None:
+    """Aliases live outside collection snapshots; deleting a collection deletes them."""
+    qdrant_server.create_collection("prod_v2", 4, points=10, seed=1)
+    qdrant_server.create_collection("other", 4, points=3, seed=2)
+    actions = [
+        {"create_alias": {"collection_name": c, "alias_name": a}}
+        for a, c in (("prod", "prod_v2"), ("search", "prod_v2"), ("misc", "other"))
+    ]
+    _http(qdrant_server, "POST", "/collections/aliases", {"actions": actions})
+    ctx = make_ctx(qdrant_server)
+    m = backup(ctx, ["prod_v2"]).results[0].manifest
+    assert m is not None and m.ok and m.qdrant is not None
+    assert m.qdrant.aliases == ["prod", "search"]
+
+    # the disaster: the collection is gone, and its aliases with it; meanwhile
+    # someone pointed "search" at another collection on purpose
+    _http(qdrant_server, "DELETE", "/collections/prod_v2")
+    create = {"create_alias": {"collection_name": "other", "alias_name": "search"}}
+    _http(qdrant_server, "POST", "/collections/aliases", {"actions": [create]})
+    assert _aliases(qdrant_server) == {"misc": "other", "search": "other"}
+
+    beside = restore(ctx, resolve(ctx, m.id), target="prod_v2_copy")
+    assert _aliases(qdrant_server) == {"misc": "other", "search": "other"}
+    assert any("not touched" in c for c in beside.checks)
+
+    res = restore(ctx, resolve(ctx, m.id))
+    assert res.points_count == 10
+    assert _aliases(qdrant_server) == {"prod": "prod_v2", "search": "other", "misc": "other"}
+    text = " ".join(res.checks)
+    assert "re-created: prod" in text and "'search' now points to 'other'" in text
+    # the application's name answers again
+    assert _http(qdrant_server, "POST", "/collections/prod/points/count", {"exact": True}) == {
+        "count": 10
+    }
