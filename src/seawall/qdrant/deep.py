@@ -22,7 +22,6 @@ import io
 import json
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from seawall.context import Context
 from seawall.errors import ConfigError, VerificationError
 from seawall.log import get_logger
 from seawall.pipeline.decode import decode_to
+from seawall.qdrant import scratch
 from seawall.storage.base import Storage
 
 log = get_logger("qdrant.deep")
@@ -183,8 +183,7 @@ def deep_check(
     found: dict[str, set[str]] = {}
     shards = 0
     for art in manifest.artifacts:
-        with tempfile.TemporaryDirectory(prefix="seawall-deep-") as tmp:
-            work = Path(tmp)
+        with scratch.directory("deep") as work:
             decoded = work / "artifact.tar"
             with decoded.open("wb") as fh:
                 sink = _FileSink(fh)

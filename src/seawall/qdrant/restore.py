@@ -39,7 +39,6 @@ import hashlib
 import itertools
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from seawall.errors import (
 )
 from seawall.log import get_logger
 from seawall.pipeline.decode import decode_to
+from seawall.qdrant import scratch
 from seawall.qdrant.aliases import restore_aliases
 from seawall.qdrant.client import QdrantClient, url_path
 from seawall.qdrant.decoded import open_decoded
@@ -298,7 +298,7 @@ def restore(
     try:
         check_version(m.qdrant.version if m.qdrant else None, version)
         result.replaced = _refuse_live(client, collection, clean)
-        tmp_root = Path(tempfile.mkdtemp(prefix="seawall-qdrant-restore-"))
+        tmp_root = scratch.make("qdrant-restore")
         try:
             art = m.artifact("snapshot") or (m.artifacts[0] if m.artifacts else None)
             upload_path = url_path("collections", collection, "snapshots", "upload")

@@ -71,3 +71,55 @@ def test_the_next_backup_deletes_the_snapshot_a_killed_backup_left_behind(
     assert not list((qdir / ".locks" / "qdrant-snapshots").glob("*"))
     backup(ctx, ["c"]).raise_for_status()
     assert [s.name for s in qdrant_server.all_snapshots()] == [own_name]
+
+
+def test_the_scratch_space_of_a_killed_deep_verify_is_removed_by_the_next(
+    qdrant_server: QdrantTestServer, make_ctx: MakeCtx, qdir: Path, tmp_path: Path
+) -> None:
+    """`verify --deep` unpacks about the snapshot's size into TMPDIR; killed, it stayed."""
+    qdrant_server.create_collection("d", 8, points=300, seed=2)
+    ctx = make_ctx(qdrant_server)
+    backup(ctx, ["d"]).raise_for_status()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "BACKUP_DIR": str(qdir),
+        "QDRANT_URL": qdrant_server.url,
+        "TMPDIR": str(scratch),
+    }
+    # an unrelated directory of the same look, held by a live process: never touched
+    alive = scratch / f"seawall-deep-{os.uname().nodename}-{os.getpid()}-keep"
+    alive.mkdir()
+
+    def deep_dirs() -> list[Path]:
+        return [p for p in scratch.iterdir() if p.name.startswith("seawall-") and p != alive]
+
+    proc = subprocess.Popen(
+        [SEAWALL, "qdrant", "verify", "latest", "--collection", "d", "--deep"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(
+            "the deep check's scratch directory",
+            lambda: any(deep_dirs()) or proc.poll() is not None,
+        )
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    left = deep_dirs()
+    assert left, "the kill came too late to leave anything (nothing to test)"
+
+    res = subprocess.run(
+        [SEAWALL, "qdrant", "verify", "latest", "--collection", "d", "--deep"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    assert deep_dirs() == [], [p.name for p in deep_dirs()]
+    assert alive.exists()
