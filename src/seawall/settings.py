@@ -338,6 +338,16 @@ class Settings(BaseSettings):
     def _parse_duration(cls, value: Any) -> Any:
         return checks.duration(value)
 
+    @field_validator("qdrant_url", mode="before")
+    @classmethod
+    def _qdrant_url(cls, value: Any) -> Any:
+        return checks.http_url(value)
+
+    @field_validator("qdrant_peer_urls")
+    @classmethod
+    def _qdrant_peer_urls(cls, value: list[str]) -> list[str]:
+        return [checks.http_url(v) for v in value]
+
     @field_validator("max_rate", mode="before")
     @classmethod
     def _parse_rate(cls, value: Any) -> Any:

@@ -120,3 +120,30 @@ def repository(value: Any) -> str:
         return str(parse_location(value))
     except LocationError as exc:
         raise ValueError(str(exc)) from None
+
+
+def http_url(value: Any) -> Any:
+    """``QDRANT_URL`` / each of ``QDRANT_PEER_URLS``: ``http(s)://host[:port][/prefix]``.
+
+    Checked here so a typo is one configuration line (exit 2) before any run
+    starts, instead of an "internal error" (a port over 65535, an unclosed
+    IPv6 bracket) or "cannot reach Qdrant" (exit 5, as if the server were down).
+    Surrounding whitespace (a secret file's trailing newline) is dropped.
+    """
+    if not isinstance(value, str):
+        return value
+    from urllib.parse import urlsplit
+
+    url = value.strip()
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc}); expected http(s)://host[:port]") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http(s)://host[:port] URL")
+    if port == 0:
+        raise ValueError("port 0 is not a port; expected http(s)://host[:port]")
+    return url

@@ -10,6 +10,7 @@ operator wrote, without echoing a secret value.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Collection, Mapping
 from datetime import timedelta
@@ -154,5 +155,7 @@ def format_validation_error(
         if field in secret_fields or isinstance(shown, dict | list):
             parts.append(f"{name}: {msg}")
         else:
-            parts.append(f"{name}: {msg} (got {str(shown)[:60]!r})")
+            # a URL's userinfo (``http://user:password@host``) is a secret too
+            shown = re.sub(r"://[^/@\s]*@", "://***@", str(shown))
+            parts.append(f"{name}: {msg} (got {shown[:60]!r})")
     return "invalid configuration: " + "; ".join(parts)

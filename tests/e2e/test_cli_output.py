@@ -87,3 +87,35 @@ def test_unrelated_word_suggests_nothing() -> None:
     res = _run(["xylophone"], _env())
     assert res.returncode == 2
     assert "No such command" in res.stderr and "Did you mean" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["info"], ["qdrant", "list"], ["postgres", "list"], ["info", "--json"]]
+)
+def test_a_reader_that_is_gone_is_exit_120_not_an_internal_error(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """`seawall qdrant list | head -1`: the pipe closes under the command's output.
+
+    Documented (docs/exit-codes.md) as 120, as Python itself does; it was
+    "internal error: BrokenPipeError ... please report it" (exit 1). The read
+    end is closed before seawall starts, so the first write fails every time.
+    """
+    repo = tmp_path / "repo"
+    env = _env(BACKUP_DIR=str(repo))
+    assert _run(["init"], env).returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        res = subprocess.run(
+            [SEAWALL, *args],
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert res.returncode == 120, res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr

@@ -120,6 +120,58 @@ def collection_exists(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> None
     h.send_ok(ctx, {"exists": exists})
 
 
+# -- aliases -------------------------------------------------------------------------
+
+
+def _alias_list(app: QdrantTestServer, collection: str | None) -> list[dict[str, str]]:
+    with app.cluster.lock:
+        return [
+            {"alias_name": a, "collection_name": c}
+            for a, c in sorted(app.cluster.aliases.items())
+            if collection is None or c == collection
+        ]
+
+
+@route("GET", "/aliases")
+def list_aliases(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> None:
+    h.send_ok(ctx, {"aliases": _alias_list(app, None)})
+
+
+@route("GET", "/collections/{collection_name}/aliases")
+def collection_aliases(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> None:
+    name = ctx.params["collection_name"]
+    app.cluster.get(name)  # 404 for a collection that does not exist
+    h.send_ok(ctx, {"aliases": _alias_list(app, name)})
+
+
+@route("POST", "/collections/aliases")
+def update_aliases(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> None:
+    """create_alias / delete_alias / rename_alias, applied atomically as Qdrant does."""
+    actions = ctx.json().get("actions") or []
+    with app.cluster.lock:
+        aliases = dict(app.cluster.aliases)
+        for action in actions:
+            if "create_alias" in action:
+                op = action["create_alias"]
+                app.cluster.get(op["collection_name"])
+                aliases[op["alias_name"]] = op["collection_name"]  # Qdrant re-points silently
+            elif "delete_alias" in action:
+                name = action["delete_alias"]["alias_name"]
+                if aliases.pop(name, None) is None:
+                    raise StorageError(404, f"Not found: Alias {name} does not exists!")
+            elif "rename_alias" in action:
+                op = action["rename_alias"]
+                target = aliases.pop(op["old_alias_name"], None)
+                if target is None:
+                    raise StorageError(
+                        404, f"Not found: Alias {op['old_alias_name']} does not exists!"
+                    )
+                aliases[op["new_alias_name"]] = target
+        app.cluster.aliases = aliases
+        app.cluster.bump()
+    h.send_ok(ctx, True)
+
+
 # -- points --------------------------------------------------------------------------
 
 

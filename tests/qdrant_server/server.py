@@ -268,7 +268,8 @@ class QdrantTestServer:
                             f"{shard.shard_id}",
                         )
                 if self.cluster.collections.get(name) is not None:
-                    self.cluster.delete_collection(name)
+                    # recovering into an existing collection keeps its aliases
+                    self.cluster.delete_collection(name, drop_aliases=False)
                 meta = self.cluster.create_collection(name, vectors, shard_number, 1)
                 for shard in restored.shards.values():
                     self.node.replace_local_shard(meta, shard.shard_id, shard.path)

@@ -252,6 +252,8 @@ class ClusterState:
         self.distributed = distributed
         self.lock = threading.RLock()
         self.collections: dict[str, CollectionMeta] = {}
+        #: alias -> collection (Qdrant keeps aliases outside collection snapshots)
+        self.aliases: dict[str, str] = {}
         self.nodes: dict[int, Node] = {}
         self.term = 1
         self.commit = 1
@@ -261,7 +263,8 @@ class ClusterState:
 
     def get(self, name: str) -> CollectionMeta:
         with self.lock:
-            meta = self.collections.get(name)
+            # as Qdrant: an alias stands for its collection in every data request
+            meta = self.collections.get(name) or self.collections.get(self.aliases.get(name, ""))
         if meta is None:
             raise StorageError(404, f"Not found: Collection `{name}` doesn't exist!")
         return meta
@@ -295,11 +298,13 @@ class ClusterState:
             self.bump()
             return meta
 
-    def delete_collection(self, name: str) -> bool:
+    def delete_collection(self, name: str, *, drop_aliases: bool = True) -> bool:
         with self.lock:
             meta = self.collections.pop(name, None)
             if meta is None:
                 return False
+            if drop_aliases:  # as Qdrant: deleting a collection deletes its aliases
+                self.aliases = {a: c for a, c in self.aliases.items() if c != name}
             for node in self.nodes.values():
                 node.drop_collection(meta)
             self.bump()

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from seawall.catalog.locks import LockInfo, list_locks, series_lock
-from seawall.catalog.naming import decode_segment, encode_segment
+from seawall.catalog.naming import MAX_REVERSIBLE, decode_segment, encode_segment
 from seawall.errors import LockedError
 
 
@@ -20,7 +20,26 @@ def test_encode_segment_is_safe_and_reversible(name: str) -> None:
     seg = encode_segment(name)
     assert "/" not in seg and "\x00" not in seg and seg not in ("", ".", "..")
     assert not seg.startswith(".")
-    assert decode_segment(seg) == name
+    # the lock file name around it fits NAME_MAX
+    assert len(seg.encode()) <= MAX_REVERSIBLE
+    if not seg.startswith("%="):
+        assert decode_segment(seg) == name
+    assert encode_segment(decode_segment(seg)) == seg
+
+
+@given(st.text(min_size=30, max_size=255))
+def test_a_long_name_gets_a_short_stable_segment_of_its_own(name: str) -> None:
+    seg = encode_segment(name)
+    assert len(seg) <= MAX_REVERSIBLE and seg == encode_segment(name)
+    assert encode_segment(decode_segment(seg)) == seg
+    assert encode_segment(name + "!") != seg
+
+
+def test_names_that_fitted_keep_their_segment() -> None:
+    """Existing series directories do not move: only encodings over the limit change."""
+    assert encode_segment("ü" * 38) == "%" + "%C3%BC" * 38  # 229 characters: the lock fitted
+    assert encode_segment("ü" * 39).startswith("%=")  # 235: no lock file could be made
+    assert encode_segment("知" * 26).startswith("%=")
 
 
 def _hold(backup_dir: str, release: Event) -> None:

@@ -200,6 +200,9 @@ class QdrantInfo(_Model):
     snapshot_name: str | None = None
     snapshot_checksum: str | None = None
     sample: dict[str, Any] | None = None
+    #: aliases pointing to the collection at backup time (None: not recorded);
+    #: Qdrant keeps them outside collection snapshots (qdrant/aliases.py)
+    aliases: list[str] | None = None
 
 
 class Pin(_Model):

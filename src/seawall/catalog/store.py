@@ -137,7 +137,13 @@ class Catalog:
             if len(parts) == 5 and parts[4] == MANIFEST_NAME and is_backup_id(parts[3]):
                 if kind and parts[1] != kind:
                     continue
-                if series is not None and decode_segment(parts[2]) != series:
+                # the segment, or an older encoding of the same name (a digested
+                # long name only ever matches its own segment)
+                if (
+                    series is not None
+                    and parts[2] != encode_segment(series)
+                    and decode_segment(parts[2]) != series
+                ):
                     continue
                 yield info.key
 

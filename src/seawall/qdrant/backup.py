@@ -39,11 +39,13 @@ from seawall.catalog.run import AfterBackup, backup_run, record_failed_run
 from seawall.context import Context
 from seawall.errors import (
     BackupFailedError,
+    ConfigError,
     NotFoundError,
     PartialFailureError,
     SeawallError,
 )
 from seawall.log import get_logger
+from seawall.qdrant.aliases import aliases_of
 from seawall.qdrant.client import QdrantClient, redact_url
 from seawall.qdrant.cluster import Topology, backup_shards, detect, plan_shards
 from seawall.qdrant.snapshots import SnapshotScope
@@ -224,6 +226,7 @@ def _run(
         else None,
         shards=shard_layout(client, collection),
         sample=take_sample(client, collection),
+        aliases=aliases_of(client, collection),
     )
     manifest.qdrant = qinfo
     if cluster is not None:
@@ -323,6 +326,13 @@ def backup(
 
     ``after`` runs after each collection's backup, inside its series lock.
     """
+    if any(not name for name in collections or ()):
+        # Qdrant has no collection named "": an unset variable in a script. Asking
+        # Qdrant would record a failed (or rejected) run in a junk series "%".
+        raise ConfigError(
+            "a collection name is empty (an unset variable?); name the collections, "
+            "or give none to back up QDRANT_COLLECTIONS, else every collection"
+        )
     started = utcnow()
     try:
         client, version = connect(ctx)

@@ -22,8 +22,7 @@ import io
 import json
 import shutil
 import tarfile
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,36 @@ from seawall.context import Context
 from seawall.errors import ConfigError, VerificationError
 from seawall.log import get_logger
 from seawall.pipeline.decode import decode_to
+from seawall.qdrant import scratch
 from seawall.storage.base import Storage
 
 log = get_logger("qdrant.deep")
+
+
+def recorded_tops(manifest: Manifest) -> dict[str, list[str]]:
+    """Point id -> ids of the top hits the live collection gave its vector at backup time."""
+    sample = (manifest.qdrant.sample if manifest.qdrant else None) or {}
+    return {
+        str(p.get("id")): [str(i) for i in p["top"]]
+        for p in sample.get("points", [])
+        if isinstance(p, dict) and isinstance(p.get("top"), list) and p["top"]
+    }
+
+
+def sample_found(pid: Any, hits: Iterable[Any], recorded_top: list[str] | None) -> bool:
+    """Did a search by a sample point's vector answer as it should?
+
+    The point among its own top hits is the usual proof. It is not a law:
+    with ``Dot`` distance a longer vector in the same direction outscores the
+    point itself, and duplicated embeddings tie beyond the search's limit. So
+    the answer the live collection gave at backup time (``top``) also counts:
+    every one of those ids must come back. A point that is really gone fails
+    both (its id was in ``top``, or ``top`` names ids it cannot return).
+    """
+    got = {str(h) for h in hits}
+    if str(pid) in got:
+        return True
+    return bool(recorded_top) and set(recorded_top or ()) <= got
 
 
 def _edge() -> Any:
@@ -111,8 +137,8 @@ def _shard_tars(collection_tar: Path, work: Path) -> list[tuple[int, Path]]:
 
 def _load_shard(
     qe: Any, shard_tar: Path, work: Path, queries: list[tuple[Any, list[float], str | None]]
-) -> tuple[int, set[Any]]:
-    """(points count, ids of sample points found at the top of their own search)."""
+) -> tuple[int, dict[str, set[str]]]:
+    """(points count, sample point id -> ids of the top hits of its vector in this shard)."""
     target = work / (shard_tar.stem + ".d")
     try:
         qe.EdgeShard.unpack_snapshot(str(shard_tar), str(target))
@@ -126,7 +152,7 @@ def _load_shard(
             raise VerificationError(f"qdrant-edge could not load {shard_tar.stem}: {exc}") from exc
         try:
             count = int(shard.count(qe.CountRequest(exact=True)))
-            found: set[Any] = set()
+            found: dict[str, set[str]] = {}
             for pid, vector, using in queries:
                 try:
                     hits = shard.query(
@@ -136,8 +162,7 @@ def _load_shard(
                     raise VerificationError(
                         f"sample search in {shard_tar.stem} failed: {exc}"
                     ) from exc
-                if any(h.id == pid for h in hits):
-                    found.add(pid)
+                found.setdefault(str(pid), set()).update(str(h.id) for h in hits)
             return count, found
         finally:
             shard.close()
@@ -154,11 +179,11 @@ def deep_check(
         return ["deep: skipped (full-storage archives: verify the collection backups deeply)"]
     queries = sample_queries(manifest)
     total = 0
-    found: set[Any] = set()
+    # sample point id -> top hits over every shard (the global top hits are among them)
+    found: dict[str, set[str]] = {}
     shards = 0
     for art in manifest.artifacts:
-        with tempfile.TemporaryDirectory(prefix="seawall-deep-") as tmp:
-            work = Path(tmp)
+        with scratch.directory("deep") as work:
             decoded = work / "artifact.tar"
             with decoded.open("wb") as fh:
                 sink = _FileSink(fh)
@@ -180,7 +205,8 @@ def deep_check(
             for _sid, shard_tar in tars:
                 count, hits = _load_shard(qe, shard_tar, work, queries)
                 total += count
-                found |= hits
+                for pid, ids in hits.items():
+                    found.setdefault(pid, set()).update(ids)
                 shards += 1
     checks = [
         f"deep: {shards} shard(s) loaded with qdrant-edge (segment data checked), {total} points"
@@ -193,7 +219,12 @@ def deep_check(
                 " (writes during the snapshot can explain a small difference)"
             )
         checks.append(f"deep: points count {total} matches the manifest")
-    missing = [pid for pid, _v, _u in queries if pid not in found]
+    tops = recorded_tops(manifest)
+    missing = [
+        pid
+        for pid, _v, _u in queries
+        if not sample_found(pid, found.get(str(pid), ()), tops.get(str(pid)))
+    ]
     if missing:
         raise VerificationError(
             f"deep: sample point(s) {missing} not found by searching their own vectors"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
 from seawall.catalog.models import Manifest, utcnow
 from seawall.context import Context
@@ -70,22 +69,17 @@ def sample_searches(
     client: QdrantClient, manifest: Manifest, collection: str
 ) -> tuple[int, list[str]]:
     """Search each recorded sample vector in ``collection``; (searches, problems)."""
-    from seawall.qdrant.deep import sample_queries
+    from seawall.qdrant.deep import recorded_tops, sample_found, sample_queries
 
-    sample = (manifest.qdrant.sample if manifest.qdrant else None) or {}
-    recorded_top: dict[str, list[Any]] = {
-        str(p.get("id")): p["top"]
-        for p in sample.get("points", [])
-        if isinstance(p, dict) and isinstance(p.get("top"), list)
-    }
+    recorded_top = recorded_tops(manifest)
     problems: list[str] = []
     queries = sample_queries(manifest)
     for pid, vector, using in queries:
         ids = client.query(collection, vector, using, limit=3)
-        if pid not in ids:
-            problems.append(f"point {pid} not among the top hits of its own vector ({ids})")
         top = recorded_top.get(str(pid))
-        if top is not None and [str(i) for i in ids] != [str(i) for i in top]:
+        if not sample_found(pid, ids, top):
+            problems.append(f"point {pid} not among the top hits of its own vector ({ids})")
+        if top is not None and [str(i) for i in ids] != top:
             problems.append(f"search for point {pid}: top hits {ids}, at backup time {top}")
     return len(queries), problems
 

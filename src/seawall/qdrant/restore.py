@@ -39,7 +39,6 @@ import hashlib
 import itertools
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -58,6 +57,8 @@ from seawall.errors import (
 )
 from seawall.log import get_logger
 from seawall.pipeline.decode import decode_to
+from seawall.qdrant import scratch
+from seawall.qdrant.aliases import restore_aliases
 from seawall.qdrant.client import QdrantClient, url_path
 from seawall.qdrant.decoded import open_decoded
 from seawall.qdrant.select import BackupSource
@@ -272,9 +273,16 @@ def restore(
     clean: bool = False,
 ) -> RestoreResult:
     m = source.manifest
+    if target is not None and not target.strip():
+        # ``--to "$NEW"`` with NEW unset: falling back to the backup's own
+        # collection would turn "restore beside it" into "replace it" (--clean)
+        raise ConfigError(
+            "--to names no collection (empty: an unset variable?); give the new collection's "
+            "name, or leave --to out to restore into the backed-up collection"
+        )
     if not m.ok:
         raise RefusedError(f"{source.label} is a failed backup ({m.error}); choose another")
-    collection = target or m.series
+    collection = m.series if target is None else target
     result = RestoreResult(collection)
     if output is not None:
         return _to_output(ctx, source, output, result)
@@ -290,7 +298,7 @@ def restore(
     try:
         check_version(m.qdrant.version if m.qdrant else None, version)
         result.replaced = _refuse_live(client, collection, clean)
-        tmp_root = Path(tempfile.mkdtemp(prefix="seawall-qdrant-restore-"))
+        tmp_root = scratch.make("qdrant-restore")
         try:
             art = m.artifact("snapshot") or (m.artifacts[0] if m.artifacts else None)
             upload_path = url_path("collections", collection, "snapshots", "upload")
@@ -333,6 +341,7 @@ def restore(
                 )
         finally:
             shutil.rmtree(tmp_root, ignore_errors=True)
+        result.checks.extend(restore_aliases(client, m, collection))
         if check:
             post_restore_checks(client, m, collection, result)
     finally:
@@ -344,7 +353,7 @@ def post_restore_checks(
     client: QdrantClient, m: Manifest, collection: str, result: RestoreResult
 ) -> None:
     """Points count and sample searches against what was recorded at backup time."""
-    from seawall.qdrant.deep import sample_queries
+    from seawall.qdrant.deep import recorded_tops, sample_found, sample_queries
 
     count = client.count(collection)
     result.points_count = count
@@ -357,10 +366,11 @@ def post_restore_checks(
         )
     result.checks.append(f"points count {count} matches the backup")
     queries = sample_queries(m)
+    tops = recorded_tops(m)
     missing = []
     for pid, vector, using in queries:
         ids = client.query(collection, vector, using, limit=3)
-        if pid not in ids:
+        if not sample_found(pid, ids, tops.get(str(pid))):
             missing.append(pid)
     if missing:
         raise VerificationError(

@@ -26,6 +26,7 @@ from seawall.log import get_logger
 from seawall.pipeline.store import PipelineSpec, StoreResult, store_stream
 from seawall.qdrant.client import QdrantClient
 from seawall.qdrant.snapshots import (
+    MIN_POLL_SECONDS,
     Prefetcher,
     SnapshotDownload,
     SnapshotInfo,
@@ -91,6 +92,13 @@ def snapshot_to_catalog(
     The snapshot's name and checksum go into ``manifest.qdrant`` (one
     snapshot per backup) or into the artifact (a cluster backup: one per shard).
     """
+    from seawall.qdrant import leftovers
+
+    leftovers.sweep(ctx.storage, client, scope)
+    # the longest an interrupted run's snapshot may take to appear (create, the
+    # poll after a timeout), plus an hour: Qdrant goes on after the client died
+    lifetime = client.long_timeout * 4 + MIN_POLL_SECONDS + 3600
+    record = leftovers.begin(ctx.storage, client, scope, lifetime)
     snap = create_snapshot(client, scope)
     if record_in == "manifest":
         assert manifest.qdrant is not None
@@ -101,7 +109,10 @@ def snapshot_to_catalog(
     try:
         return store_snapshot(ctx, client, scope, snap, manifest, basename, role, progress, **extra)
     finally:
-        delete_snapshot(client, scope, snap.name)
+        if delete_snapshot(client, scope, snap.name):
+            # kept otherwise (and when the create failed: Qdrant may still
+            # finish it), so the next run deletes what this one could not
+            ctx.storage.delete(record)
 
 
 def store_snapshot(

@@ -93,6 +93,22 @@ def fail(exc: SeawallError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+def stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (``poll`` says POLLERR).
+
+    Asked, rather than trusted from a BrokenPipeError alone, because a socket
+    to a server can break the same way and that is a real failure.
+    """
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
 def command(fn: Callable[P, R]) -> Callable[P, R]:
     """Map SeawallError to its exit code and a one-line message (and JSON with --json)."""
 
@@ -113,6 +129,11 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:
+            if isinstance(exc, BrokenPipeError) and stdout_gone():
+                # `seawall qdrant list | head -1`: the reader has what it wanted.
+                # Python's own answer (docs/exit-codes.md), quietly; the work is done.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(120) from None
             logger = get_logger()
             if logger.handlers:  # LOG_LEVEL=debug shows the traceback (log._exc_text)
                 logger.debug("unexpected error", exc_info=True)
