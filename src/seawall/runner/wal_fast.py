@@ -253,11 +253,14 @@ def _mirror_wal(primary: str, key: str) -> None:
         _err(f"wal-push: warning: {key} archived, but not mirrored or recorded: {exc}")
 
 
-def main(argv: list[str], *, standalone: bool = False) -> int:
+def main(argv: list[str], *, standalone: bool = False, push_ahead: bool = True) -> int:
     """Run ``wal-push`` or ``wal-fetch``; returns the exit code.
 
     ``standalone``: this call is the whole process (the console script), so
     a successful ``wal-push`` may end it at once (see the module docstring).
+    ``push_ahead``: with ``WAL_PUSH_AHEAD`` > 0, a wal-push first looks for the
+    asynchronous pusher's marker (postgres/wal/pushahead.py, ADR 0017); the
+    pusher itself calls this with False, to push exactly as the foreground does.
     """
     if not argv or argv[0] not in ("wal-push", "wal-fetch"):
         sys.stderr.write(USAGE)
@@ -267,7 +270,15 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
         sys.stderr.write(USAGE)
         return 2
     try:
-        code = _lean_push(args[0]) if cmd == "wal-push" else _lean_fetch(args[0], args[1])
+        if cmd == "wal-push" and push_ahead:
+            from seawall.postgres.wal.pushahead import already_pushed
+
+            # the pusher archived this very file into this repository: done
+            code = 0 if already_pushed(args[0]) else _lean_push(args[0])
+        elif cmd == "wal-push":
+            code = _lean_push(args[0])
+        else:
+            code = _lean_fetch(args[0], args[1])
     except KeyboardInterrupt:
         _err(f"{cmd}: interrupted")
         return 130
