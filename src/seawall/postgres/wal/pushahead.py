@@ -135,18 +135,21 @@ class Spool:
         os.close(self.fd)
 
     def marker(self, name: str) -> str | None:
-        """The text of ``name``'s marker, if it is a regular file of ours."""
+        """The text of ``name``'s marker (None: there is none; "": there is something
+        that is not a regular file of ours, e.g. a symlink)."""
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd)
-        except OSError:
+        except FileNotFoundError:
             return None
+        except OSError:
+            return ""
         try:
             st = os.fstat(fd)
             if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.geteuid():
-                return None
+                return ""
             return os.read(fd, 4096).decode("utf-8", "replace")
         except OSError:
-            return None
+            return ""
         finally:
             os.close(fd)
 
