@@ -39,9 +39,13 @@ BUCKET = "bench"
 CIPHER_PASS = "bench-only-not-a-secret"
 
 
-def _pgbackrest_s3_conf(ctx: Context, server: object, n: int, asynchronous: bool = False) -> Path:
+def _pgbackrest_s3_conf(
+    ctx: Context, server: object, n: int, asynchronous: bool = False, pg_path: Path | None = None
+) -> Path:
     """pgbackrest.conf for stanza ``bench`` on the S3 server's TLS port, repo path /pgbr-<n>
-    (``asynchronous``: ``archive-async=y``, ``process-max=2``, for the as-postgres group)."""
+    (``asynchronous``: ``archive-async=y``, ``process-max=2``, and ``pg_path`` the data
+    directory whose pg_wal is archived, for the as-postgres group: pgBackRest's
+    asynchronous push reads ``archive_status`` only under ``pg1-path``)."""
     from tests.support.s3server import S3Server
 
     assert isinstance(server, S3Server)
@@ -84,7 +88,11 @@ pg1-user=postgres
     )
     conf.chmod(0o600)
     chown_postgres(conf)
-    stanza_create(conf)
+    stanza_create(conf)  # against the running cluster
+    if pg_path is not None:  # then archive-push reads that data directory's pg_wal
+        conf.write_text(
+            conf.read_text().replace(f"pg1-path={cluster.datadir}\n", f"pg1-path={pg_path}\n")
+        )
     return conf
 
 
@@ -193,7 +201,9 @@ def run(ctx: Context) -> list[Row]:
             ctx,
             segments,
             passes,
-            lambda n, asynchronous: _pgbackrest_s3_conf(ctx, server, n, asynchronous),
+            lambda n, asynchronous, pg_path: _pgbackrest_s3_conf(
+                ctx, server, n, asynchronous, pg_path
+            ),
             lambda label, n: _seawall_s3_env(ctx, server, f"{label}-{n}", server.https_endpoint),
             timeout,
         )

@@ -64,6 +64,7 @@ class SerialLane:
         self.totals: list[float] = []  # total wall / N of each pass
         self.loads: list[float] = []
         self.error = ""
+        self.stderr = ""  # the failing command's stderr, for the log
 
     def run_pass(self, n: int, pg_wal: Path) -> None:
         if self.error:
@@ -81,6 +82,7 @@ class SerialLane:
             res = push(pg_wal / name)
             if not res.ok:
                 self.error = f"failed on {name} ({res.error()})"
+                self.stderr = res.stderr_tail
                 return
             self.per_command.append(res.wall_s)
             os.rename(status / f"{name}.ready", status / f"{name}.done")
@@ -116,8 +118,15 @@ class SerialLane:
 
 
 def make_pg_wal(ctx: Context, label: str, segments: list[Path]) -> Path:
-    """A pg_wal with ``segments`` (hard links: same bytes, no copy) all ``.ready``."""
-    pg_wal = ctx.tmpdir(label, for_postgres=True) / "pg_wal"
+    """A data directory's pg_wal with ``segments`` (hard links: same bytes, no copy), all
+    ``.ready``; the data directory gets the bench cluster's ``PG_VERSION`` and
+    ``global/pg_control`` (pgBackRest reads them from ``pg1-path``)."""
+    data = ctx.tmpdir(label, for_postgres=True) / "data"
+    (data / "global").mkdir(parents=True)
+    source = ctx.cluster().datadir
+    shutil.copyfile(source / "PG_VERSION", data / "PG_VERSION")
+    shutil.copyfile(source / "global" / "pg_control", data / "global" / "pg_control")
+    pg_wal = data / "pg_wal"
     status = pg_wal / "archive_status"
     status.mkdir(parents=True)
     for seg in segments:
@@ -126,9 +135,7 @@ def make_pg_wal(ctx: Context, label: str, segments: list[Path]) -> Path:
         except OSError:  # another filesystem
             shutil.copyfile(seg, pg_wal / seg.name)
         (status / f"{seg.name}.ready").touch()
-    for d in (pg_wal, status):
-        chown_postgres(d)
-    for p in status.iterdir():
+    for p in (data, *data.rglob("*")):
         chown_postgres(p)
     return pg_wal
 
@@ -137,7 +144,7 @@ def serial_rows(
     ctx: Context,
     segments: list[Path],
     passes: int,
-    pgbackrest_conf: Callable[[int, bool], Path],
+    pgbackrest_conf: Callable[[int, bool, Path], Path],
     seawall_env: Callable[[str, int], dict[str, str]],
     timeout: float,
 ) -> list[Row]:
@@ -147,7 +154,7 @@ def serial_rows(
         asynchronous: bool,
     ) -> Callable[..., tuple[Callable[[Path], measure.RunResult], Path]]:
         def setup(n: int, pg_wal: Path) -> tuple[Callable[[Path], measure.RunResult], Path]:
-            conf = pgbackrest_conf(100 + 2 * n + asynchronous, asynchronous)
+            conf = pgbackrest_conf(100 + 2 * n + asynchronous, asynchronous, pg_wal.parent)
             return (
                 lambda seg: measure.run(
                     [peers.pgbackrest(conf, "archive-push", str(seg))],
@@ -185,7 +192,10 @@ def serial_rows(
             i = (n + j) % len(lanes)
             pg_wal = make_pg_wal(ctx, f"wals3-serial-{n}-{i}", segments)
             lanes[i].run_pass(n, pg_wal)
-            shutil.rmtree(pg_wal.parent, ignore_errors=True)
+            if lanes[i].stderr:
+                ctx.log(f"wals3: {lanes[i].tool}: {lanes[i].stderr[-2000:]}")
+                lanes[i].stderr = ""
+            shutil.rmtree(pg_wal.parent.parent, ignore_errors=True)
     rows = [lane.row() for lane in lanes]
     base = next((r for r in rows if r.baseline and r.median_s), None)
     for row in rows:

@@ -13,6 +13,10 @@ path).
 segment into an existing archive, with nothing but the standard library's
 core, zstandard's C backend and pyrage imported); anything else, including
 every refusal and its message, is :func:`seawall.postgres.wal.push.push_wal`.
+With ``WAL_PUSH_AHEAD`` > 0, ``wal-push`` first asks
+:func:`seawall.postgres.wal.pushahead.already_pushed` whether the asynchronous
+pusher (:mod:`seawall.runner.wal_pusher`, ADR 0017) already archived this very
+file into this repository: then it exits 0 having imported almost nothing.
 ``wal-fetch`` likewise tries :mod:`seawall.postgres.wal.fastfetch` (a zstd
 segment, age X25519 or plain, from the local repository) before
 :func:`seawall.postgres.wal.fetch.fetch_wal`.
