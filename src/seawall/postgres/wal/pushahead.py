@@ -283,5 +283,5 @@ def _wait_for(spool: Spool, name: str, repo: str, ident: str) -> bool:
             return True
         if not spool.pushing(name) or not spool.pusher_alive():
             return spool.take(name, repo, ident)  # its marker lands before .pushing goes
-        time.sleep(0.002)
+        time.sleep(0.005)
     return False
