@@ -273,25 +273,36 @@ def main(argv: list[str], *, standalone: bool = False, push_ahead: bool = True) 
     if (cmd == "wal-push" and len(args) != 1) or (cmd == "wal-fetch" and len(args) != 2):
         sys.stderr.write(USAGE)
         return 2
+    held = False
     try:
+        code: int | None = None
         if cmd == "wal-push" and push_ahead:
             from seawall.postgres.wal.pushahead import already_pushed
 
-            # the pusher archived this very file into this repository: done
-            code = 0 if already_pushed(args[0]) else _lean_push(args[0])
-        elif cmd == "wal-push":
-            code = _lean_push(args[0])
-        else:
-            code = _lean_fetch(args[0], args[1])
+            held = True  # a miss holds the segment's lock until the push below is done
+            if already_pushed(args[0]):  # the pusher archived this very file here
+                code = 0
+        if code is None:
+            code = _lean_push(args[0]) if cmd == "wal-push" else _lean_fetch(args[0], args[1])
+        if code is None:
+            code = _general(cmd, args)
     except KeyboardInterrupt:
         _err(f"{cmd}: interrupted")
-        return 130
+        code = 130
+    finally:
+        if held:
+            from seawall.postgres.wal.pushahead import release_held
+
+            release_held()
     if code == 0 and standalone:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-    if code is not None:
-        return code
+    return code
+
+
+def _general(cmd: str, args: list[str]) -> int:
+    """The general path: every case the lean paths hand over, with its checks and messages."""
     from pathlib import Path
 
     from seawall.errors import NotFoundError, SeawallError

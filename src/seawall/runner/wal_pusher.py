@@ -28,8 +28,10 @@ It ends when nobody has asked for anything for ``WAL_PUSH_AHEAD_IDLE``
 seconds, when ``.requested`` names another repository (the operator changed
 ``BACKUP_DIR`` or ``PG_CLUSTER_NAME``: the next wal-push starts a pusher
 with the new environment), or when its directory is gone. Killed (kill -9)
-mid-push, it leaves at most ``.<segment>.pushing`` and a dot-named marker
-temporary, never a marker: the marker is written after the push returned.
+mid-push, it leaves at most ``.<segment>.pushing`` (its lock gone with it) and a
+dot-named marker temporary, never a marker: the marker is written after the
+push returned. Each push holds ``.<segment>.pushing`` (flock), as PostgreSQL's
+wal-push does after a miss, so the two never push one segment at once.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from seawall.postgres.wal.pushahead import (
     LOCK,
     PUSHING,
     REQUESTED,
+    Spool,
     file_identity,
     is_segment,
     marker_text,
@@ -70,6 +73,7 @@ class Pusher:
         self.pg_wal = os.path.dirname(spool)
         self.status = os.path.join(self.pg_wal, "archive_status")
         self.fd = os.open(spool, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self.spool_dir = Spool(spool, self.fd)
         raw = read_wal_env()
         self.ahead = push_ahead()
         self.idle = float(raw.push_ahead_idle)
@@ -92,9 +96,16 @@ class Pusher:
         return fd
 
     def clean_temporaries(self) -> None:
-        """What a killed pusher left: ``.<seg>.pushing`` and marker temporaries."""
+        """What a killed pusher left: marker temporaries, and ``.<seg>.pushing`` files
+        nobody holds (a wal-push holding one is pushing that segment: left alone)."""
         for entry in os.listdir(self.fd):
-            if entry.startswith(".") and entry[1:25].isalnum() and len(entry) > 25:
+            if not (entry.startswith(".") and is_segment(entry[1:25]) and len(entry) > 25):
+                continue
+            if entry.endswith(PUSHING):
+                lock = self.spool_dir.lock_segment(entry[1:25], wait=False)
+                if lock is not None:
+                    self.spool_dir.unlock_segment(entry[1:25], lock)
+            else:
                 with contextlib.suppress(OSError):
                     os.unlink(entry, dir_fd=self.fd)
 
@@ -121,13 +132,27 @@ class Pusher:
             if entry.endswith(".ready") and is_segment(entry[:-6])
         }
 
-    def markers(self) -> set[str]:
-        return {entry for entry in os.listdir(self.fd) if is_segment(entry)}
+    def markers(self, ready: set[str]) -> set[str]:
+        """The markers in the spool; on the way, drop the ``.<seg>.pushing`` files of
+        segments archived meanwhile that nobody holds (a killed wal-push's)."""
+        out = set()
+        for entry in os.listdir(self.fd):
+            if is_segment(entry):
+                out.add(entry)
+            elif (
+                entry.endswith(PUSHING)
+                and entry[1:25] not in ready
+                and entry[1:25] not in self.busy
+            ):
+                lock = self.spool_dir.lock_segment(entry[1:25], wait=False)
+                if lock is not None:
+                    self.spool_dir.unlock_segment(entry[1:25], lock)
+        return out
 
     def step(self, current: str) -> bool:
         """One round after request ``current``; True if a push was started."""
         ready = self.ready()
-        marked = self.markers()
+        marked = self.markers(ready)
         for name in marked - ready:  # PostgreSQL is done with it
             if name != current:
                 with contextlib.suppress(OSError):
@@ -151,22 +176,24 @@ class Pusher:
         from seawall.runner.wal_fast import main as wal_main
 
         path = os.path.join(self.pg_wal, name)
-        pushing = f".{name}{PUSHING}"
+        # held while pushing: PostgreSQL's wal-push of this segment waits for the marker
+        # instead of pushing it a second time; held by that wal-push: leave it to it
+        lock = self.spool_dir.lock_segment(name, wait=False)
         ok = False
         try:
-            os.close(
-                os.open(pushing, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=self.fd)
-            )
-            before = file_identity(os.stat(path))
-            code = wal_main(["wal-push", path], push_ahead=False)
-            if code == 0 and file_identity(os.stat(path)) == before:
-                self._mark(name, before)
-                ok = True
+            if lock is not None and os.path.exists(
+                os.path.join(self.status, f"{name}.ready")
+            ):  # still waiting to be archived
+                before = file_identity(os.stat(path))
+                code = wal_main(["wal-push", path], push_ahead=False)
+                if code == 0 and file_identity(os.stat(path)) == before:
+                    self._mark(name, before)
+                    ok = True
         except Exception:  # no marker: PostgreSQL's wal-push does it and says why
             pass
         finally:
-            with contextlib.suppress(OSError):
-                os.unlink(pushing, dir_fd=self.fd)
+            if lock is not None:  # after the marker: a waiting wal-push finds it
+                self.spool_dir.unlock_segment(name, lock)
             with self.mutex:
                 self.busy.discard(name)
                 if not ok:

@@ -239,7 +239,7 @@ def test_s3_down_reaches_postgres_and_nothing_is_marked(
 def test_two_wal_push_processes_racing(tmp_path: Path, root: Path) -> None:
     """Two wal-push of each segment started together while the pusher works ahead:
     every one exits 0, each segment is archived once, with its content."""
-    env = _local_env(tmp_path, WAL_PUSH_AHEAD="4")
+    env = _local_env(tmp_path, WAL_PUSH_AHEAD="4", WAL_PUSH_AHEAD_IDLE="1")
     names = [name_of(0x70 + i) for i in range(8)]
     ready(root, names)
     for name in names:
@@ -257,6 +257,7 @@ def test_two_wal_push_processes_racing(tmp_path: Path, root: Path) -> None:
             _, err = proc.communicate(timeout=180)
             assert proc.returncode == 0, (name, err)
         done(root, name)
+    wait_for(lambda: pusher_pids(root) == [], 120, "the pusher to exit")
     for name in names:
         (stored,) = _archived_locally(tmp_path, name)
         sha = hashlib.sha256((root / "pg_wal" / name).read_bytes()).hexdigest()[:40]
@@ -381,3 +382,68 @@ def test_pitr_after_async_archiving(
         assert restored.psql("SELECT count(*), max(x) FROM t") == "2200|2200"
     finally:
         restored.destroy()
+
+
+def test_mirrors_get_what_the_pusher_archived(tmp_path: Path, root: Path) -> None:
+    """MIRRORS keep their semantics: the pusher's push is a foreground push, so every
+    segment it archived ahead reaches the mirror too, no intent record left behind."""
+    mirror = tmp_path / "mirror"
+    env = _local_env(tmp_path, WAL_PUSH_AHEAD="4", WAL_PUSH_AHEAD_IDLE="1", MIRRORS=str(mirror))
+    names = [name_of(0x90 + i) for i in range(6)]
+    ready(root, names)
+    for name in names:
+        res = wal_push(root, name, env)
+        assert res.returncode == 0 and res.stderr == "", (name, res.stderr)
+        done(root, name)
+    # a push the pusher began just before PostgreSQL asked may still be finishing
+    wait_for(lambda: pusher_pids(root) == [], 120, "the pusher to exit")
+    records = tmp_path / "backups" / "mirrors"
+    pending = sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file())
+    for name in names:
+        (primary,) = _archived_locally(tmp_path, name)
+        copies = sorted(mirror.rglob(f"{name}-*"))
+        assert copies or any(name in p for p in pending), (name, pending)
+        for copy in copies:
+            assert copy.name == primary.name and copy.read_bytes() == primary.read_bytes()
+    assert pending == [], pending
+
+
+def test_a_twin_push_never_removes_the_record_the_committer_relies_on(
+    tmp_path: Path, age_keys: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two lean pushes of one segment into a mirrored local archive (the pusher and
+    PostgreSQL's wal-push, ADR 0017): B writes the intent record, A (finding it) writes
+    none and commits; B then finds the segment archived. B must not remove the record
+    (A's commit is new in the primary and A's copy step looks for exactly that record):
+    the mirror gets the segment or the lag stays recorded, never neither.
+    Interleaved deterministically in one process, at B's claim."""
+    from seawall.postgres.wal import fastpush
+    from seawall.runner import wal_fast
+    from seawall.storage.mirror_layout import mirror_id
+    from tests.integration.wal.test_wal_lean_push import env_for, make_segment, prepare_archive
+
+    backup, mirror = tmp_path / "b", tmp_path / "mirror"
+    prepare_archive(backup)
+    env = env_for(backup, age_keys[1], MIRRORS=str(mirror))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    seg = make_segment(tmp_path)
+    mirrors = [(mirror_id(str(mirror)), str(mirror))]
+    claim = fastpush.claim
+    committed_by_a: list[str] = []
+
+    def b_claims(directory: str, name: str) -> int:
+        if not committed_by_a:  # A runs its whole push between B's record and B's claim
+            monkeypatch.setattr(fastpush, "claim", claim)
+            committed_by_a.append(fastpush.push(str(seg), env, mirrors=mirrors))
+        return claim(directory, name)
+
+    monkeypatch.setattr(fastpush, "claim", b_claims)
+    archived_b = fastpush.push(str(seg), env, mirrors=mirrors)  # B
+    (archived_a,) = committed_by_a
+    assert archived_a == archived_b
+    wal_fast._mirror_lean(archived_b, mirrors)  # B's copy step
+    wal_fast._mirror_lean(archived_a, mirrors)  # A's copy step, after B's cleanup
+    records = sorted(p.name for p in (backup / "mirrors").rglob("*") if p.is_file())
+    copies = sorted(p.name for p in mirror.rglob(f"{seg.name}-*"))
+    assert copies == [archived_a] or records == [archived_a], (copies, records)

@@ -18,7 +18,9 @@ pg_wal). It holds:
 * ``<segment>``: a marker, written by the pusher only *after* its push
   exited 0 (the primary holds the segment durably, mirrors handled as in a
   foreground push);
-* ``.<segment>.pushing``: the pusher is archiving that segment right now;
+* ``.<segment>.pushing``: flock-ed by whoever pushes that segment now (the
+  pusher, or PostgreSQL's wal-push after a miss): one push of a segment at a
+  time, and a wal-push that finds the pusher at its segment waits for it;
 * ``.<segment>.<pid>``: a marker being written (a dot name nobody reads);
 * ``.lock``: flock-ed by the live pusher for its whole life;
 * ``.requested``: the last segment PostgreSQL asked for, and the repository.
@@ -55,9 +57,6 @@ REQUESTED = ".requested"
 PUSHING = ".pushing"
 DAEMON_MODULE = "seawall.runner.wal_pusher"
 MARKER_MAGIC = "seawall-pushed 1"
-#: longest wait for a segment the pusher is archiving right now (seconds); past it, or
-#: as soon as the pusher gives that segment up or dies, wal-push archives it itself
-WAIT_FOR_PUSHER = 60.0
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _HEX = frozenset("0123456789ABCDEF")
 
@@ -186,12 +185,43 @@ class Spool:
             os.close(lock)  # releases our probe's lock, if we got it
         return False
 
-    def pushing(self, name: str) -> bool:
-        try:
-            os.stat(f".{name}{PUSHING}", dir_fd=self.fd, follow_symlinks=False)
+    def lock_segment(self, name: str, *, wait: bool) -> int | None:
+        """Hold ``.<name>.pushing`` (flock): whoever pushes ``name`` — the pusher or
+        PostgreSQL's wal-push — holds it, so the two never push one segment at once
+        (two copy steps of one key would race in the mirrors' records). ``wait``:
+        block until the holder is done (the kernel releases a killed holder's lock).
+        None: not waiting and held by another, or the spool cannot be written."""
+        import fcntl
+
+        path = f".{name}{PUSHING}"
+        while True:
+            try:
+                fd = os.open(
+                    path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                    dir_fd=self.fd,
+                )  # fmt: skip
+            except OSError:
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                st = os.stat(path, dir_fd=self.fd, follow_symlinks=False)
+            except FileNotFoundError:  # its holder removed it as we locked: again
+                os.close(fd)
+                continue
+            except OSError:
+                os.close(fd)
+                return None
+            if st.st_ino == os.fstat(fd).st_ino:
+                return fd
+            os.close(fd)  # replaced meanwhile: lock the file the name holds now
+
+    def unlock_segment(self, name: str, fd: int) -> None:
+        """Remove ``.<name>.pushing`` while holding it, then let go."""
+        try:  # noqa: SIM105
+            os.unlink(f".{name}{PUSHING}", dir_fd=self.fd)
         except OSError:
-            return False
-        return True
+            pass
+        os.close(fd)
 
     def request(self, name: str, repo: str) -> bool:
         """Tell the pusher which segment PostgreSQL asked for (atomically); False if the
@@ -257,31 +287,38 @@ def already_pushed(path: str) -> bool:
     spool = Spool.open(path)
     if spool is None:
         return False
-    try:
-        repo, ident = repository_identity(), file_identity(st)
-        requested = spool.request(name, repo)
-        if spool.take(name, repo, ident):
-            return True
-        alive = spool.pusher_alive()
-        if alive and spool.pushing(name):
-            return _wait_for(spool, name, repo, ident)
-        if requested and not alive:
-            spool.start_pusher()
-        return False
-    finally:
+    repo, ident = repository_identity(), file_identity(st)
+    requested = spool.request(name, repo)
+    if spool.take(name, repo, ident):
         spool.close()
-
-
-def _wait_for(spool: Spool, name: str, repo: str, ident: str) -> bool:
-    """The pusher is archiving ``name`` now: wait for its marker rather than push the
-    same segment twice on a 2-CPU machine; stop waiting once it gives up or dies."""
-    import time
-
-    deadline = time.monotonic() + WAIT_FOR_PUSHER
-    while time.monotonic() < deadline:
-        if spool.take(name, repo, ident):
-            return True
-        if not spool.pushing(name) or not spool.pusher_alive():
-            return spool.take(name, repo, ident)  # its marker lands before .pushing goes
-        time.sleep(0.005)
+        return True
+    if not requested:  # a spool that cannot be written: no pusher, a plain push
+        spool.close()
+        return False
+    if not spool.pusher_alive():
+        spool.start_pusher()
+    # the pusher may be pushing this very segment: wait for it (it writes the marker
+    # before letting go), then hold the segment while pushing it ourselves, so the
+    # pusher leaves it alone; the lock ends with this process
+    lock = spool.lock_segment(name, wait=True)
+    if lock is not None and spool.take(name, repo, ident):
+        spool.unlock_segment(name, lock)
+        spool.close()
+        return True
+    if lock is not None:
+        _HELD.append((spool, name, lock))
+    else:
+        spool.close()
     return False
+
+
+#: the segment lock a foreground push holds until its process ends (see already_pushed)
+_HELD: list[tuple[Spool, str, int]] = []
+
+
+def release_held() -> None:
+    """Let go of the segment lock ``already_pushed`` left held (after the foreground push)."""
+    while _HELD:
+        spool, name, lock = _HELD.pop()
+        spool.unlock_segment(name, lock)
+        spool.close()
