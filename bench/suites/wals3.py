@@ -45,8 +45,13 @@ BUCKET = "bench"
 CIPHER_PASS = "bench-only-not-a-secret"
 
 
-def _pgbackrest_s3_conf(ctx: Context, server: object, n: int) -> Path:
-    """pgbackrest.conf for stanza ``bench`` on the S3 server's TLS port, repo path /pgbr-<n>."""
+def _pgbackrest_s3_conf(
+    ctx: Context, server: object, n: int, asynchronous: bool = False, pg_path: Path | None = None
+) -> Path:
+    """pgbackrest.conf for stanza ``bench`` on the S3 server's TLS port, repo path /pgbr-<n>
+    (``asynchronous``: ``archive-async=y``, ``process-max=2``, and ``pg_path`` the data
+    directory whose pg_wal is archived, for the as-postgres group: pgBackRest's
+    asynchronous push reads ``archive_status`` only under ``pg1-path``)."""
     from tests.support.s3server import S3Server
 
     assert isinstance(server, S3Server)
@@ -56,6 +61,7 @@ def _pgbackrest_s3_conf(ctx: Context, server: object, n: int) -> Path:
         d.mkdir()
         chown_postgres(d)
     conf = work / "pgbackrest.conf"
+    async_options = "archive-async=y\nprocess-max=2\n" if asynchronous else ""
     conf.write_text(
         f"""[global]
 repo1-type=s3
@@ -73,7 +79,7 @@ repo1-cipher-pass={CIPHER_PASS}
 compress-type=zst
 compress-level=3
 archive-check=n
-log-level-console=warn
+{async_options}log-level-console=warn
 log-level-stderr=warn
 log-level-file=off
 lock-path={work}/lock
@@ -88,8 +94,30 @@ pg1-user=postgres
     )
     conf.chmod(0o600)
     chown_postgres(conf)
-    stanza_create(conf)
+    stanza_create(conf)  # against the running cluster
+    if pg_path is not None:  # then archive-push reads that data directory's pg_wal
+        conf.write_text(
+            conf.read_text().replace(f"pg1-path={cluster.datadir}\n", f"pg1-path={pg_path}\n")
+        )
     return conf
+
+
+def _seawall_s3_env(ctx: Context, server: object, label: str, endpoint: str) -> dict[str, str]:
+    """seawall's environment for a push into ``s3://bench/seawall-<label>``."""
+    from tests.support.s3server import S3Server
+
+    assert isinstance(server, S3Server)
+    env = {k: v for k, v in ctx.seawall_env(ctx.root).items() if not k.startswith("AWS_")}
+    env.update(
+        BACKUP_DIR=f"s3://{BUCKET}/seawall-{label}",
+        AWS_ACCESS_KEY_ID=server.access_key,
+        AWS_SECRET_ACCESS_KEY=server.secret_key,
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_REGION="us-east-1",
+    )
+    if endpoint.startswith("https"):
+        env["AWS_CA_BUNDLE"] = str(server.ca_file)
+    return env
 
 
 def run(ctx: Context) -> list[Row]:
@@ -112,18 +140,9 @@ def run(ctx: Context) -> list[Row]:
         endpoint: str, label: str, src: str | None = None
     ) -> Callable[[int], tuple[Callable[..., measure.RunResult], Path | None]]:
         def setup(n: int) -> tuple[Callable[[Path], measure.RunResult], Path | None]:
-            env = {k: v for k, v in ctx.seawall_env(ctx.root).items() if not k.startswith("AWS_")}
+            env = _seawall_s3_env(ctx, server, f"{label}-{n}", endpoint)
             if src:  # another tree's seawall (before/after in one run)
                 env["PYTHONPATH"] = src
-            env.update(
-                BACKUP_DIR=f"s3://{BUCKET}/seawall-{label}-{n}",
-                AWS_ACCESS_KEY_ID=server.access_key,
-                AWS_SECRET_ACCESS_KEY=server.secret_key,
-                AWS_ENDPOINT_URL=endpoint,
-                AWS_REGION="us-east-1",
-            )
-            if endpoint.startswith("https"):
-                env["AWS_CA_BUNDLE"] = str(server.ca_file)
             cmd = [*ctx.seawall_cmd(), "postgres", "wal-push"]
             return (lambda seg: measure.run([[*cmd, str(seg)]], env=env, timeout=timeout), None)
 
@@ -157,15 +176,34 @@ def run(ctx: Context) -> list[Row]:
     if unavailable:
         for lane in lanes[1:]:
             lane.error = unavailable
-    ctx.log(f"wals3: {passes} pass(es) x {len(segments)} segments, tools interleaved")
-    rows = interleaved_rows(lanes, segments, passes)
-    for row in rows:
-        row.suite = SUITE
-    sizes = _stored_sizes(server)
-    for row, prefix in zip(rows, ("pgbr-", "seawall-tls-", "seawall-http-"), strict=False):
-        if row.samples and sizes.get(prefix):
-            row.artifact_bytes = sizes[prefix] // len(row.samples)
-    apply_baseline(rows)
+    # BENCH_WALS3_PARTS=per-segment,as-postgres (default both): the groups to run
+    parts = (os.environ.get("BENCH_WALS3_PARTS") or "per-segment,as-postgres").split(",")
+    rows: list[Row] = []
+    if "per-segment" in parts:
+        ctx.log(f"wals3: {passes} pass(es) x {len(segments)} segments, tools interleaved")
+        rows = interleaved_rows(lanes, segments, passes)
+        for row in rows:
+            row.suite = SUITE
+        sizes = _stored_sizes(server)
+        for row, prefix in zip(rows, ("pgbr-", "seawall-tls-", "seawall-http-"), strict=False):
+            if row.samples and sizes.get(prefix):
+                row.artifact_bytes = sizes[prefix] // len(row.samples)
+        apply_baseline(rows)
+    if "as-postgres" in parts:  # serial archiving of a backlog, sync and async (ADR 0017)
+        from bench.suites.wals3_serial import serial_rows
+
+        ctx.log(f"wals3: as PostgreSQL archives, {passes} pass(es) x {len(segments)} segments")
+
+        rows += serial_rows(
+            ctx,
+            segments,
+            passes,
+            lambda n, asynchronous, pg_path: _pgbackrest_s3_conf(
+                ctx, server, n, asynchronous, pg_path
+            ),
+            lambda label, n: _seawall_s3_env(ctx, server, f"{label}-{n}", server.https_endpoint),
+            timeout,
+        )
     return rows
 
 

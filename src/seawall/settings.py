@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     wal_read_ahead_idle: int = Field(
         60, ge=1, validation_alias=_env("wal_read_ahead_idle", "WAL_READ_AHEAD_IDLE")
     )
+    # wal-push's asynchronous archiving (postgres/wal/pushahead.py, ADR 0017); also
+    # read by the light reader of the WAL hot path (walcore/env.py). 0 = off
+    wal_push_ahead: int = Field(0, ge=0, validation_alias=_env("wal_push_ahead", "WAL_PUSH_AHEAD"))
+    wal_push_ahead_idle: int = Field(
+        60, ge=1, validation_alias=_env("wal_push_ahead_idle", "WAL_PUSH_AHEAD_IDLE")
+    )
 
     # --- pipeline ----------------------------------------------------------------
     compression: Compression = Field("zstd", validation_alias=_env("compression", "COMPRESSION"))

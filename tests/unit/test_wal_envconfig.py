@@ -139,3 +139,38 @@ def test_read_ahead_options_agree(monkeypatch: pytest.MonkeyPatch) -> None:
             read_wal_env(env)
         with pytest.raises(ConfigError):
             load_settings()
+
+
+def test_push_ahead_options_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """wal-push's asynchronous archiving (ADR 0017): same names, defaults (off) and lower
+    bounds in both readers; the hit path's own reading (pushahead.push_ahead) agrees on
+    every valid value and treats an invalid one as off (the push itself then refuses it)."""
+    from seawall.postgres.wal.pushahead import push_ahead
+    from seawall.walcore.env import WalEnvError, read_wal_env
+
+    good = (
+        {},
+        {"WAL_PUSH_AHEAD": "0"},
+        {"SEAWALL_WAL_PUSH_AHEAD": "3", "WAL_PUSH_AHEAD": "5"},
+        {"WAL_PUSH_AHEAD": "8", "WAL_PUSH_AHEAD_IDLE": "5"},
+        {"seawall_wal_push_ahead_idle": "7"},
+    )
+    for env in good:
+        for var in list(__import__("os").environ):
+            monkeypatch.delenv(var)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        light, full = read_wal_env(env), load_settings()
+        assert light.push_ahead == full.wal_push_ahead == push_ahead(env), env
+        assert light.push_ahead_idle == full.wal_push_ahead_idle, env
+    assert read_wal_env({}).push_ahead == 0  # off unless asked for
+    for env in ({"WAL_PUSH_AHEAD": "-1"}, {"WAL_PUSH_AHEAD_IDLE": "0"}, {"WAL_PUSH_AHEAD": "x"}):
+        for var in list(__import__("os").environ):
+            monkeypatch.delenv(var)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        with pytest.raises(WalEnvError):
+            read_wal_env(env)
+        with pytest.raises(ConfigError):
+            load_settings()
+        assert push_ahead(env) == 0

@@ -63,6 +63,8 @@ def light_view(raw: WalEnv) -> dict[str, Any]:
         "wal_read_ahead": raw.read_ahead,
         "wal_read_ahead_max_mb": raw.read_ahead_max_mb,
         "wal_read_ahead_idle": raw.read_ahead_idle,
+        "wal_push_ahead": raw.push_ahead,
+        "wal_push_ahead_idle": raw.push_ahead_idle,
     }
 
 

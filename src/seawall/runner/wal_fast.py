@@ -13,6 +13,10 @@ path).
 segment into an existing archive, with nothing but the standard library's
 core, zstandard's C backend and pyrage imported); anything else, including
 every refusal and its message, is :func:`seawall.postgres.wal.push.push_wal`.
+With ``WAL_PUSH_AHEAD`` > 0, ``wal-push`` first asks
+:func:`seawall.postgres.wal.pushahead.already_pushed` whether the asynchronous
+pusher (:mod:`seawall.runner.wal_pusher`, ADR 0017) already archived this very
+file into this repository: then it exits 0 having imported almost nothing.
 ``wal-fetch`` likewise tries :mod:`seawall.postgres.wal.fastfetch` (a zstd
 segment, age X25519 or plain, from the local repository) before
 :func:`seawall.postgres.wal.fetch.fetch_wal`.
@@ -291,11 +295,14 @@ def _push_general(cfg: WalConfig, path: str) -> None:
         _mirror_wal(str(cfg.backup_dir), result.key, repo)
 
 
-def main(argv: list[str], *, standalone: bool = False) -> int:
+def main(argv: list[str], *, standalone: bool = False, push_ahead: bool = True) -> int:
     """Run ``wal-push`` or ``wal-fetch``; returns the exit code.
 
     ``standalone``: this call is the whole process (the console script), so
     a successful ``wal-push`` may end it at once (see the module docstring).
+    ``push_ahead``: with ``WAL_PUSH_AHEAD`` > 0, a wal-push first looks for the
+    asynchronous pusher's marker (postgres/wal/pushahead.py, ADR 0017); the
+    pusher itself calls this with False, to push exactly as the foreground does.
     """
     if not argv or argv[0] not in ("wal-push", "wal-fetch"):
         sys.stderr.write(USAGE)
@@ -304,17 +311,36 @@ def main(argv: list[str], *, standalone: bool = False) -> int:
     if (cmd == "wal-push" and len(args) != 1) or (cmd == "wal-fetch" and len(args) != 2):
         sys.stderr.write(USAGE)
         return 2
+    held = False
     try:
-        code = _lean_push(args[0]) if cmd == "wal-push" else _lean_fetch(args[0], args[1])
+        code: int | None = None
+        if cmd == "wal-push" and push_ahead:
+            from seawall.postgres.wal.pushahead import already_pushed
+
+            held = True  # a miss holds the segment's lock until the push below is done
+            if already_pushed(args[0]):  # the pusher archived this very file here
+                code = 0
+        if code is None:
+            code = _lean_push(args[0]) if cmd == "wal-push" else _lean_fetch(args[0], args[1])
+        if code is None:
+            code = _general(cmd, args)
     except KeyboardInterrupt:
         _err(f"{cmd}: interrupted")
-        return 130
+        code = 130
+    finally:
+        if held:
+            from seawall.postgres.wal.pushahead import release_held
+
+            release_held()
     if code == 0 and standalone:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-    if code is not None:
-        return code
+    return code
+
+
+def _general(cmd: str, args: list[str]) -> int:
+    """The general path: every case the lean paths hand over, with its checks and messages."""
     from pathlib import Path
 
     from seawall.errors import NotFoundError, SeawallError

@@ -45,6 +45,8 @@ LEGACY_NAMES = {
     "wal_read_ahead": "WAL_READ_AHEAD",
     "wal_read_ahead_max_mb": "WAL_READ_AHEAD_MAX_MB",
     "wal_read_ahead_idle": "WAL_READ_AHEAD_IDLE",
+    "wal_push_ahead": "WAL_PUSH_AHEAD",
+    "wal_push_ahead_idle": "WAL_PUSH_AHEAD_IDLE",
 }
 #: secret fields read here -> the ``*_FILE`` variables that may hold them
 SECRET_FILE_VARS = {
@@ -70,6 +72,8 @@ class WalEnv:
         "identity",
         "identity_files",
         "key",
+        "push_ahead",
+        "push_ahead_idle",
         "read_ahead",
         "read_ahead_idle",
         "read_ahead_max_mb",
@@ -94,6 +98,8 @@ class WalEnv:
         read_ahead: int = 8,
         read_ahead_max_mb: int = 256,
         read_ahead_idle: int = 60,
+        push_ahead: int = 0,
+        push_ahead_idle: int = 60,
     ) -> None:
         self.backup_dir = backup_dir
         self.cluster = cluster
@@ -109,6 +115,8 @@ class WalEnv:
         self.read_ahead = read_ahead
         self.read_ahead_max_mb = read_ahead_max_mb
         self.read_ahead_idle = read_ahead_idle
+        self.push_ahead = push_ahead
+        self.push_ahead_idle = push_ahead_idle
 
 
 class _Reader:
@@ -261,4 +269,6 @@ def read_wal_env(env: Mapping[str, str] | None = None) -> WalEnv:
             1,
         ),
         read_ahead_idle=as_count("WAL_READ_AHEAD_IDLE", r.value("wal_read_ahead_idle"), 60, 1),
+        push_ahead=as_count("WAL_PUSH_AHEAD", r.value("wal_push_ahead"), 0, 0),
+        push_ahead_idle=as_count("WAL_PUSH_AHEAD_IDLE", r.value("wal_push_ahead_idle"), 60, 1),
     )

@@ -209,3 +209,50 @@ def test_wal_push_to_s3_takes_the_lean_path(
     loaded = [m for m in FORBIDDEN if m in roots]
     loaded += [m for m in S3_GENERAL_ONLY if m in out["modules"] or m in roots]
     assert loaded == [], f"the lean S3 wal-push imported {loaded}"
+
+
+HIT_PROBE = """
+import json, os, sys
+from seawall.entry import main
+os.chdir(sys.argv[1])
+code = main(["postgres", "wal-push", "pg_wal/" + sys.argv[2]])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_wal_push_marker_hit_imports_almost_nothing(tmp_path: Path) -> None:
+    """A wal-push whose segment the asynchronous pusher already archived (ADR 0017)
+    reads a marker and exits: no push machinery (zstd, age, hashing, the S3 client,
+    sockets) is loaded, let alone the general path."""
+    from seawall.postgres.wal.pushahead import (
+        SPOOL,
+        file_identity,
+        marker_text,
+        repository_identity,
+    )
+
+    pg_wal = tmp_path / "data" / "pg_wal"
+    pg_wal.mkdir(parents=True)
+    seg = segment(pg_wal)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEAWALL_", "ENCRYPTION"))}
+    env.update(BACKUP_DIR="s3://bucket/prefix", WAL_PUSH_AHEAD="4")
+    spool = pg_wal / SPOOL
+    spool.mkdir(mode=0o700)
+    (spool / seg.name).write_bytes(
+        marker_text(repository_identity(env), file_identity(seg.stat()), seg.name)
+    )
+    (spool / seg.name).chmod(0o600)
+    res = subprocess.run(
+        [sys.executable, "-c", HIT_PROBE, str(tmp_path / "data"), seg.name],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["code"] == 0, res.stderr
+    assert not (spool / seg.name).exists()
+    heavy = ("zstandard", "pyrage", "hashlib", "_ssl", "_socket", "threading",
+             "seawall.postgres.wal.s3push", "seawall.postgres.wal.fastpush",
+             "seawall.storage.s3.lean", "seawall.postgres.wal.push", *FORBIDDEN)  # fmt: skip
+    assert [m for m in heavy if m in out["modules"]] == []

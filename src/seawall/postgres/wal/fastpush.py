@@ -207,7 +207,9 @@ def push(
     primary (storage/mirror_layout.py), as ``MirroredStorage`` writes one
     before every write, so a push killed between the commit and the copies
     leaves the mirror's lag recorded; a push that commits nothing (a
-    duplicate, a fallback) removes the records it wrote. The copies are the
+    conflict, a fallback) removes the records it wrote, except when it finds
+    this very key archived (a twin push committed it and may rely on those
+    records: they stay, for the caller's copy step). The copies are the
     caller's (runner/wal_fast.py).
     """
     name = os.path.basename(path)
@@ -311,6 +313,11 @@ def _push_open(
             # PostgreSQL retrying a push that stored it: make sure that one is durable
             _fsync_path(f"{directory}/{existing[0]}")
             _fsync_path(directory, os.O_RDONLY | os.O_DIRECTORY)
+            # the records this push wrote stay: the twin that committed this very key
+            # may have found them and written none, and its copy step looks for them
+            # (ADR 0017: the asynchronous pusher and PostgreSQL push one segment at
+            # once); the caller's copy step copies and removes them
+            records = []
             return existing[0], False
     finally:
         if sink is not None:
@@ -318,7 +325,7 @@ def _push_open(
         os.close(out)
         if not committed:
             unlink_quietly(tmp)
-            for rkey in records:  # nothing new in the primary: nothing for a mirror to miss
+            for rkey in records:  # nothing committed (a conflict, an error): nothing to miss
                 unlink_quietly(f"{root}/{rkey}")
     _fsync_path(directory, os.O_RDONLY | os.O_DIRECTORY)
     return final_name, True
