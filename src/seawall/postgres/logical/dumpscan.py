@@ -55,6 +55,7 @@ class _Entry:
     desc: str
     namespace: str | None
     tag: str | None
+    tablespace: str | None = None
 
 
 @dataclass
@@ -214,7 +215,7 @@ class DumpScanner:
             r.str()  # drop statement
             r.str()  # copy statement
             namespace = r.str()
-            r.str()  # tablespace
+            tablespace = r.str()
             r.str()  # table access method (1.14)
             if (vmaj, vmin) >= (1, 16):
                 r.int()  # relkind
@@ -223,7 +224,7 @@ class DumpScanner:
             while r.str() is not None:  # dependencies
                 pass
             r.take(1 + self._off_size)  # custom format: data offset flag + offset
-            self._entries[dump_id] = _Entry(dump_id, desc, namespace, tag)
+            self._entries[dump_id] = _Entry(dump_id, desc, namespace, tag, tablespace)
             if desc == "ENCODING" and definition:
                 encoding = definition
         self._decode_names(encoding)
@@ -254,6 +255,8 @@ class DumpScanner:
             for entry in self._entries.values():
                 entry.namespace = (entry.namespace or "").encode("latin-1").decode(codec)
                 entry.tag = (entry.tag or "").encode("latin-1").decode(codec)
+                if entry.tablespace:
+                    entry.tablespace = entry.tablespace.encode("latin-1").decode(codec)
         except UnicodeError as exc:
             raise ScanError(f"a name in the archive is not valid {codec}: {exc}") from None
 
@@ -403,6 +406,26 @@ class DumpScanner:
         self._skip = 0
         self._state = "chunkhead"
         return rest
+
+
+def archive_tablespaces(src: BinaryIO, chunk: int = 1 << 20) -> set[str] | None:
+    """The tablespaces the archive's objects are created in (pg_restore
+    ``SET default_tablespace``), from its table of contents only; None when
+    the archive is not one this scanner reads (the caller then cannot check
+    ahead and lets pg_restore decide)."""
+    scanner = DumpScanner()
+    while scanner.failed is None and scanner._state == "toc":
+        data = src.read(chunk)
+        if not data:
+            try:
+                scanner._try_toc(final=True)
+            except Exception:  # too short or unreadable: not an archive it knows
+                return None
+            break
+        scanner.feed(data)
+    if scanner.failed is not None:
+        return None
+    return {e.tablespace for e in scanner._entries.values() if e.tablespace}
 
 
 def scan_stream(src: BinaryIO, chunk: int = 1 << 20) -> DumpScanner:

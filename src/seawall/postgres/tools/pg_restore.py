@@ -9,11 +9,13 @@ needs a seekable file, so restore decodes to a temporary file first.
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from seawall.errors import SeawallError, SourceUnavailableError
 from seawall.postgres.tools.base import ConnParams, binary_version, run_tool, tool_error
 
 
@@ -86,6 +88,7 @@ class PgRestore:
         *,
         jobs: int = 1,
         no_owner: bool = False,
+        no_tablespaces: bool = False,
         exit_on_error: bool = True,
     ) -> None:
         """Restore ``path`` into the existing database ``dbname``."""
@@ -100,7 +103,23 @@ class PgRestore:
             argv.append("--exit-on-error")
         if no_owner:
             argv += ["--no-owner", "--no-privileges"]
+        if no_tablespaces:
+            argv.append("--no-tablespaces")
         argv.append(str(path))
         res = run_tool(argv, env=self.conn.env(dbname=dbname), check=False)
         if res.returncode != 0:
-            raise tool_error("pg_restore", res.returncode, res.stderr)
+            raise _restore_error(res.returncode, res.stderr)
+
+
+def _restore_error(code: int, stderr: bytes) -> Exception:
+    """pg_restore's failure, with the fix when the target lacks a role the
+    dump's ownership and grants name (the usual first restore into a fresh
+    cluster)."""
+    err = tool_error("pg_restore", code, stderr)
+    match = re.search(r'ERROR:  role "(.*)" does not exist', stderr.decode(errors="replace"))
+    if match and not isinstance(err, SourceUnavailableError):
+        return SeawallError(
+            f"{err}; the target server lacks the role {match.group(1)!r} the dump's owners or "
+            "grants name: restore the roles first (--with-globals) or pass --no-owner"
+        )
+    return err
