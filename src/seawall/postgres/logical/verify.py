@@ -296,7 +296,9 @@ def deep_check(
                     )
                 else:
                     undecided += measured.undecided
-                    problems = measured.problems + stats.compare(measured.expected, measured.actual)
+                    problems = measured.problems + stats.compare(
+                        measured.expected, measured.actual, measured.descending
+                    )
                     if problems:
                         raise VerificationError(
                             f"{source.label}: restored data differs from the backup: "
