@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -124,3 +125,43 @@ def test_missing_role_names_the_fix_and_is_not_server_unreachable(
     assert fresh.psql("SELECT tableowner FROM pg_tables WHERE tablename = 't'", "app") == (
         "App Owner"
     )
+
+
+def test_with_globals_leaves_an_admin_whose_name_needs_doubled_quotes_alone(
+    pg_factory: Callable[..., PgCluster], backup_dir: Path
+) -> None:
+    """pg_dumpall writes ``"Ops ""DR"" admin"``: the filter must know that
+    spelling too, or the source's password replaces the target admin's."""
+    src, fresh = pg_factory(), pg_factory()
+    admin, quoted = 'Ops "DR" admin', '"Ops ""DR"" admin"'
+    src.psql(f"CREATE ROLE {quoted} SUPERUSER LOGIN PASSWORD 'source-pw-1'")
+    fresh.psql(f"CREATE ROLE {quoted} SUPERUSER LOGIN PASSWORD 'target-pw-2'")
+    src.psql("CREATE DATABASE app")
+    src.psql("CREATE TABLE t AS SELECT g AS id, 'v' || g AS v FROM generate_series(1, 20) g", "app")
+    assert run_seawall(["init"], seawall_env(src, backup_dir)).returncode == 0
+    res = run_seawall(["postgres", "backup", "-d", "app"], seawall_env(src, backup_dir))
+    assert res.returncode == 0, res.stderr
+
+    env = seawall_env(fresh, backup_dir, PGUSER=admin, PGPASSWORD="target-pw-2")
+    res = run_seawall(
+        ["postgres", "restore", "latest", "-d", "app", "--target-db", "app", "--with-globals"], env
+    )
+    assert res.returncode == 0, res.stderr
+    # the operator can still log in as the target's admin with the target's password
+    login = subprocess.run(
+        [
+            str(fresh.bin_dir / "psql"),
+            "-X",
+            "-A",
+            "-t",
+            "-d",
+            "app",
+            "-c",
+            "SELECT count(*) FROM t",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert login.returncode == 0 and login.stdout.strip() == "20", login.stderr

@@ -77,8 +77,11 @@ def filter_globals(script: str, current_user: str) -> str:
     Restoring the source's superuser definition (password included) over the
     target's would lock the operator out of the cluster they restore into.
     """
-    quoted = re.escape(current_user)
-    pat = re.compile(rf'^(CREATE|ALTER) ROLE ("{quoted}"|{quoted})( |;)')
+    bare = re.escape(current_user)
+    # pg_dumpall quotes a name as an SQL identifier: inside quotes, a double
+    # quote is written twice ("Ops ""DR"" admin")
+    quoted = re.escape('"' + current_user.replace('"', '""') + '"')
+    pat = re.compile(rf"^(CREATE|ALTER) ROLE ({quoted}|{bare})( |;)")
     return "\n".join(ln for ln in script.splitlines() if not pat.match(ln)) + "\n"
 
 
