@@ -268,6 +268,10 @@ def deep_check(
                         name,
                         jobs=ctx.settings.restore_jobs,
                         no_owner=True,
+                        # content does not depend on placement: a scratch or
+                        # drill server (DRILL_DB_HOST) need not have the
+                        # source's tablespaces, and scratch copies stay off them
+                        no_tablespaces=True,
                         exit_on_error=True,
                     )
                 else:
