@@ -272,6 +272,10 @@ def deep_check(
                         # drill server (DRILL_DB_HOST) need not have the
                         # source's tablespaces, and scratch copies stay off them
                         no_tablespaces=True,
+                        # a database holding a subscription cannot be
+                        # dropped: every verify and drill left its scratch
+                        # copy behind (a full copy of the database a night)
+                        no_subscriptions=True,
                         exit_on_error=True,
                     )
                 else:

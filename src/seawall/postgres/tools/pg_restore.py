@@ -89,6 +89,7 @@ class PgRestore:
         jobs: int = 1,
         no_owner: bool = False,
         no_tablespaces: bool = False,
+        no_subscriptions: bool = False,
         exit_on_error: bool = True,
     ) -> None:
         """Restore ``path`` into the existing database ``dbname``."""
@@ -105,6 +106,8 @@ class PgRestore:
             argv += ["--no-owner", "--no-privileges"]
         if no_tablespaces:
             argv.append("--no-tablespaces")
+        if no_subscriptions:
+            argv.append("--no-subscriptions")
         argv.append(str(path))
         res = run_tool(argv, env=self.conn.env(dbname=dbname), check=False)
         if res.returncode != 0:
