@@ -90,9 +90,15 @@ class PgRestore:
         no_owner: bool = False,
         no_tablespaces: bool = False,
         no_subscriptions: bool = False,
+        no_event_triggers: bool = False,
         exit_on_error: bool = True,
     ) -> None:
-        """Restore ``path`` into the existing database ``dbname``."""
+        """Restore ``path`` into the existing database ``dbname``.
+
+        ``no_event_triggers`` leaves the archive's event triggers (and their
+        comments) out, through an edited ``--use-list``: pg_restore has no
+        option for it.
+        """
         argv = [
             str(self.binary),
             "--no-password",
@@ -108,10 +114,19 @@ class PgRestore:
             argv.append("--no-tablespaces")
         if no_subscriptions:
             argv.append("--no-subscriptions")
+        if no_event_triggers:
+            listing = path.with_name(path.name + ".list")
+            kept = [ln for ln in self.list_file(path).splitlines() if not _EVENT_TRIGGER.match(ln)]
+            listing.write_text("\n".join(kept) + "\n")
+            argv.append(f"--use-list={listing}")
         argv.append(str(path))
         res = run_tool(argv, env=self.conn.env(dbname=dbname), check=False)
         if res.returncode != 0:
             raise _restore_error(res.returncode, res.stderr)
+
+
+#: a ``pg_restore --list`` line of an event trigger, or of its comment or label
+_EVENT_TRIGGER = re.compile(r"^\d+; \d+ \d+ (?:(?:COMMENT|SECURITY LABEL) - )?EVENT TRIGGER ")
 
 
 def _restore_error(code: int, stderr: bytes) -> Exception:
