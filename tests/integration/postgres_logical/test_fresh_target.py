@@ -77,6 +77,20 @@ def test_tablespace_missing_on_the_target_is_refused_then_restorable(
     assert "'Fast disk'" in lines[-1] and "--no-tablespaces" in lines[-1], res.stderr
     assert _databases(fresh) == before  # nothing left behind, not even the temporary one
 
+    # a hand-made pg_dump -Fc (compressed inside: only its table of contents is read)
+    foreign = backup_dir / "app.pgdump"
+    dump = subprocess.run(
+        [str(src.bin_dir / "pg_dump"), "-Fc", "-d", "app", "-f", str(foreign)],
+        env=src.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert dump.returncode == 0, dump.stderr
+    res = run_seawall(["postgres", "restore", str(foreign), "--target-db", "app"], env)
+    assert res.returncode == 9 and "'Fast disk'" in res.stderr, res.stderr
+    assert _databases(fresh) == before
+
     res = run_seawall(
         ["postgres", "restore", "latest", "-d", "app", "--target-db", "app", "--no-tablespaces"],
         env,

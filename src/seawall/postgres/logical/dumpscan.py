@@ -103,6 +103,8 @@ class DumpScanner:
 
     failed: str | None = None
     version: tuple[int, int, int] | None = None
+    #: only the table of contents is read (archive_tablespaces): compressed data is fine
+    toc_only: bool = False
     _head: bytearray = field(default_factory=bytearray)
     _next_try: int = 1 << 16
     _int_size: int = 4
@@ -195,7 +197,7 @@ class DumpScanner:
             compressed = algorithm != 0
         else:
             compressed = r.int() != 0
-        if compressed:
+        if compressed and not self.toc_only:
             raise ScanError("the archive is compressed inside pg_dump (expected -Z0)")
         for _ in range(7):  # creation time
             r.int()
@@ -412,20 +414,23 @@ def archive_tablespaces(src: BinaryIO, chunk: int = 1 << 20) -> set[str] | None:
     """The tablespaces the archive's objects are created in (pg_restore
     ``SET default_tablespace``), from its table of contents only; None when
     the archive is not one this scanner reads (the caller then cannot check
-    ahead and lets pg_restore decide)."""
-    scanner = DumpScanner()
-    while scanner.failed is None and scanner._state == "toc":
+    ahead and lets pg_restore decide). The table of contents is never
+    compressed, so a foreign ``pg_dump -Fc`` (compressed data) is read too."""
+    scanner = DumpScanner(toc_only=True)
+    buf = b""
+    while True:
         data = src.read(chunk)
-        if not data:
-            try:
-                scanner._try_toc(final=True)
-            except Exception:  # too short or unreadable: not an archive it knows
+        buf += data
+        try:
+            scanner._parse_toc(buf)
+        except _NeedMore:
+            if not data:
                 return None
-            break
-        scanner.feed(data)
-    if scanner.failed is not None:
-        return None
-    return {e.tablespace for e in scanner._entries.values() if e.tablespace}
+            chunk *= 2  # re-parse from the start: keep the number of passes small
+            continue
+        except Exception:  # not an archive it knows
+            return None
+        return {e.tablespace for e in scanner._entries.values() if e.tablespace}
 
 
 def scan_stream(src: BinaryIO, chunk: int = 1 << 20) -> DumpScanner:
