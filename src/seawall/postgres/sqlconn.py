@@ -1,5 +1,6 @@
 """Every psycopg connection seawall opens, with a client encoding that works
-under every server encoding.
+under every server encoding, and without the server's timeouts meant for
+applications (:data:`NO_TIMEOUTS`).
 
 Why: under a ``SQL_ASCII`` database libpq's default client encoding is
 ``SQL_ASCII`` too, and psycopg then hands text back as ``bytes``: ``SHOW
@@ -25,6 +26,18 @@ import psycopg
 #: the client encoding a connection to a SQL_ASCII server switches to
 SQL_ASCII_CLIENT: Final = "LATIN1"
 
+#: What pg_dump and pg_restore set on their own sessions, for the same
+#: reason: production databases and roles often carry ``statement_timeout``,
+#: ``lock_timeout`` or ``idle_in_transaction_session_timeout`` (``ALTER
+#: DATABASE/ROLE … SET``) meant for the application. They killed the row
+#: counts the backup takes in the dump's snapshot (a backup of any table
+#: slower to count than the timeout failed) and the deep verify's queries.
+NO_TIMEOUTS: Final = (
+    "SELECT set_config('statement_timeout', '0', false), "
+    "set_config('lock_timeout', '0', false), "
+    "set_config('idle_in_transaction_session_timeout', '0', false)"
+)
+
 
 def open_connection(
     conninfo: Mapping[str, str], *, autocommit: bool = True
@@ -34,8 +47,9 @@ def open_connection(
     try:
         if conn.info.parameter_status("server_encoding") == "SQL_ASCII":
             conn.execute(f"SET client_encoding TO '{SQL_ASCII_CLIENT}'")
-            if not autocommit:
-                conn.commit()  # the SET stays for the session
+        conn.execute(NO_TIMEOUTS)
+        if not autocommit:
+            conn.commit()  # the settings stay for the session
     except BaseException:
         conn.close()
         raise

@@ -31,6 +31,13 @@ def restore(
         bool,
         typer.Option("--no-owner", help="Skip ownership and grants (roles missing on the target)."),
     ] = False,
+    no_tablespaces: Annotated[
+        bool,
+        typer.Option(
+            "--no-tablespaces",
+            help="Create everything in the default tablespace (the target lacks the dump's).",
+        ),
+    ] = False,
     database: Annotated[
         str | None, typer.Option("--database", "-d", help="Series for 'latest'.")
     ] = None,
@@ -40,8 +47,9 @@ def restore(
 
     Exit codes: 0 restored, 1 restore failed (target untouched), 3 corrupt backup,
     4 not found, 5 PostgreSQL unreachable, 8 wrong or missing key, 9 target exists
-    without --clean, or the server cannot create a database with the backup's
-    encoding and locale (see `seawall --help`).
+    without --clean, the server cannot create a database with the backup's
+    encoding and locale, or lacks a tablespace the dump uses and
+    --no-tablespaces was not given (see `seawall --help`).
     """
     from dataclasses import asdict
 
@@ -65,6 +73,7 @@ def restore(
             jobs=jobs,
             with_globals=with_globals,
             no_owner=no_owner,
+            no_tablespaces=no_tablespaces,
             progress=tick,
         )
     if json_out:

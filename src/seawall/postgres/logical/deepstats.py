@@ -57,6 +57,8 @@ class Measured:
     undecided: list[str] = field(default_factory=list)
     #: tables whose checksum could not be computed in the recorded order
     skipped: set[str] = field(default_factory=set)
+    #: sequences of the restored copy that count down (see stats.compare)
+    descending: set[str] = field(default_factory=set)
 
 
 def _without_checksums(expected: ContentStats, keys: set[str] | None = None) -> ContentStats:
@@ -130,6 +132,7 @@ def measure(
     result.actual = ContentStats(
         tables=tables, sequences=stats.sequences(sconn), large_objects=stats.large_objects(sconn)
     )
+    result.descending = stats.descending_sequences(sconn)
     result.expected = _undecided_legacy(sconn, expected, result)
     return result
 

@@ -55,6 +55,7 @@ class _Entry:
     desc: str
     namespace: str | None
     tag: str | None
+    tablespace: str | None = None
 
 
 @dataclass
@@ -102,6 +103,8 @@ class DumpScanner:
 
     failed: str | None = None
     version: tuple[int, int, int] | None = None
+    #: only the table of contents is read (archive_tablespaces): compressed data is fine
+    toc_only: bool = False
     _head: bytearray = field(default_factory=bytearray)
     _next_try: int = 1 << 16
     _int_size: int = 4
@@ -194,7 +197,7 @@ class DumpScanner:
             compressed = algorithm != 0
         else:
             compressed = r.int() != 0
-        if compressed:
+        if compressed and not self.toc_only:
             raise ScanError("the archive is compressed inside pg_dump (expected -Z0)")
         for _ in range(7):  # creation time
             r.int()
@@ -214,7 +217,7 @@ class DumpScanner:
             r.str()  # drop statement
             r.str()  # copy statement
             namespace = r.str()
-            r.str()  # tablespace
+            tablespace = r.str()
             r.str()  # table access method (1.14)
             if (vmaj, vmin) >= (1, 16):
                 r.int()  # relkind
@@ -223,7 +226,7 @@ class DumpScanner:
             while r.str() is not None:  # dependencies
                 pass
             r.take(1 + self._off_size)  # custom format: data offset flag + offset
-            self._entries[dump_id] = _Entry(dump_id, desc, namespace, tag)
+            self._entries[dump_id] = _Entry(dump_id, desc, namespace, tag, tablespace)
             if desc == "ENCODING" and definition:
                 encoding = definition
         self._decode_names(encoding)
@@ -254,6 +257,8 @@ class DumpScanner:
             for entry in self._entries.values():
                 entry.namespace = (entry.namespace or "").encode("latin-1").decode(codec)
                 entry.tag = (entry.tag or "").encode("latin-1").decode(codec)
+                if entry.tablespace:
+                    entry.tablespace = entry.tablespace.encode("latin-1").decode(codec)
         except UnicodeError as exc:
             raise ScanError(f"a name in the archive is not valid {codec}: {exc}") from None
 
@@ -403,6 +408,29 @@ class DumpScanner:
         self._skip = 0
         self._state = "chunkhead"
         return rest
+
+
+def archive_tablespaces(src: BinaryIO, chunk: int = 1 << 20) -> set[str] | None:
+    """The tablespaces the archive's objects are created in (pg_restore
+    ``SET default_tablespace``), from its table of contents only; None when
+    the archive is not one this scanner reads (the caller then cannot check
+    ahead and lets pg_restore decide). The table of contents is never
+    compressed, so a foreign ``pg_dump -Fc`` (compressed data) is read too."""
+    scanner = DumpScanner(toc_only=True)
+    buf = b""
+    while True:
+        data = src.read(chunk)
+        buf += data
+        try:
+            scanner._parse_toc(buf)
+        except _NeedMore:
+            if not data:
+                return None
+            chunk *= 2  # re-parse from the start: keep the number of passes small
+            continue
+        except Exception:  # not an archive it knows
+            return None
+        return {e.tablespace for e in scanner._entries.values() if e.tablespace}
 
 
 def scan_stream(src: BinaryIO, chunk: int = 1 << 20) -> DumpScanner:

@@ -35,6 +35,7 @@ from seawall.errors import (
 from seawall.log import get_logger
 from seawall.pipeline.decode import decode_to, sniff_encryption
 from seawall.postgres.logical import dblocale, server
+from seawall.postgres.logical.dumpscan import archive_tablespaces
 from seawall.postgres.logical.select import BackupSource
 from seawall.postgres.logical.stats import Conn
 from seawall.postgres.logical.verify import PGDMP_MAGIC, _dump_major
@@ -76,8 +77,11 @@ def filter_globals(script: str, current_user: str) -> str:
     Restoring the source's superuser definition (password included) over the
     target's would lock the operator out of the cluster they restore into.
     """
-    quoted = re.escape(current_user)
-    pat = re.compile(rf'^(CREATE|ALTER) ROLE ("{quoted}"|{quoted})( |;)')
+    bare = re.escape(current_user)
+    # pg_dumpall quotes a name as an SQL identifier: inside quotes, a double
+    # quote is written twice ("Ops ""DR"" admin")
+    quoted = re.escape('"' + current_user.replace('"', '""') + '"')
+    pat = re.compile(rf"^(CREATE|ALTER) ROLE ({quoted}|{bare})( |;)")
     return "\n".join(ln for ln in script.splitlines() if not pat.match(ln)) + "\n"
 
 
@@ -225,6 +229,7 @@ def restore(
     jobs: int | None = None,
     with_globals: bool = False,
     no_owner: bool = False,
+    no_tablespaces: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> RestoreResult:
     if not target_db or len(target_db) > 63:
@@ -269,8 +274,12 @@ def restore(
                         params,
                     )
                     tool_version = pg_restore.version()
+                    if not no_tablespaces:
+                        check_tablespaces(conn, sink.path)
                     jobs = effective_jobs(pg_restore.list_file(sink.path), jobs)
-                    pg_restore.restore(sink.path, tmp, jobs=jobs, no_owner=no_owner)
+                    pg_restore.restore(
+                        sink.path, tmp, jobs=jobs, no_owner=no_owner, no_tablespaces=no_tablespaces
+                    )
                 _swap(conn, tmp, target_db, replace=exists)
             except BaseException:
                 try:
@@ -288,6 +297,31 @@ def restore(
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def check_tablespaces(conn: Conn, archive: Path) -> None:
+    """Refuse, naming them, tablespaces the dump uses and the target lacks.
+
+    pg_restore would otherwise stop at its first ``SET default_tablespace``
+    with a server error, after the decode. A fresh cluster (the usual
+    disaster recovery target) has no tablespaces, and silently moving
+    everything into the default one could fill the wrong disk: the operator
+    decides (create them, or ``--no-tablespaces``).
+    """
+    with open(archive, "rb") as fh:
+        wanted = archive_tablespaces(fh)
+    if not wanted:
+        return
+    have = {str(r[0]) for r in conn.execute("SELECT spcname FROM pg_tablespace").fetchall()}
+    missing = sorted(wanted - have)
+    if missing:
+        names = ", ".join(repr(n) for n in missing)
+        raise RefusedError(
+            f"the backup puts objects in tablespace(s) {names} that the target server lacks; "
+            "create them there first (CREATE TABLESPACE … LOCATION …; --with-globals does it "
+            "where their directories exist and are empty), or pass --no-tablespaces to create "
+            "everything in the default tablespace"
+        )
 
 
 def _swap(conn: Conn, tmp: str, target: str, *, replace: bool) -> None:

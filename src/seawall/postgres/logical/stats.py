@@ -15,12 +15,13 @@ At backup time the statistics are taken in the transaction that exported
 the snapshot given to ``pg_dump --snapshot``, so both see the same data.
 Sequences are not transactional: their values are read before pg_dump
 starts, so a restored sequence may be *ahead* of the recorded value on a
-busy database, never behind (see :func:`compare`).
+busy database, never behind (see :func:`compare`); "ahead" is in the
+sequence's own direction: below the recorded value for a descending one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import psycopg
@@ -53,6 +54,20 @@ WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2
 def sequences(conn: Conn) -> dict[str, int | None]:
     rows = conn.execute(_SEQUENCES).fetchall()
     return {f"{r[0]}.{r[1]}": (int(r[2]) if r[2] is not None else None) for r in rows}
+
+
+_DESCENDING = """
+SELECT schemaname, sequencename FROM pg_sequences
+WHERE increment_by < 0 AND schemaname NOT IN ('pg_catalog', 'information_schema')
+"""
+
+
+def descending_sequences(conn: Conn) -> set[str]:
+    """Keys of the sequences that count down (``INCREMENT`` < 0): on a busy
+    database their restored value may be *below* the recorded one. Read from
+    the restored copy, whose definitions came from the dump: older manifests
+    need no new field."""
+    return {f"{r[0]}.{r[1]}" for r in conn.execute(_DESCENDING).fetchall()}
 
 
 def large_objects(conn: Conn) -> int:
@@ -135,8 +150,14 @@ def collect(
     )
 
 
-def compare(expected: ContentStats, actual: ContentStats) -> list[str]:
-    """Differences as human-readable lines (empty = identical)."""
+def compare(
+    expected: ContentStats, actual: ContentStats, descending: Collection[str] = ()
+) -> list[str]:
+    """Differences as human-readable lines (empty = identical).
+
+    ``descending``: sequences that count down (:func:`descending_sequences`),
+    for which "behind" the recorded value means above it.
+    """
     problems: list[str] = []
     for name, want in expected.tables.items():
         got = actual.tables.get(name)
@@ -153,8 +174,14 @@ def compare(expected: ContentStats, actual: ContentStats) -> list[str]:
             problems.append(f"sequence {name} missing after restore")
             continue
         got_value = actual.sequences[name]
-        if want_value is not None and (got_value is None or got_value < want_value):
-            problems.append(f"sequence {name}: last_value {got_value}, expected >= {want_value}")
+        if want_value is None:
+            continue
+        down = name in descending
+        if got_value is None or (got_value > want_value if down else got_value < want_value):
+            bound = "<=" if down else ">="
+            problems.append(
+                f"sequence {name}: last_value {got_value}, expected {bound} {want_value}"
+            )
     if actual.large_objects != expected.large_objects:
         problems.append(
             f"{actual.large_objects} large objects after restore, expected {expected.large_objects}"

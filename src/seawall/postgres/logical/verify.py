@@ -268,6 +268,18 @@ def deep_check(
                         name,
                         jobs=ctx.settings.restore_jobs,
                         no_owner=True,
+                        # content does not depend on placement: a scratch or
+                        # drill server (DRILL_DB_HOST) need not have the
+                        # source's tablespaces, and scratch copies stay off them
+                        no_tablespaces=True,
+                        # a database holding a subscription cannot be
+                        # dropped: every verify and drill left its scratch
+                        # copy behind (a full copy of the database a night)
+                        no_subscriptions=True,
+                        # a DDL guard (an event trigger raising on
+                        # ddl_command_start) would refuse the checks' own
+                        # DDL in the copy: drills failed, checksums undecided
+                        no_event_triggers=True,
                         exit_on_error=True,
                     )
                 else:
@@ -296,7 +308,9 @@ def deep_check(
                     )
                 else:
                     undecided += measured.undecided
-                    problems = measured.problems + stats.compare(measured.expected, measured.actual)
+                    problems = measured.problems + stats.compare(
+                        measured.expected, measured.actual, measured.descending
+                    )
                     if problems:
                         raise VerificationError(
                             f"{source.label}: restored data differs from the backup: "

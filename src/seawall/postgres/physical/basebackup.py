@@ -65,6 +65,8 @@ class ServerFacts:
     system_identifier: str
     wal_segment_size: int
     archive_mode: str
+    #: tablespaces besides pg_default/pg_global, as ``'name' (location)``
+    tablespaces: list[str]
 
 
 def server_facts(conn: ConnParams) -> ServerFacts:
@@ -82,11 +84,18 @@ def server_facts(conn: ConnParams) -> ServerFacts:
                 "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), "
                 "current_setting('archive_mode')"
             ).fetchone()
+            spaces = db.execute(
+                "SELECT spcname, pg_tablespace_location(oid) FROM pg_tablespace "
+                "WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY 1"
+            ).fetchall()
     except psycopg.OperationalError as exc:
         raise tool_error("postgresql", 1, str(exc)) from exc
     if row is None:
         raise SourceUnavailableError("postgresql: the server returned nothing for its settings")
-    return ServerFacts(str(row[0]), int(str(row[1])), str(row[2]), int(str(row[3])), str(row[4]))
+    return ServerFacts(
+        str(row[0]), int(str(row[1])), str(row[2]), int(str(row[3])), str(row[4]),
+        [f"{str(r[0])!r} ({r[1]})" for r in spaces],
+    )  # fmt: skip
 
 
 def next_xid(conn: ConnParams) -> int | None:
@@ -227,6 +236,16 @@ def run_basebackup(
     )
 
     def work(manifest: Manifest) -> None:
+        spaces = facts.tablespaces
+        if spaces:
+            # pg_basebackup streams only the main data directory to stdout;
+            # said here, inside the run, so the failure is recorded and alerted
+            raise SeawallError(
+                f"the cluster has tablespace(s) {', '.join(spaces)}: base backups stream one "
+                "tar and cannot include them yet; move their objects to pg_default (ALTER "
+                "TABLE/INDEX … SET TABLESPACE pg_default, ALTER DATABASE … SET TABLESPACE), or "
+                "protect those databases with logical backups (seawall postgres backup)"
+            )
         _store(ctx, binary, conn, manifest, fast_checkpoint, progress)
         pg = manifest.postgres
         assert pg is not None and pg.start_wal and pg.stop_wal

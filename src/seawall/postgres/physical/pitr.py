@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -282,7 +283,9 @@ def _restore(
     version_num = pg.server_version_num if pg and pg.server_version_num else 150000
     conf = recovery_settings(
         plan,
-        restore_command=f'{script} "%f" "%p"',
+        # PostgreSQL runs it through sh -c: the data dir's path may hold
+        # spaces or quotes
+        restore_command=f'{shlex.quote(str(script))} "%f" "%p"',
         port=port,
         socket_dir=socket_dir,
         action=action,

@@ -237,9 +237,22 @@ _CONN_PATTERNS = (
     "Connection refused",
     "could not translate host name",
     "timeout expired",
-    "does not exist",
     "no pg_hba.conf entry",
 )
+
+
+def _connection_failed(text: str) -> bool:
+    """Did the tool fail to connect (as opposed to a statement failing)?
+
+    "does not exist" alone is not enough: ``ERROR:  role "app" does not
+    exist`` from a statement pg_restore replays means the target lacks a
+    role, not that the server is down, and must not become exit 5 with a
+    hint about DB_HOST. A missing database or login role is refused at
+    connection time, as a FATAL.
+    """
+    if any(p in text for p in _CONN_PATTERNS):
+        return True
+    return any("FATAL" in ln and "does not exist" in ln for ln in text.splitlines())
 
 
 def tool_error(name: str, code: int, stderr: bytes | str) -> Exception:
@@ -252,7 +265,7 @@ def tool_error(name: str, code: int, stderr: bytes | str) -> Exception:
             detail = ln
             break
     detail = re.sub(r"^\S*(pg_\w+|psql): (error: )?", "", detail)
-    if any(p in text for p in _CONN_PATTERNS):
+    if _connection_failed(text):
         hint = (
             "check the password (DB_PASSWORD / PGPASSWORD / *_FILE)"
             if "password" in text

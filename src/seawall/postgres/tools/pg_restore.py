@@ -9,11 +9,13 @@ needs a seekable file, so restore decodes to a temporary file first.
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from seawall.errors import SeawallError, SourceUnavailableError
 from seawall.postgres.tools.base import ConnParams, binary_version, run_tool, tool_error
 
 
@@ -86,9 +88,17 @@ class PgRestore:
         *,
         jobs: int = 1,
         no_owner: bool = False,
+        no_tablespaces: bool = False,
+        no_subscriptions: bool = False,
+        no_event_triggers: bool = False,
         exit_on_error: bool = True,
     ) -> None:
-        """Restore ``path`` into the existing database ``dbname``."""
+        """Restore ``path`` into the existing database ``dbname``.
+
+        ``no_event_triggers`` leaves the archive's event triggers (and their
+        comments) out, through an edited ``--use-list``: pg_restore has no
+        option for it.
+        """
         argv = [
             str(self.binary),
             "--no-password",
@@ -100,7 +110,34 @@ class PgRestore:
             argv.append("--exit-on-error")
         if no_owner:
             argv += ["--no-owner", "--no-privileges"]
+        if no_tablespaces:
+            argv.append("--no-tablespaces")
+        if no_subscriptions:
+            argv.append("--no-subscriptions")
+        if no_event_triggers:
+            listing = path.with_name(path.name + ".list")
+            kept = [ln for ln in self.list_file(path).splitlines() if not _EVENT_TRIGGER.match(ln)]
+            listing.write_text("\n".join(kept) + "\n")
+            argv.append(f"--use-list={listing}")
         argv.append(str(path))
         res = run_tool(argv, env=self.conn.env(dbname=dbname), check=False)
         if res.returncode != 0:
-            raise tool_error("pg_restore", res.returncode, res.stderr)
+            raise _restore_error(res.returncode, res.stderr)
+
+
+#: a ``pg_restore --list`` line of an event trigger, or of its comment or label
+_EVENT_TRIGGER = re.compile(r"^\d+; \d+ \d+ (?:(?:COMMENT|SECURITY LABEL) - )?EVENT TRIGGER ")
+
+
+def _restore_error(code: int, stderr: bytes) -> Exception:
+    """pg_restore's failure, with the fix when the target lacks a role the
+    dump's ownership and grants name (the usual first restore into a fresh
+    cluster)."""
+    err = tool_error("pg_restore", code, stderr)
+    match = re.search(r'ERROR:  role "(.*)" does not exist', stderr.decode(errors="replace"))
+    if match and not isinstance(err, SourceUnavailableError):
+        return SeawallError(
+            f"{err}; the target server lacks the role {match.group(1)!r} the dump's owners or "
+            "grants name: restore the roles first (--with-globals) or pass --no-owner"
+        )
+    return err
