@@ -8,6 +8,9 @@ in the standard AWS environment variables (never argv), age keys in
   ``S3Storage``, as a backup stores its artifact: sha256 of the stored bytes,
   the background writer, the multipart writer) of an already compressed and
   encrypted file, so no compression or encryption (``compression=none``);
+- ``store-sha256 FILE BUCKET KEY``: the same with each part carrying
+  ``x-amz-checksum-sha256`` (``part_checksum="SHA256"``, the store path before
+  ADR 0011 addendum 3: one more sha256 pass in the client and the server);
 - ``backup FILE BUCKET KEY``: the whole backup pipeline of a raw file into
   S3: ``store_stream`` with zstd (default level, all cores) + age X25519, as
   a backup does;
@@ -40,10 +43,12 @@ import sys
 from pathlib import Path
 
 
-def _storage(bucket: str):  # type: ignore[no-untyped-def]
+def _storage(bucket: str, part_checksum: str = "CRC32"):  # type: ignore[no-untyped-def]
     from seawall.storage.s3 import S3Storage
 
-    return S3Storage(f"s3://{bucket}", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    return S3Storage(
+        f"s3://{bucket}", endpoint_url=os.environ["AWS_ENDPOINT_URL"], part_checksum=part_checksum
+    )
 
 
 class _Drop:
@@ -56,15 +61,16 @@ def _seawall(mode: str, argv: list[str]) -> None:
     from seawall.pipeline.keys import KeyRing
     from seawall.pipeline.store import PipelineSpec, store_stream
 
-    if mode in ("store", "backup"):
+    if mode in ("store", "store-sha256", "backup"):
         path, bucket, key = argv
-        if mode == "store":
+        if mode.startswith("store"):
             spec = PipelineSpec(compression="none", raw_hash=False)
         else:
             keys = KeyRing.build(recipients=[os.environ["SEAWALL_BENCH_RECIPIENT"]])
             spec = PipelineSpec(compression="zstd", keys=keys)
         with open(path, "rb") as src:
-            res = store_stream(src, _storage(bucket), key, spec)
+            storage = _storage(bucket, "SHA256" if mode == "store-sha256" else "CRC32")
+            res = store_stream(src, storage, key, spec)
         print(res.sha256, res.stored_size)
         return
     if mode in ("restore", "restore-stream", "restore-prepass"):

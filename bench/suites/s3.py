@@ -10,7 +10,9 @@ so peak RSS is its own. Groups (``--s3-parts``), each interleaved (A B C, A B C)
 so the shared machine's drift hits every row alike:
 
 - ``upload``: the artifact by seawall's store path (``store_stream``, as a
-  backup stores it, no compression/encryption: the file already is), boto3
+  backup stores it, no compression/encryption: the file already is; and
+  the same with sha256 part checksums, the store path before ADR 0011
+  addendum 3, to compare in the same run), boto3
   ``upload_file``, obstore ``put``, ``s5cmd cp`` (**baseline**);
 - ``backup``: the raw file through the whole pipeline, seawall ``store_stream``
   with zstd + age beside ``zstd -3 -T0 | age -r | s5cmd pipe`` (**baseline**);
@@ -152,7 +154,7 @@ def run(ctx: Context) -> list[Row]:
         def attempt(i: int) -> measure.RunResult:
             key = f"{mode}/{i}"
             argv = [py, "-m", "bench.s3_upload", mode, *args]
-            if mode in ("store", "backup", "boto3", "obstore", "seawall"):
+            if mode in ("store", "store-sha256", "backup", "boto3", "obstore", "seawall"):
                 return timed([[*argv, bucket, key]], key)
             return timed([argv])
 
@@ -163,6 +165,7 @@ def run(ctx: Context) -> list[Row]:
         a = str(artifact)
         group = [
             py_tool(f"seawall store_stream of the artifact ({art_mib:.0f} MiB)", "store", a),
+            py_tool("seawall store_stream, sha256 parts (before addendum 3)", "store-sha256", a),
             py_tool("boto3 upload_file", "boto3", a),
             py_tool("obstore put (8 MiB x 4)", "obstore", a),
             Tool(

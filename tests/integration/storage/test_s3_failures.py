@@ -102,17 +102,40 @@ def test_read_only_key_may_read_but_not_write(
 def test_checksums_reach_the_server(
     s3_server: S3Server, bucket_factory: Callable[[S3Server], str]
 ) -> None:
-    """The server stored our sha256 (single put) and a composite of part sha256s
-    (multipart): the checksum headers were sent and checked on arrival."""
+    """The server stored our sha256 (single put: a manifest's kind of object)
+    and a composite of the parts' CRC32s (multipart; ADR 0011 addendum 3),
+    with ``SHA256`` parts still available: the checksum headers were sent and
+    checked on arrival. Every part was sent UNSIGNED-PAYLOAD (its checksum
+    header is what the signature covers): no sha256 pass for SigV4."""
     bucket = bucket_factory(s3_server)
     storage = _storage(s3_server, bucket)
+    payloads: list[str] = []
+    storage.data_client.meta.events.register(
+        "before-send.s3",
+        lambda request, **_: payloads.append(request.headers["x-amz-content-sha256"].decode()),
+    )
     storage.write_bytes("small", b"hello")
     client = s3_server.client()
     head = client.head_object(Bucket=bucket, Key="repo/small", ChecksumMode="ENABLED")
     assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(b"hello").digest()).decode()
-    storage.write_bytes("big", os.urandom(6 * MIB))
+    big = os.urandom(6 * MIB)
+    storage.write_bytes("big", big)
     head = client.head_object(Bucket=bucket, Key="repo/big", ChecksumMode="ENABLED")
-    assert head.get("ChecksumSHA256", "").endswith("-2")  # composite of two parts
+    assert head.get("ChecksumCRC32", "").endswith("-2"), head  # composite of two parts
+    assert "ChecksumSHA256" not in head
+    assert payloads == ["UNSIGNED-PAYLOAD"] * 3  # the single put and both parts
+    sha = S3Storage(
+        f"s3://{bucket}/repo",
+        endpoint_url=s3_server.endpoint,
+        access_key=s3_server.access_key,
+        secret_key=s3_server.secret_key,
+        part_size=5 * MIB,
+        part_checksum="SHA256",
+    )
+    sha.write_bytes("big-sha", big)
+    head = client.head_object(Bucket=bucket, Key="repo/big-sha", ChecksumMode="ENABLED")
+    assert head.get("ChecksumSHA256", "").endswith("-2"), head
+    assert storage.read_bytes("big") == sha.read_bytes("big-sha") == big
 
 
 def _upload_then_kill(

@@ -93,20 +93,22 @@ def test_read_cut_mid_body_resumes_where_it_stopped(
     assert bytes(got) == body
 
 
-@pytest.mark.parametrize("checksums", [True, False])
+@pytest.mark.parametrize("part_checksum", ["CRC32", "SHA256", None])
 @pytest.mark.parametrize("size", [1 * MIB, 11 * MIB])
 def test_a_body_damaged_on_the_wire_is_refused_and_resent(
     s3_server: S3Server,
     proxy: FaultProxy,
     bucket_factory: Callable[[S3Server], str],
-    checksums: bool,
+    part_checksum: str | None,
     size: int,
 ) -> None:
     """One bit flipped in a part (or single put) on its way to the server: the
     server refuses it and the retry stores the right bytes. With checksums on,
     bodies are sent as UNSIGNED-PAYLOAD (no second sha256 pass in Python): the
-    signed x-amz-checksum-sha256 header is what catches the damage; with them
-    off, the SigV4 payload hash does."""
+    signed checksum header is what catches the damage (x-amz-checksum-crc32 on
+    parts by default, -sha256 on a single put or with part_checksum="SHA256");
+    with checksums off, the SigV4 payload hash does."""
+    checksums = part_checksum is not None
     bucket = bucket_factory(s3_server)
     storage = S3Storage(
         f"s3://{bucket}/r",
@@ -115,6 +117,7 @@ def test_a_body_damaged_on_the_wire_is_refused_and_resent(
         secret_key=s3_server.secret_key,
         part_size=5 * MIB,
         checksums=checksums,
+        part_checksum=part_checksum or "CRC32",
         retry=RetryPolicy(deadline=60, base=0.05, cap=0.5),
     )
     signs = storage.data_client.meta.config.s3.get("payload_signing_enabled", True)

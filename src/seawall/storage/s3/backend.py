@@ -45,7 +45,7 @@ from seawall.storage.base import (
 )
 from seawall.storage.s3.reader import ResumingReader
 from seawall.storage.s3.retry import RetryPolicy, Translate, call, error_code
-from seawall.storage.s3.writer import MultipartWriter
+from seawall.storage.s3.writer import CHECKSUMS, PART_CHECKSUM, MultipartWriter
 
 T = TypeVar("T")
 
@@ -91,6 +91,7 @@ class S3Storage:
         part_size: int = DEFAULT_PART_SIZE,
         max_in_flight: int = 4,
         checksums: bool = True,
+        part_checksum: str = PART_CHECKSUM,
         retry: RetryPolicy | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
@@ -106,6 +107,12 @@ class S3Storage:
         self.part_size = part_size
         self.max_in_flight = max_in_flight
         self.checksums = checksums
+        #: what each part of a multipart upload carries: ``CRC32`` (the default;
+        #: the artifact's sha256 is in the manifest) or ``SHA256`` (a
+        #: cryptographic per-part check at upload, one more sha256 pass; ADR 0011)
+        if part_checksum not in CHECKSUMS:
+            raise ValueError(f"part_checksum must be one of {sorted(CHECKSUMS)}")
+        self.part_checksum = part_checksum
         self.policy = retry or RetryPolicy()
         self.extra_put_args = dict(extra_put_args or {})  # e.g. ServerSideEncryption
         self.page_size = page_size  # keys per listing request (S3's maximum is 1,000)
@@ -144,11 +151,11 @@ class S3Storage:
         self.client: Any = client()
         #: Part and object bodies go through a client that does not hash them for
         #: SigV4 (``UNSIGNED-PAYLOAD``), because every such request carries our own
-        #: ``x-amz-checksum-sha256`` header: it is signed, and the server refuses a
-        #: body that does not match it (BadDigest), so the body stays bound to the
-        #: signature. Over plain HTTP botocore would otherwise hash every part a
-        #: second time (its payload hash is the same sha256 in hex), one more full
-        #: pass over the bytes in this process (bench/README.md, ADR 0011).
+        #: checksum header (``x-amz-checksum-crc32`` on parts, ``-sha256`` on a
+        #: single put): it is signed, and the server refuses a body that does not
+        #: match it (BadDigest). Over plain HTTP botocore would otherwise sha256
+        #: every part for the signature, one more full pass over the bytes in this
+        #: process and in the server (bench/README.md, ADR 0011 addenda 1 and 3).
         #: Everything else (CompleteMultipartUpload's part list…) stays signed.
         self.data_client: Any = client(payload_signing_enabled=False) if checksums else self.client
         self._bucket_checked = False
@@ -249,6 +256,7 @@ class S3Storage:
             part_size=self.part_size,
             max_in_flight=self.max_in_flight,
             checksums=self.checksums,
+            part_checksum=self.part_checksum,
             extra=self.extra_put_args,
             data_client=self.data_client,
         )

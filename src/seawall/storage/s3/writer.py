@@ -26,15 +26,24 @@ before: 8 MiB of wasted bandwidth on a failure, the same error.
 An object that fits in one part is sent as one ``PutObject``: a WAL
 segment or a manifest costs one request, not three.
 
-Integrity: every part and every single put carries ``x-amz-checksum-sha256``
-computed here; the server recomputes it and refuses a part whose bytes
+Integrity: every part and every single put carries an S3 checksum header
+computed here; the server recomputes it and refuses a body whose bytes
 changed on the way (``BadDigest``, retried since we still hold the bytes).
-That signed header is also why bodies go out as ``UNSIGNED-PAYLOAD``
-(``S3Storage.data_client``): SigV4's payload hash would be the same sha256
-computed a second time. A slot for the next part frees when any part in
-flight is done, not only the oldest (one slow part must not idle the rest).
-The pipeline's own sha256 of the whole artifact goes into the manifest
-either way.
+Parts carry ``x-amz-checksum-crc32`` (:data:`PART_CHECKSUM`), a single put
+(a manifest, a lock, anything of one part or less) ``x-amz-checksum-sha256``.
+Why not sha256 on parts too: the pipeline already hashes every stored byte
+with sha256 for the manifest, and a second, per-part sha256 pass (in this
+process, and again in the server's check) was the whole of what the store
+path spent beyond ``upload_file`` (ADR 0011, addendum 3). A CRC catches
+what goes wrong on the way (a flipped bit, a torn or misordered body); the
+artifact as a whole is bound by the manifest's sha256, checked by
+``verify`` and by every restore before the sink sees a byte (ADR 0016), and
+by age's MACs. The manifest itself, the root of that chain, is a single
+put and keeps the cryptographic header. The signed header is also why
+bodies go out as ``UNSIGNED-PAYLOAD`` (``S3Storage.data_client``): SigV4's
+payload hash would be one more sha256 pass. A slot for the next part frees
+when any part in flight is done, not only the oldest (one slow part must
+not idle the rest).
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import zlib
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -62,11 +72,30 @@ GROW_EVERY = 1_000
 #: S3's ceiling on one part
 MAX_PART_SIZE = 5 * 1024**3
 
+#: the checksum each part of a multipart upload carries (S3's algorithm name)
+PART_CHECKSUM = "CRC32"
+
 Call = Callable[[str, Callable[[], Any]], Any]
 
 
 def sha256_b64(data: bytes | bytearray) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+def crc32_b64(data: bytes | bytearray) -> str:
+    """S3's ``ChecksumCRC32``: the big-endian CRC-32 (zlib's), base64.
+
+    ``zlib.crc32`` releases the GIL on large buffers, so parts are summed in
+    the part threads while the pipeline goes on.
+    """
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
+
+
+#: algorithm -> (request parameter / response key, function)
+CHECKSUMS: dict[str, tuple[str, Callable[[bytes | bytearray], str]]] = {
+    "CRC32": ("ChecksumCRC32", crc32_b64),
+    "SHA256": ("ChecksumSHA256", sha256_b64),
+}
 
 
 class MultipartWriter:
@@ -85,6 +114,7 @@ class MultipartWriter:
         checksums: bool,
         extra: dict[str, str],
         data_client: Any = None,
+        part_checksum: str = PART_CHECKSUM,
     ) -> None:
         self._client = client
         #: the client that sends part and object bodies (S3Storage gives one that
@@ -97,6 +127,9 @@ class MultipartWriter:
         self._part_size = max(part_size, MIN_PART_SIZE)
         self._max_in_flight = max(1, max_in_flight)
         self._checksums = checksums
+        #: parts' checksum (a single put always carries sha256)
+        self._part_field, self._part_sum = CHECKSUMS[part_checksum]
+        self._part_algorithm = part_checksum
         self._extra = extra
         #: before the first part is full: the caller's chunks (an object that
         #: fits in one part is one PutObject and never allocates a part buffer)
@@ -201,12 +234,16 @@ class MultipartWriter:
 
     # -- multipart machinery
     def _checksum(self, data: bytes | bytearray) -> dict[str, str]:
+        """A single put's checksum: sha256 (small objects; manifests among them)."""
         return {"ChecksumSHA256": sha256_b64(data)} if self._checksums else {}
+
+    def _part_checksum(self, data: bytes | bytearray) -> dict[str, str]:
+        return {self._part_field: self._part_sum(data)} if self._checksums else {}
 
     def _start(self) -> None:
         kw: dict[str, Any] = {"Bucket": self._bucket, "Key": self._key, **self._extra}
         if self._checksums:
-            kw["ChecksumAlgorithm"] = "SHA256"
+            kw["ChecksumAlgorithm"] = self._part_algorithm
         resp = self._call(
             f"starting the upload of {self._key}",
             lambda: self._client.create_multipart_upload(**kw),
@@ -215,7 +252,7 @@ class MultipartWriter:
         self._pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix="s3-part")
 
     def _upload_part(self, number: int, data: bytes | bytearray) -> dict[str, Any]:
-        sums = self._checksum(data)
+        sums = self._part_checksum(data)
         resp = self._call(
             f"part {number} of {self._key}",
             lambda: self._data.upload_part(
@@ -229,7 +266,8 @@ class MultipartWriter:
         )
         part: dict[str, Any] = {"PartNumber": number, "ETag": resp["ETag"]}
         if self._checksums:
-            part["ChecksumSHA256"] = resp.get("ChecksumSHA256") or sums["ChecksumSHA256"]
+            field = self._part_field
+            part[field] = resp.get(field) or sums[field]
         return part
 
     def _submit(self, body: bytearray, buf: bytearray) -> None:
