@@ -1,0 +1,134 @@
+"""Decoding into a file while downloading: nothing under the name before the sha256 matched.
+
+ADR 0016 addendum: when the consumer reads a file (pg_restore -j's dump, a
+Qdrant snapshot), ``decode_to`` decodes while it reads and hashes, into a
+hidden temporary beside the destination (:class:`StagedFile`), and only a
+checked temporary can be renamed into place. These run against a real
+``LocalStorage`` that counts the bytes it serves; the flipped-byte tests
+change the stored file itself.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from seawall.errors import VerificationError
+from seawall.pipeline import KeyRing, PipelineSpec, decode_to, store_stream
+from seawall.pipeline.keys import generate_identity
+from seawall.pipeline.spool import MEMORY_SPOOL
+from seawall.pipeline.staged import StagedFile
+from seawall.storage.factory import open_repository
+from seawall.storage.local import LocalStorage
+from tests.unit.test_decode_reads_once import CountingStorage
+
+SECRET, PUBLIC = generate_identity()
+KEYS = KeyRing.build(recipients=[PUBLIC], identity=SECRET)
+SIZES = {"small": MEMORY_SPOOL // 2, "large": 3 * MEMORY_SPOOL + 4321}
+
+
+def _store(storage: LocalStorage, data: bytes) -> tuple[str, int]:
+    spec = PipelineSpec(compression="zstd", keys=KEYS)
+    res = store_stream(io.BytesIO(data), storage, "a.zst.age", spec)
+    return res.sha256, res.stored_size
+
+
+def _flip(path: Path, where: str) -> None:
+    size = path.stat().st_size
+    pos = {"first": 0, "middle": size // 2, "last": size - 1}[where]
+    with open(path, "r+b") as fh:
+        fh.seek(pos)
+        byte = fh.read(1)
+        fh.seek(pos)
+        fh.write(bytes([byte[0] ^ 0x01]))
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_decoded_into_place_in_one_read_without_a_spool(
+    tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TMPDIR that cannot be used: the spool would fail, so none is made
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "no-such-dir"))
+    storage = CountingStorage(tmp_path / "repo")
+    data = os.urandom(size)
+    sha, stored = _store(storage, data)
+    out = tmp_path / "out"
+    out.mkdir()
+    dest = out / "dump"
+    storage.served = 0
+    seen: list[list[str]] = []
+    with StagedFile(dest, expected_size=len(data)) as staged:
+        real_write = staged.write
+
+        def write(chunk: bytes) -> int:
+            seen.append(sorted(os.listdir(out)))
+            return real_write(chunk)
+
+        staged.write = write  # type: ignore[method-assign]
+        res = decode_to(
+            storage, "a.zst.age", staged, KEYS,
+            expected_sha256=sha, expected_size=stored, compression="zstd",
+        )  # fmt: skip
+        assert not dest.exists(), "the decoded file was visible before commit"
+        staged.commit()
+    assert dest.read_bytes() == data and res.sha256 == sha and res.raw_size == len(data)
+    assert storage.served == stored, f"served {storage.served} bytes of a {stored}-byte object"
+    assert seen and all(names == [staged.tmp.name] for names in seen), seen[:3]
+    assert os.listdir(out) == ["dump"]
+    assert dest.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_a_flipped_byte_leaves_nothing_at_the_destination(
+    tmp_path: Path, size: int, where: str
+) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    sha, stored = _store(storage, os.urandom(size // 2) + b"z" * (size // 2))
+    _flip(storage.path("a.zst.age"), where)
+    out = tmp_path / "out"
+    out.mkdir()
+    dest = out / "dump"
+    with StagedFile(dest) as staged:
+        with pytest.raises(VerificationError, match="sha256 mismatch") as err:
+            decode_to(
+                storage, "a.zst.age", staged, KEYS,
+                expected_sha256=sha, expected_size=stored, compression="zstd",
+            )  # fmt: skip
+        assert err.value.exit_code == 3
+        assert not staged.checked
+        with pytest.raises(AssertionError, match="never checked"):
+            staged.commit()
+    assert os.listdir(out) == [], "a tampered artifact left a file behind"
+
+
+def test_unchecked_content_cannot_be_committed(tmp_path: Path) -> None:
+    """Written without decode_to's sha256 comparison (no manifest sha256): refused."""
+    storage = LocalStorage(tmp_path / "repo")
+    _store(storage, b"x" * 1000)
+    dest = tmp_path / "dump"
+    with StagedFile(dest) as staged:
+        decode_to(storage, "a.zst.age", staged, KEYS)
+        with pytest.raises(AssertionError):
+            staged.commit()
+    assert not dest.exists() and os.listdir(tmp_path) == ["repo"]
+
+
+def test_a_bad_primary_copy_falls_through_to_the_mirror(tmp_path: Path) -> None:
+    """MIRRORS: the primary's flipped copy was half decoded into the temporary;
+    the mirror's good copy replaces it from byte 0, not appended to it."""
+    repo = open_repository(str(tmp_path / "primary"), [str(tmp_path / "mirror")])
+    data = os.urandom(SIZES["large"])
+    res = store_stream(io.BytesIO(data), repo, "a.zst.age", PipelineSpec(keys=KEYS))
+    _flip(tmp_path / "primary" / "a.zst.age", "last")
+    dest = tmp_path / "dump"
+    with StagedFile(dest) as staged:
+        decode_to(
+            repo, "a.zst.age", staged, KEYS,
+            expected_sha256=res.sha256, expected_size=res.stored_size,
+        )  # fmt: skip
+        staged.commit()
+    assert dest.read_bytes() == data
