@@ -26,6 +26,10 @@ in the standard AWS environment variables (never argv), age keys in
 - ``restore-stream BUCKET KEY SHA256 SIZE``: one streaming read with no
   check before decoding (``precheck=False``, as ``qdrant verify`` calls it:
   the sha256 checked at the end; the floor for a one-read restore);
+- ``restore-file BUCKET KEY SHA256 SIZE OUT``: seawall's restore into a file
+  (``decode_to`` into a ``StagedFile``, as ``postgres restore`` decodes a
+  dump and ``qdrant restore`` a snapshot: decoded while downloaded and
+  hashed, into a hidden file renamed to OUT when the sha256 matched);
 - ``get BUCKET KEY``: ``S3Storage.open_read`` to the end (the read alone);
 - ``get-ranged BUCKET KEY``: the same object as 8 MiB ranged GETs, 4 in
   flight (what a parallel download into the restore spool
@@ -85,6 +89,18 @@ def _seawall(mode: str, argv: list[str]) -> None:
             compression="zstd",
             precheck=mode == "restore",
         )
+        return
+    if mode == "restore-file":
+        from seawall.pipeline.staged import StagedFile
+
+        bucket, key, sha256, size, out = argv
+        keys = KeyRing.build(identity_files=[Path(os.environ["SEAWALL_BENCH_IDENTITY_FILE"])])
+        with StagedFile(Path(out)) as staged:
+            decode_to(
+                _storage(bucket), key, staged, keys,
+                expected_sha256=sha256, expected_size=int(size), compression="zstd",
+            )  # fmt: skip
+            staged.commit()
         return
     if mode == "get-ranged":
         from concurrent.futures import ThreadPoolExecutor
