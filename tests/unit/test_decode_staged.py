@@ -76,7 +76,8 @@ def test_decoded_into_place_in_one_read_without_a_spool(
         staged.commit()
     assert dest.read_bytes() == data and res.sha256 == sha and res.raw_size == len(data)
     assert storage.served == stored, f"served {storage.served} bytes of a {stored}-byte object"
-    assert seen and all(names == [staged.tmp.name] for names in seen), seen[:3]
+    # O_TMPFILE: while decoding there is no name at all in the directory
+    assert seen and all(names == [] for names in seen), seen[:3]
     assert os.listdir(out) == ["dump"]
     assert dest.stat().st_mode & 0o777 == 0o600
 
@@ -132,3 +133,53 @@ def test_a_bad_primary_copy_falls_through_to_the_mirror(tmp_path: Path) -> None:
         )  # fmt: skip
         staged.commit()
     assert dest.read_bytes() == data
+
+
+_KILLED_CHILD = """
+import sys
+from pathlib import Path
+from seawall.pipeline import KeyRing, decode_to
+from seawall.pipeline.staged import StagedFile
+from seawall.storage.local import LocalStorage
+
+class Paused(StagedFile):
+    def write(self, data):
+        n = super().write(data)
+        if self.size >= 2 << 20 and not getattr(self, "told", False):
+            self.told = True
+            print("writing", flush=True)
+            sys.stdin.readline()  # the parent kills us here, mid-decode
+        return n
+
+import os
+repo, sha, size, dest = sys.argv[1:]
+keys = KeyRing.build(identity=os.environ["SEAWALL_TEST_IDENTITY"])
+with Paused(Path(dest)) as staged:
+    decode_to(LocalStorage(Path(repo)), "a.zst.age", staged, keys,
+              expected_sha256=sha, expected_size=int(size))
+    staged.commit()
+"""
+
+
+def test_kill_9_mid_decode_leaves_nothing(tmp_path: Path) -> None:
+    """SIGKILL while decoded bytes are being written: the unnamed temporary
+    (O_TMPFILE) goes with the process, no name appears in the directory."""
+    import signal
+    import subprocess
+    import sys
+
+    storage = LocalStorage(tmp_path / "repo")
+    sha, stored = _store(storage, os.urandom(SIZES["large"]))
+    out = tmp_path / "out"
+    out.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_CHILD, str(tmp_path / "repo"), sha, str(stored),
+         str(out / "dump")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "SEAWALL_TEST_IDENTITY": SECRET},  # never in argv
+    )  # fmt: skip
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "writing"
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+    assert os.listdir(out) == [], "a killed restore left a file behind"

@@ -10,9 +10,11 @@ sha256 right (ADR 0016, addendum): one pass, download and decode
 overlapping, no spool of the encoded bytes. A stream consumer (psql, tar)
 cannot be held back like this and keeps the spool.
 
-The temporary is ``.<name>.partial-<random>`` in the destination's
-directory (same file system, so the rename is atomic), mode 0600, removed
-on every failure. :meth:`StagedFile.commit` refuses unless ``decode_to``
+The temporary is an unnamed file (``O_TMPFILE``, mode 0600) in the
+destination's directory, given its name by ``linkat`` at commit, so even a
+kill -9 leaves nothing; where the file system has no ``O_TMPFILE`` it is
+``.<name>.partial-<random>`` there, renamed at commit and removed on every
+failure. :meth:`StagedFile.commit` refuses unless ``decode_to``
 marked the content :meth:`checked <StagedFile.mark_checked>`, so a caller
 cannot publish bytes that were never compared with the manifest.
 """
@@ -30,6 +32,8 @@ from typing import Self
 from seawall.errors import StorageError
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: file systems without O_TMPFILE answer one of these: a named hidden file then
+_NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
 
 
 class StagedFile:
@@ -60,6 +64,7 @@ class StagedFile:
         self.tmp = dest.with_name(f".{dest.name}.partial-{secrets.token_hex(4)}")
         self._what = dest.name
         self._fd: int | None = None
+        self._anonymous = False
         self._checked: str | None = None
         self.size = 0
 
@@ -89,7 +94,15 @@ class StagedFile:
             if free < self.expected_size:
                 raise self._full(free)
         try:
-            self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                # no name at all until commit: a kill -9 leaves nothing behind
+                self._fd = os.open(where, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+                self._anonymous = True
+            except OSError as exc:
+                if exc.errno not in _NO_TMPFILE:
+                    raise
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+                self._fd = os.open(self.tmp, flags, 0o600)
         except OSError as exc:
             if exc.errno in _FULL:
                 raise self._full(None) from exc
@@ -136,8 +149,25 @@ class StagedFile:
             raise AssertionError(f"{self.dest}: decoded bytes were never checked against a sha256")
         assert self._fd is not None
         fd, self._fd = self._fd, None
-        os.close(fd)
-        os.rename(self.tmp, self.dest)
+        try:
+            if self._anonymous:
+                # linkat(AT_SYMLINK_FOLLOW) of the unnamed file: fails if dest exists.
+                # A dir_fd makes os.link call linkat (plain link() would not follow)
+                proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    os.link(str(fd), self.dest, src_dir_fd=proc, follow_symlinks=True)
+                finally:
+                    os.close(proc)
+            else:
+                os.rename(self.tmp, self.dest)
+        except OSError as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise StorageError(
+                f"cannot name the decoded file {self.dest} ({exc.strerror}); it must not exist "
+                "and its directory must be writable"
+            ) from exc
+        finally:
+            os.close(fd)
         return self.dest
 
     def discard(self) -> None:
