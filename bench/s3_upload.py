@@ -30,6 +30,8 @@ in the standard AWS environment variables (never argv), age keys in
   (``decode_to`` into a ``StagedFile``, as ``postgres restore`` decodes a
   dump and ``qdrant restore`` a snapshot: decoded while downloaded and
   hashed, into a hidden file renamed to OUT when the sha256 matched);
+  ``restore-file-ahead``: the same with the reader thread
+  (``decode.STAGED_READ_AHEAD``, measured and not taken);
 - ``get BUCKET KEY``: ``S3Storage.open_read`` to the end (the read alone);
 - ``get-ranged BUCKET KEY``: the same object as 8 MiB ranged GETs, 4 in
   flight (what a parallel download into the restore spool
@@ -90,8 +92,11 @@ def _seawall(mode: str, argv: list[str]) -> None:
             precheck=mode == "restore",
         )
         return
-    if mode == "restore-file":
+    if mode in ("restore-file", "restore-file-ahead"):
+        from seawall.pipeline import decode
         from seawall.pipeline.staged import StagedFile
+
+        decode.STAGED_READ_AHEAD = mode == "restore-file-ahead"
 
         bucket, key, sha256, size, out = argv
         keys = KeyRing.build(identity_files=[Path(os.environ["SEAWALL_BENCH_IDENTITY_FILE"])])

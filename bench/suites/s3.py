@@ -214,6 +214,8 @@ def run(ctx: Context) -> list[Row]:
         decoded = ctx.tmpdir("s3-restore-out") / "decoded"
         restore_file = [py, "-m", "bench.s3_upload", "restore-file", bucket, key, art_sha]
         restore_file.append(str(art_size))
+        restore_file_ahead = [*restore_file]
+        restore_file_ahead[3] = "restore-file-ahead"
 
         def into_file(stages: list[list[str]]) -> measure.RunResult:
             try:
@@ -274,6 +276,11 @@ def run(ctx: Context) -> list[Row]:
             Tool(
                 "seawall restore into a file (decoded while downloaded, named on match)",
                 lambda i: into_file([[*restore_file, str(decoded)]]),
+                rss="root",
+            ),
+            Tool(
+                "seawall restore into a file, reader thread ahead (not taken)",
+                lambda i: into_file([[*restore_file_ahead, str(decoded)]]),
                 rss="root",
             ),
             Tool(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from seawall.errors import VerificationError
-from seawall.pipeline import KeyRing, PipelineSpec, decode_to, store_stream
+from seawall.pipeline import KeyRing, PipelineSpec, decode, decode_to, store_stream
 from seawall.pipeline.keys import generate_identity
 from seawall.pipeline.spool import MEMORY_SPOOL
 from seawall.pipeline.staged import StagedFile
@@ -46,10 +46,12 @@ def _flip(path: Path, where: str) -> None:
         fh.write(bytes([byte[0] ^ 0x01]))
 
 
+@pytest.mark.parametrize("ahead", [False, True], ids=["one-thread", "reader-thread"])
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 def test_decoded_into_place_in_one_read_without_a_spool(
-    tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, size: int, ahead: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(decode, "STAGED_READ_AHEAD", ahead)
     # TMPDIR that cannot be used: the spool would fail, so none is made
     monkeypatch.setenv("TMPDIR", str(tmp_path / "no-such-dir"))
     storage = CountingStorage(tmp_path / "repo")
@@ -82,11 +84,13 @@ def test_decoded_into_place_in_one_read_without_a_spool(
     assert dest.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.parametrize("ahead", [False, True], ids=["one-thread", "reader-thread"])
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 def test_a_flipped_byte_leaves_nothing_at_the_destination(
-    tmp_path: Path, size: int, where: str
+    tmp_path: Path, size: int, where: str, ahead: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(decode, "STAGED_READ_AHEAD", ahead)
     storage = LocalStorage(tmp_path / "repo")
     sha, stored = _store(storage, os.urandom(size // 2) + b"z" * (size // 2))
     _flip(storage.path("a.zst.age"), where)

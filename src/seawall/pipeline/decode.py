@@ -146,6 +146,13 @@ def decode_to(
         )  # fmt: skip
 
 
+#: Read (and hash) the object in a thread ahead of the decoder. Off: measured
+#: slower from S3 (2 GiB: 57 s against 21 s for the same pass in one thread,
+#: docs/benchmarks.md session 7): the reader thread gives up the GIL at every
+#: socket read and waits for the decoding thread to hand it back.
+STAGED_READ_AHEAD = False
+
+
 def _decode_staged(
     storage: Storage,
     key: str,
@@ -173,6 +180,12 @@ def _decode_staged(
             check_stored_size(repo, key, expected_size)
         sink.reset()
         with repo.open_read(key) as raw:
+            if not STAGED_READ_AHEAD:
+                result = _decode(
+                    raw, sink, keys, key, compression, progress, size=expected_size,
+                    expected_sha256=expected_sha256,
+                )  # fmt: skip
+                return
             hashed = CountingReader(raw)
             ahead = PrefetchReader(hashed)  # type: ignore[arg-type]
             try:
