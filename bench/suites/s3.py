@@ -214,8 +214,11 @@ def run(ctx: Context) -> list[Row]:
         decoded = ctx.tmpdir("s3-restore-out") / "decoded"
         restore_file = [py, "-m", "bench.s3_upload", "restore-file", bucket, key, art_sha]
         restore_file.append(str(art_size))
-        restore_file_ahead = [*restore_file]
-        restore_file_ahead[3] = "restore-file-ahead"
+
+        def restore_file_mode(mode: str) -> list[str]:
+            argv = [*restore_file, str(decoded)]
+            argv[3] = mode
+            return argv
 
         def into_file(stages: list[list[str]]) -> measure.RunResult:
             try:
@@ -279,8 +282,13 @@ def run(ctx: Context) -> list[Row]:
                 rss="root",
             ),
             Tool(
-                "seawall restore into a file, reader thread ahead (not taken)",
-                lambda i: into_file([[*restore_file_ahead, str(decoded)]]),
+                "seawall restore into a file, one thread (no reader thread)",
+                lambda i: into_file([[*restore_file_mode("restore-file-one-thread")]]),
+                rss="root",
+            ),
+            Tool(
+                "seawall restore into a file as before (spool, then decode into it)",
+                lambda i: into_file([[*restore_file_mode("restore-file-spooled")]]),
                 rss="root",
             ),
             Tool(
@@ -300,7 +308,7 @@ def run(ctx: Context) -> list[Row]:
         _with_rate(got, art_mib)
         apply_baseline(got)
         _vs_fastest_peer(got[:4], "seawall restore read (one read")
-        _vs_fastest_peer(got[7:], "seawall restore into a file")
+        _vs_fastest_peer(got[7:], "seawall restore into a file (decoded")
         rows += got
     if "import" in parts:
         imports = [

@@ -146,11 +146,11 @@ def decode_to(
         )  # fmt: skip
 
 
-#: Read (and hash) the object in a thread ahead of the decoder. Off: measured
-#: slower from S3 (2 GiB: 57 s against 21 s for the same pass in one thread,
-#: docs/benchmarks.md session 7): the reader thread gives up the GIL at every
-#: socket read and waits for the decoding thread to hand it back.
-STAGED_READ_AHEAD = False
+#: Read (and hash) the object in a thread ahead of the decoder (socket reads
+#: and sha256 release the GIL). The bench's row without it (one thread) was
+#: slower in the same run: 66 s against 55 s for 2 GiB from S3 on a loaded
+#: machine (docs/benchmarks.md, session 7); False is kept for that row.
+STAGED_READ_AHEAD = True
 
 
 def _decode_staged(
