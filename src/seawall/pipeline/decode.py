@@ -147,9 +147,9 @@ def decode_to(
 
 
 #: Read (and hash) the object in a thread ahead of the decoder (socket reads
-#: and sha256 release the GIL). The bench's row without it (one thread) was
-#: slower in the same run: 66 s against 55 s for 2 GiB from S3 on a loaded
-#: machine (docs/benchmarks.md, session 7); False is kept for that row.
+#: and sha256 release the GIL). Without it (one thread) 2 GiB from S3 took
+#: 26.3 s against 19.4 s in the same run (docs/benchmarks.md, session 7);
+#: False is kept for that bench row.
 STAGED_READ_AHEAD = True
 
 
