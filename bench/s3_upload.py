@@ -29,6 +29,14 @@ in the standard AWS environment variables (never argv), age keys in
 - ``restore-stream BUCKET KEY SHA256 SIZE``: one streaming read with no
   check before decoding (``precheck=False``, as ``qdrant verify`` calls it:
   the sha256 checked at the end; the floor for a one-read restore);
+- ``restore-file BUCKET KEY SHA256 SIZE OUT``: seawall's restore into a file
+  (``decode_to`` into a ``StagedFile``, as ``postgres restore`` decodes a
+  dump and ``qdrant restore`` a snapshot: decoded while downloaded and
+  hashed, into a hidden file renamed to OUT when the sha256 matched);
+  ``restore-file-one-thread``: the same without the reader thread
+  (``decode.STAGED_READ_AHEAD = False``);
+  ``restore-file-spooled``: into a plain file through the spool, as a file
+  destination was restored before session 7 (the same run's "before");
 - ``get BUCKET KEY``: ``S3Storage.open_read`` to the end (the read alone);
 - ``get-ranged BUCKET KEY``: the same object as 8 MiB ranged GETs, 4 in
   flight (what a parallel download into the restore spool
@@ -91,6 +99,31 @@ def _seawall(mode: str, argv: list[str]) -> None:
             compression="zstd",
             precheck=mode == "restore",
         )
+        return
+    if mode == "restore-file-spooled":
+        # what a file destination got before session 7: the spool, then decode into the file
+        bucket, key, sha256, size, out = argv
+        keys = KeyRing.build(identity_files=[Path(os.environ["SEAWALL_BENCH_IDENTITY_FILE"])])
+        with open(out, "xb") as fh:
+            decode_to(
+                _storage(bucket), key, fh, keys,
+                expected_sha256=sha256, expected_size=int(size), compression="zstd",
+            )  # fmt: skip
+        return
+    if mode in ("restore-file", "restore-file-one-thread"):
+        from seawall.pipeline import decode
+        from seawall.pipeline.staged import StagedFile
+
+        decode.STAGED_READ_AHEAD = mode == "restore-file"
+
+        bucket, key, sha256, size, out = argv
+        keys = KeyRing.build(identity_files=[Path(os.environ["SEAWALL_BENCH_IDENTITY_FILE"])])
+        with StagedFile(Path(out)) as staged:
+            decode_to(
+                _storage(bucket), key, staged, keys,
+                expected_sha256=sha256, expected_size=int(size), compression="zstd",
+            )  # fmt: skip
+            staged.commit()
         return
     if mode == "get-ranged":
         from concurrent.futures import ThreadPoolExecutor

@@ -18,7 +18,10 @@ so the shared machine's drift hits every row alike:
   with zstd + age beside ``zstd -3 -T0 | age -r | s5cmd pipe`` (**baseline**);
 - ``restore``: the uploaded artifact back through seawall's restore read path
   (with and without the separate sha256 pass) beside
-  ``s5cmd cat | age -d | zstd -d`` (**baseline**), and the bare reads;
+  ``s5cmd cat | age -d | zstd -d`` (**baseline**), and the bare reads; then
+  into a file (what ``postgres restore`` does with a dump and ``qdrant
+  restore`` with a snapshot): seawall decoding while downloading into a
+  hidden file renamed on a sha256 match, beside ``... | zstd -d -o FILE``;
 - ``import``: ``python -c "import X"`` wall for sys, boto3, obstore,
   ``seawall.storage.s3`` (median of 5).
 
@@ -211,6 +214,24 @@ def run(ctx: Context) -> list[Row]:
         key = "restore/backup.zst.age"
         measure.run([[*s5cmd, "cp", str(artifact), f"s3://{bucket}/{key}"]], env=env, timeout=1800)
         ident = str(keyfile)
+        decoded = ctx.tmpdir("s3-restore-out") / "decoded"
+        restore_file = [py, "-m", "bench.s3_upload", "restore-file", bucket, key, art_sha]
+        restore_file.append(str(art_size))
+
+        def restore_file_mode(mode: str) -> list[str]:
+            argv = [*restore_file, str(decoded)]
+            argv[3] = mode
+            return argv
+
+        def into_file(stages: list[list[str]]) -> measure.RunResult:
+            try:
+                result = timed(stages)
+                if result.ok and decoded.stat().st_size != size_mb * MIB:
+                    raise RuntimeError(f"{decoded}: {decoded.stat().st_size} bytes decoded")
+                return result
+            finally:
+                decoded.unlink(missing_ok=True)
+
         group = [
             py_tool(
                 "seawall restore read (one read into the spool, sha256, decode)",
@@ -256,11 +277,41 @@ def run(ctx: Context) -> list[Row]:
                 lambda i: timed([[*s5cmd, "cat", f"s3://{bucket}/{key}"]]),
                 unavailable=s5_missing,
             ),
+            # into a file, as pg_restore -j's dump and a Qdrant snapshot are
+            # decoded (ADR 0016 addendum); the file is removed after each run, untimed
+            Tool(
+                "seawall restore into a file (decoded while downloaded, named on match)",
+                lambda i: into_file([[*restore_file, str(decoded)]]),
+                rss="root",
+            ),
+            Tool(
+                "seawall restore into a file, one thread (no reader thread)",
+                lambda i: into_file([[*restore_file_mode("restore-file-one-thread")]]),
+                rss="root",
+            ),
+            Tool(
+                "seawall restore into a file as before (spool, then decode into it)",
+                lambda i: into_file([[*restore_file_mode("restore-file-spooled")]]),
+                rss="root",
+            ),
+            Tool(
+                "s5cmd cat | age -d | zstd -d -o FILE",
+                lambda i: into_file(
+                    [
+                        [*s5cmd, "cat", f"s3://{bucket}/{key}"],
+                        ["age", "-d", "-i", ident],
+                        ["zstd", "-d", "-q", "-f", "-o", str(decoded)],
+                    ]
+                ),
+                rss="max",
+                unavailable=s5_missing,
+            ),
         ]
         got = interleaved_rows(SUITE, group, ctx.opts.repeat)
         _with_rate(got, art_mib)
         apply_baseline(got)
         _vs_fastest_peer(got[:4], "seawall restore read (one read")
+        _vs_fastest_peer(got[7:], "seawall restore into a file (decoded")
         rows += got
     if "import" in parts:
         imports = [

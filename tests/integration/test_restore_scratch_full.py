@@ -1,10 +1,12 @@
-"""The restore spool on a disk that is too small or fills up: one line, exit 7.
+"""The restore's scratch space on a disk that is too small or fills up: one line, exit 7.
 
 ``decode_to`` reads each object once into a spool in ``TMPDIR`` before
-decoding it (issue 14). Real conditions only: a tmpfs of our own as
-``TMPDIR``, too small from the start (refused before the first byte is
-read), or filled by another writer while the object is spooled (the
-kernel's ENOSPC). Either way nothing reaches the sink and nothing is left
+decoding it into a stream (issue 14), or decodes it while reading into a
+hidden file beside a file destination (:class:`StagedFile`, ADR 0016
+addendum). Real conditions only: a tmpfs of our own, too small from the
+start (refused before the first byte is read), or filled by another writer
+while the object is read (the kernel's ENOSPC). Either way nothing reaches
+the sink, nothing appears under the destination's name and nothing is left
 in the scratch directory.
 """
 
@@ -25,6 +27,7 @@ from seawall.errors import StorageError
 from seawall.pipeline import KeyRing, PipelineSpec, decode_to, store_stream
 from seawall.pipeline.keys import generate_identity
 from seawall.pipeline.spool import MEMORY_SPOOL
+from seawall.pipeline.staged import StagedFile
 from seawall.storage.local import LocalStorage
 from tests.conftest import run_seawall
 from tests.integration.postgres_logical.helpers import manifests, seawall_env
@@ -128,6 +131,59 @@ def test_scratch_filling_up_while_spooling(
     assert len(out.getvalue()) == 8 * MIB
 
 
+def test_staged_destination_too_small_is_refused_before_reading(
+    tmp_path: Path, tmpfs: Callable[[str], Path]
+) -> None:
+    scratch = tmpfs("2m")
+    storage, sha, size = _stored(tmp_path / "repo", 6)
+    opened: list[str] = []
+    real_open = storage.open_read
+
+    def open_read(key: str) -> BinaryIO:
+        opened.append(key)
+        return real_open(key)
+
+    storage.open_read = open_read  # type: ignore[method-assign]
+    with pytest.raises(StorageError) as err, StagedFile(scratch / "dump", 6 * MIB) as staged:
+        decode_to(storage, "a.zst.age", staged, KEYS, expected_sha256=sha, expected_size=size)
+    line = str(err.value)
+    assert err.value.exit_code == 7 and "\n" not in line
+    assert line.startswith("no room to decode dump") and str(scratch) in line, line
+    assert str(6 * MIB) in line and "TMPDIR" in line, line
+    assert opened == [] and os.listdir(scratch) == []
+
+
+def test_staged_destination_filling_up_while_decoding(
+    tmp_path: Path, tmpfs: Callable[[str], Path]
+) -> None:
+    """Room at the check, then another writer takes it: the kernel's ENOSPC
+    mid-decode, one line; the hidden temporary is removed, no ``dump`` appears."""
+    scratch = tmpfs("12m")
+    storage, sha, size = _stored(tmp_path / "repo", 8)
+    real_open = storage.open_read
+
+    def open_read(key: str) -> BinaryIO:
+        free = os.statvfs(scratch).f_bavail * os.statvfs(scratch).f_frsize
+        with open(scratch / "other-writer", "wb") as fh:
+            fh.write(b"\0" * (free - MIB))
+        return real_open(key)
+
+    storage.open_read = open_read  # type: ignore[method-assign]
+    with pytest.raises(StorageError) as err, StagedFile(scratch / "dump", 8 * MIB) as staged:
+        decode_to(storage, "a.zst.age", staged, KEYS, expected_sha256=sha, expected_size=size)
+    line = str(err.value)
+    assert err.value.exit_code == 7 and "\n" not in line
+    assert line.startswith("no room to decode dump") and str(scratch) in line, line
+    assert os.listdir(scratch) == ["other-writer"]
+    (scratch / "other-writer").unlink()
+    # the control: with the room back, the same decode lands under its name
+    storage.open_read = real_open  # type: ignore[method-assign]
+    with StagedFile(scratch / "dump", 8 * MIB) as staged:
+        decode_to(storage, "a.zst.age", staged, KEYS, expected_sha256=sha, expected_size=size)
+        staged.commit()
+    assert (scratch / "dump").stat().st_size == 8 * MIB
+
+
 def test_postgres_restore_with_full_scratch_is_one_line(
     pg: PgCluster, backup_dir: Path, tmpfs: Callable[[str], Path]
 ) -> None:
@@ -158,7 +214,9 @@ def test_postgres_restore_with_full_scratch_is_one_line(
     assert res.returncode == 7, (res.returncode, res.stderr)
     plain = [ln for ln in res.stderr.splitlines() if not _is_json(ln)]
     assert len(plain) == 1, res.stderr
-    assert plain[0].startswith("seawall: error: no room to spool"), plain[0]
+    # the dump is decoded into TMPDIR while downloaded (ADR 0016 addendum):
+    # refused before the first byte, as its raw_size does not fit
+    assert plain[0].startswith("seawall: error: no room to decode dump"), plain[0]
     assert str(scratch) in plain[0] and "TMPDIR" in plain[0]
     assert "Traceback" not in res.stderr
     assert pg.psql("SELECT count(*) FROM pg_database WHERE datname = 'copy'").strip() == "0"

@@ -35,7 +35,7 @@ class CountingReader(PullReader):
 
     def __init__(
         self,
-        src: BinaryIO,
+        src: BinaryIO | PullReader,
         progress: Progress | None = None,
         hashing: bool = True,
         prefix: bytes = b"",

@@ -35,7 +35,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import secrets
 import shutil
@@ -43,7 +42,7 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from seawall.catalog.models import Artifact, Manifest
 from seawall.catalog.naming import encode_segment
@@ -52,11 +51,11 @@ from seawall.errors import (
     ConfigError,
     NotFoundError,
     RefusedError,
-    StorageError,
     VerificationError,
 )
 from seawall.log import get_logger
 from seawall.pipeline.decode import decode_to
+from seawall.pipeline.staged import StagedFile
 from seawall.qdrant import scratch
 from seawall.qdrant.aliases import restore_aliases
 from seawall.qdrant.client import QdrantClient, url_path
@@ -114,50 +113,34 @@ def check_version(snapshot_version: str | None, server_version: str) -> None:
         )
 
 
-class _Sink:
-    def __init__(self, fh: Any) -> None:
-        self.fh = fh
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.fh.write(data)
-        self.hash.update(data)
-        self.size += len(data)
-        return len(data)
-
-
 def decode_artifact(ctx: Context, source: BackupSource, art: Artifact, dest: Path) -> str:
     """Decode one artifact to ``dest``; returns its sha256 (checked against the manifest).
 
-    Written under a hidden temporary name beside ``dest`` and renamed only
+    Decoded while it is downloaded and hashed, under a hidden temporary name
+    beside ``dest`` (:class:`StagedFile`, ADR 0016 addendum), renamed only
     once every check passed: a corrupt artifact, an error or a kill never
     leaves a file at ``dest`` (``--output``) that looks like a decoded snapshot.
     """
-    tmp = dest.with_name(f".{dest.name}.partial-{secrets.token_hex(4)}")
-    try:
-        try:
-            with tmp.open("xb") as fh:
-                sink = _Sink(fh)
-                decode_to(
-                    source.storage, source.key(art.name), sink, ctx.keys,
-                    expected_sha256=art.sha256, expected_size=art.stored_size,
-                )  # fmt: skip
-        except OSError as exc:
-            raise StorageError(
-                f"cannot write the decoded snapshot to {dest}: {exc.strerror}"
-            ) from exc
-        digest = sink.hash.hexdigest()
+    with StagedFile(
+        dest,
+        art.raw_size,
+        raw_hash=True,
+        fix="free space there or choose another destination",
+        unusable_fix="choose a writable destination",
+    ) as staged:
+        decode_to(
+            source.storage, source.key(art.name), staged, ctx.keys,
+            expected_sha256=art.sha256, expected_size=art.stored_size,
+        )  # fmt: skip
+        assert staged.raw_hash is not None
+        digest = staged.raw_hash.hexdigest()
         expected = art.raw_sha256
         if expected and digest != expected:
             raise VerificationError(
                 f"{art.name}: decoded snapshot sha256 differs from the manifest; the backup is "
                 "corrupt"
             )
-        tmp.rename(dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        staged.commit()
     return digest
 
 

@@ -1,5 +1,9 @@
 """Restore from S3 downloads each object once, and a flipped byte reaches no sink (issue 14).
 
+Both ways ``decode_to`` reads: into a spool before decoding into a stream,
+and decoding while downloading into a hidden file named only once the
+sha256 matched (``StagedFile``, ADR 0016 addendum).
+
 Against a real SeaweedFS. The GetObject requests are counted with a
 botocore hook on seawall's own client: the pre-pass ``decode_to`` made two
 (one to hash, one to decode), so ``test_an_intact_object_is_downloaded_once``
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +22,7 @@ from seawall.errors import VerificationError
 from seawall.pipeline import KeyRing, PipelineSpec, decode_to, store_stream
 from seawall.pipeline.keys import generate_identity
 from seawall.pipeline.spool import MEMORY_SPOOL
+from seawall.pipeline.staged import StagedFile
 from seawall.storage.s3 import RetryPolicy, S3Storage
 from tests.integration.storage.conftest import new_bucket
 from tests.support.s3server import S3Server
@@ -92,3 +98,54 @@ def test_a_flipped_byte_reaches_no_sink(s3_server: S3Server, size: int, where: s
         )  # fmt: skip
     assert err.value.exit_code == 3
     assert sink.size == 0, f"{sink.size} bytes of a tampered object reached the sink"
+
+
+def _flipped(server: S3Server, storage: S3Storage, where: str) -> None:
+    stored = bytearray(storage.read_bytes("a.zst.age"))
+    pos = {"first": 0, "middle": len(stored) // 2, "last": len(stored) - 1}[where]
+    stored[pos] ^= 0x01
+    server.client().put_object(Bucket=storage.bucket, Key="repo/a.zst.age", Body=bytes(stored))
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_decoding_into_a_file_is_one_get_and_no_spool(
+    s3_server: S3Server, size: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file destination (ADR 0016 addendum): decoded while downloaded, one
+    GetObject, no spool (TMPDIR unusable), the file named only at commit."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "no-such-dir"))
+    storage = _storage(s3_server)
+    data = os.urandom(size)
+    res = store_stream(io.BytesIO(data), storage, "a.zst.age", PipelineSpec(keys=KEYS))
+    gets = _gets(storage)
+    dest = tmp_path / "dump"
+    with StagedFile(dest, len(data)) as staged:
+        decode_to(
+            storage, "a.zst.age", staged, KEYS,
+            expected_sha256=res.sha256, expected_size=res.stored_size, compression="zstd",
+        )  # fmt: skip
+        assert not dest.exists()
+        staged.commit()
+    assert dest.read_bytes() == data
+    assert gets == ["GetObject"], f"{len(gets)} GetObject requests for one restore"
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_a_flipped_byte_leaves_no_decoded_file(
+    s3_server: S3Server, size: int, where: str, tmp_path: Path
+) -> None:
+    storage = _storage(s3_server)
+    data = os.urandom(size // 2) + b"z" * (size // 2)
+    res = store_stream(io.BytesIO(data), storage, "a.zst.age", PipelineSpec(keys=KEYS))
+    _flipped(s3_server, storage, where)
+    out = tmp_path / "out"
+    out.mkdir()
+    with StagedFile(out / "dump") as staged:
+        with pytest.raises(VerificationError, match="sha256 mismatch") as err:
+            decode_to(
+                storage, "a.zst.age", staged, KEYS,
+                expected_sha256=res.sha256, expected_size=res.stored_size, compression="zstd",
+            )  # fmt: skip
+        assert err.value.exit_code == 3 and not staged.checked
+    assert os.listdir(out) == [], "bytes of a tampered object were left behind"

@@ -8,13 +8,15 @@ rename fails the old one is renamed back.
 
 ``pg_restore -j`` needs a seekable file, so a custom-format archive is first
 decoded into a scratch directory (``TMPDIR``, default /tmp; it needs room
-for the uncompressed dump) which is always removed afterwards. A plain SQL
-dump (the operators' old ``*.sql.gz``) streams straight into psql.
+for the uncompressed dump) which is always removed afterwards. The dump of
+a backup with a manifest is decoded while it is downloaded and hashed, into
+a hidden file there that gets its name only once the sha256 matched (ADR
+0016, addendum): no spool, one read. A plain SQL dump without a manifest
+(the operators' old ``*.sql.gz``) streams straight into psql.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import shutil
@@ -30,10 +32,13 @@ from seawall.errors import (
     NotFoundError,
     RefusedError,
     SeawallError,
+    StorageError,
     VerificationError,
 )
 from seawall.log import get_logger
 from seawall.pipeline.decode import decode_to, sniff_encryption
+from seawall.pipeline.spool import spool_dir
+from seawall.pipeline.staged import StagedFile
 from seawall.postgres.logical import dblocale, server
 from seawall.postgres.logical.dumpscan import archive_tablespaces
 from seawall.postgres.logical.select import BackupSource
@@ -130,8 +135,6 @@ class _SwitchSink:
         self._head = b""
         self.file: BinaryIO | None = None
         self.psql: PsqlScript | None = None
-        #: set by the caller when the manifest has a raw sha256 to compare with
-        self.hash: hashlib._Hash | None = None
 
     @property
     def is_archive(self) -> bool:
@@ -152,8 +155,6 @@ class _SwitchSink:
             self.psql.write(data)
 
     def write(self, data: bytes) -> int:
-        if self.hash is not None:
-            self.hash.update(data)
         if self.file is None and self.psql is None:
             self._head += data
             if len(self._head) >= len(PGDMP_MAGIC):
@@ -188,19 +189,31 @@ def _decode_into(
     sink: _SwitchSink,
     progress: Callable[[int], None] | None,
 ) -> None:
-    """Decode the dump (checked against the manifest when there is one) into ``sink``."""
-    if source.manifest is None:
-        assert source.foreign_key is not None
-        with source.storage.open_read(source.foreign_key) as fh:
-            head = fh.read(16)
-        if sniff_encryption(head) == "openssl":
-            # Legacy `openssl enc` (CBC) has no MAC: a wrong key is only noticed
-            # at the last block (padding) or by the gzip CRC, after garbage has
-            # been streamed. Decode once to nowhere first, so nothing unchecked
-            # ever reaches psql.
-            decode_to(source.storage, source.foreign_key, _NullSink(), ctx.keys)
-        decode_to(source.storage, source.foreign_key, sink, ctx.keys, progress=progress)
-        return
+    """Decode a foreign dump (no manifest: the operators' old files) into ``sink``."""
+    assert source.foreign_key is not None
+    with source.storage.open_read(source.foreign_key) as fh:
+        head = fh.read(16)
+    if sniff_encryption(head) == "openssl":
+        # Legacy `openssl enc` (CBC) has no MAC: a wrong key is only noticed
+        # at the last block (padding) or by the gzip CRC, after garbage has
+        # been streamed. Decode once to nowhere first, so nothing unchecked
+        # ever reaches psql.
+        decode_to(source.storage, source.foreign_key, _NullSink(), ctx.keys)
+    decode_to(source.storage, source.foreign_key, sink, ctx.keys, progress=progress)
+
+
+def _decode_checked(
+    ctx: Context, source: BackupSource, dest: Path, progress: Callable[[int], None] | None
+) -> Path:
+    """Decode the dump of a backup with a manifest to ``dest`` (ADR 0016, addendum).
+
+    Decoded while it is downloaded and hashed, into a hidden file beside
+    ``dest`` that is renamed to ``dest`` only once the stored sha256 (and the
+    raw sha256, when the manifest has one) matched: pg_restore or psql never
+    see a byte of a corrupt artifact, and the object is read once, with no
+    spool of the encoded bytes.
+    """
+    assert source.manifest is not None
     art = source.manifest.artifact("dump")
     if art is None:
         raise VerificationError(f"{source.label}: the manifest lists no dump artifact")
@@ -209,15 +222,46 @@ def _decode_into(
         raise NotFoundError(
             f"{source.label}: artifact {art.name} is missing; the backup is incomplete"
         )
-    if art.raw_sha256:
-        sink.hash = hashlib.sha256()
-    decode_to(
-        source.storage, key, sink, ctx.keys,
-        expected_sha256=art.sha256, expected_size=art.stored_size,
-        compression=art.compression, progress=progress,
-    )  # fmt: skip
-    if sink.hash is not None and sink.hash.hexdigest() != art.raw_sha256:
-        raise VerificationError(f"{source.label}: dump decodes to different bytes than were dumped")
+    with StagedFile(dest, art.raw_size, raw_hash=bool(art.raw_sha256)) as staged:
+        decode_to(
+            source.storage, key, staged, ctx.keys,
+            expected_sha256=art.sha256, expected_size=art.stored_size,
+            compression=art.compression, progress=progress,
+        )  # fmt: skip
+        if staged.raw_hash is not None and staged.raw_hash.hexdigest() != art.raw_sha256:
+            raise VerificationError(
+                f"{source.label}: dump decodes to different bytes than were dumped"
+            )
+        return staged.commit()
+
+
+def _psql_from_file(psql: PsqlScript, path: Path) -> None:
+    """Stream a checked plain SQL dump into psql."""
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                psql.write(chunk)
+        psql.finish()
+    except BaseException:
+        psql.kill()
+        raise
+
+
+def _scratch_dir() -> Path:
+    """A private directory in ``TMPDIR`` itself for the decoded dump.
+
+    Not ``tempfile.mkdtemp()`` alone: when ``TMPDIR`` cannot take a test file
+    (full, read-only) Python silently falls back to /tmp, and the dump would
+    land on a disk the operator did not choose.
+    """
+    where = spool_dir()
+    try:
+        return Path(tempfile.mkdtemp(prefix="seawall-restore-", dir=where))
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create scratch space for the restore in {where} ({exc.strerror}); "
+            "set TMPDIR to a writable directory with room for the decoded dump"
+        ) from exc
 
 
 def restore(
@@ -245,7 +289,7 @@ def restore(
             )
         version_num = server.server_version_num(conn)
         major = version_num // 10000
-    workdir = Path(tempfile.mkdtemp(prefix="seawall-restore-"))
+    workdir = _scratch_dir()
     try:
         notes: list[str] = []
         if with_globals:
@@ -257,14 +301,22 @@ def restore(
             info = source.manifest.postgres if source.manifest is not None else None
             dblocale.create_like(conn, tmp, info, version_num)
             try:
-                sink = _SwitchSink(workdir / "dump", lambda: psql.spawn_script(tmp))
-                try:
-                    _decode_into(ctx, source, sink, progress)
-                    sink.finish()
-                except BaseException:
-                    sink.abort()
-                    raise
-                if sink.is_archive:
+                if source.manifest is not None:
+                    dump = _decode_checked(ctx, source, workdir / "dump", progress)
+                    with open(dump, "rb") as fh:
+                        is_archive = fh.read(len(PGDMP_MAGIC)) == PGDMP_MAGIC
+                    if not is_archive:
+                        _psql_from_file(psql.spawn_script(tmp), dump)
+                else:
+                    sink = _SwitchSink(workdir / "dump", lambda: psql.spawn_script(tmp))
+                    try:
+                        _decode_into(ctx, source, sink, progress)
+                        sink.finish()
+                    except BaseException:
+                        sink.abort()
+                        raise
+                    dump, is_archive = sink.path, sink.is_archive
+                if is_archive:
                     pg_restore = PgRestore(
                         server.tool_path(
                             ctx.settings,
@@ -275,10 +327,10 @@ def restore(
                     )
                     tool_version = pg_restore.version()
                     if not no_tablespaces:
-                        check_tablespaces(conn, sink.path)
-                    jobs = effective_jobs(pg_restore.list_file(sink.path), jobs)
+                        check_tablespaces(conn, dump)
+                    jobs = effective_jobs(pg_restore.list_file(dump), jobs)
                     pg_restore.restore(
-                        sink.path, tmp, jobs=jobs, no_owner=no_owner, no_tablespaces=no_tablespaces
+                        dump, tmp, jobs=jobs, no_owner=no_owner, no_tablespaces=no_tablespaces
                     )
                 _swap(conn, tmp, target_db, replace=exists)
             except BaseException:
@@ -290,7 +342,7 @@ def restore(
         return RestoreResult(
             target_db=target_db,
             replaced=exists,
-            format="custom" if sink.is_archive else "plain",
+            format="custom" if is_archive else "plain",
             globals_restored=with_globals,
             pg_restore=tool_version,
             notes=notes,
