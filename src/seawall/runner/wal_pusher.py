@@ -37,12 +37,12 @@ wal-push does after a miss, so the two never push one segment at once.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sys
 import threading
 import time
 
+from seawall.postgres.wal.detached import hold_lock
 from seawall.postgres.wal.pushahead import (
     LOCK,
     PUSHING,
@@ -85,15 +85,7 @@ class Pusher:
 
     def lock(self) -> int | None:
         """Hold ``.lock`` (None: another pusher does)."""
-        fd = os.open(
-            LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.fd
-        )
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return None
-        return fd
+        return hold_lock(self.fd, LOCK)
 
     def clean_temporaries(self) -> None:
         """What a killed pusher left: marker temporaries, and ``.<seg>.pushing`` files

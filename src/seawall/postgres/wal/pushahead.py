@@ -250,24 +250,11 @@ class Spool:
         return True
 
     def start_pusher(self) -> None:
-        """Start a detached pusher (its own session, no stdio): it outlives this call."""
-        import sys
+        """Start a detached pusher (its own session, no stdio): it outlives this call;
+        none started means every push is done in the foreground."""
+        from seawall.postgres.wal.detached import spawn_detached
 
-        devnull = os.devnull
-        try:  # noqa: SIM105 - contextlib would be one more import on the hot path
-            os.posix_spawn(
-                sys.executable,
-                [sys.executable, "-m", DAEMON_MODULE, self.path],
-                os.environ,
-                setsid=True,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
-                ],
-            )
-        except OSError:
-            pass  # no pusher; every push still works in the foreground
+        spawn_detached(DAEMON_MODULE, self.path)
 
 
 def already_pushed(path: str) -> bool:

@@ -176,21 +176,8 @@ class Spool:
             pass
 
     def start_reader(self) -> None:
-        """Start a detached reader (its own session, no stdio): it outlives this call."""
-        import sys
+        """Start a detached reader (its own session, no stdio): it outlives this call;
+        none started means no read-ahead, and every fetch still works."""
+        from seawall.postgres.wal.detached import spawn_detached
 
-        devnull = os.devnull
-        try:  # noqa: SIM105 - contextlib would be one more import on the hot path
-            os.posix_spawn(
-                sys.executable,
-                [sys.executable, "-m", DAEMON_MODULE, self.path],
-                os.environ,
-                setsid=True,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
-                ],
-            )
-        except OSError:
-            pass  # no read-ahead; every fetch still works
+        spawn_detached(DAEMON_MODULE, self.path)

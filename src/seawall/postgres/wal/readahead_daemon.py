@@ -33,13 +33,13 @@ before taking anything from it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sys
 import time
 from pathlib import Path
 
 from seawall.postgres.physical.prefetch import SpoolDir
+from seawall.postgres.wal.detached import hold_lock
 from seawall.postgres.wal.readahead import LOCK, REQUESTED
 from seawall.walcore.names import parse_wal_name, segment_name
 
@@ -74,15 +74,7 @@ class Reader(SpoolDir):
 
     def lock(self) -> int | None:
         """Hold ``.lock`` (None: another reader does)."""
-        fd = os.open(
-            LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.fd
-        )
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return None
-        return fd
+        return hold_lock(self.fd, LOCK)
 
     def targets(self) -> list[str]:
         """N, N+1 … N+k for the segment N last requested (empty if none yet).
