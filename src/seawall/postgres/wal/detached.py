@@ -49,3 +49,25 @@ def hold_lock(dir_fd: int, name: str) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def open_private_dir(path: str, *, create: bool = True) -> int | None:
+    """A descriptor of the spool directory ``path``, made (0700) if missing and ``create``;
+    None when it is unusable: missing, a symlink, another owner's, open to others,
+    or not creatable. Both spools are optimisations, so they step aside rather than fail."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            if not create:
+                return None
+            os.mkdir(path, 0o700)
+            fd = os.open(path, flags)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        os.close(fd)
+        return None
+    return fd

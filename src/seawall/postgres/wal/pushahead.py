@@ -57,7 +57,6 @@ REQUESTED = ".requested"
 PUSHING = ".pushing"
 DAEMON_MODULE = "seawall.runner.wal_pusher"
 MARKER_MAGIC = "seawall-pushed 1"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _HEX = frozenset("0123456789ABCDEF")
 
 
@@ -113,22 +112,11 @@ class Spool:
     def open(cls, segment_path: str, *, create: bool = True) -> Spool | None:
         """The spool beside ``segment_path``, created (0700) if needed; None if unusable
         (not a directory of ours, read-only, missing): the foreground push then works alone."""
+        from seawall.postgres.wal.detached import open_private_dir
+
         path = spool_path(segment_path)
-        try:
-            try:
-                fd = os.open(path, _DIR_FLAGS)
-            except FileNotFoundError:
-                if not create:
-                    return None
-                os.mkdir(path, 0o700)
-                fd = os.open(path, _DIR_FLAGS)
-        except OSError:
-            return None
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            os.close(fd)
-            return None
-        return cls(path, fd)
+        fd = open_private_dir(path, create=create)
+        return None if fd is None else cls(path, fd)
 
     def close(self) -> None:
         os.close(self.fd)

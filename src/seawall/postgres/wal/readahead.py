@@ -45,7 +45,6 @@ REQUESTED = ".requested"
 DAEMON_MODULE = "seawall.postgres.wal.readahead_daemon"
 #: longest wait for a segment the reader is decoding (seconds); then wal-fetch decodes it
 WAIT_FOR_READER = 5.0
-_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def spool_path(dest: str) -> str:
@@ -67,20 +66,11 @@ class Spool:
         Unusable: not a directory of ours (a symlink, another owner): the
         read-ahead is an optimisation and stays out of the way.
         """
+        from seawall.postgres.wal.detached import open_private_dir
+
         path = spool_path(dest)
-        try:
-            try:
-                fd = os.open(path, _FLAGS)
-            except FileNotFoundError:
-                os.mkdir(path, 0o700)
-                fd = os.open(path, _FLAGS)
-        except OSError:
-            return None
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            os.close(fd)
-            return None
-        return cls(path, fd)
+        fd = open_private_dir(path)
+        return None if fd is None else cls(path, fd)
 
     def close(self) -> None:
         os.close(self.fd)
