@@ -151,12 +151,14 @@ class ContentStats(_Model):
     checksum_method: str | None = None
     #: 1: checksums in the table's own column order, which a restore may
     #: change (verify cannot decide such tables); 2: ``TableStats.columns``
-    #: records the order they were computed in
+    #: records the order they were computed in; 3: table and sequence keys
+    #: quote a name part holding a dot or a quote (``"a.b".c`` and
+    #: ``a."b.c"`` were both ``a.b.c``: postgres/logical/relkey.py)
     format: int = 1
 
 
 #: the content statistics format new backups write (see ContentStats.format)
-STATS_FORMAT = 2
+STATS_FORMAT = 3
 
 
 class PostgresInfo(_Model):

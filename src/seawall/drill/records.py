@@ -8,7 +8,11 @@ like every manifest (temporary file, fsync, rename), with the extra object
 newest record of each series into ``seawall_drill_*`` metrics.
 
 The report (``--report DIR``) is the whole drill, every step and check, as
-``<drill id>.json`` and ``<drill id>.md``.
+``<drill id>.json`` and ``<drill id>.md``. ``DIR`` is created when missing,
+one level only (its parent must exist), and checked before the drill
+starts (:func:`check_report_dir`): a typo (``/typo/reports``) used to create
+the whole path and leave the report where nobody looks, after a drill that
+may have run for an hour.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from seawall import __version__
 from seawall.catalog.models import MANIFEST_NAME, Manifest
 from seawall.catalog.naming import encode_segment
 from seawall.drill.model import DrillResult, TargetResult
-from seawall.errors import StorageError
+from seawall.errors import ConfigError, StorageError
 from seawall.storage.base import Storage
 
 DRILLS_DIR = "drills"
@@ -142,10 +146,25 @@ def _atomic_write(path: Path, data: str) -> None:
         raise
 
 
+def check_report_dir(directory: Path) -> None:
+    """Refuse (exit 2, before the drill runs) a ``--report`` directory that is a
+    file, or is missing along with its parent."""
+    if directory.is_dir():
+        return
+    if directory.exists():
+        raise ConfigError(f"--report {directory} is not a directory; give a directory")
+    if not directory.parent.is_dir():
+        raise ConfigError(
+            f"--report {directory}: its parent {directory.parent} does not exist; fix the path "
+            "or create the parent directory first"
+        )
+
+
 def write_report(directory: Path, drill: DrillResult) -> tuple[Path, Path]:
-    """``<id>.json`` and ``<id>.md`` in ``directory`` (created if needed)."""
+    """``<id>.json`` and ``<id>.md`` in ``directory`` (created if missing, one
+    level only: see :func:`check_report_dir`)."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(exist_ok=True)
         js = directory / f"{drill.id}.json"
         md = directory / f"{drill.id}.md"
         _atomic_write(js, json.dumps(drill.as_dict(), indent=2) + "\n")

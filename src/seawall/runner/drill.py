@@ -17,7 +17,8 @@ def drill(
         Path | None,
         typer.Option(
             "--report",
-            help="Write the report (<drill id>.md and <drill id>.json) into this directory.",
+            help="Write the report (<drill id>.md and <drill id>.json) into this directory "
+            "(created if missing; its parent must exist).",
         ),
     ] = None,
 ) -> None:
@@ -30,15 +31,18 @@ def drill(
     DRILL_RTO_OBJECTIVE and DRILL_RPO_OBJECTIVE; the result is recorded in the
     catalog for the exporter. Production is only read.
 
-    Exit codes: 0 every target passed, 3 a target failed (the report names the
-    check; an unreachable server fails its targets too), 6 another drill is
-    running, 7 the report cannot be written (see `seawall --help`).
+    Exit codes: 0 every target passed, 2 the --report directory's parent does
+    not exist (checked before the drill runs), 3 a target failed (the report
+    names the check; an unreachable server fails its targets too), 6 another
+    drill is running, 7 the report cannot be written (see `seawall --help`).
     """
     from seawall.app.drill import run_drill
     from seawall.context import Context
-    from seawall.drill.records import write_report
+    from seawall.drill.records import check_report_dir, write_report
     from seawall.errors import VerificationError
 
+    if report is not None:
+        check_report_dir(report)  # before an hour of drill, not after
     ctx = Context(settings())
     result = run_drill(ctx)
     if report is not None:

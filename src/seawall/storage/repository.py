@@ -24,6 +24,17 @@ a HEAD cannot), so a bad URL or key is one line and exit 7 before a run
 starts. Whether the key may *write* is learnt at the first write (the
 series lock), which fails the same way.
 
+The marker written by ``seawall init`` carries ``format_version``: a
+repository laid out by a newer seawall (a later format of the catalog, the
+WAL archive or the locks) must not be read or written by this one, which
+would misread it or write what the newer one misreads. Every check here
+reads the marker when there is one (locally one ``open``; on object storage
+the probe's listing already shows whether it exists) and refuses a newer
+format with :class:`RepositoryFormatError` (exit 9). A repository without
+a marker (made by a first backup rather than ``init``) is format 1; a
+marker that cannot be parsed is logged and ignored: a damaged hint must not
+stop backups, and a newer seawall writes a readable one.
+
 The lean ``wal-push`` path needs nothing here: it only writes into an
 archive whose ``archive.json`` exists, and falls back to the general path
 otherwise. The common case of :func:`ensure_repository` is one ``stat``.
@@ -37,11 +48,19 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from seawall.errors import StorageError
+from seawall.errors import RefusedError, StorageError
+from seawall.log import get_logger
 from seawall.storage.base import Storage, storage_error
 
 #: Written by ``seawall init``; says what the directory is to a human with ``ls -a``.
 MARKER = ".seawall-repository"
+
+#: the repository layout this seawall reads and writes (the marker's ``format_version``)
+REPOSITORY_FORMAT = 1
+
+
+class RepositoryFormatError(RefusedError):
+    """The repository was written by a newer seawall (marker ``format_version``): upgrade seawall."""
 
 
 class RepositoryMissingError(StorageError):
@@ -55,9 +74,40 @@ def _missing(root: Path) -> RepositoryMissingError:
     )
 
 
+def check_marker(body: bytes, where: str) -> None:
+    """Refuse a marker whose ``format_version`` is newer than :data:`REPOSITORY_FORMAT`."""
+    try:
+        version = json.loads(body).get("format_version")
+    except (ValueError, AttributeError):  # not JSON, or not an object
+        version = None
+    if not isinstance(version, int) or isinstance(version, bool):
+        get_logger().warning(f"{where}: unreadable repository marker ignored (no format_version)")
+        return
+    if version > REPOSITORY_FORMAT:
+        raise RepositoryFormatError(
+            f"repository {where} has format {version}, newer than this seawall understands "
+            f"({REPOSITORY_FORMAT}): it was written by a newer seawall; upgrade seawall to use it"
+        )
+
+
+def _check_local(root: Path) -> None:
+    marker = root / MARKER
+    try:
+        with open(marker, "rb") as fh:
+            body = fh.read(65536)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # a repository made by a first backup: format 1
+    except OSError as exc:
+        raise StorageError(f"cannot read {marker}: {exc.strerror}") from None
+    check_marker(body, str(root))
+
+
 def _probe(storage: Storage) -> None:
-    """One listing of a key nobody writes: the bucket exists and the key may list it."""
-    for _ in storage.list(MARKER):
+    """One listing of the marker's key: the bucket exists, the key may list it, and
+    the marker, when there is one, names a format this seawall understands."""
+    for info in storage.list(MARKER):
+        if info.key == MARKER:
+            check_marker(storage.read_bytes(MARKER), storage.describe())
         break
 
 
@@ -89,6 +139,7 @@ def require_repository(root: Path) -> None:
         raise StorageError(f"cannot reach repository {root}: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise StorageError(f"repository {root} is not a directory; fix BACKUP_DIR")
+    _check_local(root)
 
 
 def ensure_repository(root: Path) -> None:
@@ -102,6 +153,7 @@ def ensure_repository(root: Path) -> None:
     else:
         if not stat.S_ISDIR(st.st_mode):
             raise StorageError(f"repository {root} is not a directory; fix BACKUP_DIR")
+        _check_local(root)
         return
     try:
         os.mkdir(root, 0o700)
@@ -119,7 +171,10 @@ def ensure_repository(root: Path) -> None:
 
 
 def _marker_body() -> bytes:
-    body = {"format_version": 1, "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    body = {
+        "format_version": REPOSITORY_FORMAT,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     return (json.dumps(body) + "\n").encode()
 
 
@@ -159,6 +214,7 @@ def init_repository(root: Path) -> bool:
     else:
         if not stat.S_ISDIR(st.st_mode):
             raise StorageError(f"{root} exists and is not a directory; choose another BACKUP_DIR")
+        _check_local(root)
     marker = root / MARKER
     if not marker.exists():
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from seawall.postgres.logical.dumpscan import DumpScanner, ScanError
+from seawall.postgres.logical.relkey import relation_key
 from tests.conftest import run_seawall
 from tests.integration.postgres_logical.helpers import manifests, seawall_env
 from tests.support.pgcluster import PgCluster
@@ -72,13 +73,14 @@ def _scan(data: bytes, seed: int) -> DumpScanner:
 
 
 def _tables(cluster: PgCluster, db: str) -> set[str]:
+    """Stats keys of the tables (relkey: a name with a quote or a dot is quoted)."""
     out = cluster.psql(
-        "SELECT n.nspname || '.' || c.relname FROM pg_class c"
+        "SELECT n.nspname || E'\\t' || c.relname FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'"
         " AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
         db,
     )
-    return set(out.splitlines())
+    return {relation_key(*line.split("\t")) for line in out.splitlines()}
 
 
 @pytest.mark.parametrize("version", [15, 18])

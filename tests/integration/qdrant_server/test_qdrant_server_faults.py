@@ -168,7 +168,10 @@ def test_not_ready_answers_503(server: QdrantTestServer) -> None:
 def test_stop_removes_data_and_snapshots() -> None:
     with QdrantTestServer() as server:
         server.create_collection("c", DIM, points=5)
-        assert httpx.post(f"{server.url}/collections/c/snapshots").status_code == 200
+        # httpx's default 5 s is not a property of the server: a snapshot took
+        # longer on a machine under load 7-15 and the test failed on that
+        created = httpx.post(f"{server.url}/collections/c/snapshots", timeout=120)
+        assert created.status_code == 200
         data_dir = server.data_dir
         assert len(server.all_snapshots()) == 1 and data_dir.exists()
         url = server.url

@@ -23,12 +23,19 @@ manifest of format 1 has no column order, so a reorder-prone table
 row count still compared; so are all checksums when verify's pg_dump is
 not the one that made the backup (the framing may differ) or when the
 scanner cannot read verify's own re-dump.
+
+Manifests before stats format 3 key relations by ``schema.name`` unquoted
+(:mod:`relkey`): their keys are mapped to the restored copy's quoted keys
+first (:func:`_rekey_legacy`), and two relations of the restored copy that
+share one old key (``"a.b".c`` and ``a."b.c"``) are undecided: the manifest
+recorded only one of them and does not say which.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -37,10 +44,13 @@ from seawall.catalog.models import ContentStats, TableStats
 from seawall.context import Context
 from seawall.log import get_logger
 from seawall.postgres.logical import dumpscan, server, stats
+from seawall.postgres.logical.relkey import QUOTED_KEYS_FORMAT, legacy_key
 from seawall.postgres.tools.base import ConnParams
 from seawall.postgres.tools.pg_dump import PgDump
 
 log = get_logger("postgres.verify")
+
+_V = TypeVar("_V")
 
 #: where reordered copies go in the scratch database (dropped with it)
 REORDER_SCHEMA: Final = "seawall_verify_reorder"
@@ -85,6 +95,9 @@ def measure(
     """
     restored = stats.tables(sconn, checksums=False)
     result = Measured(expected=expected, actual=ContentStats())
+    ambiguous: set[str] = set()
+    if expected.format < QUOTED_KEYS_FORMAT:
+        expected, ambiguous = _rekey_legacy(expected, restored, stats.sequences(sconn), result)
     order: dict[str, list[str]] = {}
     mismatched: set[str] = set()
     for key, want in expected.tables.items():
@@ -133,8 +146,50 @@ def measure(
         tables=tables, sequences=stats.sequences(sconn), large_objects=stats.large_objects(sconn)
     )
     result.descending = stats.descending_sequences(sconn)
+    if ambiguous:  # in neither: compared with nothing, reported as undecided
+        result.actual.tables = {k: v for k, v in tables.items() if k not in ambiguous}
+        result.actual.sequences = {
+            k: v for k, v in result.actual.sequences.items() if k not in ambiguous
+        }
     result.expected = _undecided_legacy(sconn, expected, result)
     return result
+
+
+def _rekey_legacy(
+    expected: ContentStats,
+    tables: dict[str, TableStats],
+    sequences: dict[str, int | None],
+    result: Measured,
+) -> tuple[ContentStats, set[str]]:
+    """``expected`` (stats format < 3) keyed like the restored copy, and the keys
+    of the restored relations that shared an old key with another one.
+
+    An old key no restored relation has stays as it is (reported missing).
+    """
+    ambiguous: set[str] = set()
+
+    def rekey(recorded: dict[str, _V], restored: Collection[str], kind: str) -> dict[str, _V]:
+        new: dict[str, list[str]] = {}
+        for key in restored:
+            new.setdefault(legacy_key(key), []).append(key)
+        out: dict[str, _V] = {}
+        for old, value in recorded.items():
+            keys = new.get(old, [old])
+            if len(keys) == 1:
+                out[keys[0]] = value
+                continue
+            ambiguous.update(keys)
+            result.undecided.append(
+                f"{kind}s {', '.join(sorted(keys))}: not compared: the manifest predates stats "
+                f"format 3 and recorded only one {kind} under their common key {old}"
+            )
+        return out
+
+    update = {
+        "tables": rekey(expected.tables, tables, "table"),
+        "sequences": rekey(expected.sequences, sequences, "sequence"),
+    }
+    return expected.model_copy(update=update), ambiguous
 
 
 def _undecided_legacy(sconn: stats.Conn, expected: ContentStats, result: Measured) -> ContentStats:

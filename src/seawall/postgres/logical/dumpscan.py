@@ -31,6 +31,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
+from seawall.postgres.logical.relkey import relation_key
+
 METHOD: Final = "pg_dump-copy-crc32"
 _BLK_DATA: Final = 1
 _BLK_BLOBS: Final = 3
@@ -300,7 +302,7 @@ class DumpScanner:
             raise ScanError(f"data block for unknown TOC entry {dump_id}")
         self._terminator = b"\n" + b"\x00" * (1 + self._int_size)
         if kind == _BLK_DATA and entry.desc == "TABLE DATA":
-            key = f"{entry.namespace}.{entry.tag}"
+            key = relation_key(entry.namespace or "", entry.tag or "")
             self._current = self._tables.setdefault(key, _Table(key))
             self._state = "firstchunk"
         elif kind == _BLK_DATA:

@@ -17,6 +17,10 @@ Sequences are not transactional: their values are read before pg_dump
 starts, so a restored sequence may be *ahead* of the recorded value on a
 busy database, never behind (see :func:`compare`); "ahead" is in the
 sequence's own direction: below the recorded value for a descending one.
+
+Tables and sequences are keyed by :func:`~seawall.postgres.logical.relkey.relation_key`
+(``schema.name``, a part quoted when it holds a dot or a quote: stats
+format 3; see :mod:`relkey` for why).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import psycopg
 from psycopg import sql
 
 from seawall.catalog.models import STATS_FORMAT, ContentStats, TableStats
+from seawall.postgres.logical.relkey import relation_key
 
 Conn = psycopg.Connection[Any]
 
@@ -53,7 +58,7 @@ WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2
 
 def sequences(conn: Conn) -> dict[str, int | None]:
     rows = conn.execute(_SEQUENCES).fetchall()
-    return {f"{r[0]}.{r[1]}": (int(r[2]) if r[2] is not None else None) for r in rows}
+    return {relation_key(r[0], r[1]): (int(r[2]) if r[2] is not None else None) for r in rows}
 
 
 _DESCENDING = """
@@ -67,7 +72,7 @@ def descending_sequences(conn: Conn) -> set[str]:
     database their restored value may be *below* the recorded one. Read from
     the restored copy, whose definitions came from the dump: older manifests
     need no new field."""
-    return {f"{r[0]}.{r[1]}" for r in conn.execute(_DESCENDING).fetchall()}
+    return {relation_key(r[0], r[1]) for r in conn.execute(_DESCENDING).fetchall()}
 
 
 def large_objects(conn: Conn) -> int:
@@ -76,7 +81,7 @@ def large_objects(conn: Conn) -> int:
 
 
 _REORDER_PRONE = """
-SELECT n.nspname || '.' || c.relname
+SELECT n.nspname, c.relname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r'
   AND (c.reloftype <> 0 OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
@@ -104,7 +109,7 @@ def tables(
     """
     result: dict[str, TableStats] = {}
     for schema, name, columns in conn.execute(_TABLES).fetchall():
-        key = f"{schema}.{name}"
+        key = relation_key(schema, name)
         cols = list((order or {}).get(key) or columns)
         if not checksums:
             digest: sql.Composable = sql.SQL("NULL")
@@ -125,16 +130,16 @@ def tables(
 
 
 def relations(conn: Conn) -> dict[str, tuple[str, str]]:
-    """``schema.table`` key -> (schema, table), for building SQL from a key
-    (names may contain dots)."""
-    return {f"{r[0]}.{r[1]}": (str(r[0]), str(r[1])) for r in conn.execute(_TABLES).fetchall()}
+    """``schema.table`` key -> (schema, table), for building SQL from a key."""
+    rows = conn.execute(_TABLES).fetchall()
+    return {relation_key(r[0], r[1]): (str(r[0]), str(r[1])) for r in rows}
 
 
 def reorder_prone(conn: Conn) -> set[str]:
     """Tables a restore may recreate in another column order: children of an
     inheritance tree and typed tables (pg_dump writes only their own columns
     and lets the server add the inherited ones first)."""
-    return {str(r[0]) for r in conn.execute(_REORDER_PRONE).fetchall()}
+    return {relation_key(r[0], r[1]) for r in conn.execute(_REORDER_PRONE).fetchall()}
 
 
 def collect(
