@@ -55,21 +55,33 @@ def pitr_restore(
         bool, typer.Option("--dry-run", help="Only plan: which base backup, which window.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    tablespace_mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tablespace-mapping",
+            help="OLD=NEW: restore the tablespace at OLD into the new or empty directory NEW "
+            "(repeatable; as pg_basebackup's option). Default: the original locations.",
+        ),
+    ] = None,
 ) -> None:
     """Restore base backup + archived WAL up to a target into --data-dir.
 
     Picks the newest base backup that ends before the target, refuses a target the
     archive cannot reach (the message names the recoverable window), writes
     recovery.signal and restore_command, and keeps the restored server away from the
-    production archive (archive_mode = off, its own port and socket).
+    production archive (archive_mode = off, its own port and socket). Tablespaces go
+    to their original locations or --tablespace-mapping's; each must be new or empty
+    (exit 9 otherwise).
     """
     from seawall.context import Context
     from seawall.errors import ConfigError
     from seawall.postgres.physical.pitr import execute_restore, plan_restore
     from seawall.postgres.physical.pitr_plan import make_target
+    from seawall.postgres.physical.tblspc_restore import parse_mapping
 
     if target_action not in ("promote", "pause", "shutdown"):
         raise ConfigError("--target-action must be promote, pause or shutdown")
+    mapping = parse_mapping(tablespace_mapping or [])
     ctx = Context(settings())
     ctx.require_repository()
     target = make_target(
@@ -101,6 +113,7 @@ def pitr_restore(
         start=start,
         listen_addresses=listen_addresses,
         wait_timeout=wait_timeout,
+        tablespace_mapping=mapping,
     )
     if json_out:
         print_json(
