@@ -173,3 +173,31 @@ def test_restore_refuses_a_non_empty_tablespace_target_and_verify_checks_the_art
     bad = arch.seawall("postgres", "verify", str(m["id"]))
     assert bad.returncode == 3, bad.stderr
     assert "sha256" in bad.stderr, bad.stderr
+
+
+def test_pitr_restores_a_tablespace_to_its_original_location(
+    arch: Archived, dirs: list[Path]
+) -> None:
+    """The source host is lost: its tablespace directory is back, empty, and
+    the restore (no mapping) puts the tablespace where it was."""
+    location = Path(_location(arch))
+    arch.basebackup()
+    arch.pg.psql("INSERT INTO cold SELECT g, 'late' FROM generate_series(5001, 5500) g")
+    arch.switch_and_wait()
+    expected = arch.pg.psql(CONTENT.format(table="cold"))
+    arch.pg.stop()
+    moved = location.with_name(location.name + "-lost")
+    location.rename(moved)
+    dirs.append(moved)
+    location.mkdir(mode=0o700)
+    shutil.chown(location, "postgres", "postgres")
+
+    restored, _ = pitr(arch, "--latest")
+    try:
+        assert restored.psql(CONTENT.format(table="cold")) == expected
+        assert restored.psql(
+            "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'Cold data'"
+        ) == str(location)
+        assert location.stat().st_mode & 0o777 == 0o700
+    finally:
+        restored.stop()
