@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.wal.helpers import Archived, make_archived, now_utc, pitr
+from tests.conftest import SEAWALL
+from tests.integration.wal.helpers import Archived, Restored, make_archived, now_utc, pitr
 from tests.support.pgcluster import PgCluster
 
 CONTENT = "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY i)) FROM {table} t"
@@ -65,8 +68,6 @@ def arch(
     )
     yield arch
     for base in arch.restores:
-        from tests.integration.wal.helpers import Restored
-
         Restored(base, base / "data", 0, arch.pg.bin_dir).destroy()
 
 
@@ -201,3 +202,59 @@ def test_pitr_restores_a_tablespace_to_its_original_location(
         assert location.stat().st_mode & 0o777 == 0o700
     finally:
         restored.stop()
+
+
+def test_a_corrupt_tablespace_artifact_fails_the_restore_and_leaves_nothing(
+    arch: Archived, dirs: list[Path]
+) -> None:
+    location = _location(arch)
+    m = arch.basebackup()
+    oid = m["postgres"]["tablespaces"][0]["oid"]  # type: ignore[index]
+    art = next(arch.backup_dir.rglob(f"{m['id']}/tablespace-{oid}.tar*"))
+    data = bytearray(art.read_bytes())
+    data[len(data) // 3] ^= 0x40
+    art.write_bytes(bytes(data))
+    mapped = _parent() / "cold"
+    dirs.append(mapped.parent)
+    restored, res = pitr(
+        arch, "--latest", "--tablespace-mapping", f"{location}={mapped}", expect_ok=False
+    )
+    assert res.returncode == 3, res.stderr  # the sha256 check, before tar saw a byte
+    assert "sha256" in res.stderr, res.stderr
+    assert not restored.data_dir.exists() and not mapped.exists()
+
+
+def test_a_backup_whose_connection_is_killed_mid_stream_fails_and_leaves_no_artifact(
+    arch: Archived,
+) -> None:
+    """The walsender terminated while it streams: the run is recorded as
+    failed and no artifact of it stays in the repository."""
+    arch.pg.psql(
+        "INSERT INTO cold SELECT g, repeat(md5(g::text), 8) FROM generate_series(5001, 400000) g"
+    )
+    proc = subprocess.Popen(
+        [SEAWALL, "postgres", "basebackup", "--wal-wait", "5"],
+        env=arch.env(COMPRESSION_LEVEL="19"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    killed = ""
+    while time.monotonic() < deadline and proc.poll() is None:
+        killed = arch.pg.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_progress_basebackup "
+            "WHERE phase = 'streaming database files' AND backup_streamed > 0"
+        )
+        if killed:
+            break
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=120)
+    assert killed == "t", "the backup ended before it could be interrupted"
+    assert proc.returncode != 0, out
+    line = err.strip().splitlines()[-1]
+    assert "base backup of main failed: postgresql: BASE_BACKUP failed" in line, err
+    runs = list((arch.backup_dir / "postgresql" / "base" / "main").glob("*"))
+    assert len(runs) == 1
+    assert json.loads((runs[0] / "manifest.json").read_text())["status"] == "failed"
+    assert sorted(p.name for p in runs[0].iterdir()) == ["manifest.json"]

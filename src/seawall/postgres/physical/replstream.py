@@ -33,6 +33,12 @@ from seawall.postgres.tools.base import ConnParams
 TRAILER = b"\0" * (2 * BLOCK)
 
 
+def _one_line(message: bytes) -> str:
+    """libpq's messages span lines ("server closed the connection … \n\tThis
+    probably means …"); errors are one line."""
+    return " ".join(message.decode(errors="replace").split())
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -122,7 +128,7 @@ class BaseBackupStream:
             raise self._error("the connection broke") from None
 
     def _error(self, what: str) -> SourceUnavailableError:
-        msg = self.pgconn.error_message.decode(errors="replace").strip()
+        msg = _one_line(self.pgconn.error_message)
         return SourceUnavailableError(
             f"postgresql: BASE_BACKUP failed: {what}: {msg or 'no reason'}"
         )
@@ -132,7 +138,7 @@ class BaseBackupStream:
             self._wait()
         res = self.pgconn.get_result()
         if res is None or res.status != want:
-            detail = res.error_message.decode(errors="replace").strip() if res else ""
+            detail = _one_line(res.error_message) if res else ""
             raise SourceUnavailableError(
                 f"postgresql: BASE_BACKUP failed: {detail or 'unexpected server reply'}"
             )
