@@ -58,3 +58,25 @@ def test_a_manifest_with_tablespaces_is_refused_by_an_older_seawall(pin: bool) -
             parse_manifest(raw, "m")
     finally:
         store.FORMAT_VERSION = old
+
+
+def test_placements_refuse_nested_or_shared_targets_and_unknown_mappings(tmp_path: Path) -> None:
+    from seawall.postgres.physical.tblspc_restore import plan_placements
+
+    m = _manifest(False)
+    assert m.postgres is not None
+    m.postgres.tablespaces = [
+        Tablespace(oid=1, name="a", location="/src/a", artifact="x"),
+        Tablespace(oid=2, name="b", location="/src/b", artifact="y"),
+    ]
+    data = tmp_path / "data"
+    ok = plan_placements(m, {"/src/a": tmp_path / "a", "/src/b": tmp_path / "b"}, data)
+    assert [(p.space.name, p.target) for p in ok] == [("a", tmp_path / "a"), ("b", tmp_path / "b")]
+    for mapping in (
+        {"/src/a": tmp_path / "a", "/src/b": tmp_path / "a"},
+        {"/src/a": tmp_path / "a", "/src/b": tmp_path / "a" / "b"},
+        {"/src/a": tmp_path / "x", "/src/b": data / "b"},
+        {"/src/a": tmp_path / "x", "/src/c": tmp_path / "c"},
+    ):
+        with pytest.raises(ConfigError):
+            plan_placements(m, mapping, data)

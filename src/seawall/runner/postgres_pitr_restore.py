@@ -77,7 +77,7 @@ def pitr_restore(
     from seawall.errors import ConfigError
     from seawall.postgres.physical.pitr import execute_restore, plan_restore
     from seawall.postgres.physical.pitr_plan import make_target
-    from seawall.postgres.physical.tblspc_restore import parse_mapping
+    from seawall.postgres.physical.tblspc_restore import parse_mapping, plan_placements
 
     if target_action not in ("promote", "pause", "shutdown"):
         raise ConfigError("--target-action must be promote, pause or shutdown")
@@ -88,11 +88,22 @@ def pitr_restore(
         time_=target_time, lsn=target_lsn, xid=target_xid, name=target_name, latest=latest
     )
     plan = plan_restore(ctx, target, base_id=base_backup, timeline=timeline)
+    # refusals about tablespace targets come with the plan, on a dry run too
+    placements = plan_placements(plan.base, mapping, data_dir)
     summary = {
         "base_backup": plan.base.id,
         "target": target.describe(),
         "window": plan.window,
         "wal_reaches": plan.reach.last_segment,
+        "tablespaces": [
+            {
+                "name": p.space.name,
+                "oid": p.space.oid,
+                "from": p.space.location,
+                "to": str(p.target),
+            }
+            for p in placements
+        ],
     }
     if dry_run:
         if json_out:
@@ -102,6 +113,8 @@ def pitr_restore(
                 f"would restore base backup {plan.base.id} and replay WAL to {target.describe()} "
                 f"(archive reaches {plan.reach.last_segment}); {plan.window}"
             )
+            for p in placements:
+                typer.echo(f"tablespace {p.space.name!r}: {p.space.location} -> {p.target}")
         return
     result = execute_restore(
         ctx,

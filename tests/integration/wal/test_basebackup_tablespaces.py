@@ -152,6 +152,17 @@ def test_restore_refuses_a_non_empty_tablespace_target_and_verify_checks_the_art
     assert not restored.data_dir.exists()
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
 
+    # a dry run names where each tablespace would go
+    dry = arch.seawall(
+        "postgres", "pitr-restore", "--latest", "--dry-run", "--json",
+        "--data-dir", str(busy / "data"), "--tablespace-mapping", f"{location}={busy}/new",
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["tablespaces"] == [
+        {"name": "Cold data", "oid": oid, "from": location, "to": f"{busy}/new"}
+    ]
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+
     # a mapping naming no tablespace of the backup (a typo): exit 2
     restored, res = pitr(
         arch, "--latest", "--tablespace-mapping", f"/no/such/place={busy}/x", expect_ok=False

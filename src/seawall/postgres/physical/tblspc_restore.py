@@ -81,11 +81,13 @@ def plan_placements(base: Manifest, mapping: dict[str, Path], data_dir: Path) ->
     data = data_dir.absolute()
     for p in placements:
         target = p.target.absolute()
-        if target in seen:
-            raise ConfigError(
-                f"tablespaces {seen[target]!r} and {p.space.name!r} would both be restored into "
-                f"{target}; give each its own --tablespace-mapping"
-            )
+        for other, name in seen.items():
+            if other == target or other in target.parents or target in other.parents:
+                raise ConfigError(
+                    f"tablespaces {name!r} and {p.space.name!r} would be restored into {other} "
+                    f"and {target}, one inside the other; give each its own directory "
+                    "(--tablespace-mapping)"
+                )
         seen[target] = p.space.name
         if target == data or data in target.parents or target in data.parents:
             raise ConfigError(
