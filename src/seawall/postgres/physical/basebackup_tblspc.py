@@ -24,7 +24,7 @@ from seawall.context import Context
 from seawall.errors import RefusedError
 from seawall.pipeline.store import store_stream
 from seawall.pipeline.tarscan import TarScanner, TarStructureError, parse_backup_label
-from seawall.postgres.physical.replstream import ArchiveReader, BaseBackupStream
+from seawall.postgres.physical.replstream import ArchiveReader, BaseBackupStream, PumpedReader
 from seawall.postgres.tools.base import ConnParams
 
 ARTIFACT_ROLE = "tablespace"
@@ -72,7 +72,7 @@ def store_with_tablespaces(
             if not is_base and (oid is None or oid not in locations):
                 raise TarStructureError(f"BASE_BACKUP sent an unknown archive {archive.name!r}")
             scanner = TarScanner()
-            reader = ArchiveReader(stream, inject_manifest=is_base)
+            reader = PumpedReader(stream, ArchiveReader(stream, inject_manifest=is_base))
 
             def before_commit(scanner: TarScanner = scanner, is_base: bool = is_base) -> None:
                 scanner.finish()

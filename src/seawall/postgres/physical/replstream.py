@@ -19,8 +19,10 @@ slow; libpq's blocking calls would hold the GIL.
 
 from __future__ import annotations
 
+import queue
 import select
 import tarfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +85,9 @@ class BaseBackupStream:
     _in_archive: bool = False
     _done: bool = False
     _closed: bool = False
+    #: set by :meth:`close`: a reader thread still waiting on the socket stops
+    stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
     progress_bytes: int = 0
 
     @classmethod
@@ -121,7 +126,9 @@ class BaseBackupStream:
     def _wait(self) -> None:
         import psycopg
 
-        select.select([self.pgconn.socket], [], [], 60.0)
+        if self.stop.is_set():
+            raise SourceUnavailableError("postgresql: BASE_BACKUP stopped: the backup failed")
+        select.select([self.pgconn.socket], [], [], 0.5)
         try:
             self.pgconn.consume_input()
         except psycopg.Error:
@@ -223,6 +230,10 @@ class BaseBackupStream:
         return lsn
 
     def close(self) -> None:
+        """Stop and wait for reader threads (they use the connection), then close it."""
+        self.stop.set()
+        for thread in self._threads:
+            thread.join()
         if not self._closed:
             self._closed = True
             self.pgconn.finish()
@@ -283,3 +294,61 @@ class ArchiveReader:
         out = bytes(self._buf[:take])
         del self._buf[:take]
         return out
+
+
+class PumpedReader:
+    """Reads an archive in its own thread into a bounded queue (8 chunks of
+    1 MiB), so the server keeps streaming while the pipeline compresses and
+    encrypts: pulled in the pipeline's thread, every wait on the network
+    would also be a pause of the compressor (what ``ScanningReader`` does
+    for pg_basebackup's pipe). The thread is registered with the stream,
+    whose :meth:`BaseBackupStream.close` stops it before closing the
+    connection (libpq must not be used from two threads at once)."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, stream: BaseBackupStream, src: ArchiveReader, depth: int = 8) -> None:
+        self._stop = stream.stop
+        self._src = src
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
+        self._pending = b""
+        self._eof = False
+        self._thread = threading.Thread(target=self._pump, name="basebackup-reader", daemon=True)
+        stream._threads.append(self._thread)
+        self._thread.start()
+
+    def _put(self, item: bytes | BaseException) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _pump(self) -> None:
+        try:
+            while True:
+                data = self._src.read(self.CHUNK)
+                if not self._put(data) or not data:
+                    return
+        except BaseException as exc:
+            self._put(exc)
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._pending:
+            if self._eof:
+                return b""
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                self._eof = True
+                self._thread.join()
+                return b""
+            self._pending = item
+        if n is None or n < 0 or n >= len(self._pending):
+            data, self._pending = self._pending, b""
+        else:
+            data, self._pending = self._pending[:n], self._pending[n:]
+        return data
