@@ -269,3 +269,49 @@ def test_a_backup_whose_connection_is_killed_mid_stream_fails_and_leaves_no_arti
     assert len(runs) == 1
     assert json.loads((runs[0] / "manifest.json").read_text())["status"] == "failed"
     assert sorted(p.name for p in runs[0].iterdir()) == ["manifest.json"]
+
+
+def test_a_full_repository_mid_stream_fails_the_backup_in_one_line_without_hanging(
+    pg_factory: Callable[..., PgCluster],
+    backup_dir: Path,
+    age_keys: tuple[Path, str],
+    dirs: list[Path],
+) -> None:
+    """ENOSPC while a tablespace streams: the reader thread still waiting on
+    the server is stopped before the connection closes; the run is recorded
+    as failed, nothing of it stays, and the server's backup ends."""
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0777", "tmpfs", str(backup_dir)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        arch = make_archived(pg_factory, backup_dir, age_keys)
+        location = _dir()
+        dirs.append(location)
+        arch.pg.psql(f"CREATE TABLESPACE big LOCATION '{location}'")
+        arch.pg.psql(
+            "CREATE TABLE big (v text) TABLESPACE big; INSERT INTO big "
+            "SELECT md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 300000) g"
+        )
+        res = subprocess.run(
+            [SEAWALL, "postgres", "basebackup", "--wal-wait", "5"],
+            env=arch.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert res.returncode != 0, res.stdout
+        lines = res.stderr.strip().splitlines()
+        assert "base backup of main failed" in lines[-1], res.stderr
+        assert "backup volume full while writing" in lines[-1] and "tablespace-" in lines[-1], (
+            lines[-1]
+        )
+        (run,) = (backup_dir / "postgresql" / "base" / "main").glob("*")
+        assert json.loads((run / "manifest.json").read_text())["status"] == "failed"
+        assert [p.name for p in run.iterdir()] == ["manifest.json"]
+        assert arch.pg.psql("SELECT count(*) FROM pg_stat_progress_basebackup") == "0"
+    finally:
+        subprocess.run(["umount", "-l", str(backup_dir)], check=False)
