@@ -4,6 +4,12 @@ Baseline: the command-line pipeline ``pg_basebackup -Ft -X none | zstd | age``
 (the target is "within 10%" of it). A CHECKPOINT precedes every run so no
 tool pays for another's dirty buffers, and every tool asks for a fast
 checkpoint (seawall's own choice is its own).
+
+The seawall rows take turns (ADR 0019): the plain cluster (pg_basebackup
+into the pipeline) and the same cluster with an empty tablespace added for
+that run, which makes seawall stream ``BASE_BACKUP`` over the replication
+protocol itself (the same bytes, plus one tiny tablespace artifact): the
+ratio between the two is the cost of that producer.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from bench.cluster import chown_postgres
 from bench.context import Context
 from bench.report import Row, apply_baseline
 from bench.suites.common import (
+    Tool,
+    interleaved_rows,
     largest_file,
     pgbackrest_local,
     repeat_row,
@@ -124,20 +132,43 @@ def run(ctx: Context) -> list[Row]:
         best = largest_file(sw_dir)
         return best.stat().st_size if best else None
 
+    ts_dir = ctx.tmpdir("bb-tablespace", for_postgres=True)
+
+    def drop_tablespace() -> None:
+        cluster.execute("DROP TABLESPACE IF EXISTS bench_ts")
+
+    def sw_ts(i: int) -> measure.RunResult:
+        drop_tablespace()
+        cluster.execute(f"CREATE TABLESPACE bench_ts LOCATION '{ts_dir}'")
+        try:
+            return sw(i)
+        finally:
+            drop_tablespace()
+
     unavailable = ctx.seawall_unavailable("postgres", "basebackup")
     if not unavailable:
         cluster.set_archive_command(ctx.seawall_archive_command(sw_dir))
         ctx.defer(lambda: cluster.set_archive_command("/bin/true"))
-    rows.append(
-        repeat_row(
-            SUITE,
-            "seawall postgres basebackup (zstd+age, archive_command = seawall)",
-            sw,
-            reps,
-            rss="root",
-            artifact=sw_artifact,
-            unavailable=unavailable,
-        )
+        ctx.defer(drop_tablespace)
+    rows += interleaved_rows(
+        SUITE,
+        [
+            Tool(
+                "seawall postgres basebackup (zstd+age, archive_command = seawall)",
+                sw,
+                rss="root",
+                artifact=sw_artifact,
+                unavailable=unavailable,
+            ),
+            Tool(
+                "seawall postgres basebackup, + an empty tablespace (BASE_BACKUP protocol)",
+                sw_ts,
+                rss="root",
+                artifact=sw_artifact,
+                unavailable=unavailable,
+            ),
+        ],
+        reps,
     )
     if not unavailable:
         cluster.set_archive_command("/bin/true")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from seawall.app.prune import execute, plan
-from seawall.catalog.models import FORMAT_VERSION, Manifest, Pin
+from seawall.catalog.models import PINNED_FORMAT_VERSION, Manifest, Pin
 from seawall.catalog.rejected import list_rejected, rejected_prefix
 from seawall.catalog.runs import record_failure
 from seawall.catalog.store import CatalogError, manifest_key, parse_manifest
@@ -43,7 +43,7 @@ def test_pin_rules_and_the_format_version_an_older_seawall_refuses(ctx: Context)
     assert pinned.pin is not None and pinned.pin.note == "legal hold"  # one line
     assert pinned.pin.until == datetime(3000, 1, 1, tzinfo=UTC)  # through that whole day
     raw = (root / manifest_key(good)).read_bytes()
-    assert json.loads(raw)["format_version"] == 2 == FORMAT_VERSION
+    assert json.loads(raw)["format_version"] == 2 == PINNED_FORMAT_VERSION
     # what a seawall from before pins does with it: refuses to read it (so it
     # can neither prune nor restore it), instead of pruning it
     import seawall.catalog.store as store

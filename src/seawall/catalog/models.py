@@ -31,10 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field
 #: The newest manifest format this seawall reads. A manifest is written with
 #: the lowest version whose readers handle it safely: 1, or 2 while it carries
 #: a pin (a seawall that ignores pins would prune the backup, so it must refuse
-#: the manifest instead; docs/adr/0009-pins-in-the-manifest.md).
-FORMAT_VERSION = 2
+#: the manifest instead; docs/adr/0009-pins-in-the-manifest.md), or 3 while
+#: it lists tablespaces (a seawall that ignores them would restore the main
+#: data directory alone, its tablespace_map pointing the restored server at
+#: the source's own tablespace directories: docs/adr/0019).
+FORMAT_VERSION = 3
 PLAIN_FORMAT_VERSION = 1
 PINNED_FORMAT_VERSION = 2
+TABLESPACE_FORMAT_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 
 Engine = Literal["postgresql", "qdrant"]
@@ -161,6 +165,19 @@ class ContentStats(_Model):
 STATS_FORMAT = 3
 
 
+class Tablespace(_Model):
+    """A tablespace of a base backup: stored as its own artifact (a tar of
+    the tablespace directory's contents), restored to ``location`` or to
+    where ``--tablespace-mapping`` sends it."""
+
+    oid: int
+    name: str
+    #: the directory on the source server (pg_tablespace_location)
+    location: str
+    #: the artifact holding it (role ``tablespace``)
+    artifact: str
+
+
 class PostgresInfo(_Model):
     """PostgreSQL facts a restore needs."""
 
@@ -189,6 +206,9 @@ class PostgresInfo(_Model):
     stop_wal: str | None = None
     wal_segment_size: int | None = None
     stats: ContentStats | None = None
+    #: a base backup's tablespaces besides pg_default/pg_global (None or
+    #: empty: the cluster had none)
+    tablespaces: list[Tablespace] | None = None
 
 
 class QdrantInfo(_Model):
@@ -283,7 +303,10 @@ class Manifest(_Model):
 
     def to_json(self) -> bytes:
         # the lowest version whose readers handle this manifest safely
-        self.format_version = (
-            PINNED_FORMAT_VERSION if self.pin is not None else PLAIN_FORMAT_VERSION
-        )
+        if self.postgres is not None and self.postgres.tablespaces:
+            self.format_version = TABLESPACE_FORMAT_VERSION
+        elif self.pin is not None:
+            self.format_version = PINNED_FORMAT_VERSION
+        else:
+            self.format_version = PLAIN_FORMAT_VERSION
         return self.model_dump_json(indent=2, exclude_none=False).encode() + b"\n"

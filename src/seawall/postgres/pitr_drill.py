@@ -139,8 +139,19 @@ def drill_pitr(
         port = free_loopback_port()
         try:
             with target.step("restore and recovery") as step:
+                # never the source's own tablespace directories: the drill's
+                # server may run on the same host as the source
+                spaces = (base.postgres.tablespaces if base.postgres else None) or []
                 res = execute_restore(
-                    ctx, plan, root / "data", port=port, start=True, action="promote"
+                    ctx,
+                    plan,
+                    root / "data",
+                    port=port,
+                    start=True,
+                    action="promote",
+                    tablespace_mapping={
+                        t.location: root / "tablespaces" / str(t.oid) for t in spaces
+                    },
                 )
                 step.detail = f"{res.state} on 127.0.0.1:{port}"
         except SeawallError as exc:

@@ -55,32 +55,55 @@ def pitr_restore(
         bool, typer.Option("--dry-run", help="Only plan: which base backup, which window.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    tablespace_mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tablespace-mapping",
+            help="OLD=NEW: restore the tablespace at OLD into the new or empty directory NEW "
+            "(repeatable; as pg_basebackup's option). Default: the original locations.",
+        ),
+    ] = None,
 ) -> None:
     """Restore base backup + archived WAL up to a target into --data-dir.
 
     Picks the newest base backup that ends before the target, refuses a target the
     archive cannot reach (the message names the recoverable window), writes
     recovery.signal and restore_command, and keeps the restored server away from the
-    production archive (archive_mode = off, its own port and socket).
+    production archive (archive_mode = off, its own port and socket). Tablespaces go
+    to their original locations or --tablespace-mapping's; each must be new or empty
+    (exit 9 otherwise).
     """
     from seawall.context import Context
     from seawall.errors import ConfigError
     from seawall.postgres.physical.pitr import execute_restore, plan_restore
     from seawall.postgres.physical.pitr_plan import make_target
+    from seawall.postgres.physical.tblspc_restore import parse_mapping, plan_placements
 
     if target_action not in ("promote", "pause", "shutdown"):
         raise ConfigError("--target-action must be promote, pause or shutdown")
+    mapping = parse_mapping(tablespace_mapping or [])
     ctx = Context(settings())
     ctx.require_repository()
     target = make_target(
         time_=target_time, lsn=target_lsn, xid=target_xid, name=target_name, latest=latest
     )
     plan = plan_restore(ctx, target, base_id=base_backup, timeline=timeline)
+    # refusals about tablespace targets come with the plan, on a dry run too
+    placements = plan_placements(plan.base, mapping, data_dir)
     summary = {
         "base_backup": plan.base.id,
         "target": target.describe(),
         "window": plan.window,
         "wal_reaches": plan.reach.last_segment,
+        "tablespaces": [
+            {
+                "name": p.space.name,
+                "oid": p.space.oid,
+                "from": p.space.location,
+                "to": str(p.target),
+            }
+            for p in placements
+        ],
     }
     if dry_run:
         if json_out:
@@ -90,6 +113,8 @@ def pitr_restore(
                 f"would restore base backup {plan.base.id} and replay WAL to {target.describe()} "
                 f"(archive reaches {plan.reach.last_segment}); {plan.window}"
             )
+            for p in placements:
+                typer.echo(f"tablespace {p.space.name!r}: {p.space.location} -> {p.target}")
         return
     result = execute_restore(
         ctx,
@@ -101,6 +126,7 @@ def pitr_restore(
         start=start,
         listen_addresses=listen_addresses,
         wait_timeout=wait_timeout,
+        tablespace_mapping=mapping,
     )
     if json_out:
         print_json(

@@ -65,8 +65,8 @@ class ServerFacts:
     system_identifier: str
     wal_segment_size: int
     archive_mode: str
-    #: tablespaces besides pg_default/pg_global, as ``'name' (location)``
-    tablespaces: list[str]
+    #: tablespaces besides pg_default/pg_global: (oid, name, location)
+    tablespaces: list[tuple[int, str, str]]
 
 
 def server_facts(conn: ConnParams) -> ServerFacts:
@@ -85,7 +85,7 @@ def server_facts(conn: ConnParams) -> ServerFacts:
                 "current_setting('archive_mode')"
             ).fetchone()
             spaces = db.execute(
-                "SELECT spcname, pg_tablespace_location(oid) FROM pg_tablespace "
+                "SELECT oid::int, spcname, pg_tablespace_location(oid) FROM pg_tablespace "
                 "WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY 1"
             ).fetchall()
     except psycopg.OperationalError as exc:
@@ -94,7 +94,7 @@ def server_facts(conn: ConnParams) -> ServerFacts:
         raise SourceUnavailableError("postgresql: the server returned nothing for its settings")
     return ServerFacts(
         str(row[0]), int(str(row[1])), str(row[2]), int(str(row[3])), str(row[4]),
-        [f"{str(r[0])!r} ({r[1]})" for r in spaces],
+        [(int(str(r[0])), str(r[1]), str(r[2])) for r in spaces],
     )  # fmt: skip
 
 
@@ -236,17 +236,20 @@ def run_basebackup(
     )
 
     def work(manifest: Manifest) -> None:
-        spaces = facts.tablespaces
-        if spaces:
-            # pg_basebackup streams only the main data directory to stdout;
-            # said here, inside the run, so the failure is recorded and alerted
-            raise SeawallError(
-                f"the cluster has tablespace(s) {', '.join(spaces)}: base backups stream one "
-                "tar and cannot include them yet; move their objects to pg_default (ALTER "
-                "TABLE/INDEX … SET TABLESPACE pg_default, ALTER DATABASE … SET TABLESPACE), or "
-                "protect those databases with logical backups (seawall postgres backup)"
+        if facts.tablespaces:
+            # pg_basebackup writes one tablespace only to stdout: the
+            # replication protocol itself, one artifact per archive (ADR 0019);
+            # refusals are said here, inside the run, so they are recorded
+            from seawall.postgres.physical.basebackup_tblspc import store_with_tablespaces
+
+            names = {oid: name for oid, name, _ in facts.tablespaces}
+            label, pg_manifest = store_with_tablespaces(
+                ctx, conn, manifest, names, fast_checkpoint, progress
             )
-        _store(ctx, binary, conn, manifest, fast_checkpoint, progress)
+            manifest.tool_versions.pop("pg_basebackup", None)
+            _record_range(manifest, label, pg_manifest)
+        else:
+            _store(ctx, binary, conn, manifest, fast_checkpoint, progress)
         pg = manifest.postgres
         assert pg is not None and pg.start_wal and pg.stop_wal
         manifest.labels["next_xid"] = str(next_xid(conn) or "")
@@ -330,7 +333,13 @@ def _store(
     # Recorded at once: from here on the failure path must remove it too.
     manifest.artifacts = [art]
     label = parse_backup_label(scanner.captured["backup_label"].decode(errors="replace"))
-    pg_manifest = json.loads(scanner.captured["backup_manifest"])
+    _record_range(manifest, label, json.loads(scanner.captured["backup_manifest"]))
+
+
+def _record_range(manifest: Manifest, label: dict[str, str], pg_manifest: dict[str, Any]) -> None:
+    """The WAL range and start time from backup_label and backup_manifest."""
+    pg = manifest.postgres
+    assert pg is not None and pg.wal_segment_size
     rng = wal_range(label, pg_manifest, pg.wal_segment_size)
     pg.timeline = rng["timeline"]
     pg.start_lsn = rng["start_lsn"]

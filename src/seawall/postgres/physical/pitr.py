@@ -8,7 +8,9 @@ Steps, and why each is there:
    cannot reach, naming the recoverable window.
 2. **Unpack** the base backup into an empty data directory owned by the
    ``postgres`` user, mode 0700 (``tar`` through
-   :mod:`seawall.postgres.tools.tar`).
+   :mod:`seawall.postgres.tools.tar`), and each tablespace into its original
+   or mapped directory, all of them checked empty first
+   (:mod:`seawall.postgres.physical.tblspc_restore`).
 3. **Configure recovery** (:mod:`seawall.postgres.physical.pitr_recovery`):
    ``recovery.signal``, the restore_command wrapper script and the lines
    appended to ``postgresql.auto.conf``.
@@ -59,6 +61,13 @@ from seawall.postgres.physical.prefetch import (
     Prefetcher,
     PrefetchStats,
     make_spool,
+)
+from seawall.postgres.physical.tblspc_restore import (
+    Placement,
+    plan_placements,
+    remove_placements,
+    unpack_tablespaces,
+    write_tablespace_map,
 )
 from seawall.postgres.tools import pg_ctl
 from seawall.postgres.tools.pg_controldata import controldata
@@ -189,8 +198,12 @@ def execute_restore(
     listen_addresses: str = "127.0.0.1",
     wait_timeout: float = 3600.0,
     prefetch_ahead: int = DEFAULT_AHEAD,
+    tablespace_mapping: dict[str, Path] | None = None,
 ) -> RestoreResult:
     """Unpack, configure recovery, and optionally start and wait.
+
+    Tablespaces go to their original locations or where
+    ``tablespace_mapping`` (original location → directory) sends them.
 
     With ``start``, the first ``prefetch_ahead`` segments are decoded while
     the base backup unpacks, and the following ones while the server
@@ -198,6 +211,8 @@ def execute_restore(
     """
     uid, gid = _owner()
     data_dir = data_dir.absolute()
+    # every refusal before anything is written
+    placements = plan_placements(plan.base, tablespace_mapping or {}, data_dir)
     _prepare_data_dir(data_dir, uid, gid)
     sidecar = data_dir.parent / f".{data_dir.name}.seawall-recovery"
     if sidecar.exists():
@@ -226,6 +241,7 @@ def execute_restore(
             sidecar,
             uid,
             gid,
+            placements,
             port=port,
             action=action,
             timeline=timeline,
@@ -260,6 +276,7 @@ def _restore(
     sidecar: Path,
     uid: int,
     gid: int,
+    placements: list[Placement],
     *,
     port: int,
     action: Action,
@@ -271,8 +288,11 @@ def _restore(
     """Unpack, write the recovery configuration, and with ``start`` start and wait."""
     try:
         _unpack(ctx, plan.base, data_dir)
+        unpack_tablespaces(ctx, plan.base, placements, uid, gid)
+        write_tablespace_map(data_dir, placements)
     except BaseException:
         shutil.rmtree(data_dir, ignore_errors=True)
+        remove_placements(placements)
         raise
     for stale in ("postmaster.pid", "postmaster.opts", "standby.signal"):
         (data_dir / stale).unlink(missing_ok=True)

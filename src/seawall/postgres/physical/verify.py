@@ -27,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from seawall.catalog.models import Manifest, Verification, VerificationLevel
+from seawall.catalog.models import Artifact, Manifest, Verification, VerificationLevel
 from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import DecryptionError, NotFoundError, SeawallError
@@ -97,13 +97,18 @@ def verify_base_backup(
         if art is None:
             raise TarStructureError("the manifest lists no base artifact")
         key = artifact_key(manifest, art.name)
+        spaces = _tablespace_artifacts(manifest)
         if stored:
-            if not ctx.storage.exists(key):
-                raise NotFoundError(
-                    f"base backup {manifest.id}: {art.name} is missing from "
-                    f"{ctx.storage.describe()}; the backup is incomplete"
+            for each in [art, *(a for _, a in spaces)]:
+                each_key = artifact_key(manifest, each.name)
+                if not ctx.storage.exists(each_key):
+                    raise NotFoundError(
+                        f"base backup {manifest.id}: {each.name} is missing from "
+                        f"{ctx.storage.describe()}; the backup is incomplete"
+                    )
+                checks += check_stored(
+                    ctx.storage, each_key, each, ctx.keys, f"base backup {manifest.id}"
                 )
-            checks += check_stored(ctx.storage, key, art, ctx.keys, f"base backup {manifest.id}")
             checks.append(
                 f"stored level: not decrypted here ({missing_key_hint(manifest.artifacts)} "
                 "is not set); decrypting and pg_verifybackup run where the identity lives"
@@ -138,6 +143,19 @@ def verify_base_backup(
             if member not in scanner.captured:
                 raise TarStructureError(f"the tar has no {member}")
         checks.append(f"tar structure ({scanner.members} members)")
+        for oid, ts_art in spaces:
+            dest = None
+            if deep:
+                assert scratch is not None
+                dest = scratch / "tablespaces" / str(oid)
+                dest.mkdir(parents=True)
+                (scratch / "data" / "pg_tblspc").mkdir(exist_ok=True)
+                (scratch / "data" / "pg_tblspc" / str(oid)).symlink_to(dest)
+            members = _check_tar(ctx, manifest, ts_art, dest)
+            checks.append(
+                f"tablespace {oid} ({ts_art.name}): sha256, decrypt + decompress, raw sha256, "
+                f"tar structure ({members} members)"
+            )
         if deep:
             assert scratch is not None
             if tar_rc != 0:
@@ -152,6 +170,47 @@ def verify_base_backup(
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return _result(t0, ok, deep, level, message, checks)
+
+
+def _tablespace_artifacts(manifest: Manifest) -> list[tuple[int, Artifact]]:
+    """(oid, artifact) of every tablespace the manifest lists; a listed
+    tablespace without its artifact is an incomplete backup."""
+    out = []
+    spaces = (manifest.postgres.tablespaces if manifest.postgres else None) or []
+    for t in spaces:
+        art = next((a for a in manifest.artifacts if a.name == t.artifact), None)
+        if art is None:
+            raise TarStructureError(
+                f"the manifest lists tablespace {t.name!r} but not its artifact {t.artifact}"
+            )
+        out.append((t.oid, art))
+    return out
+
+
+def _check_tar(ctx: Context, manifest: Manifest, art: Artifact, dest: Path | None) -> int:
+    """Decode one tar artifact (into ``dest`` when given); its member count."""
+    scanner = TarScanner()
+    tar = extract_tar(dest) if dest is not None else None
+    sink = _ScanSink(scanner, tar.stdin if tar else None)
+    rc, err = 0, ""
+    try:
+        decode_to(
+            ctx.storage,
+            artifact_key(manifest, art.name),
+            sink,
+            ctx.keys,
+            expected_sha256=art.sha256,
+            expected_size=art.stored_size,
+        )
+    finally:
+        if tar is not None:
+            rc, err = tar.finish()
+    if art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
+        raise TarStructureError(f"{art.name}: decoded content does not match the raw sha256")
+    scanner.finish()
+    if rc != 0:
+        raise TarStructureError(f"tar could not unpack {art.name}: {err.strip()[:200]}")
+    return scanner.members
 
 
 def _result(
