@@ -316,10 +316,15 @@ def main(argv: list[str], *, standalone: bool = False, push_ahead: bool = True) 
         code: int | None = None
         if cmd == "wal-push" and push_ahead:
             from seawall.postgres.wal.pushahead import already_pushed
+            from seawall.walcore.env import WalEnvError
 
             held = True  # a miss holds the segment's lock until the push below is done
-            if already_pushed(args[0]):  # the pusher archived this very file here
-                code = 0
+            try:
+                if already_pushed(args[0]):  # the pusher archived this very file here
+                    code = 0
+            except WalEnvError as exc:  # an invalid WAL_PUSH_AHEAD: as every command says it
+                _err(str(exc))
+                code = 2
         if code is None:
             code = _lean_push(args[0]) if cmd == "wal-push" else _lean_fetch(args[0], args[1])
         if code is None:
