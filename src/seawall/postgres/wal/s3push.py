@@ -211,7 +211,8 @@ def push(
     each gets its intent record ``mirrors/<id>/pending/<key>`` in the
     primary, as ``MirroredStorage`` and the lean local push write one, so a
     push killed between the PUT and the copies leaves the mirror's lag
-    recorded; a push that stores nothing removes the records it created.
+    recorded; a push that stores nothing removes the records it created,
+    unless a twin push committed the key meanwhile (:func:`_withdraw`).
     The copies are the caller's (runner/wal_fast.py).
     """
     from seawall.storage.s3.leanconf import NeedsGeneral, config_from_env
@@ -319,9 +320,32 @@ def _push_open(
                 s3.delete(key)
             raise Fallback("raced")
     except BaseException:
-        _drop(s3, records)  # nothing of ours in the primary: nothing for a mirror to miss
+        if records:
+            _withdraw(s3, key, records, mirrors)
         raise
     return key
+
+
+def _withdraw(s3: Client, key: str, records: list[str], mirrors: Sequence[tuple[str, str]]) -> None:
+    """After a push that stored nothing: delete the records it created, unless ``key`` is
+    in the primary now. A twin push of the same segment (the pusher and PostgreSQL's
+    wal-push, or two servers' archivers) that committed it meanwhile found these records,
+    created none of its own and relies on them until its copies are made: removing them
+    would leave a segment no mirror has and no record names. Keys of one name and one
+    sha256 hold the same bytes, so the twin's object is ours to keep recorded. Kept too
+    when the primary cannot say (``sync`` drops a record of a missing object); a twin
+    that commits between the look and the delete gets them written back."""
+    try:
+        if s3.head(key) is not None:
+            return
+    except Exception:  # the push's own error is the one to report
+        return
+    _drop(s3, records)
+    try:
+        if s3.head(key) is not None:
+            _intend(s3, key, mirrors)
+    except Exception:  # best effort, as above
+        return
 
 
 def _drop(s3: Client, keys: list[str]) -> None:
