@@ -9,7 +9,9 @@ HandleChildCrash). This runs a real PG15 as PID 1 of its own PID namespace
 (``unshare --pid --fork --mount-proc``, as the postgres user through
 ``setpriv``), archiving through seawall with ``WAL_PUSH_AHEAD``, kills the
 pusher with SIGKILL and checks that PostgreSQL did not notice: the session
-opened before the kill still answers and the log has no crash line.
+opened before the kill still answers and the log has no crash line. The
+same for the read-ahead reader (on by default) that ``wal-fetch`` starts
+under a standby that is PID 1.
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from seawall.ports import free_loopback_port
 from seawall.postgres.wal.pushahead import SPOOL
+from seawall.postgres.wal.readahead import DAEMON_MODULE as READER, SPOOL as READ_SPOOL
 from tests.conftest import SEAWALL
 from tests.integration.wal.asynchelpers import pusher_pids, wait_for
 from tests.integration.wal.helpers import wait_archived
-from tests.support.pgcluster import PASSWORD, SUPERUSER, make_cluster
+from tests.support.pgcluster import PASSWORD, SUPERUSER, PgCluster, make_cluster
 
 CRASH = "terminating any other active server processes"
 
@@ -73,23 +78,10 @@ def _mentioning(text: str) -> list[int]:
 class Pid1Postgres:
     """PG15 as PID 1 of a new PID namespace; ``host_pid`` is its pid out here."""
 
-    def __init__(self, backup_dir: Path) -> None:
-        self.pg = make_cluster(
-            extra_conf={
-                "archive_mode": "on",
-                "archive_command": f"'{SEAWALL} postgres wal-push %p'",
-                "wal_keep_size": "0",
-            },
-            start=False,
-        )
+    def __init__(self, pg: PgCluster, env: dict[str, str]) -> None:
+        self.pg = pg
         self.log = self.pg.base / "pid1.log"
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "BACKUP_DIR": str(backup_dir),
-            "WAL_PUSH_AHEAD": "4",
-            "WAL_PUSH_AHEAD_IDLE": "600",  # alive until killed
-        }
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **env}
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
@@ -128,7 +120,20 @@ class Pid1Postgres:
 
 @pytest.fixture
 def pid1(backup_dir: Path) -> Iterator[Pid1Postgres]:
-    server = Pid1Postgres(backup_dir)
+    pg = make_cluster(
+        extra_conf={
+            "archive_mode": "on",
+            "archive_command": f"'{SEAWALL} postgres wal-push %p'",
+            "wal_keep_size": "0",
+        },
+        start=False,
+    )
+    env = {
+        "BACKUP_DIR": str(backup_dir),
+        "WAL_PUSH_AHEAD": "4",
+        "WAL_PUSH_AHEAD_IDLE": "600",  # alive until killed
+    }
+    server = Pid1Postgres(pg, env)
     try:
         yield server
     finally:
@@ -156,13 +161,26 @@ def test_a_daemon_killed_by_a_signal_does_not_crash_a_pid1_postmaster(
         assert _ppid(pid) in (pid1.host_pid, *ours), (pid, _ppid(pid))
     assert any(_ppid(pid) == pid1.host_pid for pid in ours)
 
+    _kill_and_check(pid1, pusher, ours, "SELECT count(*) FROM t", "600")
+
+    # archiving goes on: the next wal-push starts a new pusher
+    pg.psql("INSERT INTO t VALUES (1)")
+    more = pg.psql("SELECT pg_walfile_name(pg_switch_wal())")
+    wait_archived(pg, more, 180)
+    assert CRASH not in pid1.text()
+
+
+def _kill_and_check(
+    pid1: Pid1Postgres, daemon: int, ours: list[int], query: str, expected: str
+) -> None:
+    """kill -9 ``daemon``; once it and its supervisor are reaped, PostgreSQL is untouched."""
     with pid1.connect() as session:
         before = session.execute("SELECT pg_backend_pid()").fetchone()
-        os.kill(pusher, signal.SIGKILL)
+        os.kill(daemon, signal.SIGKILL)
         # reaped by whoever waits for it, then whatever started it has ended too
         wait_for(lambda: all(_gone(pid) for pid in ours), 60, "the daemons to be reaped")
         # a connection accepted now was accepted after the postmaster's SIGCHLD handler ran
-        assert pg.psql("SELECT count(*) FROM t") == "600", pid1.text()
+        assert pid1.pg.psql(query, check=False) == expected, pid1.text()[-3000:]
         try:  # the session opened before the kill is still the same backend
             after = session.execute("SELECT pg_backend_pid()").fetchone()
         except psycopg.OperationalError as exc:
@@ -171,8 +189,73 @@ def test_a_daemon_killed_by_a_signal_does_not_crash_a_pid1_postmaster(
     assert CRASH not in pid1.text(), pid1.text()[-3000:]
     assert "terminated by signal" not in pid1.text(), pid1.text()[-3000:]
 
-    # archiving goes on: the next wal-push starts a new pusher
-    pg.psql("INSERT INTO t VALUES (1)")
-    more = pg.psql("SELECT pg_walfile_name(pg_switch_wal())")
-    wait_archived(pg, more, 180)
-    assert CRASH not in pid1.text()
+
+def test_a_read_ahead_reader_killed_by_a_signal_does_not_crash_a_pid1_standby(
+    backup_dir: Path,
+) -> None:
+    """A standby as PID 1 restoring from the archive through wal-fetch (the read-ahead
+    on, as by default): kill -9 of its reader leaves PostgreSQL untouched."""
+    push = f"'env BACKUP_DIR={backup_dir} {SEAWALL} postgres wal-push %p'"
+    source = make_cluster(
+        extra_conf={"archive_mode": "on", "archive_command": push, "wal_keep_size": "0"}
+    )
+    standby: Pid1Postgres | None = None
+    base = Path(tempfile.mkdtemp(prefix="seawall-pg-", dir="/tmp"))
+    try:
+        source.psql("CREATE TABLE t (x int)")
+        source.psql("INSERT INTO t SELECT generate_series(1, 100)")
+        wait_archived(source, source.psql("SELECT pg_walfile_name(pg_switch_wal())"), 120)
+        os.chmod(base, 0o755)
+        pg = PgCluster(bin_dir=source.bin_dir, base=base, port=free_loopback_port())
+        pg.sockdir.mkdir()
+        for d in (pg.base, pg.sockdir):
+            shutil.chown(d, "postgres", "postgres")
+        res = subprocess.run(
+            [str(pg.bin_dir / "pg_basebackup"), "-h", source.host, "-p", str(source.port),
+             "-U", SUPERUSER, "-D", str(pg.datadir), "-X", "none", "-c", "fast"],
+            env=source.env(), user="postgres", capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        for i in range(6):  # segments for the standby to restore: the reader reads ahead
+            source.psql(f"INSERT INTO t SELECT generate_series({101 + i * 100}, {200 + i * 100})")
+            last = source.psql("SELECT pg_walfile_name(pg_switch_wal())")
+        wait_archived(source, last, 180)
+        pg.set_conf(
+            port=str(pg.port),
+            unix_socket_directories=f"'{pg.sockdir}'",
+            archive_mode="off",
+            hot_standby="on",
+            restore_command=f"'{SEAWALL} postgres wal-fetch %f %p'",
+        )
+        (pg.datadir / "standby.signal").touch()
+        shutil.chown(pg.datadir / "standby.signal", "postgres", "postgres")
+        env = {"BACKUP_DIR": str(backup_dir), "WAL_READ_AHEAD_IDLE": "600"}
+        standby = Pid1Postgres(pg, env)
+        assert (pg.datadir / "postmaster.pid").read_text().split("\n")[0] == "1"
+        wait_for(
+            lambda: pg.psql("SELECT count(*) FROM t", check=False) == "700",
+            180,
+            f"the standby to replay the archive: {standby.text()[-2000:]}",
+        )
+        spool = str(pg.datadir / "pg_wal" / READ_SPOOL)
+
+        def readers() -> list[int]:
+            return [p for p in _mentioning(spool) if READER.encode() in _argv(p)]
+
+        wait_for(lambda: len(readers()) == 1, 60, "the read-ahead reader")
+        (reader,) = readers()
+        ours = _mentioning(spool)
+        assert any(_ppid(pid) == standby.host_pid for pid in ours)
+        _kill_and_check(standby, reader, ours, "SELECT count(*) FROM t", "700")
+    finally:
+        if standby is not None:
+            standby.stop()
+        shutil.rmtree(base, ignore_errors=True)
+        source.destroy()
+
+
+def _argv(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
