@@ -53,6 +53,7 @@ class FaultProxy:
         self._sock.listen(64)
         self._stop = False
         self._hung: list[socket.socket] = []
+        self._live: list[socket.socket] = []  # client sides of relayed connections
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -70,6 +71,16 @@ class FaultProxy:
                 conn.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 conn.close()
+
+    def drop_live(self) -> int:
+        """Close every relayed connection now (a server's idle timeout or restart, as
+        the client sees it: its kept-alive connection is gone); how many there were."""
+        with self._lock:
+            live, self._live = self._live, []
+        for conn in live:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        return len(live)
 
     def _next(self) -> Action:
         with self._lock:
@@ -115,8 +126,12 @@ class FaultProxy:
         except OSError:
             conn.close()
             return
+        with self._lock:
+            self._live.append(conn)
         threading.Thread(target=self._pipe, args=(conn, up, None, flip), daemon=True).start()
         self._pipe(up, conn, limit)
+        with self._lock, contextlib.suppress(ValueError):
+            self._live.remove(conn)
 
     @staticmethod
     def _pipe(

@@ -173,4 +173,6 @@ def test_push_ahead_options_agree(monkeypatch: pytest.MonkeyPatch) -> None:
             read_wal_env(env)
         with pytest.raises(ConfigError):
             load_settings()
-        assert push_ahead(env) == 0
+        if "WAL_PUSH_AHEAD" in env:  # wal-push's own reader refuses it too, never "off"
+            with pytest.raises(WalEnvError, match="WAL_PUSH_AHEAD"):
+                push_ahead(env)

@@ -40,6 +40,7 @@ TYPE_CHECKING = False  # not typing's: the lean path imports nothing it can avoi
 if TYPE_CHECKING:
     from seawall.postgres.wal.envconfig import WalConfig
     from seawall.postgres.wal.fastpush import Archived
+    from seawall.postgres.wal.s3push import ClientPool
     from seawall.storage.base import Storage
     from seawall.storage.mirror import MirroredStorage
 
@@ -55,8 +56,9 @@ def _err(message: str) -> None:
     sys.stderr.write(f"seawall: error: {message}\n")
 
 
-def _lean_push(path: str) -> int | None:
-    """0 when the lean path archived ``path``; None when push_wal must do it."""
+def _lean_push(path: str, s3_clients: ClientPool | None = None) -> int | None:
+    """0 when the lean path archived ``path``; None when push_wal must do it.
+    ``s3_clients``: open connections to reuse (the asynchronous pusher's)."""
     from seawall.postgres.wal.s3push import s3_backup_dir
 
     mirrors: list[tuple[str, str]] = []
@@ -66,7 +68,7 @@ def _lean_push(path: str) -> int | None:
         except Exception:  # a MIRRORS entry that does not parse: the general path says so
             return None
     if s3_backup_dir() is not None:
-        return _lean_push_s3(path, mirrors)
+        return _lean_push_s3(path, mirrors, s3_clients)
     from seawall.postgres.wal.fastpush import push
 
     try:
@@ -121,14 +123,16 @@ def _general_path_takes_s3() -> bool:
     return True
 
 
-def _lean_push_s3(path: str, mirrors: list[tuple[str, str]]) -> int | None:
+def _lean_push_s3(
+    path: str, mirrors: list[tuple[str, str]], s3_clients: ClientPool | None = None
+) -> int | None:
     """:func:`_lean_push` into an ``s3://`` repository (postgres/wal/s3push.py);
     ``mirrors``: (id, location) of each MIRRORS entry, for the intent records."""
     from seawall.postgres.wal.s3push import push, s3_backup_dir
     from seawall.storage.s3.leanconf import S3Error
 
     try:
-        key = push(path, mirrors=mirrors)
+        key = push(path, mirrors=mirrors, clients=s3_clients)
     except S3Error as exc:  # one line naming the fix; nothing stored under a final key
         _err(f"wal-push: {exc}")
         return 2 if exc.kind == "config" else 7
@@ -295,7 +299,13 @@ def _push_general(cfg: WalConfig, path: str) -> None:
         _mirror_wal(str(cfg.backup_dir), result.key, repo)
 
 
-def main(argv: list[str], *, standalone: bool = False, push_ahead: bool = True) -> int:
+def main(
+    argv: list[str],
+    *,
+    standalone: bool = False,
+    push_ahead: bool = True,
+    s3_clients: ClientPool | None = None,
+) -> int:
     """Run ``wal-push`` or ``wal-fetch``; returns the exit code.
 
     ``standalone``: this call is the whole process (the console script), so
@@ -303,6 +313,8 @@ def main(argv: list[str], *, standalone: bool = False, push_ahead: bool = True) 
     ``push_ahead``: with ``WAL_PUSH_AHEAD`` > 0, a wal-push first looks for the
     asynchronous pusher's marker (postgres/wal/pushahead.py, ADR 0017); the
     pusher itself calls this with False, to push exactly as the foreground does.
+    ``s3_clients``: the pusher's open S3 connections, reused from segment to segment
+    by the lean S3 push (postgres/wal/s3push.py, ``ClientPool``).
     """
     if not argv or argv[0] not in ("wal-push", "wal-fetch"):
         sys.stderr.write(USAGE)
@@ -316,12 +328,21 @@ def main(argv: list[str], *, standalone: bool = False, push_ahead: bool = True) 
         code: int | None = None
         if cmd == "wal-push" and push_ahead:
             from seawall.postgres.wal.pushahead import already_pushed
+            from seawall.walcore.env import WalEnvError
 
             held = True  # a miss holds the segment's lock until the push below is done
-            if already_pushed(args[0]):  # the pusher archived this very file here
-                code = 0
+            try:
+                if already_pushed(args[0]):  # the pusher archived this very file here
+                    code = 0
+            except WalEnvError as exc:  # an invalid WAL_PUSH_AHEAD: as every command says it
+                _err(str(exc))
+                code = 2
         if code is None:
-            code = _lean_push(args[0]) if cmd == "wal-push" else _lean_fetch(args[0], args[1])
+            code = (
+                _lean_push(args[0], s3_clients)
+                if cmd == "wal-push"
+                else _lean_fetch(args[0], args[1])
+            )
         if code is None:
             code = _general(cmd, args)
     except KeyboardInterrupt:

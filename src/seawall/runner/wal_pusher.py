@@ -17,6 +17,9 @@ those not yet marked, two at a time (``PUSH_WORKERS``, one per CPU of the
 :func:`seawall.runner.wal_fast.main` — the very code, checks, refusals and
 mirror handling of a foreground ``wal-push`` — and, only when that returned
 0, write the segment's marker (atomically: a dot-named temporary renamed).
+Into an ``s3://`` repository the pushes keep their connections open from one
+segment to the next (``s3push.ClientPool``: one per push in flight), where a
+foreground ``wal-push`` connects (TCP, TLS) for each segment.
 A segment whose push fails is tried again after ``RETRY`` seconds; its
 ``wal-push`` from PostgreSQL meanwhile pushes it in the foreground and says
 why it fails.
@@ -54,6 +57,7 @@ from seawall.postgres.wal.pushahead import (
     push_ahead,
     repository_identity,
 )
+from seawall.postgres.wal.s3push import ClientPool
 
 #: pushes in flight at once (the machines this runs on have 2 CPUs; zstd uses both anyway)
 PUSH_WORKERS = 2
@@ -82,6 +86,8 @@ class Pusher:
         self.retry_at: dict[str, float] = {}
         self.mutex = threading.Lock()
         self.finished = threading.Condition(self.mutex)
+        # one open S3 connection per push in flight, kept from segment to segment
+        self.clients = ClientPool()
 
     def lock(self) -> int | None:
         """Hold ``.lock`` (None: another pusher does)."""
@@ -177,7 +183,7 @@ class Pusher:
                 os.path.join(self.status, f"{name}.ready")
             ):  # still waiting to be archived
                 before = file_identity(os.stat(path))
-                code = wal_main(["wal-push", path], push_ahead=False)
+                code = wal_main(["wal-push", path], push_ahead=False, s3_clients=self.clients)
                 if code == 0 and file_identity(os.stat(path)) == before:
                     self._mark(name, before)
                     ok = True
@@ -256,6 +262,7 @@ def main(argv: list[str]) -> int:
     except OSError:  # the spool or pg_wal is gone (the cluster was removed)
         pass
     finally:
+        pusher.clients.close()
         os.close(lock)
     return 0
 

@@ -267,13 +267,31 @@ class MirroredStorage:
         fresh = self._intent(key)
 
         def undo() -> None:
+            # kept when the primary holds ``key`` after all: a twin writer of the same
+            # key (a lean wal-push, which takes no lease) committed it meanwhile and
+            # relies on these records (it found them and wrote none); kept too when
+            # the primary cannot say (sync drops a record of a missing object)
+            if not fresh or self._holds(key) is not False:
+                return
             for mid in fresh:
                 try:
                     self.primary.delete(f"{pending_prefix(mid)}/{key}")
                 except Exception as exc:  # best effort; sync drops stale records
                     log.debug("could not remove the intent record of %s: %s", key, exc)
+            if self._holds(key):  # committed between the look and the delete: write back
+                try:
+                    self._intent(key)
+                except Exception as exc:
+                    log.debug("could not rewrite the intent record of %s: %s", key, exc)
 
         return undo
+
+    def _holds(self, key: str) -> bool | None:
+        """Whether the primary holds ``key`` (None: it cannot say)."""
+        try:
+            return self.primary.exists(key)
+        except Exception:
+            return None
 
     def _intent(self, key: str) -> list[str]:
         """Write the pending records of ``key`` (before the primary write); the new ones' ids."""

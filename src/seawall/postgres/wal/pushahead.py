@@ -66,15 +66,12 @@ def is_segment(name: str) -> bool:
 
 
 def push_ahead(env: Mapping[str, str] | None = None) -> int:
-    """``WAL_PUSH_AHEAD`` (0 = off). An invalid value is off here: the general path
-    (settings.py) names it when the operator runs any other command."""
-    from seawall.walcore.env import read_value
+    """``WAL_PUSH_AHEAD`` (0 = off). An invalid value raises ``WalEnvError`` (one line
+    naming it): wal-push exits 2 as every other command does, never "off" quietly and
+    never a marker believed under a value the operator did not mean."""
+    from seawall.walcore.env import as_count, read_value
 
-    value = read_value("wal_push_ahead", env)
-    try:
-        return max(0, int(str(value).strip())) if value not in (None, "") else 0
-    except ValueError:
-        return 0
+    return as_count("WAL_PUSH_AHEAD", read_value("wal_push_ahead", env), 0, 0)
 
 
 def repository_identity(env: Mapping[str, str] | None = None) -> str:
@@ -253,7 +250,7 @@ def already_pushed(path: str) -> bool:
     the way, it makes sure a pusher runs for the segments after this one.
     """
     name = os.path.basename(path)
-    if not is_segment(name) or push_ahead() <= 0:
+    if push_ahead() <= 0 or not is_segment(name):  # an invalid value raises, whatever the name
         return False
     try:
         st = os.stat(path)

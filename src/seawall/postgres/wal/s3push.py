@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from seawall.storage.s3.lean import Client
+    from seawall.storage.s3.leanconf import Config
 
 #: seconds a push keeps retrying an unreachable or failing server before it
 #: gives up (PostgreSQL then retries the whole archive_command);
@@ -198,8 +199,69 @@ def _check_archive(client: Client, archive: str, cluster: str, sysid: int, seg_s
     check_archive_info(raw.decode("utf-8", "replace"), sysid, seg_size)
 
 
+class ClientPool:
+    """Idle lean S3 clients, connection open, for a process that pushes many segments.
+
+    The asynchronous pusher (runner/wal_pusher.py, ADR 0017) pushes one
+    segment after another, two at a time: a client per push would pay a
+    TCP connect and a TLS handshake (and the server's side of both) for
+    every segment. Each push takes a client for its whole length (never two
+    pushes on one connection) and gives it back; a push that raised closes
+    its client's connection first (it may have been cut mid-answer), so the
+    next one reconnects; so does one idle longer than :attr:`IDLE` (servers
+    close idle keep-alive connections, and a request on one the server closed
+    would cost a failed attempt and a retry's pause). Thread-safe; at most one
+    client per push in flight.
+    """
+
+    #: seconds an idle connection is trusted (AWS closes idle ones after ~20 s)
+    IDLE = 4.0
+
+    def __init__(self) -> None:
+        import threading
+
+        self._idle: list[tuple[Client, float]] = []  # (client, idle since: monotonic)
+        self._mutex = threading.Lock()
+
+    def take(self, config: Config, deadline: float) -> Client:
+        import time
+
+        with self._mutex:
+            for i, (each, since) in enumerate(self._idle):
+                if _same(each.config, config):
+                    del self._idle[i]
+                    if time.monotonic() - since > self.IDLE:
+                        each.close()  # reconnects on first use
+                    each.deadline = deadline
+                    return each
+        from seawall.storage.s3.lean import Client
+
+        return Client(config, deadline=deadline)
+
+    def give(self, client: Client, *, broken: bool) -> None:
+        import time
+
+        if broken:
+            client.close()
+        with self._mutex:
+            self._idle.append((client, time.monotonic()))
+
+    def close(self) -> None:
+        with self._mutex:
+            idle, self._idle = self._idle, []
+        for each, _ in idle:
+            each.close()
+
+
+def _same(a: Config, b: Config) -> bool:
+    return all(getattr(a, slot) == getattr(b, slot) for slot in type(a).__slots__)
+
+
 def push(
-    path: str, env: Mapping[str, str] | None = None, mirrors: Sequence[tuple[str, str]] = ()
+    path: str,
+    env: Mapping[str, str] | None = None,
+    mirrors: Sequence[tuple[str, str]] = (),
+    clients: ClientPool | None = None,
 ) -> str:
     """Archive ``path`` into the ``s3://`` repository; returns the stored key.
 
@@ -211,8 +273,13 @@ def push(
     each gets its intent record ``mirrors/<id>/pending/<key>`` in the
     primary, as ``MirroredStorage`` and the lean local push write one, so a
     push killed between the PUT and the copies leaves the mirror's lag
-    recorded; a push that stores nothing removes the records it created.
+    recorded; a push that stores nothing removes the records it created,
+    unless a twin push committed the key meanwhile (:func:`_withdraw`).
     The copies are the caller's (runner/wal_fast.py).
+
+    ``clients``: a process that pushes many segments keeps its connections
+    open between them (:class:`ClientPool`); without it the one client of
+    this push is closed at the end.
     """
     from seawall.storage.s3.leanconf import NeedsGeneral, config_from_env
 
@@ -239,17 +306,26 @@ def push(
         so the client's imports (hmac, the signer, leannet, _ssl) are not on the
         encoding's path."""
         if not made:
-            from seawall.storage.s3.lean import Client
+            if clients is not None:
+                made.append(clients.take(config, deadline))
+            else:
+                from seawall.storage.s3.lean import Client
 
-            made.append(Client(config, deadline=deadline))
+                made.append(Client(config, deadline=deadline))
         return made[0]
 
+    broken = True
     try:
-        return _push_open(client, fd, name, kind, cluster, level, threads, recipients, mirrors)
+        key = _push_open(client, fd, name, kind, cluster, level, threads, recipients, mirrors)
+        broken = False
+        return key
     finally:
         os.close(fd)
         for each in made:
-            each.close()
+            if clients is not None:
+                clients.give(each, broken=broken)
+            else:
+                each.close()
 
 
 def _push_open(
@@ -319,9 +395,32 @@ def _push_open(
                 s3.delete(key)
             raise Fallback("raced")
     except BaseException:
-        _drop(s3, records)  # nothing of ours in the primary: nothing for a mirror to miss
+        if records:
+            _withdraw(s3, key, records, mirrors)
         raise
     return key
+
+
+def _withdraw(s3: Client, key: str, records: list[str], mirrors: Sequence[tuple[str, str]]) -> None:
+    """After a push that stored nothing: delete the records it created, unless ``key`` is
+    in the primary now. A twin push of the same segment (the pusher and PostgreSQL's
+    wal-push, or two servers' archivers) that committed it meanwhile found these records,
+    created none of its own and relies on them until its copies are made: removing them
+    would leave a segment no mirror has and no record names. Keys of one name and one
+    sha256 hold the same bytes, so the twin's object is ours to keep recorded. Kept too
+    when the primary cannot say (``sync`` drops a record of a missing object); a twin
+    that commits between the look and the delete gets them written back."""
+    try:
+        if s3.head(key) is not None:
+            return
+    except Exception:  # the push's own error is the one to report
+        return
+    _drop(s3, records)
+    try:
+        if s3.head(key) is not None:
+            _intend(s3, key, mirrors)
+    except Exception:  # best effort, as above
+        return
 
 
 def _drop(s3: Client, keys: list[str]) -> None:
