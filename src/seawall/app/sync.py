@@ -64,6 +64,10 @@ class MirrorReport:
     held_back: list[str] = field(default_factory=list)
     stale_records: int = 0
     partials_removed: list[str] = field(default_factory=list)
+    #: with ``deep``: copies the mirror held whose bytes were wrong (copied again)
+    damaged: list[dict[str, str]] = field(default_factory=list)
+    #: objects the mirror holds and the primary lacks (never deleted by sync)
+    only_in_mirror: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -82,6 +86,8 @@ class MirrorReport:
             "held_back": self.held_back,
             "stale_records_removed": self.stale_records,
             "partials_removed": self.partials_removed,
+            "damaged": self.damaged,
+            "only_in_mirror": self.only_in_mirror,
         }
 
 
@@ -127,8 +133,54 @@ def _copy_checked(
     return digest, size
 
 
-def sync_mirror(primary: Storage, mirror: Mirror, *, dry_run: bool = False) -> MirrorReport:
-    """Bring one mirror up to the primary; never raises for the mirror's own failures."""
+def _damaged_copy(primary: Storage, mirror: Storage, key: str, expected: str | None) -> str:
+    """Why the mirror's copy of ``key`` is not the right bytes ("" when it is).
+
+    ``expected``: the manifest's sha256 of an artifact; anything else is
+    compared with the primary's copy. A size comparison cannot see a byte
+    that rotted at rest in the mirror: this reads it.
+    """
+    try:
+        have = _sha256_of(mirror, key)
+    except SeawallError as exc:
+        return f"unreadable in the mirror: {str(exc).splitlines()[0][:200]}"
+    want = expected or _sha256_of(primary, key)
+    if have == want:
+        return ""
+    source = "the manifest" if expected else "the primary's copy"
+    return f"sha256 {have[:16]}… in the mirror, {want[:16]}… in {source}"
+
+
+def _check_present(
+    primary: Storage, mirror: Mirror, keys: list[str], report: MirrorReport
+) -> list[str]:
+    """``deep``: the keys among ``keys`` whose mirror copy is damaged (recorded in report)."""
+    shas = _artifact_shas(primary, {d for k in keys if (d := _backup_dir(k)) is not None})
+    bad = []
+    for key in keys:
+        try:
+            why = _damaged_copy(primary, mirror.storage, key, shas.get(key))
+        except SeawallError as exc:  # the primary's copy could not be read
+            report.failed.append({"key": key, "error": str(exc), "kind": "storage"})
+            continue
+        if why:
+            report.damaged.append({"key": key, "error": why})
+            log.warning(
+                "sync to %s: %s is damaged (%s): copying it again", mirror.location, key, why
+            )
+            bad.append(key)
+    return bad
+
+
+def sync_mirror(
+    primary: Storage, mirror: Mirror, *, dry_run: bool = False, deep: bool = False
+) -> MirrorReport:
+    """Bring one mirror up to the primary; never raises for the mirror's own failures.
+
+    ``deep`` also reads every copy the mirror already holds (same size) and
+    copies again the ones whose sha256 is wrong: the only way to find a byte
+    that rotted at rest in the mirror, at the price of reading all of it.
+    """
     report = MirrorReport(mirror.location, mirror.id)
     pprefix = pending_prefix(mirror.id)
     pending = {i.key[len(pprefix) + 1 :]: i.key for i in primary.list(pprefix)}
@@ -140,6 +192,20 @@ def sync_mirror(primary: Storage, mirror: Mirror, *, dry_run: bool = False) -> M
         report.failed.append({"key": "", "error": str(exc)})
         return report
     wanted = sorted(k for k, size in src.items() if dst.get(k) != size or k in pending)
+    dprefix = deletes_prefix(mirror.id)
+    to_delete = {i.key[len(dprefix) + 1 :] for i in primary.list(dprefix)}
+    report.only_in_mirror = sorted(
+        k for k in dst if k not in src and not any(_covers(d, k) for d in to_delete)
+    )
+    for key in report.only_in_mirror:
+        log.warning(
+            "sync to %s: %s is in the mirror only (lost by the primary?): kept there",
+            mirror.location,
+            key,
+        )
+    if deep:
+        present = sorted(k for k in src if k in dst and k not in wanted)
+        wanted = sorted(set(wanted) | set(_check_present(primary, mirror, present, report)))
     manifests = [k for k in wanted if k.rsplit("/", 1)[-1] == MANIFEST_NAME]
     others = [k for k in wanted if k.rsplit("/", 1)[-1] != MANIFEST_NAME]
     shas = _artifact_shas(primary, {d for k in others if (d := _backup_dir(k)) is not None})
@@ -177,6 +243,11 @@ def sync_mirror(primary: Storage, mirror: Mirror, *, dry_run: bool = False) -> M
     if report.complete and not dry_run:
         primary.delete(down_marker(mirror.id))  # wal-push and backups try it again at once
     return report
+
+
+def _covers(record_key: str, key: str) -> bool:
+    """Whether a deletion record (a key, or a tree's prefix) covers ``key``."""
+    return key == record_key or key.startswith(record_key.rstrip("/") + "/")
 
 
 def _apply_deletes(
@@ -223,6 +294,8 @@ def _remove_stale_partials(mirror: Mirror, report: MirrorReport, *, dry_run: boo
         report.partials_removed.append(info.key)
 
 
-def sync(primary: Storage, mirrors: list[Mirror], *, dry_run: bool = False) -> list[MirrorReport]:
+def sync(
+    primary: Storage, mirrors: list[Mirror], *, dry_run: bool = False, deep: bool = False
+) -> list[MirrorReport]:
     """Sync every mirror in turn (one unreachable mirror does not stop the others)."""
-    return [sync_mirror(primary, m, dry_run=dry_run) for m in mirrors]
+    return [sync_mirror(primary, m, dry_run=dry_run, deep=deep) for m in mirrors]
