@@ -282,7 +282,12 @@ def _apply_deletes(
 def _remove_stale_partials(mirror: Mirror, report: MirrorReport, *, dry_run: bool) -> None:
     """What killed copies left in the mirror (prune cleans the primary's, never a mirror's)."""
     cutoff = time.time() - STALE_PARTIAL_SECONDS
-    for info in mirror.storage.list_partials():
+    try:
+        partials = list(mirror.storage.list_partials())
+    except SeawallError as exc:  # the mirror went away mid-sync: reported, the others go on
+        report.failed.append({"key": "", "error": str(exc), "kind": "storage"})
+        return
+    for info in partials:
         if info.mtime >= cutoff or not is_mirrored_key(info.key):
             continue
         if not dry_run:

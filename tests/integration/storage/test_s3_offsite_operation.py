@@ -5,14 +5,26 @@ primary lost. Each test here reproduced a defect before its fix.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from seawall.storage.local import LocalStorage
 from seawall.storage.s3 import RetryPolicy, S3Storage
 from tests.conftest import run_seawall
 from tests.integration.postgres_logical.helpers import SMALL_SQL, db_state, seawall_env
-from tests.integration.storage.test_mirrors_s3 import only_manifest, s3_env
+from tests.integration.storage.test_mirrors_s3 import (
+    MIB,
+    bucket_keys,
+    in_progress_uploads,
+    only_manifest,
+    s3_env,
+)
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import S3Server
 
@@ -112,3 +124,64 @@ def test_sync_deep_finds_and_repairs_a_mirror_copy_rotted_at_rest(
     assert res.returncode == 0, res.stderr
     assert f"mirror {mirror}" in res.stderr
     assert db_state(pg, "shop_dr")["contents"] == expected["contents"]
+
+
+def _copied_wal(report: dict[str, Any]) -> list[str]:
+    return sorted(c["key"] for c in report["copied"] if c["key"].startswith("postgresql/"))
+
+
+def _plain_env(repo: Path, **extra: str) -> dict[str, str]:
+    skip = ("SEAWALL_", "ENCRYPTION", "AWS_", "BACKUP_DIR", "MIRRORS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
+    env.update(BACKUP_DIR=str(repo), **extra)
+    return env
+
+
+def test_a_mirror_killed_mid_sync_is_reported_and_the_next_mirror_still_synced(
+    tmp_path: Path, own_s3_server: S3Server, bucket_factory: Callable[[S3Server], str]
+) -> None:
+    """The S3 mirror SIGKILLed while ``sync`` uploads to it: the run went on to list
+    that mirror's leftover uploads, whose error escaped: no report was printed
+    and the second mirror (a local directory) was never synced."""
+    server = own_s3_server
+    bucket = bucket_factory(server)
+    repo, second = tmp_path / "repo", tmp_path / "dr"
+    mirrors = f"s3://{bucket}/repo,{second}"
+    env = _plain_env(repo, MIRRORS=mirrors, MIRROR_TIMEOUT="3", **s3_env(server))
+    assert run_seawall(["init"], _plain_env(repo)).returncode == 0
+    primary = LocalStorage(repo)
+    keys = [f"postgresql/wal/main/0000000100000000/{i:024X}-{'ab' * 20}.zst" for i in range(3)]
+    for key in keys:
+        primary.write_bytes(key, os.urandom(24 * MIB))
+    killed = threading.Event()
+
+    def kill_mid_upload() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed.is_set():
+            with contextlib.suppress(Exception):
+                if in_progress_uploads(server, bucket):
+                    server.kill()  # SIGKILL while the first copy's upload is in flight
+                    killed.set()
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_mid_upload, daemon=True)
+    watcher.start()
+    res = run_seawall(["sync", "--json"], env)
+    killed.set()
+    watcher.join()
+    assert server.proc is None, "the S3 mirror was never seen mid-upload"
+    assert res.returncode == 7, res.stderr
+    s3_report, local_report = json.loads(res.stdout)["mirrors"]
+    assert not s3_report["complete"] and s3_report["failed"]
+    assert local_report["complete"], local_report
+    assert _copied_wal(local_report) == keys
+    for key in keys:
+        assert (second / key).read_bytes() == (repo / key).read_bytes()
+
+    server.start()  # same ports and data: the next sync completes the S3 mirror
+    res = run_seawall(["sync", "--json"], env)
+    assert res.returncode == 0, res.stderr
+    s3_done, local_done = json.loads(res.stdout)["mirrors"]
+    assert s3_done["complete"] and _copied_wal(s3_done) == keys
+    assert local_done["copied"] == []
+    assert {k for k in bucket_keys(server, bucket) if k.startswith("postgresql/")} == set(keys)
