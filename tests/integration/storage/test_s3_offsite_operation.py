@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 
 from seawall.storage.local import LocalStorage
 from seawall.storage.s3 import RetryPolicy, S3Storage
-from tests.conftest import run_seawall
+from tests.conftest import SEAWALL, run_seawall
 from tests.integration.postgres_logical.helpers import SMALL_SQL, db_state, seawall_env
 from tests.integration.storage.test_mirrors_s3 import (
     MIB,
@@ -185,3 +186,41 @@ def test_a_mirror_killed_mid_sync_is_reported_and_the_next_mirror_still_synced(
     assert s3_done["complete"] and _copied_wal(s3_done) == keys
     assert local_done["copied"] == []
     assert {k for k in bucket_keys(server, bucket) if k.startswith("postgresql/")} == set(keys)
+
+
+def test_a_series_lock_left_by_a_killed_run_says_the_holder_is_gone(
+    pg: PgCluster, s3_server: S3Server, bucket_factory: Callable[[S3Server], str], tmp_path: Path
+) -> None:
+    """A backup into S3 SIGKILLed while it holds its series lease: the next run is
+    refused with who held it; it said "lease ends in 294s unless renewed: wait
+    for it", as for a live run. Now it says the holder is gone and that the
+    lease runs out by itself (nothing to clean up)."""
+    bucket = bucket_factory(s3_server)
+    pg.psql("CREATE DATABASE big")
+    pg.psql(
+        "CREATE TABLE blob AS SELECT g, sha256(g::text::bytea) AS b "
+        "FROM generate_series(1, 300000) g",
+        "big",
+    )
+    env = seawall_env(pg, tmp_path, LOCK_TIMEOUT="1", **s3_env(s3_server))
+    env["BACKUP_DIR"] = f"s3://{bucket}/repo"
+    assert run_seawall(["init"], env).returncode == 0
+    run = subprocess.Popen(
+        [SEAWALL, "postgres", "backup", "--database", "big"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(k.startswith(".locks/") for k in bucket_keys(s3_server, bucket)):
+            assert run.poll() is None and time.monotonic() < deadline, "no lease seen"
+            time.sleep(0.05)
+    finally:
+        run.kill()
+        run.wait()
+    res = run_seawall(["postgres", "backup", "--database", "big"], env)
+    assert res.returncode == 6, res.stderr
+    [line] = res.stderr.strip().splitlines()
+    assert f"pid {run.pid} on " in line and "no longer running (killed?)" in line, line
+    assert "takes the lock over by itself" in line
