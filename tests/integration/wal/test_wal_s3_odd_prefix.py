@@ -1,4 +1,5 @@
-"""WAL on S3 under a prefix with characters S3's XML escapes: push, push again, fetch.
+"""WAL on S3 as an operator meets it: a prefix with characters S3's XML escapes
+(push, push again, fetch), and an S3 primary that lost a segment its mirror holds.
 
 SeaweedFS (Go's encoding/xml) writes ``'`` in a listed key as ``&#39;``; the
 lean client decoded only the five named entities, so every key under
@@ -43,3 +44,35 @@ def test_lean_push_and_fetch_under_a_prefix_the_xml_escapes(
 def test_numeric_character_references_are_decoded() -> None:
     body = b"<K>o&#39;b &#x27;&amp;&lt;&#34;&#233;</K><K>a & b &#; &#xZZ;</K>"
     assert xml_values(body, "K") == ["o'b '&<\"\u00e9", "a & b &#; &#xZZ;"]
+
+
+def test_fetch_reads_the_mirror_when_the_s3_primary_lost_the_segment(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    """An S3 primary that lost a segment its mirror still holds: the lean fetch
+    answered "not in the archive" (exit 1, quietly), which ends a recovery there
+    (the local lean fetch already handed such a miss to the mirrors)."""
+    primary, mirror = new_bucket(s3_server), new_bucket(s3_server)
+    env = _env(
+        s3_server,
+        f"s3://{primary}/repo",
+        MIRRORS=f"s3://{mirror}/dr",
+        SEAWALL_WAL_READ_AHEAD="0",
+        SEAWALL_WAL_FETCH_VERBOSE="1",
+    )
+    seg = segment(tmp_path, "000000010000000000000041")
+    res = _push(seg, env)
+    assert res.returncode == 0, res.stderr
+    [in_primary] = [k for k in _keys(s3_server, primary) if seg.name in k]
+    assert [k for k in _keys(s3_server, mirror) if seg.name in k]
+    s3_server.client().delete_object(Bucket=primary, Key=in_primary)  # the primary lost it
+
+    dest = tmp_path / "RECOVERYXLOG"
+    res = _fetch(seg.name, dest, env)
+    assert res.returncode == 0, res.stderr
+    assert dest.read_bytes() == seg.read_bytes()
+    assert f"read from mirror s3://{mirror}/dr" in res.stderr
+    # a segment in neither is still the quiet "not archived" that ends recovery
+    res = _fetch("000000010000000000000042", tmp_path / "next", env)
+    assert res.returncode == 1 and "is not in the archive" in res.stderr
+    assert not (tmp_path / "next").exists()
