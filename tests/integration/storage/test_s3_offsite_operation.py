@@ -15,7 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from seawall.exporter.collector import SeawallCollector, make_registry
+from seawall.exporter.repositories import Repositories
 from seawall.storage.local import LocalStorage
+from seawall.storage.mirror import Mirror, MirroredStorage
 from seawall.storage.s3 import RetryPolicy, S3Storage
 from tests.conftest import SEAWALL, run_seawall
 from tests.integration.postgres_logical.helpers import SMALL_SQL, db_state, seawall_env
@@ -224,3 +227,50 @@ def test_a_series_lock_left_by_a_killed_run_says_the_holder_is_gone(
     [line] = res.stderr.strip().splitlines()
     assert f"pid {run.pid} on " in line and "no longer running (killed?)" in line, line
     assert "takes the lock over by itself" in line
+
+
+def test_mirror_lag_counts_objects_not_the_primarys_bookkeeping(
+    tmp_path: Path, own_s3_server: S3Server, bucket_factory: Callable[[S3Server], str]
+) -> None:
+    """Two mirrors, the S3 one SIGKILLed while three objects are written: the
+    wrapper records them in the primary (``mirrors/<id>/pending/…`` and a ``down``
+    marker). The exporter compared every primary key with each mirror, so those
+    records counted as lag: the local mirror, complete, lagged 4 objects (and
+    its MirrorLagging alert would fire); the S3 one lagged 7 for 3 objects."""
+    server = own_s3_server
+    bucket = bucket_factory(server)
+    s3_url, local = f"s3://{bucket}/dr", tmp_path / "dr"
+    s3_mirror = S3Storage(
+        s3_url,
+        endpoint_url=server.endpoint,
+        access_key=server.access_key,
+        secret_key=server.secret_key,
+        retry=RetryPolicy(deadline=2.0),
+    )
+    primary, second = LocalStorage(tmp_path / "repo"), LocalStorage(local)
+    repo = MirroredStorage(primary, [Mirror(s3_url, s3_mirror), Mirror(str(local), second)])
+    server.kill()
+    keys = [f"postgresql/logical/app/20261206T0{i}0000Z-abcd/dump.pgdump.zst" for i in range(3)]
+    for key in keys:
+        repo.write_bytes(key, os.urandom(1024))
+    assert any(i.key.startswith("mirrors/") for i in primary.list())  # the records are there
+    server.start()
+
+    repos = Repositories.of(
+        (str(tmp_path / "repo"), primary), [(s3_url, s3_mirror), (str(local), second)], interval=0
+    )
+    reg = make_registry(SeawallCollector(tmp_path / "repo", repositories=repos))
+
+    def lag(label: str) -> float | None:
+        return reg.get_sample_value("seawall_mirror_lag_objects", {"repository": label})
+
+    for view in repos:
+        view.refresh()
+    assert lag(str(local)) == 0
+    assert lag(s3_url) == len(keys)
+    res = run_seawall(["sync"], _plain_env(tmp_path / "repo", MIRRORS=f"{s3_url},{local}",
+                                           **s3_env(server)))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    for view in repos:
+        view.refresh()
+    assert (lag(s3_url), lag(str(local))) == (0, 0)
