@@ -32,7 +32,7 @@ from typing import Any
 from seawall.catalog.models import MANIFEST_NAME
 from seawall.catalog.naming import is_backup_id
 from seawall.catalog.store import CatalogError, parse_manifest
-from seawall.errors import SeawallError, StorageError, VerificationError
+from seawall.errors import NotFoundError, SeawallError, StorageError, VerificationError
 from seawall.log import get_logger
 from seawall.storage.base import Storage
 from seawall.storage.mirror import CHUNK, Mirror, copy_object
@@ -262,7 +262,13 @@ def _apply_deletes(
 
     for key in sorted(records, key=order):
         rkey = records[key]
-        if key in src:  # written again since: the record is obsolete
+        try:
+            tree = b'"delete_tree"' in primary.read_bytes(rkey)
+        except NotFoundError:  # removed meanwhile by the run that wrote it (done everywhere)
+            continue
+        # written again since, or a run killed before the primary's own deletion:
+        # the primary holds it, the record is obsolete (the next prune decides again)
+        if key in src or (tree and any(_covers(key, k) for k in src)):
             if not dry_run:
                 primary.delete(rkey)
             continue
@@ -270,7 +276,6 @@ def _apply_deletes(
             report.deleted.append(key)
             continue
         try:
-            tree = b'"delete_tree"' in primary.read_bytes(rkey)
             (mirror.storage.delete_tree if tree else mirror.storage.delete)(key)
         except SeawallError as exc:
             report.failed.append({"key": key, "error": str(exc), "kind": "storage"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -274,3 +275,56 @@ def test_mirror_lag_counts_objects_not_the_primarys_bookkeeping(
     for view in repos:
         view.refresh()
     assert (lag(s3_url), lag(str(local))) == (0, 0)
+
+
+def test_prune_killed_while_the_mirror_deletes_leaves_the_deletion_for_sync(
+    pg: PgCluster,
+    backup_dir: Path,
+    own_s3_server: S3Server,
+    bucket_factory: Callable[[S3Server], str],
+) -> None:
+    """prune deletes from the primary, then from each mirror. Killed -9 in
+    between (the S3 mirror hangs: SIGSTOPped), the mirror kept the pruned
+    backup's manifest and nothing recorded it: ``sync`` called the mirror
+    complete and the DR copy still listed a backup retention had removed. The
+    deletion is now recorded before the primary's, and ``sync`` applies it."""
+    server = own_s3_server
+    bucket = bucket_factory(server)
+    mirror = f"s3://{bucket}/repo"
+    pg.psql("CREATE DATABASE shop")
+    pg.psql(SMALL_SQL, "shop")
+    env = seawall_env(pg, backup_dir, MIRRORS=mirror, MIRROR_TIMEOUT="120", **s3_env(server))
+    for _ in range(2):
+        res = run_seawall(["postgres", "backup", "--database", "shop"], env)
+        assert res.returncode == 0, res.stderr
+    ids = sorted(p.parent.name for p in backup_dir.glob("postgresql/logical/shop/*/manifest.json"))
+    old = f"postgresql/logical/shop/{ids[0]}"
+    assert f"{old}/manifest.json" in bucket_keys(server, bucket)
+
+    retention = {"RETENTION_LAST": "1", "RETENTION_DAYS": "0", "RETENTION_WEEKS": "0"}
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)  # the mirror hangs: every request waits
+    try:
+        prune = subprocess.Popen(
+            [SEAWALL, "prune"],
+            env={**env, **retention, "RETENTION_MONTHS": "0"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while (backup_dir / old / "manifest.json").exists():  # the primary's is deleted…
+            assert prune.poll() is None and time.monotonic() < deadline, "prune never deleted"
+            time.sleep(0.02)
+        time.sleep(0.5)  # …and the mirror's deletion is in flight, hanging
+        assert prune.poll() is None
+        prune.kill()
+        prune.wait()
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+
+    res = run_seawall(["sync", "--json"], env)
+    assert res.returncode == 0, res.stderr
+    [report] = json.loads(res.stdout)["mirrors"]
+    assert f"{old}/manifest.json" in report["deleted"]
+    left = bucket_keys(server, bucket)
+    assert not any(k.startswith(f"{old}/") and k.endswith("manifest.json") for k in left), left
