@@ -210,7 +210,8 @@ def sync_mirror(
     others = [k for k in wanted if k.rsplit("/", 1)[-1] != MANIFEST_NAME]
     shas = _artifact_shas(primary, {d for k in others if (d := _backup_dir(k)) is not None})
     broken: set[str] = set()
-    for key in others + manifests:
+    order = others + manifests
+    for at, key in enumerate(order):
         d = _backup_dir(key)
         if key in manifests and d is not None and d in broken:
             report.held_back.append(key)
@@ -228,6 +229,9 @@ def sync_mirror(
             log.warning("sync to %s: %s not copied: %s", mirror.location, key, exc)
             if d is not None:
                 broken.add(d)
+            if kind == "storage" and not _answers(mirror.storage):
+                _gave_up(report, mirror, len(order) - at - 1)
+                return report
             continue
         report.copied.append({"key": key, "size": size, "sha256": digest})
         if key in pending:
@@ -243,6 +247,32 @@ def sync_mirror(
     if report.complete and not dry_run:
         primary.delete(down_marker(mirror.id))  # wal-push and backups try it again at once
     return report
+
+
+def _answers(storage: Storage) -> bool:
+    """Whether the mirror still answers (one small listing, within its own deadline).
+
+    Why: a mirror that died mid-sync made every remaining object wait out the
+    whole retry budget (MIRROR_TIMEOUT) in turn: seeding 10,000 objects, a
+    dead mirror kept sync busy for days before it reported.
+    """
+    try:
+        next(iter(storage.list(MANIFEST_NAME)), None)  # a key that is never there
+    except SeawallError:
+        return False
+    return True
+
+
+def _gave_up(report: MirrorReport, mirror: Mirror, left: int) -> None:
+    report.failed.append(
+        {
+            "key": "",
+            "error": f"the mirror stopped answering: {left} more object(s) not attempted, "
+            "its deletions and leftovers not looked at; run `seawall sync` again once it is back",
+            "kind": "storage",
+        }
+    )
+    log.warning("sync to %s: the mirror stopped answering; giving up on it", mirror.location)
 
 
 def _covers(record_key: str, key: str) -> bool:
