@@ -153,16 +153,20 @@ def _damaged_copy(primary: Storage, mirror: Storage, key: str, expected: str | N
 
 def _check_present(
     primary: Storage, mirror: Mirror, keys: list[str], report: MirrorReport
-) -> list[str]:
-    """``deep``: the keys among ``keys`` whose mirror copy is damaged (recorded in report)."""
+) -> list[str] | None:
+    """``deep``: the keys among ``keys`` whose mirror copy is damaged (recorded in report);
+    None when the mirror stopped answering (reported)."""
     shas = _artifact_shas(primary, {d for k in keys if (d := _backup_dir(k)) is not None})
     bad = []
-    for key in keys:
+    for at, key in enumerate(keys):
         try:
             why = _damaged_copy(primary, mirror.storage, key, shas.get(key))
         except SeawallError as exc:  # the primary's copy could not be read
             report.failed.append({"key": key, "error": str(exc), "kind": "storage"})
             continue
+        if why.startswith("unreadable") and not _answers(mirror.storage):
+            _gave_up(report, mirror, len(keys) - at - 1)
+            return None  # the mirror is gone
         if why:
             report.damaged.append({"key": key, "error": why})
             log.warning(
@@ -205,7 +209,10 @@ def sync_mirror(
         )
     if deep:
         present = sorted(k for k in src if k in dst and k not in wanted)
-        wanted = sorted(set(wanted) | set(_check_present(primary, mirror, present, report)))
+        damaged = _check_present(primary, mirror, present, report)
+        if damaged is None:
+            return report
+        wanted = sorted(set(wanted) | set(damaged))
     manifests = [k for k in wanted if k.rsplit("/", 1)[-1] == MANIFEST_NAME]
     others = [k for k in wanted if k.rsplit("/", 1)[-1] != MANIFEST_NAME]
     shas = _artifact_shas(primary, {d for k in others if (d := _backup_dir(k)) is not None})
