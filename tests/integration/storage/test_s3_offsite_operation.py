@@ -16,6 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from seawall.errors import StorageError
 from seawall.exporter.collector import SeawallCollector, make_registry
 from seawall.exporter.repositories import Repositories
 from seawall.storage.local import LocalStorage
@@ -334,3 +337,24 @@ def test_prune_killed_while_the_mirror_deletes_leaves_the_deletion_for_sync(
     assert f"{old}/manifest.json" in report["deleted"]
     left = bucket_keys(server, bucket)
     assert not any(k.startswith(f"{old}/") and k.endswith("manifest.json") for k in left), left
+
+
+def test_a_run_whose_s3_server_dies_reports_its_own_error_not_the_unlock(
+    own_s3_server: S3Server, bucket_factory: Callable[[S3Server], str]
+) -> None:
+    """prune on an S3 primary SIGKILLed mid-run exited with "cannot reach S3 for
+    unlock .locks/…": the failed unlock, in the lease's ``finally``, replaced the
+    error of what the run was doing (the deletion)."""
+    server = own_s3_server
+    bucket = bucket_factory(server)
+    storage = _storage(server, bucket, retry=RetryPolicy(deadline=2.0))
+    storage.write_bytes("postgresql/logical/app/x/dump.pgdump.zst", b"dump")
+    lock = ".locks/postgresql.logical.app.lock"
+    with (
+        pytest.raises(StorageError) as info,
+        storage.lease(lock, timeout=0, command="prune"),
+    ):
+        server.kill()
+        storage.delete("postgresql/logical/app/x/dump.pgdump.zst")
+    assert "deleting postgresql/logical/app/x/dump.pgdump.zst" in str(info.value)
+    assert "unlock" not in str(info.value)

@@ -236,8 +236,15 @@ class S3Storage:
         held.acquire(timeout)
         try:
             yield
-        finally:
-            held.release()
+        except BaseException:
+            # The run's own error is the one to report: with the server gone, the
+            # unlock fails too (after its retries) and used to replace it ("cannot
+            # reach S3 for unlock …" instead of what the run was doing). A lease
+            # left behind runs out by itself.
+            with contextlib.suppress(Exception):
+                held.release()
+            raise
+        held.release()
         if held.lost.is_set():
             raise LockedError(
                 f"lost the lease on {self.url}/{key} while running (renewal refused): "
