@@ -32,7 +32,7 @@ from typing import Any
 from seawall.catalog.models import MANIFEST_NAME
 from seawall.catalog.naming import is_backup_id
 from seawall.catalog.store import CatalogError, parse_manifest
-from seawall.errors import SeawallError, StorageError, VerificationError
+from seawall.errors import NotFoundError, SeawallError, StorageError, VerificationError
 from seawall.log import get_logger
 from seawall.storage.base import Storage
 from seawall.storage.mirror import CHUNK, Mirror, copy_object
@@ -64,6 +64,10 @@ class MirrorReport:
     held_back: list[str] = field(default_factory=list)
     stale_records: int = 0
     partials_removed: list[str] = field(default_factory=list)
+    #: with ``deep``: copies the mirror held whose bytes were wrong (copied again)
+    damaged: list[dict[str, str]] = field(default_factory=list)
+    #: objects the mirror holds and the primary lacks (never deleted by sync)
+    only_in_mirror: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -82,6 +86,8 @@ class MirrorReport:
             "held_back": self.held_back,
             "stale_records_removed": self.stale_records,
             "partials_removed": self.partials_removed,
+            "damaged": self.damaged,
+            "only_in_mirror": self.only_in_mirror,
         }
 
 
@@ -127,8 +133,58 @@ def _copy_checked(
     return digest, size
 
 
-def sync_mirror(primary: Storage, mirror: Mirror, *, dry_run: bool = False) -> MirrorReport:
-    """Bring one mirror up to the primary; never raises for the mirror's own failures."""
+def _damaged_copy(primary: Storage, mirror: Storage, key: str, expected: str | None) -> str:
+    """Why the mirror's copy of ``key`` is not the right bytes ("" when it is).
+
+    ``expected``: the manifest's sha256 of an artifact; anything else is
+    compared with the primary's copy. A size comparison cannot see a byte
+    that rotted at rest in the mirror: this reads it.
+    """
+    try:
+        have = _sha256_of(mirror, key)
+    except SeawallError as exc:
+        return f"unreadable in the mirror: {str(exc).splitlines()[0][:200]}"
+    want = expected or _sha256_of(primary, key)
+    if have == want:
+        return ""
+    source = "the manifest" if expected else "the primary's copy"
+    return f"sha256 {have[:16]}… in the mirror, {want[:16]}… in {source}"
+
+
+def _check_present(
+    primary: Storage, mirror: Mirror, keys: list[str], report: MirrorReport
+) -> list[str] | None:
+    """``deep``: the keys among ``keys`` whose mirror copy is damaged (recorded in report);
+    None when the mirror stopped answering (reported)."""
+    shas = _artifact_shas(primary, {d for k in keys if (d := _backup_dir(k)) is not None})
+    bad = []
+    for at, key in enumerate(keys):
+        try:
+            why = _damaged_copy(primary, mirror.storage, key, shas.get(key))
+        except SeawallError as exc:  # the primary's copy could not be read
+            report.failed.append({"key": key, "error": str(exc), "kind": "storage"})
+            continue
+        if why.startswith("unreadable") and not _answers(mirror.storage):
+            _gave_up(report, mirror, len(keys) - at - 1)
+            return None  # the mirror is gone
+        if why:
+            report.damaged.append({"key": key, "error": why})
+            log.warning(
+                "sync to %s: %s is damaged (%s): copying it again", mirror.location, key, why
+            )
+            bad.append(key)
+    return bad
+
+
+def sync_mirror(
+    primary: Storage, mirror: Mirror, *, dry_run: bool = False, deep: bool = False
+) -> MirrorReport:
+    """Bring one mirror up to the primary; never raises for the mirror's own failures.
+
+    ``deep`` also reads every copy the mirror already holds (same size) and
+    copies again the ones whose sha256 is wrong: the only way to find a byte
+    that rotted at rest in the mirror, at the price of reading all of it.
+    """
     report = MirrorReport(mirror.location, mirror.id)
     pprefix = pending_prefix(mirror.id)
     pending = {i.key[len(pprefix) + 1 :]: i.key for i in primary.list(pprefix)}
@@ -140,11 +196,29 @@ def sync_mirror(primary: Storage, mirror: Mirror, *, dry_run: bool = False) -> M
         report.failed.append({"key": "", "error": str(exc)})
         return report
     wanted = sorted(k for k, size in src.items() if dst.get(k) != size or k in pending)
+    dprefix = deletes_prefix(mirror.id)
+    to_delete = {i.key[len(dprefix) + 1 :] for i in primary.list(dprefix)}
+    report.only_in_mirror = sorted(
+        k for k in dst if k not in src and not any(_covers(d, k) for d in to_delete)
+    )
+    for key in report.only_in_mirror:
+        log.warning(
+            "sync to %s: %s is in the mirror only (lost by the primary?): kept there",
+            mirror.location,
+            key,
+        )
+    if deep:
+        present = sorted(k for k in src if k in dst and k not in wanted)
+        damaged = _check_present(primary, mirror, present, report)
+        if damaged is None:
+            return report
+        wanted = sorted(set(wanted) | set(damaged))
     manifests = [k for k in wanted if k.rsplit("/", 1)[-1] == MANIFEST_NAME]
     others = [k for k in wanted if k.rsplit("/", 1)[-1] != MANIFEST_NAME]
     shas = _artifact_shas(primary, {d for k in others if (d := _backup_dir(k)) is not None})
     broken: set[str] = set()
-    for key in others + manifests:
+    order = others + manifests
+    for at, key in enumerate(order):
         d = _backup_dir(key)
         if key in manifests and d is not None and d in broken:
             report.held_back.append(key)
@@ -162,6 +236,9 @@ def sync_mirror(primary: Storage, mirror: Mirror, *, dry_run: bool = False) -> M
             log.warning("sync to %s: %s not copied: %s", mirror.location, key, exc)
             if d is not None:
                 broken.add(d)
+            if kind == "storage" and not _answers(mirror.storage):
+                _gave_up(report, mirror, len(order) - at - 1)
+                return report
             continue
         report.copied.append({"key": key, "size": size, "sha256": digest})
         if key in pending:
@@ -179,6 +256,37 @@ def sync_mirror(primary: Storage, mirror: Mirror, *, dry_run: bool = False) -> M
     return report
 
 
+def _answers(storage: Storage) -> bool:
+    """Whether the mirror still answers (one small listing, within its own deadline).
+
+    Why: a mirror that died mid-sync made every remaining object wait out the
+    whole retry budget (MIRROR_TIMEOUT) in turn: seeding 10,000 objects, a
+    dead mirror kept sync busy for days before it reported.
+    """
+    try:
+        next(iter(storage.list(MANIFEST_NAME)), None)  # a key that is never there
+    except SeawallError:
+        return False
+    return True
+
+
+def _gave_up(report: MirrorReport, mirror: Mirror, left: int) -> None:
+    report.failed.append(
+        {
+            "key": "",
+            "error": f"the mirror stopped answering: {left} more object(s) not attempted, "
+            "its deletions and leftovers not looked at; run `seawall sync` again once it is back",
+            "kind": "storage",
+        }
+    )
+    log.warning("sync to %s: the mirror stopped answering; giving up on it", mirror.location)
+
+
+def _covers(record_key: str, key: str) -> bool:
+    """Whether a deletion record (a key, or a tree's prefix) covers ``key``."""
+    return key == record_key or key.startswith(record_key.rstrip("/") + "/")
+
+
 def _apply_deletes(
     primary: Storage, mirror: Mirror, report: MirrorReport, src: dict[str, int], *, dry_run: bool
 ) -> None:
@@ -191,7 +299,13 @@ def _apply_deletes(
 
     for key in sorted(records, key=order):
         rkey = records[key]
-        if key in src:  # written again since: the record is obsolete
+        try:
+            tree = b'"delete_tree"' in primary.read_bytes(rkey)
+        except NotFoundError:  # removed meanwhile by the run that wrote it (done everywhere)
+            continue
+        # written again since, or a run killed before the primary's own deletion:
+        # the primary holds it, the record is obsolete (the next prune decides again)
+        if key in src or (tree and any(_covers(key, k) for k in src)):
             if not dry_run:
                 primary.delete(rkey)
             continue
@@ -199,7 +313,6 @@ def _apply_deletes(
             report.deleted.append(key)
             continue
         try:
-            tree = b'"delete_tree"' in primary.read_bytes(rkey)
             (mirror.storage.delete_tree if tree else mirror.storage.delete)(key)
         except SeawallError as exc:
             report.failed.append({"key": key, "error": str(exc), "kind": "storage"})
@@ -211,7 +324,12 @@ def _apply_deletes(
 def _remove_stale_partials(mirror: Mirror, report: MirrorReport, *, dry_run: bool) -> None:
     """What killed copies left in the mirror (prune cleans the primary's, never a mirror's)."""
     cutoff = time.time() - STALE_PARTIAL_SECONDS
-    for info in mirror.storage.list_partials():
+    try:
+        partials = list(mirror.storage.list_partials())
+    except SeawallError as exc:  # the mirror went away mid-sync: reported, the others go on
+        report.failed.append({"key": "", "error": str(exc), "kind": "storage"})
+        return
+    for info in partials:
         if info.mtime >= cutoff or not is_mirrored_key(info.key):
             continue
         if not dry_run:
@@ -223,6 +341,8 @@ def _remove_stale_partials(mirror: Mirror, report: MirrorReport, *, dry_run: boo
         report.partials_removed.append(info.key)
 
 
-def sync(primary: Storage, mirrors: list[Mirror], *, dry_run: bool = False) -> list[MirrorReport]:
+def sync(
+    primary: Storage, mirrors: list[Mirror], *, dry_run: bool = False, deep: bool = False
+) -> list[MirrorReport]:
     """Sync every mirror in turn (one unreachable mirror does not stop the others)."""
-    return [sync_mirror(primary, m, dry_run=dry_run) for m in mirrors]
+    return [sync_mirror(primary, m, dry_run=dry_run, deep=deep) for m in mirrors]

@@ -39,6 +39,7 @@ from seawall.exporter.catalog_listed import ListedCatalog
 from seawall.exporter.listing import PagedListing, Region, cluster_prefix, sweep, wal_regions
 from seawall.exporter.wal_state import MAX_INFO_BYTES, WalState
 from seawall.storage.base import ObjectInfo, ServerClock, Storage
+from seawall.storage.mirror_layout import is_mirrored_key
 
 log = logging.getLogger("seawall.exporter.repositories")
 
@@ -287,7 +288,9 @@ class Repositories:
         missing = 0
         oldest: float | None = None
         for key, mtime in p.mtimes.items():
-            if key not in m.mtimes:
+            # the primary's own bookkeeping (mirrors/<id>/pending|deletes|down) is never
+            # copied: counted, one mirror's records were lag of every mirror
+            if key not in m.mtimes and is_mirrored_key(key):
                 missing += 1
                 oldest = mtime if oldest is None else min(oldest, mtime)
                 if mirror.known_below(key):

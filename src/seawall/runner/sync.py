@@ -16,10 +16,19 @@ def sync(
         bool, typer.Option("--dry-run", help="List what would be copied, copy nothing.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also read every copy the mirror holds and copy again those whose sha256 "
+            "is wrong (a byte rotted at rest); reads the whole mirror.",
+        ),
+    ] = False,
 ) -> None:
     """Copy to every mirror (MIRRORS) what it misses; manifests last, sha256 checked.
 
-    Exit 0 when every mirror is complete; 7 when a mirror could not be
+    With --deep every copy the mirror already holds is read and a damaged
+    one (sha256 wrong: rotted at rest) copied again. Exit 0 when every mirror is complete; 7 when a mirror could not be
     reached or written; 3 when a primary copy failed its sha256 check (it is
     not copied); 2 when MIRRORS is not set.
     """
@@ -34,7 +43,7 @@ def sync(
         raise ConfigError(
             "MIRRORS is not set: there is nothing to sync to (docs/object-storage.md)"
         )
-    reports = run_sync(repo.primary, repo.mirrors, dry_run=dry_run)
+    reports = run_sync(repo.primary, repo.mirrors, dry_run=dry_run, deep=deep)
     if as_json:
         print_json({"dry_run": dry_run, "mirrors": [r.to_dict() for r in reports]})
     else:
@@ -44,19 +53,25 @@ def sync(
             if not r.reachable:
                 typer.echo(f"  unreachable: {r.failed[0]['error']}")
                 continue
+            for d in r.damaged:
+                typer.echo(f"  DAMAGED    {d['key']}: {d['error']}")
             for c in r.copied:
                 typer.echo(f"  {verb:<10} {c['key']} ({human_size(c['size'])})")
             for key in r.deleted:
                 typer.echo(f"  {'would delete' if dry_run else 'deleted':<10} {key}")
             for f in r.failed:
                 typer.echo(f"  FAILED     {f['key']}: {f['error']}")
+            for key in r.only_in_mirror:
+                typer.echo(f"  only here  {key} (the primary lacks it; kept, not deleted)")
             for key in r.held_back:
                 typer.echo(f"  held back  {key} (an artifact of this backup was not copied)")
             total = sum(int(c["size"]) for c in r.copied)
             state = "complete" if r.complete else "INCOMPLETE"
             typer.echo(
                 f"  {verb} {len(r.copied)} objects ({human_size(total)}), "
-                f"{len(r.deleted)} deletions; mirror {state}"
+                f"{len(r.deleted)} deletions"
+                + (f", {len(r.damaged)} damaged copies found" if deep else "")
+                + f"; mirror {state}"
             )
     failures = [f for r in reports for f in r.failed]
     if dry_run or not (failures or any(not r.complete for r in reports)):

@@ -176,6 +176,8 @@ def _lean_fetch_s3(name: str, dest: str) -> int | None:
     try:
         fetch(name, dest)
     except Missing:
+        if _mirror_locations():  # the general path looks in the mirrors too (the primary
+            return None  # may have lost it: "not archived" here would end recovery early)
         if os.environ.get("SEAWALL_WAL_FETCH_VERBOSE"):
             _err(f"wal-fetch: {name} is not in the archive")
         return 1

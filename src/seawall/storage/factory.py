@@ -153,5 +153,46 @@ def child_access(
     plain = {k: src[k] for k in S3_CHILD_VARS if src.get(k)}
     opts = s3_options(src)
     values = (opts.access_key, opts.secret_key, opts.session_token)
+    if not (opts.access_key and opts.secret_key):
+        profile = _profile_keys(src)
+        if profile is not None:  # the child cannot read the profile: its keys instead
+            values, region = profile
+            for name in _PROFILE_VARS:
+                plain.pop(name, None)
+            if region and not (plain.get("AWS_REGION") or plain.get("AWS_DEFAULT_REGION")):
+                plain["AWS_REGION"] = region
     secrets = {name: v for name, v in zip(SECRET_VARS, values, strict=True) if v}
     return plain, secrets
+
+
+#: where a profile lives: useless to a child whose HOME and user differ
+_PROFILE_VARS = ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+
+def _profile_keys(
+    env: Mapping[str, str],
+) -> tuple[tuple[str | None, str | None, str | None], str | None] | None:
+    """The static keys (and region) of the profile botocore would use, if it is one.
+
+    Why: restore_command's wal-fetch runs as the postgres user with HOME set
+    to the recovery's sidecar, so ``~/.aws`` of the operator (root's, 0600)
+    is out of its reach and ``AWS_PROFILE`` alone made every fetch fail.
+    Only keys written in the shared files are resolved: a web identity,
+    an assumed role or SSO yield temporary keys that would expire during a
+    long recovery, so their variables are passed on as before.
+    """
+    named = env.get("AWS_PROFILE") or env.get("AWS_SHARED_CREDENTIALS_FILE")
+    if not named and not os.path.exists(os.path.expanduser("~/.aws/credentials")):
+        return None
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        session = boto3.session.Session(profile_name=env.get("AWS_PROFILE") or None)
+        creds = session.get_credentials()
+    except BotoCoreError:
+        return None  # the parent's own S3 client says what is wrong, once
+    if creds is None or creds.method not in ("shared-credentials-file", "config-file"):
+        return None
+    frozen = creds.get_frozen_credentials()
+    return (frozen.access_key, frozen.secret_key, frozen.token), session.region_name

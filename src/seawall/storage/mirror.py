@@ -370,19 +370,40 @@ class MirroredStorage:
 
     # -- deletes: the same call on every repository, primary first
     def delete(self, key: str) -> None:
+        if not is_mirrored_key(key):
+            self.primary.delete(key)
+            return
+        self._delete_intent(key, tree=False)
         self.primary.delete(key)
-        if is_mirrored_key(key):
-            for m in self.mirrors:
-                self._mirror_delete(m, key, tree=False)
+        for m in self.mirrors:
+            self._mirror_delete(m, key, tree=False)
 
     def delete_tree(self, prefix: str) -> None:
+        if not is_mirrored_key(f"{prefix}/"):
+            self.primary.delete_tree(prefix)
+            return
+        self._delete_intent(prefix, tree=True)
         self.primary.delete_tree(prefix)
-        if is_mirrored_key(f"{prefix}/"):
-            for m in self.mirrors:
-                self._mirror_delete(m, prefix, tree=True)
+        for m in self.mirrors:
+            self._mirror_delete(m, prefix, tree=True)
+
+    def _delete_intent(self, key: str, *, tree: bool) -> None:
+        """Record, before the primary's deletion, that every mirror is to delete ``key``.
+
+        Why before: a run killed between the primary's deletion and a mirror's
+        left the mirror holding what retention removed (a pruned backup's
+        manifest: a backup the DR copy still lists), with no record for
+        ``sync``. A deletion that then happens everywhere removes its record;
+        one killed before the primary's deletion leaves a record that ``sync``
+        drops as obsolete (the primary still holds the key).
+        """
+        what = "delete_tree" if tree else "delete"
+        for m in self.mirrors:
+            self.primary.write_bytes(f"{deletes_prefix(m.id)}/{key}", record(key, m.location, what))
 
     def _mirror_delete(self, m: Mirror, key: str, *, tree: bool) -> None:
         pending = f"{pending_prefix(m.id)}/{key}"
+        rkey = f"{deletes_prefix(m.id)}/{key}"
         if tree:
             self.primary.delete_tree(pending)
         else:
@@ -390,9 +411,11 @@ class MirroredStorage:
         if not self._is_down(m):
             try:
                 (m.storage.delete_tree if tree else m.storage.delete)(key)
-                return
             except Exception as exc:  # recorded for sync below
                 self._failed(m, exc)
+            else:
+                self.primary.delete(rkey)
+                return
         log.warning(
             "mirror %s missed the deletion of %s (%s); recorded for `seawall sync`",
             m.location,
@@ -400,7 +423,7 @@ class MirroredStorage:
             self.down[m.id],
         )
         what = "delete_tree" if tree else "delete"
-        self.primary.write_bytes(f"{deletes_prefix(m.id)}/{key}", record(key, m.location, what))
+        self.primary.write_bytes(rkey, record(key, m.location, what))  # (sync may have dropped it)
 
     # -- reads: primary first, then each mirror
     def _first(self, key: str, fn: Callable[[Storage], object]) -> object:

@@ -35,6 +35,18 @@ def _s3(request: pytest.FixtureRequest, prefix: str) -> Storage:
     )
 
 
+def _s3_versioned(request: pytest.FixtureRequest) -> Storage:
+    """A bucket with versioning on: a delete leaves a delete marker, a replace a
+    noncurrent version; the contract (what seawall sees) must not change."""
+    storage = _s3(request, "/repo")
+    assert isinstance(storage, S3Storage)
+    server: S3Server = request.getfixturevalue("s3_server")
+    server.client().put_bucket_versioning(
+        Bucket=storage.bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    return storage
+
+
 def _local(request: pytest.FixtureRequest) -> Storage:
     tmp_path: Path = request.getfixturevalue("tmp_path")
     return LocalStorage(tmp_path / "vol")
@@ -45,6 +57,9 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Storage]] = {
     "local": _local,
     "s3-bucket-root": lambda request: _s3(request, ""),
     "s3-under-prefix": lambda request: _s3(request, "/team/backups"),
+    # characters S3 escapes in XML and URLs, and a non-ASCII one, in the prefix
+    "s3-odd-prefix": lambda request: _s3(request, "/o'brien & co+1/b@ck ups=%20/é~x"),
+    "s3-versioned-bucket": _s3_versioned,
 }
 
 

@@ -73,7 +73,9 @@ from seawall.postgres.tools import pg_ctl
 from seawall.postgres.tools.pg_controldata import controldata
 from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
 from seawall.postgres.tools.tar import extract_tar
-from seawall.postgres.wal.archive import list_archive, load_histories
+from seawall.postgres.wal.archive import ArchiveListing, list_archive, load_histories
+from seawall.storage.base import Storage
+from seawall.storage.mirror import copies_of
 
 log = get_logger("postgres.pitr")
 
@@ -95,7 +97,7 @@ def plan_restore(
             f"no successful base backup of cluster {cluster!r} in {ctx.storage.describe()}; "
             "run `seawall postgres basebackup` (and check PG_CLUSTER_NAME)"
         )
-    listing = list_archive(ctx.storage, cluster, wal_segment_size(bases))
+    listing = _archive_with_mirrors(ctx.storage, cluster, wal_segment_size(bases))
     load_histories(listing, ctx.storage, ctx.keys)
     return choose_plan(
         target,
@@ -106,6 +108,33 @@ def plan_restore(
         base_id=base_id,
         timeline=timeline,
     )
+
+
+def _archive_with_mirrors(storage: Storage, cluster: str, segment_size: int) -> ArchiveListing:
+    """The primary's WAL archive plus the files only a mirror still holds.
+
+    Why: recovery's wal-fetch reads a file the primary lost from a mirror
+    (MIRRORS reach restore_command), so a file the primary lacks is no gap
+    when a mirror has it; planning from the primary alone refused ``--latest``
+    "at a gap" the restore would have replayed. A mirror that cannot be
+    listed is skipped (the primary's gaps stand), with a warning.
+    """
+    copies = copies_of(storage)
+    listing = list_archive(copies[0][1], cluster, segment_size)
+    known = {f.name for f in listing.files}
+    for label, repo in copies[1:]:
+        try:
+            other = list_archive(repo, cluster, segment_size)
+        except StorageError as exc:
+            log.warning("WAL archive of %s not listed: %s", label, exc)
+            continue
+        extra = [f for f in other.files if f.name not in known]
+        for f in extra:
+            log.warning("%s: missing in the primary, %s holds it", f.name, label)
+        listing.files.extend(extra)
+        known.update(f.name for f in extra)
+    listing.files.sort(key=lambda f: (f.timeline, f.segno or -1, f.name))
+    return listing
 
 
 # --- executing a plan ------------------------------------------------------------

@@ -54,7 +54,16 @@ def write_wrapper(ctx: Context, sidecar: Path, uid: int, gid: int) -> Path:
         "BACKUP_DIR": repository_for_children(ctx),
         "PG_CLUSTER_NAME": s.pg_cluster_name,
     }
+    # the mirrors too: wal-fetch reads a segment the primary lost or holds corrupt
+    # from them (docs/object-storage.md), and PITR is where that matters most
     plain, secrets = child_access(s.repository)
+    if s.mirrors:
+        env["MIRRORS"] = ",".join(s.mirrors)
+        env["MIRROR_TIMEOUT"] = f"{s.mirror_timeout:g}"
+        for mirror in s.mirrors:
+            more_plain, more_secrets = child_access(mirror)
+            plain = {**more_plain, **plain}
+            secrets = {**more_secrets, **secrets}
     env.update(plain)
     for name, value in secrets.items():  # files 0600, never in the script
         secret_file = sidecar / name.lower()

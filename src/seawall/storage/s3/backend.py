@@ -236,8 +236,15 @@ class S3Storage:
         held.acquire(timeout)
         try:
             yield
-        finally:
-            held.release()
+        except BaseException:
+            # The run's own error is the one to report: with the server gone, the
+            # unlock fails too (after its retries) and used to replace it ("cannot
+            # reach S3 for unlock …" instead of what the run was doing). A lease
+            # left behind runs out by itself.
+            with contextlib.suppress(Exception):
+                held.release()
+            raise
+        held.release()
         if held.lost.is_set():
             raise LockedError(
                 f"lost the lease on {self.url}/{key} while running (renewal refused): "
@@ -373,16 +380,23 @@ class S3Storage:
             token = page["NextContinuationToken"]
 
     def _uploads(self, s3_prefix: str) -> Iterator[dict[str, Any]]:
-        key_marker = upload_marker = ""
+        """ListMultipartUploads pages: every in-progress upload under ``s3_prefix``.
+
+        A truncated page is followed with whichever markers the server gave:
+        AWS pages by key (``NextKeyMarker`` + ``NextUploadIdMarker``),
+        SeaweedFS by upload id alone (``NextUploadIdMarker``, no key marker).
+        Stopping when the key marker was missing dropped every upload after
+        the first 1,000 there, so prune and sync never cleaned them. A server
+        whose markers do not move on is not followed in a loop.
+        """
+        markers: dict[str, str] = {}
         while True:
             kw: dict[str, Any] = {
                 "Bucket": self.bucket,
                 "Prefix": s3_prefix,
                 "MaxUploads": self.page_size,
+                **markers,
             }
-            if key_marker:
-                kw["KeyMarker"] = key_marker
-                kw["UploadIdMarker"] = upload_marker
             page = self._call(
                 f"listing uploads under {s3_prefix or '/'}",
                 functools.partial(self.client.list_multipart_uploads, **kw),
@@ -390,10 +404,14 @@ class S3Storage:
             yield from page.get("Uploads", [])
             if not page.get("IsTruncated"):
                 return
-            key_marker = page.get("NextKeyMarker", "")
-            upload_marker = page.get("NextUploadIdMarker", "")
-            if not key_marker:
+            following = {
+                name: str(page[f"Next{name}"])
+                for name in ("KeyMarker", "UploadIdMarker")
+                if page.get(f"Next{name}")
+            }
+            if not following or following == markers:
                 return
+            markers = following
 
     def _walk_objects(self, prefix: str, exclude: tuple[str, ...]) -> Iterator[ObjectInfo]:
         """Objects under ``prefix``; excluded sub-trees are never listed (one

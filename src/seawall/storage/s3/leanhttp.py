@@ -38,12 +38,44 @@ class ObjectEntry:
         self.last_modified = last_modified
 
 
+_ENTITIES = {"lt": "<", "gt": ">", "quot": '"', "apos": "'", "amp": "&"}
+
+
+def _entity(name: str) -> str | None:
+    """The character of ``&name;``: the five named ones and numeric references."""
+    if name.startswith("#"):
+        digits, base = (name[2:], 16) if name[1:2] in ("x", "X") else (name[1:], 10)
+        try:
+            return chr(int(digits, base)) if digits else None
+        except (ValueError, OverflowError):
+            return None
+    return _ENTITIES.get(name)
+
+
 def _unescape(text: str) -> str:
+    """XML text to characters, numeric references included.
+
+    Why numeric ones: SeaweedFS (Go's encoding/xml) writes ``'`` as ``&#39;``
+    and ``"`` as ``&#34;``. Left escaped, a key under a prefix such as
+    ``o'brien`` came back four characters too long, so the lean wal-fetch
+    found no segment and told PostgreSQL "not archived": recovery ended early.
+    """
     if "&" not in text:
         return text
-    for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'")):
-        text = text.replace(entity, char)
-    return text.replace("&amp;", "&")
+    out: list[str] = []
+    at = 0
+    while (amp := text.find("&", at)) >= 0:
+        end = text.find(";", amp)
+        char = _entity(text[amp + 1 : end]) if end > amp else None
+        out.append(text[at:amp])
+        if char is None:  # not a reference: kept as it is
+            out.append("&")
+            at = amp + 1
+        else:
+            out.append(char)
+            at = end + 1
+    out.append(text[at:])
+    return "".join(out)
 
 
 def xml_values(body: bytes, tag: str) -> list[str]:

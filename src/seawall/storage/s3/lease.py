@@ -36,6 +36,26 @@ if TYPE_CHECKING:
 POLL = 1.0
 
 
+def _gone(info: dict[str, Any]) -> bool:
+    """Whether the holder named in a lock ran on this host and its process is gone.
+
+    Why: a run killed by a signal (kill -9, OOM) leaves its lease to run out;
+    "wait for it, or raise LOCK_TIMEOUT" reads as if a run were still busy.
+    Only the message depends on this (a pid seen from another container with
+    the same host name could mislead it); the takeover waits for the lease.
+    """
+    pid = info.get("pid")
+    if info.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, not ours to signal
+        return False
+    return False
+
+
 class S3Lease:
     """One lock object, held while the context is open."""
 
@@ -126,10 +146,19 @@ class S3Lease:
         if holder is None:
             return LockedError(f"{self.storage.url}/{self.key} is locked by another run")
         _, info, left = holder
-        return LockedError(
+        who = (
             f"{self.storage.url}/{self.key} is held by run {info.get('run_id', '?')} "
             f"({info.get('command') or 'seawall'}, pid {info.get('pid', '?')} on "
-            f"{info.get('host', '?')}), lease ends in {max(0, left):.0f}s unless renewed: "
+            f"{info.get('host', '?')})"
+        )
+        if _gone(info):
+            return LockedError(
+                f"{who}, which is no longer running (killed?): its lease runs out in "
+                f"{max(0, left):.0f}s, then the next run takes the lock over by itself "
+                "(nothing to clean up); wait that long, or raise LOCK_TIMEOUT above it"
+            )
+        return LockedError(
+            f"{who}, lease ends in {max(0, left):.0f}s unless renewed: "
             "wait for it, or raise LOCK_TIMEOUT"
         )
 
