@@ -69,18 +69,20 @@ def sample_searches(
     client: QdrantClient, manifest: Manifest, collection: str
 ) -> tuple[int, list[str]]:
     """Search each recorded sample vector in ``collection``; (searches, problems)."""
-    from seawall.qdrant.deep import recorded_tops, sample_found, sample_queries
+    from seawall.qdrant.deep import manifest_tops, sample_queries
+    from seawall.qdrant.sample import label, sample_found
 
-    recorded_top = recorded_tops(manifest)
+    recorded_top = manifest_tops(manifest)
     problems: list[str] = []
     queries = sample_queries(manifest)
     for pid, vector, using in queries:
         ids = client.query(collection, vector, using, limit=3)
-        top = recorded_top.get(str(pid))
+        top = recorded_top.get((str(pid), using))
+        name = label(pid, using)
         if not sample_found(pid, ids, top):
-            problems.append(f"point {pid} not among the top hits of its own vector ({ids})")
+            problems.append(f"point {name} not among the top hits of its own vector ({ids})")
         if top is not None and [str(i) for i in ids] != top:
-            problems.append(f"search for point {pid}: top hits {ids}, at backup time {top}")
+            problems.append(f"search for point {name}: top hits {ids}, at backup time {top}")
     return len(queries), problems
 
 
