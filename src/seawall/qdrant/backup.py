@@ -112,7 +112,7 @@ def take_sample(client: QdrantClient, collection: str) -> dict[str, Any] | None:
     its vector on the live collection, so ``seawall drill`` can compare the
     restored copy's top hits with them (three searches: cheap).
     """
-    from seawall.qdrant.sample import point_queries, record_top
+    from seawall.qdrant.sample import point_queries, record_top, trim
 
     try:
         points = client.sample_points(collection, SAMPLE_SIZE)
@@ -120,6 +120,7 @@ def take_sample(client: QdrantClient, collection: str) -> dict[str, Any] | None:
         log.warning("could not sample points", extra={"collection": collection, "error": str(exc)})
         return None
     for point in points:
+        trim(point)  # a ColBERT point's every token would bloat the manifest
         # every vector of the point: dense, multivector and sparse (see qdrant/sample.py)
         for _pid, vector, using in point_queries(point):
             try:

@@ -64,6 +64,47 @@ def _searchable(value: Any) -> bool:
     return _dense(value) or _multi(value) or _sparse(value)
 
 
+#: rows of a multivector kept in a sample (a ColBERT point has one row per token)
+SAMPLE_ROWS = 4
+#: entries of a sparse vector kept in a sample (the largest weights)
+SAMPLE_TERMS = 64
+
+
+def _trimmed(value: Any) -> Any:
+    if _multi(value) and len(value) > SAMPLE_ROWS:
+        return value[:SAMPLE_ROWS]
+    if _sparse(value) and len(value["indices"]) > SAMPLE_TERMS:
+        keep = sorted(range(len(value["indices"])), key=lambda k: -abs(float(value["values"][k])))[
+            :SAMPLE_TERMS
+        ]
+        keep.sort()
+        return {
+            "indices": [value["indices"][k] for k in keep],
+            "values": [value["values"][k] for k in keep],
+        }
+    return value
+
+
+def trim(point: dict[str, Any]) -> dict[str, Any]:
+    """A sample point small enough for a manifest, searchable all the same.
+
+    Why: every row of a late-interaction point (one 128-dimensional vector per
+    token, hundreds of tokens) went into the manifest: ~0.8 MB for 3 points of
+    100 tokens, read at every catalog scan and exporter scrape. A multivector
+    keeps its first rows and a sparse vector its largest weights: a MaxSim or
+    dot-product search by that part still ranks the point by its own vectors,
+    and the top hits recorded at backup time come from the same trimmed
+    search, so the checks after a restore compare like with like. Dense
+    vectors are kept whole (a part of one is no query).
+    """
+    vector = point.get("vector")
+    if isinstance(vector, dict) and not _sparse(vector):
+        point["vector"] = {name: _trimmed(value) for name, value in vector.items()}
+    else:
+        point["vector"] = _trimmed(vector)
+    return point
+
+
 def legacy_name(point: dict[str, Any]) -> str | bool | None:
     """The vector the ``top`` of ``point`` belongs to (older versions searched
     only that one): None for the unnamed vector, a name, or False for none."""

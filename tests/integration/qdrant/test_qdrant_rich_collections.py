@@ -269,3 +269,42 @@ def test_cluster_restore_of_a_deleted_collection_recreates_its_config_and_indexe
         "i": POINTS + 1,
         "price": POINTS + 1,
     }
+
+
+def test_a_late_interaction_sample_keeps_the_manifest_small(
+    qdrant_server: Any, make_ctx: MakeCtx
+) -> None:
+    """ColBERT-style points hold a 128-dimensional vector per token (hundreds of
+    them). The sample recorded every row of 3 such points in the manifest:
+    ~0.8 MB here, megabytes on real documents, read at every catalog scan and
+    exporter scrape ("real manifests are a few KiB"). The sample keeps the first
+    rows only; its searches (and the top hits recorded for them) use just those
+    rows, so the checks after a restore are unchanged in strength."""
+    pytest.importorskip("qdrant_edge")
+    name = "colbert"
+    body = {
+        "vectors": {
+            "size": 128,
+            "distance": "Cosine",
+            "multivector_config": {"comparator": "max_sim"},
+        }
+    }
+    http(qdrant_server, "PUT", f"/collections/{name}", body)
+    rng = random.Random(5)
+    for start in range(0, 12, 4):
+        batch = [
+            {"id": pid, "vector": [_dense(rng, 128) for _ in range(100)], "payload": {"i": pid}}
+            for pid in range(start, start + 4)
+        ]
+        http(qdrant_server, "PUT", f"/collections/{name}/points?wait=true", {"points": batch})
+    ctx = make_ctx(qdrant_server)
+    m = _backed_up(ctx, name)
+    assert len(m.model_dump_json()) < 64 * 1024, len(m.model_dump_json())
+    sample = (m.qdrant.sample if m.qdrant else None) or {}
+    assert sample["points"] and all(p["tops"][""] for p in sample["points"])
+    assert all(len(p["vector"]) == 4 for p in sample["points"])  # of 100 rows
+    deep = verify_backup(ctx, ctx.storage, m, deep=True, write_back=True)
+    assert deep.ok, deep.verification.message
+    assert "deep: 3 sample search(es) found their points" in deep.verification.checks
+    target = drill_collection(ctx, m, "20991231T235959Z-ab02")
+    assert target.passed, [(c.name, c.status, c.detail) for c in target.checks]
