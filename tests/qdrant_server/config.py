@@ -11,7 +11,7 @@ snapshot carries are the ones the engine writes for that setting (HNSW
 graphs, quantized vectors, sparse inverted indexes, payload indexes).
 
 What qdrant-edge-py 0.9 cannot do is refused with a 400 naming it
-(TurboQuant quantization, ``turbo4`` datatype, text index parameters).
+(the ``turbo4`` datatype, text index parameters).
 """
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ BINARY_QUERY_ENCODING: dict[str, Any] = {
     "binary": qe.BinaryQuantizationQueryEncoding.Binary,
     "scalar4bits": qe.BinaryQuantizationQueryEncoding.Scalar4Bits,
     "scalar8bits": qe.BinaryQuantizationQueryEncoding.Scalar8Bits,
+}
+TURBO_BITS: dict[str, Any] = {
+    "bits1": qe.TurboQuantBitSize.Bits1,
+    "bits1_5": qe.TurboQuantBitSize.Bits1_5,
+    "bits2": qe.TurboQuantBitSize.Bits2,
+    "bits4": qe.TurboQuantBitSize.Bits4,
 }
 SCHEMA_TYPES: dict[str, Any] = {
     "keyword": qe.PayloadSchemaType.Keyword,
@@ -228,7 +234,7 @@ def parse_sparse_config(raw: Any) -> dict[str, SparseParams]:
 
 def quantization_to_edge(raw: Any) -> Any:
     if not isinstance(raw, dict) or len(raw) != 1:
-        raise _bad("quantization_config must be one of scalar, product, binary")
+        raise _bad("quantization_config must be one of scalar, product, binary, turbo")
     ((kind, cfg),) = raw.items()
     cfg = cfg or {}
     always_ram = cfg.get("always_ram")
@@ -249,6 +255,13 @@ def quantization_to_edge(raw: Any) -> Any:
             always_ram=always_ram,
             encoding=BINARY_ENCODING.get(cfg.get("encoding") or "one_bit"),
             query_encoding=BINARY_QUERY_ENCODING.get(cfg.get("query_encoding") or "default"),
+        )
+    if kind == "turbo":
+        bits = cfg.get("bits")
+        if bits is not None and bits not in TURBO_BITS:
+            raise _bad(f"unknown turbo quantization bits {bits!r}")
+        return qe.TurboQuantQuantizationConfig(
+            always_ram=always_ram, bits=TURBO_BITS[bits] if bits else None
         )
     raise _bad(f"{kind} quantization is not supported by the test server (qdrant-edge)")
 

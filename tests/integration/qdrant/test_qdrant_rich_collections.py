@@ -114,9 +114,24 @@ PRODUCT: dict[str, Any] = {
     "vector": lambda rng, pid: _dense(rng, 16),
     "indexes": [("tags", "keyword")],
 }
-KINDS = {"sparse": SPARSE_ONLY, "multivector": MULTIVECTOR, "hybrid": HYBRID, "product": PRODUCT}
+TURBO: dict[str, Any] = {
+    "body": {
+        "vectors": {"size": 16, "distance": "Dot", "on_disk": True},
+        "quantization_config": {"turbo": {"bits": "bits4", "always_ram": True}},
+        "optimizers_config": {"indexing_threshold": 1},
+    },
+    "vector": lambda rng, pid: _dense(rng, 16),
+    "indexes": [("i", "integer"), ("kw", {"type": "keyword", "is_tenant": True})],
+}
+KINDS = {
+    "sparse": SPARSE_ONLY,
+    "multivector": MULTIVECTOR,
+    "hybrid": HYBRID,
+    "product": PRODUCT,
+    "turbo": TURBO,
+}
 #: vectors per point: each one is searched by verify --deep, restore and drill
-VECTORS = {"sparse": 1, "multivector": 1, "hybrid": 3, "product": 1}
+VECTORS = {"sparse": 1, "multivector": 1, "hybrid": 3, "product": 1, "turbo": 1}
 
 
 def make_collection(handle: Any, name: str, spec: dict[str, Any], points: int = POINTS) -> None:

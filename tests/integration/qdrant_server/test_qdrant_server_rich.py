@@ -97,13 +97,17 @@ def test_what_the_engine_cannot_build_and_names_qdrant_refuses_answer_errors(
     qdrant_server: QdrantTestServer,
 ) -> None:
     server = qdrant_server
-    turbo = {"vectors": {"size": 4, "distance": "Dot"}, "quantization_config": {"turbo": {}}}
-    res = _call(server, "PUT", "/collections/t", turbo)
-    assert res.status_code == 400 and "quantization" in res.text
+    turbo4 = {"vectors": {"size": 4, "distance": "Dot", "datatype": "turbo4"}}
+    res = _call(server, "PUT", "/collections/t", turbo4)
+    assert res.status_code == 400 and "turbo4" in res.text
+    text = {"field_name": "t", "field_schema": {"type": "text", "tokenizer": "word"}}
+    assert (
+        _call(server, "PUT", "/collections/h/index", text).status_code == 404
+    )  # no such collection
     assert "t" not in server.collection_names()
     plain = {"vectors": {"size": 4, "distance": "Dot"}}
     assert _call(server, "PUT", "/collections/" + "n" * 256, plain).status_code == 422
     assert _call(server, "PUT", "/collections/" + "n" * 255, plain).status_code == 200
     assert _call(server, "PUT", "/collections/" + "文" * 86, plain).status_code == 500  # 258 bytes
     assert _call(server, "PUT", "/collections/" + "文" * 85, plain).status_code == 200
-    server.spec_violations.clear()  # the turbo body is outside the spec's QuantizationConfig
+    assert _call(server, "PUT", "/collections/" + "n" * 255 + "/index", text).status_code == 400
