@@ -255,6 +255,11 @@ def test_cluster_restore_of_a_deleted_collection_recreates_its_config_and_indexe
     ctx = make_ctx(cluster.servers[0], qdrant_peer_urls=cluster.urls)
     m = _backed_up(ctx, name)
     assert m.kind == "shard-snapshot" and len(m.artifacts) == 2
+    deep = verify_backup(ctx, ctx.storage, m, deep=True, write_back=True)
+    assert deep.ok, deep.verification.message
+    assert "deep: 9 sample search(es) found their points" in deep.verification.checks
+    drilled = drill_collection(ctx, m, "20991231T235959Z-ab03")
+    assert drilled.passed, [(c.name, c.status, c.detail) for c in drilled.checks]
 
     http(cluster.servers[0], "DELETE", f"/collections/{name}")
     res = restore(ctx, resolve(ctx, m.id))
