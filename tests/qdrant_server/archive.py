@@ -110,7 +110,7 @@ def write_collection_snapshot(
         config["uuid"] = meta.uuid
         tar.add_bytes("version.info", version.encode())
         tar.add_bytes("config.json", _json(config))
-        tar.add_bytes("payload_index.json", _json({"schema": {}}))
+        tar.add_bytes("payload_index.json", _json({"schema": meta.payload_schema}))
         tar.close()
         return _finish(path, out)
 
@@ -252,6 +252,8 @@ class RestoredCollection:
     config: dict[str, Any]
     version: str | None = None
     shards: dict[int, RestoredShard] = field(default_factory=dict)
+    #: payload_index.json's ``schema``: field -> field_schema
+    payload_schema: dict[str, Any] = field(default_factory=dict)
 
 
 def read_collection_archive(archive: Path, work_dir: Path) -> RestoredCollection:
@@ -267,6 +269,12 @@ def read_collection_archive(archive: Path, work_dir: Path) -> RestoredCollection
     version_path = work_dir / "version.info"
     version = version_path.read_text().strip() if version_path.is_file() else None
     restored = RestoredCollection(config, version)
+    index_path = work_dir / "payload_index.json"
+    if index_path.is_file():
+        try:
+            restored.payload_schema = dict(json.loads(index_path.read_text()).get("schema") or {})
+        except (ValueError, AttributeError) as exc:
+            raise _invalid(f"payload_index.json is not valid ({exc})") from exc
     for entry in sorted(work_dir.iterdir()):
         if not (entry.is_dir() and entry.name.isdigit()):
             continue

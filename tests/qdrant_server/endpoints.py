@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import archive
+from .config import parse_settings, vector_to_api
 from .handler import Ctx, QdrantHandler, route
 from .http_io import save_multipart_file
 from .snapshots import FULL_SCOPE, SnapshotEntry, collection_scope, shard_scope, timestamp_name
-from .storage import CollectionMeta, PointData, StorageError, parse_vectors_config
+from .storage import CollectionMeta, PointData, StorageError
 
 if TYPE_CHECKING:
     from .server import QdrantTestServer
@@ -82,7 +83,7 @@ def _collection_info(app: QdrantTestServer, meta: CollectionMeta) -> dict[str, A
         "points_count": points,
         "segments_count": segments,
         "config": meta.api_config(),
-        "payload_schema": {},
+        "payload_schema": app.cluster.payload_schema_info(meta.name),
     }
 
 
@@ -95,10 +96,9 @@ def get_collection(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> None:
 @route("PUT", "/collections/{collection_name}")
 def create_collection(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> None:
     body = ctx.json()
-    vectors = parse_vectors_config(body.get("vectors"))
     app.cluster.create_collection(
         ctx.params["collection_name"],
-        vectors,
+        parse_settings(body),
         int(body.get("shard_number") or app.default_shard_number),
         int(body.get("replication_factor") or 1),
     )
@@ -208,7 +208,7 @@ def _scored(point: Any, with_payload: bool, with_vector: bool) -> dict[str, Any]
     if with_payload:
         out["payload"] = point.payload or {}
     if with_vector and point.vector is not None:
-        out["vector"] = point.vector
+        out["vector"] = vector_to_api(point.vector)
     return out
 
 
@@ -217,30 +217,42 @@ def _record(rec: Any, with_payload: bool, with_vector: bool) -> dict[str, Any]:
     if with_payload:
         out["payload"] = rec.payload or {}
     if with_vector and rec.vector is not None:
-        out["vector"] = rec.vector
+        out["vector"] = vector_to_api(rec.vector)
     return out
+
+
+def _query_vector(query: Any) -> Any:
+    """A dense, multi (list of lists) or sparse (``indices``/``values``) query vector."""
+    if isinstance(query, dict) and "nearest" in query:
+        query = query["nearest"]
+    if isinstance(query, list) and query and all(isinstance(x, (int, float)) for x in query):
+        return [float(x) for x in query]
+    if (
+        isinstance(query, list)
+        and query
+        and all(isinstance(r, list) and all(isinstance(x, (int, float)) for x in r) for r in query)
+    ):
+        return [[float(x) for x in r] for r in query]
+    if isinstance(query, dict) and set(query) == {"indices", "values"}:
+        return query
+    raise StorageError(
+        400, "Bad request: the test server supports only nearest queries by a vector"
+    )
 
 
 @route("POST", "/collections/{collection_name}/points/query")
 def query_points(app: QdrantTestServer, h: QdrantHandler, ctx: Ctx) -> None:
-    """Nearest-neighbour queries only (``query`` is a dense vector or ``{"nearest": v}``)."""
+    """Nearest-neighbour queries only (``query`` is a dense, multi or sparse
+    vector, or ``{"nearest": v}``)."""
     name = ctx.params["collection_name"]
     body = ctx.json()
     limit = int(body.get("limit") or 10)
     with_payload = bool(body.get("with_payload", False))
     with_vector = bool(body.get("with_vector", False))
-    query = body.get("query")
-    if isinstance(query, dict) and "nearest" in query:
-        query = query["nearest"]
-    if not (isinstance(query, list) and all(isinstance(x, (int, float)) for x in query)):
-        raise StorageError(400, "Bad request: the test server supports only dense nearest queries")
+    query = _query_vector(body.get("query"))
     hits: list[Any] = []
     for shard in app.cluster.readable_shards(name):
-        hits.extend(
-            shard.query(
-                [float(x) for x in query], body.get("using"), limit, with_payload, with_vector
-            )
-        )
+        hits.extend(shard.query(query, body.get("using"), limit, with_payload, with_vector))
     hits.sort(key=lambda p: p.score, reverse=True)
     h.send_ok(ctx, {"points": [_scored(p, with_payload, with_vector) for p in hits[:limit]]})
 

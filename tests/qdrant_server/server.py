@@ -21,7 +21,9 @@ from typing import Any
 from . import (
     archive,
     endpoints as _endpoints,  # noqa: F401  (registers the routes)
+    endpoints_index as _endpoints_index,  # noqa: F401  (registers the routes)
 )
+from .config import parse_settings
 from .faults import Faults
 from .handler import QdrantHandler
 from .snapshots import SnapshotEntry, SnapshotStore, collection_scope, timestamp_name
@@ -34,7 +36,6 @@ from .storage import (
     StorageError,
     VectorParams,
     generate_points,
-    parse_vectors_config,
 )
 
 DEFAULT_VERSION = "1.19.0"
@@ -184,6 +185,12 @@ class QdrantTestServer:
     def points_count(self, name: str) -> int:
         return self.cluster.count(name)
 
+    def optimize(self, name: str) -> bool:
+        """Run the collection's optimizers now (HNSW, quantization, merges):
+        Qdrant does it in the background once a segment passes the
+        ``indexing_threshold``; tests call this to get indexed segments."""
+        return self.cluster.optimize(name)
+
     def delete_collection(self, name: str) -> bool:
         self.drop_snapshots_of(name)
         return self.cluster.delete_collection(name)
@@ -257,7 +264,9 @@ class QdrantTestServer:
             archive.check_version_compatible(archive.peek_version(snapshot), self.version)
             restored = archive.read_collection_archive(snapshot, Path(tmp))
             params = restored.config.get("params", {})
-            vectors = parse_vectors_config(params.get("vectors"))
+            settings = parse_settings(restored.config)
+            vectors = settings.vectors
+            schema = restored.payload_schema
             shard_number = int(params.get("shard_number") or len(restored.shards))
             if not self.cluster.distributed:
                 for shard in restored.shards.values():
@@ -270,14 +279,20 @@ class QdrantTestServer:
                 if self.cluster.collections.get(name) is not None:
                     # recovering into an existing collection keeps its aliases
                     self.cluster.delete_collection(name, drop_aliases=False)
-                meta = self.cluster.create_collection(name, vectors, shard_number, 1)
+                meta = self.cluster.create_collection(
+                    name, settings, shard_number, 1, payload_schema=schema
+                )
                 for shard in restored.shards.values():
                     self.node.replace_local_shard(meta, shard.shard_id, shard.path)
                 return
             with self.cluster.lock:
                 meta_opt = self.cluster.collections.get(name)
             meta = meta_opt or self.cluster.create_collection(
-                name, vectors, shard_number, int(params.get("replication_factor") or 1)
+                name,
+                settings,
+                shard_number,
+                int(params.get("replication_factor") or 1),
+                payload_schema=schema,
             )
             if meta.vectors != vectors:
                 raise StorageError(

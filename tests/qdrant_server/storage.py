@@ -26,77 +26,85 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import qdrant_edge as qe
 
-DISTANCES: dict[str, Any] = {
-    "Cosine": qe.Distance.Cosine,
-    "Euclid": qe.Distance.Euclid,
-    "Dot": qe.Distance.Dot,
-    "Manhattan": qe.Distance.Manhattan,
-}
+from .config import (
+    CollectionSettings,
+    StorageError as StorageError,
+    VectorParams as VectorParams,
+    check_collection_name,
+    parse_field_schema,
+    parse_vectors_config as parse_vectors_config,
+    payload_index_info,
+    vector_to_edge,
+)
 
 PointId = int | str
-
-
-class StorageError(Exception):
-    """An error with the HTTP status and message Qdrant would answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(frozen=True)
-class VectorParams:
-    size: int
-    distance: str
-
-    def to_api(self) -> dict[str, Any]:
-        return {"size": self.size, "distance": self.distance}
 
 
 @dataclass
 class PointData:
     id: PointId
-    vector: list[float] | dict[str, list[float]]
+    #: dense list, multivector (list of lists), or {name: dense | multi | {"indices", "values"}}
+    vector: Any
     payload: dict[str, Any] | None = None
-
-
-def edge_config(vectors: dict[str, VectorParams]) -> qe.EdgeConfig:
-    """EdgeConfig for our shards: no WAL (flush is our durability point, and an
-    open WAL preallocates 64 MiB of segment files per shard)."""
-    if list(vectors) == [""]:
-        vp: Any = qe.EdgeVectorParams(
-            size=vectors[""].size, distance=DISTANCES[vectors[""].distance]
-        )
-    else:
-        vp = {
-            name: qe.EdgeVectorParams(size=v.size, distance=DISTANCES[v.distance])
-            for name, v in vectors.items()
-        }
-    return qe.EdgeConfig(vectors=vp, wal_enabled=False)
 
 
 class LocalShard:
     """One EdgeShard plus the lock that serialises writers and snapshotters."""
 
-    def __init__(self, path: Path, vectors: dict[str, VectorParams], *, load: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        settings: CollectionSettings,
+        payload_schema: dict[str, Any] | None = None,
+        *,
+        load: bool = False,
+    ) -> None:
         self.path = path
-        self.vectors = vectors
+        self.settings = settings
         self.lock = threading.RLock()
         if load:
-            self.edge = qe.EdgeShard.load(str(path), edge_config(vectors))
+            self.edge = qe.EdgeShard.load(str(path), settings.edge_config())
         else:
-            self.edge = qe.EdgeShard.create(str(path), edge_config(vectors))
+            self.edge = qe.EdgeShard.create(str(path), settings.edge_config())
         self._closed = False
+        # the collection's payload indexes apply to every shard, restored ones too
+        # (Qdrant builds new segments with the collection's payload index schema)
+        for field_name, schema in (payload_schema or {}).items():
+            self.create_index(field_name, schema)
+
+    def create_index(self, field_name: str, schema: Any) -> None:
+        with self.lock:
+            self.edge.update(
+                qe.UpdateOperation.create_field_index(field_name, parse_field_schema(schema))
+            )
+
+    def delete_index(self, field_name: str) -> None:
+        with self.lock:
+            self.edge.update(qe.UpdateOperation.delete_field_index(field_name))
+
+    def index_points(self) -> dict[str, tuple[str, int]]:
+        """Payload field -> (schema type, points in its index), as the segments say."""
+        with self.lock:
+            return {
+                k: (str(v.data_type).rsplit(".", 1)[-1].lower(), int(v.points))
+                for k, v in self.edge.info().payload_schema.items()
+            }
+
+    def optimize(self) -> bool:
+        """What Qdrant's optimizers do in the background: merge, index, quantize."""
+        with self.lock:
+            changed = bool(self.edge.optimize())
+            self.edge.flush()
+            return changed
 
     def upsert(self, points: list[PointData]) -> None:
         if not points:
             return
-        edge_points = [qe.Point(p.id, cast(Any, p.vector), p.payload) for p in points]
+        edge_points = [qe.Point(p.id, vector_to_edge(p.vector), p.payload) for p in points]
         with self.lock:
             self.edge.update(qe.UpdateOperation.upsert_points(edge_points))
 
@@ -114,7 +122,7 @@ class LocalShard:
 
     def query(
         self,
-        vector: list[float],
+        vector: Any,
         using: str | None,
         limit: int,
         with_payload: bool,
@@ -125,7 +133,7 @@ class LocalShard:
                 self.edge.query(
                     qe.QueryRequest(
                         limit=limit,
-                        query=qe.Query.Nearest(vector, using),
+                        query=qe.Query.Nearest(vector_to_edge(vector), using),
                         with_payload=with_payload,
                         with_vector=with_vector,
                     )
@@ -177,69 +185,46 @@ class CollectionMeta:
     """What every peer agrees on about a collection (Qdrant keeps it in Raft)."""
 
     name: str
-    vectors: dict[str, VectorParams]
+    settings: CollectionSettings
     shard_number: int
     replication_factor: int
     # shard_id -> peer_id -> ReplicaState name
     replicas: dict[int, dict[int, str]]
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: payload field -> field_schema as given (Qdrant's payload_index.json)
+    payload_schema: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def vectors(self) -> dict[str, VectorParams]:
+        return self.settings.vectors
 
     @property
     def unnamed(self) -> bool:
-        return list(self.vectors) == [""]
+        return self.settings.unnamed
 
     def api_config(self) -> dict[str, Any]:
         """``CollectionConfig`` as ``GET /collections/{name}`` reports it."""
-        vectors: Any = (
-            self.vectors[""].to_api()
-            if self.unnamed
-            else {name: v.to_api() for name, v in self.vectors.items()}
-        )
+        st = self.settings
+        params: dict[str, Any] = {
+            "vectors": st.vectors_api(),
+            "shard_number": self.shard_number,
+            "replication_factor": self.replication_factor,
+            "write_consistency_factor": 1,
+            "on_disk_payload": st.on_disk_payload,
+        }
+        if st.sparse_vectors:
+            params["sparse_vectors"] = {n: s.to_api() for n, s in st.sparse_vectors.items()}
         return {
-            "params": {
-                "vectors": vectors,
-                "shard_number": self.shard_number,
-                "replication_factor": self.replication_factor,
-                "write_consistency_factor": 1,
-                "on_disk_payload": True,
-            },
-            "hnsw_config": {
-                "m": 16,
-                "ef_construct": 100,
-                "full_scan_threshold": 10000,
-                "max_indexing_threads": 0,
-                "on_disk": False,
-            },
-            "optimizer_config": {
-                "deleted_threshold": 0.2,
-                "vacuum_min_vector_number": 1000,
-                "default_segment_number": 0,
-                "max_segment_size": None,
-                "memmap_threshold": None,
-                "indexing_threshold": 10000,
-                "flush_interval_sec": 5,
-                "max_optimization_threads": None,
-            },
+            "params": params,
+            "hnsw_config": dict(st.hnsw_config),
+            "optimizer_config": dict(st.optimizer_config),
             "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0, "wal_retain_closed": 1},
-            "quantization_config": None,
+            "quantization_config": st.quantization_config,
             "strict_mode_config": {"enabled": False},
         }
 
     def peers_of(self, shard_id: int) -> dict[int, str]:
         return self.replicas.get(shard_id, {})
-
-
-def parse_vectors_config(raw: Any) -> dict[str, VectorParams]:
-    """``vectors`` of a CreateCollection body (or of an archive's config.json)."""
-    if isinstance(raw, dict) and "size" in raw:
-        return {"": VectorParams(int(raw["size"]), str(raw["distance"]))}
-    if isinstance(raw, dict) and raw:
-        return {
-            str(name): VectorParams(int(v["size"]), str(v["distance"])) for name, v in raw.items()
-        }
-    raise StorageError(
-        400, "Bad request: only dense vectors configs are supported by the test server"
-    )
 
 
 class ClusterState:
@@ -281,16 +266,24 @@ class ClusterState:
     def create_collection(
         self,
         name: str,
-        vectors: dict[str, VectorParams],
+        vectors: dict[str, VectorParams] | CollectionSettings,
         shard_number: int = 1,
         replication_factor: int = 1,
         placement: dict[int, dict[int, str]] | None = None,
+        payload_schema: dict[str, Any] | None = None,
     ) -> CollectionMeta:
+        settings = (
+            vectors if isinstance(vectors, CollectionSettings) else CollectionSettings(vectors)
+        )
+        check_collection_name(name)
         with self.lock:
             if name in self.collections:
                 raise StorageError(409, f"Wrong input: Collection `{name}` already exists!")
             replicas = placement or self.place(shard_number, replication_factor)
-            meta = CollectionMeta(name, vectors, shard_number, replication_factor, replicas)
+            meta = CollectionMeta(
+                name, settings, shard_number, replication_factor, replicas,
+                payload_schema=dict(payload_schema or {}),
+            )  # fmt: skip
             for shard_id, peers in replicas.items():
                 for peer_id in peers:
                     self.nodes[peer_id].create_local_shard(meta, shard_id)
@@ -329,14 +322,25 @@ class ClusterState:
         vec = point.vector
         named = vec if isinstance(vec, dict) else {"": vec}
         for vname, values in named.items():
+            if vname in meta.settings.sparse_vectors:
+                if not (isinstance(values, dict) and "indices" in values and "values" in values):
+                    raise StorageError(
+                        400,
+                        f"Wrong input: Conversion between sparse and regular vectors failed: {vname}",
+                    )
+                continue
             params = meta.vectors.get(vname)
             if params is None:
                 raise StorageError(400, f"Wrong input: Not existing vector name error: {vname}")
-            if len(values) != params.size:
-                raise StorageError(
-                    400,
-                    f"Wrong input: Vector dimension error: expected dim: {params.size}, got {len(values)}",
-                )
+            rows = values if params.multivector else [values]
+            if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
+                raise StorageError(400, f"Wrong input: Wrong vector shape for {vname!r}")
+            for row in rows:
+                if len(row) != params.size:
+                    raise StorageError(
+                        400,
+                        f"Wrong input: Vector dimension error: expected dim: {params.size}, got {len(row)}",
+                    )
 
     def readable_shards(self, name: str) -> Iterator[LocalShard]:
         """One readable (Active) replica of every shard."""
@@ -358,6 +362,54 @@ class ClusterState:
     def count(self, name: str) -> int:
         return sum(shard.count() for shard in self.readable_shards(name))
 
+    # -- payload indexes and optimization ----------------------------------------------
+
+    def local_shards(self, meta: CollectionMeta) -> Iterator[LocalShard]:
+        """Every replica of every shard, on every peer."""
+        with self.lock:
+            nodes = list(self.nodes.values())
+        for node in nodes:
+            for shard_id in node.local_shard_ids(meta):
+                yield node.local_shard(meta, shard_id)
+
+    def create_index(self, name: str, field_name: str, schema: Any) -> None:
+        meta = self.get(name)
+        parse_field_schema(schema)  # 400 before anything changes
+        with self.lock:
+            meta.payload_schema[field_name] = schema
+            self.bump()
+        for shard in self.local_shards(meta):
+            shard.create_index(field_name, schema)
+
+    def delete_index(self, name: str, field_name: str) -> None:
+        meta = self.get(name)
+        with self.lock:
+            meta.payload_schema.pop(field_name, None)
+            self.bump()
+        for shard in self.local_shards(meta):
+            shard.delete_index(field_name)
+
+    def payload_schema_info(self, name: str) -> dict[str, Any]:
+        """``payload_schema`` of ``GET /collections/{c}``: the collection's
+        indexes, with the points the segments hold in each (Qdrant sums the
+        segments' index schemas the same way)."""
+        meta = self.get(name)
+        seen: dict[str, tuple[str, int]] = {}
+        for shard in self.readable_shards(name):
+            for field_name, (kind, points) in shard.index_points().items():
+                old = seen.get(field_name, (kind, 0))
+                seen[field_name] = (kind, old[1] + points)
+        out: dict[str, Any] = {}
+        for field_name in sorted(set(seen) | set(meta.payload_schema)):
+            schema = meta.payload_schema.get(field_name) or seen[field_name][0]
+            out[field_name] = payload_index_info(schema, seen.get(field_name, ("", 0))[1])
+        return out
+
+    def optimize(self, name: str) -> bool:
+        """Run the optimizers of every replica now (Qdrant runs them in the background)."""
+        meta = self.get(name)
+        return any([shard.optimize() for shard in self.local_shards(meta)])
+
 
 class Node:
     """One peer's local storage: its shard replicas on disk."""
@@ -376,7 +428,7 @@ class Node:
     def create_local_shard(self, meta: CollectionMeta, shard_id: int) -> LocalShard:
         with self._lock:
             path = self.shard_dir(meta, shard_id)
-            shard = LocalShard(path, meta.vectors)
+            shard = LocalShard(path, meta.settings, meta.payload_schema)
             self._shards[(meta.uuid, shard_id)] = shard
             return shard
 
@@ -411,7 +463,7 @@ class Node:
                 shutil.rmtree(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(restored_dir), str(target))
-            shard = LocalShard(target, meta.vectors, load=True)
+            shard = LocalShard(target, meta.settings, meta.payload_schema, load=True)
             self._shards[(meta.uuid, shard_id)] = shard
             return shard
 

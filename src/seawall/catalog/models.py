@@ -225,6 +225,10 @@ class QdrantInfo(_Model):
     #: aliases pointing to the collection at backup time (None: not recorded);
     #: Qdrant keeps them outside collection snapshots (qdrant/aliases.py)
     aliases: list[str] | None = None
+    #: payload indexes at backup time (field -> PayloadIndexInfo as Qdrant
+    #: reported it; None: not recorded): a cluster restore that must create the
+    #: collection creates them again (qdrant/recreate.py)
+    payload_schema: dict[str, Any] | None = None
 
 
 class Pin(_Model):

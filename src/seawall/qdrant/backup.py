@@ -112,21 +112,22 @@ def take_sample(client: QdrantClient, collection: str) -> dict[str, Any] | None:
     its vector on the live collection, so ``seawall drill`` can compare the
     restored copy's top hits with them (three searches: cheap).
     """
-    from seawall.qdrant.deep import sample_vectors
+    from seawall.qdrant.sample import point_queries, record_top, trim
 
     try:
         points = client.sample_points(collection, SAMPLE_SIZE)
     except SeawallError as exc:
         log.warning("could not sample points", extra={"collection": collection, "error": str(exc)})
         return None
-    for pid, vector, using in sample_vectors({"points": points}):
-        try:
-            top = client.query(collection, vector, using, limit=3)
-        except SeawallError:
-            continue  # the searches are a bonus: the sample itself is what restore checks
-        for point in points:
-            if point.get("id") == pid:
-                point["top"] = top
+    for point in points:
+        trim(point)  # a ColBERT point's every token would bloat the manifest
+        # every vector of the point: dense, multivector and sparse (see qdrant/sample.py)
+        for _pid, vector, using in point_queries(point):
+            try:
+                top = client.query(collection, vector, using, limit=3)
+            except SeawallError:
+                continue  # the searches are a bonus: the sample itself is what restore checks
+            record_top(point, using, top)
     return {"points": points}
 
 
@@ -227,6 +228,9 @@ def _run(
         shards=shard_layout(client, collection),
         sample=take_sample(client, collection),
         aliases=aliases_of(client, collection),
+        payload_schema=info.get("payload_schema")
+        if isinstance(info.get("payload_schema"), dict)
+        else None,
     )
     manifest.qdrant = qinfo
     if cluster is not None:

@@ -391,7 +391,7 @@ class QdrantClient:
         points = result.get("points", []) if isinstance(result, dict) else []
         return [{"id": p["id"], "vector": p.get("vector")} for p in points if "id" in p]
 
-    def query(self, name: str, vector: list[float], using: str | None, limit: int = 3) -> list[Any]:
+    def query(self, name: str, vector: Any, using: str | None, limit: int = 3) -> list[Any]:
         body: dict[str, Any] = {"query": vector, "limit": limit, "with_payload": False}
         if using:
             body["using"] = using

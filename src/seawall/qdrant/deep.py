@@ -22,7 +22,7 @@ import io
 import json
 import shutil
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,35 +32,15 @@ from seawall.errors import ConfigError, VerificationError
 from seawall.log import get_logger
 from seawall.pipeline.decode import decode_to
 from seawall.qdrant import scratch
+from seawall.qdrant.sample import Query, label, recorded_tops, sample_found, sample_vectors
 from seawall.storage.base import Storage
 
 log = get_logger("qdrant.deep")
 
 
-def recorded_tops(manifest: Manifest) -> dict[str, list[str]]:
-    """Point id -> ids of the top hits the live collection gave its vector at backup time."""
-    sample = (manifest.qdrant.sample if manifest.qdrant else None) or {}
-    return {
-        str(p.get("id")): [str(i) for i in p["top"]]
-        for p in sample.get("points", [])
-        if isinstance(p, dict) and isinstance(p.get("top"), list) and p["top"]
-    }
-
-
-def sample_found(pid: Any, hits: Iterable[Any], recorded_top: list[str] | None) -> bool:
-    """Did a search by a sample point's vector answer as it should?
-
-    The point among its own top hits is the usual proof. It is not a law:
-    with ``Dot`` distance a longer vector in the same direction outscores the
-    point itself, and duplicated embeddings tie beyond the search's limit. So
-    the answer the live collection gave at backup time (``top``) also counts:
-    every one of those ids must come back. A point that is really gone fails
-    both (its id was in ``top``, or ``top`` names ids it cannot return).
-    """
-    got = {str(h) for h in hits}
-    if str(pid) in got:
-        return True
-    return bool(recorded_top) and set(recorded_top or ()) <= got
+def manifest_tops(manifest: Manifest) -> dict[tuple[str, str | None], list[str]]:
+    """(point id, vector name) -> top hits the live collection gave at backup time."""
+    return recorded_tops(manifest.qdrant.sample if manifest.qdrant else None)
 
 
 def _edge() -> Any:
@@ -74,28 +54,15 @@ def _edge() -> Any:
     return qdrant_edge
 
 
-def sample_queries(manifest: Manifest) -> list[tuple[Any, list[float], str | None]]:
-    """(point id, vector, vector name) for each recorded sample point."""
+def sample_queries(manifest: Manifest) -> list[Query]:
+    """(point id, vector, vector name) for each vector of each recorded sample point."""
     return sample_vectors(manifest.qdrant.sample if manifest.qdrant else None)
 
 
-def sample_vectors(sample: dict[str, Any] | None) -> list[tuple[Any, list[float], str | None]]:
-    """(point id, vector, vector name) for each point of a sample (first named vector)."""
-    out: list[tuple[Any, list[float], str | None]] = []
-    for point in (sample or {}).get("points", []):
-        vector = point.get("vector")
-        if isinstance(vector, list) and vector and all(isinstance(x, int | float) for x in vector):
-            out.append((point["id"], [float(x) for x in vector], None))
-        elif isinstance(vector, dict):
-            for name, value in sorted(vector.items()):
-                if (
-                    isinstance(value, list)
-                    and value
-                    and all(isinstance(x, int | float) for x in value)
-                ):
-                    out.append((point["id"], [float(x) for x in value], name))
-                    break
-    return out
+def _edge_vector(qe: Any, vector: Any) -> Any:
+    if isinstance(vector, dict):  # sparse: {"indices", "values"}
+        return qe.SparseVector(vector["indices"], vector["values"])
+    return vector
 
 
 class _FileSink:
@@ -135,10 +102,11 @@ def _shard_tars(collection_tar: Path, work: Path) -> list[tuple[int, Path]]:
     return [(sid, work / f"shard{sid}.tar") for sid in sorted(outs) if local.get(sid, True)]
 
 
-def _load_shard(
-    qe: Any, shard_tar: Path, work: Path, queries: list[tuple[Any, list[float], str | None]]
-) -> tuple[int, dict[str, set[str]]]:
-    """(points count, sample point id -> ids of the top hits of its vector in this shard)."""
+Found = dict[tuple[str, str | None], set[str]]
+
+
+def _load_shard(qe: Any, shard_tar: Path, work: Path, queries: list[Query]) -> tuple[int, Found]:
+    """(points count, (sample point id, vector name) -> ids of the top hits in this shard)."""
     target = work / (shard_tar.stem + ".d")
     try:
         qe.EdgeShard.unpack_snapshot(str(shard_tar), str(target))
@@ -152,17 +120,19 @@ def _load_shard(
             raise VerificationError(f"qdrant-edge could not load {shard_tar.stem}: {exc}") from exc
         try:
             count = int(shard.count(qe.CountRequest(exact=True)))
-            found: dict[str, set[str]] = {}
+            found: Found = {}
             for pid, vector, using in queries:
                 try:
                     hits = shard.query(
-                        qe.QueryRequest(limit=3, query=qe.Query.Nearest(vector, using))
+                        qe.QueryRequest(
+                            limit=3, query=qe.Query.Nearest(_edge_vector(qe, vector), using)
+                        )
                     )
                 except Exception as exc:
                     raise VerificationError(
                         f"sample search in {shard_tar.stem} failed: {exc}"
                     ) from exc
-                found.setdefault(str(pid), set()).update(str(h.id) for h in hits)
+                found.setdefault((str(pid), using), set()).update(str(h.id) for h in hits)
             return count, found
         finally:
             shard.close()
@@ -179,8 +149,9 @@ def deep_check(
         return ["deep: skipped (full-storage archives: verify the collection backups deeply)"]
     queries = sample_queries(manifest)
     total = 0
-    # sample point id -> top hits over every shard (the global top hits are among them)
-    found: dict[str, set[str]] = {}
+    # (sample point id, vector name) -> top hits over every shard (the global top
+    # hits are among them)
+    found: Found = {}
     shards = 0
     for art in manifest.artifacts:
         with scratch.directory("deep") as work:
@@ -205,8 +176,8 @@ def deep_check(
             for _sid, shard_tar in tars:
                 count, hits = _load_shard(qe, shard_tar, work, queries)
                 total += count
-                for pid, ids in hits.items():
-                    found.setdefault(pid, set()).update(ids)
+                for key, ids in hits.items():
+                    found.setdefault(key, set()).update(ids)
                 shards += 1
     checks = [
         f"deep: {shards} shard(s) loaded with qdrant-edge (segment data checked), {total} points"
@@ -219,11 +190,11 @@ def deep_check(
                 " (writes during the snapshot can explain a small difference)"
             )
         checks.append(f"deep: points count {total} matches the manifest")
-    tops = recorded_tops(manifest)
+    tops = manifest_tops(manifest)
     missing = [
-        pid
-        for pid, _v, _u in queries
-        if not sample_found(pid, found.get(str(pid), ()), tops.get(str(pid)))
+        label(pid, using)
+        for pid, _v, using in queries
+        if not sample_found(pid, found.get((str(pid), using), ()), tops.get((str(pid), using)))
     ]
     if missing:
         raise VerificationError(

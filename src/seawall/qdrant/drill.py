@@ -2,7 +2,8 @@
 
 The newest snapshot of a collection is restored with ``seawall qdrant
 restore``'s own streamed, checksummed upload into a scratch collection
-``seawall_drill_<drill id>_<collection>``, never into the collection itself.
+``seawall_drill_<drill id>_<collection>`` (shortened, with a digest, to fit
+Qdrant's 255 limit), never into the collection itself.
 Then the exact points count is compared with the one recorded at backup
 time, and each sample point recorded at backup time is searched by its own
 vector: it must come back among the top hits, and where the backup also
@@ -14,6 +15,7 @@ next drill before it starts.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 
@@ -35,8 +37,30 @@ def scratch_key(drill_id: str) -> str:
     return drill_id.lower().replace("-", "_")
 
 
+#: Qdrant refuses collection names over 255 characters (422), and keeps each
+#: collection in a directory of that name, which the file system limits to 255
+#: bytes: a scratch name must fit both.
+MAX_NAME_BYTES = 255
+
+
 def scratch_collection(drill_id: str, collection: str) -> str:
-    return f"{PREFIX}{scratch_key(drill_id)}_{collection}"
+    """``seawall_drill_<drill id>_<collection>``, shortened when it would not fit.
+
+    The prefix takes 36 characters, so a source name of more than ~220
+    characters (or bytes) made a name Qdrant refuses, and every drill of that
+    collection failed although its backup was good. A name that does not fit
+    keeps as much of the source's name as fits and ends with a digest of the
+    whole name (two long names with a common head stay apart); the drill id
+    stays in front, so a leftover of a killed drill is still recognised.
+    """
+    name = f"{PREFIX}{scratch_key(drill_id)}_{collection}"
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(collection.encode()).hexdigest()[:16]
+    head = f"{PREFIX}{scratch_key(drill_id)}_"
+    room = MAX_NAME_BYTES - len(head.encode()) - len(digest) - 1
+    kept = collection.encode()[:room].decode("utf-8", "ignore")
+    return f"{head}{kept}_{digest}"
 
 
 def is_leftover(name: str, drill_id: str) -> bool:
@@ -69,18 +93,20 @@ def sample_searches(
     client: QdrantClient, manifest: Manifest, collection: str
 ) -> tuple[int, list[str]]:
     """Search each recorded sample vector in ``collection``; (searches, problems)."""
-    from seawall.qdrant.deep import recorded_tops, sample_found, sample_queries
+    from seawall.qdrant.deep import manifest_tops, sample_queries
+    from seawall.qdrant.sample import label, sample_found
 
-    recorded_top = recorded_tops(manifest)
+    recorded_top = manifest_tops(manifest)
     problems: list[str] = []
     queries = sample_queries(manifest)
     for pid, vector, using in queries:
         ids = client.query(collection, vector, using, limit=3)
-        top = recorded_top.get(str(pid))
+        top = recorded_top.get((str(pid), using))
+        name = label(pid, using)
         if not sample_found(pid, ids, top):
-            problems.append(f"point {pid} not among the top hits of its own vector ({ids})")
+            problems.append(f"point {name} not among the top hits of its own vector ({ids})")
         if top is not None and [str(i) for i in ids] != top:
-            problems.append(f"search for point {pid}: top hits {ids}, at backup time {top}")
+            problems.append(f"search for point {name}: top hits {ids}, at backup time {top}")
     return len(queries), problems
 
 

@@ -60,6 +60,7 @@ from seawall.qdrant import scratch
 from seawall.qdrant.aliases import restore_aliases
 from seawall.qdrant.client import QdrantClient, url_path
 from seawall.qdrant.decoded import open_decoded
+from seawall.qdrant.recreate import ensure_collection, recreate_indexes
 from seawall.qdrant.select import BackupSource
 
 log = get_logger("qdrant.restore")
@@ -336,7 +337,8 @@ def post_restore_checks(
     client: QdrantClient, m: Manifest, collection: str, result: RestoreResult
 ) -> None:
     """Points count and sample searches against what was recorded at backup time."""
-    from seawall.qdrant.deep import recorded_tops, sample_found, sample_queries
+    from seawall.qdrant.deep import manifest_tops, sample_queries
+    from seawall.qdrant.sample import label, sample_found
 
     count = client.count(collection)
     result.points_count = count
@@ -349,12 +351,12 @@ def post_restore_checks(
         )
     result.checks.append(f"points count {count} matches the backup")
     queries = sample_queries(m)
-    tops = recorded_tops(m)
+    tops = manifest_tops(m)
     missing = []
     for pid, vector, using in queries:
         ids = client.query(collection, vector, using, limit=3)
-        if not sample_found(pid, ids, tops.get(str(pid))):
-            missing.append(pid)
+        if not sample_found(pid, ids, tops.get((str(pid), using))):
+            missing.append(label(pid, using))
     if missing:
         raise VerificationError(
             f"restored {collection!r}: sample point(s) {missing} not found by searching their "
@@ -380,41 +382,6 @@ def _refuse_live(client: QdrantClient, collection: str, clean: bool) -> bool:
     return True
 
 
-def _ensure_collection(client: QdrantClient, m: Manifest, collection: str) -> None:
-    try:
-        client.collection_info(collection)
-        return
-    except NotFoundError:
-        pass
-    config = (m.qdrant.config if m.qdrant else None) or {}
-    params = config.get("params") if isinstance(config.get("params"), dict) else None
-    if not params or "vectors" not in params:
-        raise ConfigError(
-            f"collection {collection!r} does not exist and the manifest has no config to create "
-            "it; create it with the same shard_number and vectors first"
-        )
-    body = {
-        k: params[k]
-        for k in (
-            "vectors",
-            "shard_number",
-            "replication_factor",
-            "write_consistency_factor",
-            "on_disk_payload",
-            "sparse_vectors",
-            "sharding_method",
-        )
-        if k in params and params[k] is not None
-    }
-    client.request(
-        "PUT",
-        url_path("collections", collection),
-        what=f"creating collection {collection!r}",
-        json_body=body,
-    )
-    log.info("collection created from the backup's config", extra={"collection": collection})
-
-
 def _restore_shards(
     ctx: Context,
     client: QdrantClient,
@@ -427,7 +394,9 @@ def _restore_shards(
     from seawall.qdrant.cluster import Topology, detect, holders
 
     m = source.manifest
-    _ensure_collection(client, m, collection)
+    created = ensure_collection(client, m, collection)
+    if created:
+        result.checks.append(f"collection {collection!r} created from the backup's config")
     topo = detect(client, ctx.settings.qdrant_peer_urls)
     if topo is None:
         pid = int(client.collection_cluster(collection).get("peer_id") or 0)
@@ -473,6 +442,8 @@ def _restore_shards(
             file.unlink()
     finally:
         topo.close()
+    if created:
+        result.checks.extend(recreate_indexes(client, m, collection))
 
 
 def _to_output(

@@ -106,3 +106,45 @@ def test_top_hits_that_differ_from_the_backups_fail_the_sample_searches(
     target = next(t for t in result.targets if t.series == "docs")
     assert target.failed_checks == ["sample searches"]
     assert f"search for point {point['id']}: top hits" in target.message()
+
+
+LONG_SOURCES = [
+    "x" * 240,  # 240 characters: the scratch name was 276, past Qdrant's 255
+    "知识库产品文档客服问答" * 7,  # 77 characters, 231 bytes: a 267-byte directory name
+]
+
+
+def test_a_long_collection_name_gets_a_scratch_name_qdrant_accepts(
+    qdrant_server: Any, make_ctx: MakeCtx
+) -> None:
+    """``seawall_drill_<id>_`` (36 characters) before a source name of more than
+    ~220 characters outgrew Qdrant's collection name limit: every drill of it
+    failed at the upload (422) although the backup was good."""
+    for i, name in enumerate(LONG_SOURCES):
+        qdrant_server.create_collection(name, 4, points=20, seed=i)
+    backup(make_ctx(qdrant_server), LONG_SOURCES).raise_for_status()
+    before = _state(qdrant_server)
+    result = run_drill(make_ctx(qdrant_server, engines=["qdrant"]))
+    assert result.passed, [t.message() for t in result.targets]
+    scratch = [t.scratch or "" for t in result.targets]
+    key = result.id.lower().replace("-", "_")
+    for name, target in zip(sorted(LONG_SOURCES), result.targets, strict=True):
+        assert target.series == name
+        assert target.scratch is not None and target.scratch.startswith(f"seawall_drill_{key}_")
+        assert len(target.scratch.encode()) <= 255
+        checks = {c.name: c.status for c in target.checks}
+        assert checks["points count"] == "passed" and checks["sample searches"] == "passed"
+    assert len(set(scratch)) == len(scratch)  # each source its own scratch collection
+    assert _state(qdrant_server) == before  # scratch collections deleted
+
+
+def test_a_truncated_scratch_name_stays_unique_and_a_leftover() -> None:
+    from seawall.qdrant.drill import is_leftover, scratch_collection
+
+    drill_id = "20260101T000000Z-abcd"
+    a = scratch_collection(drill_id, "y" * 300 + "a")
+    b = scratch_collection(drill_id, "y" * 300 + "b")
+    assert a != b and len(a.encode()) <= 255 and len(b.encode()) <= 255
+    assert is_leftover(a, "20270101T000000Z-abcd")
+    short = scratch_collection(drill_id, "docs")
+    assert short == "seawall_drill_20260101t000000z_abcd_docs"  # unchanged when it fits
