@@ -93,9 +93,11 @@ class BaseBackupStream:
     @classmethod
     def open(cls, conn: ConnParams, label: str, *, fast_checkpoint: bool) -> BaseBackupStream:
         from psycopg import pq
+        from psycopg.conninfo import make_conninfo
 
-        info = {**conn.conninfo(), "replication": "database"}
-        dsn = " ".join(f"{k}={_quote(v)}" for k, v in info.items())
+        # libpq's own quoting (a quote or backslash is escaped with a backslash;
+        # SQL's doubled quote would end the value and leak its rest into the error)
+        dsn = make_conninfo("", **conn.conninfo(), replication="database")
         pgconn = pq.PGconn.connect(dsn.encode())
         if pgconn.status != pq.ConnStatus.OK:
             msg = pgconn.error_message.decode(errors="replace").strip()
