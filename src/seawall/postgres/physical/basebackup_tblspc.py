@@ -36,6 +36,25 @@ def artifact_name(oid: int, suffix: str) -> str:
     return f"tablespace-{oid}.tar{suffix}"
 
 
+def _check_locations(locations: list[tuple[int, str]], names: dict[int, str]) -> None:
+    """Refuse, before a byte streams, a location the manifest cannot record.
+
+    Why: the manifest is UTF-8 JSON and a restore writes the location back
+    byte for byte; a directory name in another encoding (a LATIN1 cluster's
+    ``café``) made the whole backup stream and then fail as an internal error."""
+    for oid, loc in locations:
+        try:
+            loc.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = loc.encode("utf-8", "surrogateescape")
+            raise RefusedError(
+                f"tablespace {names.get(oid, str(oid))!r} (oid {oid}) is at {raw!r}, a path "
+                "that is not UTF-8, which the manifest cannot record; move its objects to a "
+                "tablespace whose directory name is UTF-8, or protect its databases with "
+                "logical backups (seawall postgres backup)"
+            ) from None
+
+
 def store_with_tablespaces(
     ctx: Context,
     conn: ConnParams,
@@ -66,6 +85,7 @@ def store_with_tablespaces(
     label: dict[str, str] = {}
     backup_manifest: dict[str, Any] = {}
     try:
+        _check_locations(stream.tablespaces, names)
         while (archive := stream.next_archive()) is not None:
             oid = archive.oid
             is_base = archive.name == "base.tar"

@@ -93,9 +93,11 @@ class BaseBackupStream:
     @classmethod
     def open(cls, conn: ConnParams, label: str, *, fast_checkpoint: bool) -> BaseBackupStream:
         from psycopg import pq
+        from psycopg.conninfo import make_conninfo
 
-        info = {**conn.conninfo(), "replication": "database"}
-        dsn = " ".join(f"{k}={_quote(v)}" for k, v in info.items())
+        # libpq's own quoting (a quote or backslash is escaped with a backslash;
+        # SQL's doubled quote would end the value and leak its rest into the error)
+        dsn = make_conninfo("", **conn.conninfo(), replication="database")
         pgconn = pq.PGconn.connect(dsn.encode())
         if pgconn.status != pq.ConnStatus.OK:
             msg = pgconn.error_message.decode(errors="replace").strip()
@@ -151,6 +153,22 @@ class BaseBackupStream:
             )
         return res
 
+    def _ended(self, what: str) -> Exception:
+        """The COPY ended where it must not: the server's error when it sent one.
+
+        Why: an ErrorResponse mid-COPY (a file it cannot read, the backup
+        cancelled) ends the COPY for libpq, which returns the error as the
+        next result; without it the operator learns no file and no reason."""
+        from psycopg import pq
+
+        while self.pgconn.is_busy():
+            self._wait()
+        res = self.pgconn.get_result()
+        if res is not None and res.status == pq.ExecStatus.FATAL_ERROR:
+            detail = _one_line(res.error_message)
+            return SourceUnavailableError(f"postgresql: BASE_BACKUP failed: {detail}")
+        return TarStructureError(what)
+
     def _message(self) -> bytes | None:
         """The next CopyData message, or None at the end of the COPY."""
         if self._pending is not None:
@@ -174,7 +192,7 @@ class BaseBackupStream:
         while True:
             msg = self._message()
             if msg is None:
-                raise TarStructureError("BASE_BACKUP ended before the backup manifest")
+                raise self._ended("BASE_BACKUP ended before the backup manifest")
             kind = msg[:1]
             if kind == b"n":
                 parts = msg[1:].split(b"\0")
@@ -193,7 +211,7 @@ class BaseBackupStream:
         while self._in_archive:
             msg = self._message()
             if msg is None:
-                raise TarStructureError("BASE_BACKUP ended inside an archive")
+                raise self._ended("BASE_BACKUP ended inside an archive")
             kind = msg[:1]
             if kind == b"d":
                 return msg[1:]
