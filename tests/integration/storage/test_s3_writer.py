@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from seawall.storage.factory import open_storage
 from seawall.storage.s3 import RetryPolicy, S3Storage, writer as writer_mod
+from tests.integration.storage.test_s3_full_cycle import aws_env
 from tests.support.s3server import S3Server
 
 MIB = 1024 * 1024
@@ -112,3 +115,39 @@ def test_a_small_object_allocates_no_part_buffer(
         fh.write(data[100:])
     assert storage.read_bytes("small") == data
     assert allocations == []
+
+
+def test_a_backup_keeps_six_parts_open_at_once(
+    s3_server: S3Server,
+    bucket_factory: Callable[[S3Server], str],
+) -> None:
+    """The repository a backup opens (``open_storage``) has 6 parts in flight.
+
+    ADR 0011 addendum 4: with 4 requests open the server was idle part of
+    the time on a quiet machine. Each part's send is held until 6 are being
+    sent at once: with fewer allowed the writer waits for a part to finish,
+    none does, and the barrier breaks. Then the bytes must land intact.
+    """
+    bucket = bucket_factory(s3_server)
+    storage = open_storage(f"s3://{bucket}/repo", env=aws_env(s3_server))
+    assert isinstance(storage, S3Storage)
+    part = storage.part_size
+    together = threading.Barrier(6, timeout=120)  # generous: the machine is shared
+    sending: list[int] = []
+    lock = threading.Lock()
+
+    def on_send(request: Any, **_: object) -> None:
+        with lock:
+            sending.append(len(request.body))
+            first_six = len(sending) <= 6
+        if first_six:
+            together.wait()  # BrokenBarrierError fails the part, then the write
+
+    storage.data_client.meta.events.register("before-send.s3.UploadPart", on_send)
+    body = os.urandom(7 * part + 123)
+    with storage.open_atomic_write("b/six") as fh:
+        for pos in range(0, len(body), MIB):
+            fh.write(body[pos : pos + MIB])
+    assert not together.broken
+    assert sorted(sending) == [123] + [part] * 7
+    assert hashlib.sha256(storage.read_bytes("b/six")).digest() == hashlib.sha256(body).digest()
