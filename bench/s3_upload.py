@@ -8,8 +8,8 @@ in the standard AWS environment variables (never argv), age keys in
   ``S3Storage``, as a backup stores its artifact: sha256 of the stored bytes,
   the background writer, the multipart writer) of an already compressed and
   encrypted file, so no compression or encryption (``compression=none``);
-- ``store-4 FILE BUCKET KEY``: the same with 4 parts in flight (the default
-  before ADR 0011 addendum 4); ``store-5x8``: 8 parts of 5 MiB in flight
+- ``store-6 FILE BUCKET KEY``: the same with 6 parts in flight (the default
+  is 4, ADR 0011 addendum 4); ``store-5x8``: 8 parts of 5 MiB in flight
   (more requests open for about the same buffer memory as 8 MiB x 4);
 - ``store-sha256 FILE BUCKET KEY``: the same with each part carrying
   ``x-amz-checksum-sha256`` (``part_checksum="SHA256"``, the store path before
@@ -75,7 +75,7 @@ def _seawall(mode: str, argv: list[str]) -> None:
     from seawall.pipeline.keys import KeyRing
     from seawall.pipeline.store import PipelineSpec, store_stream
 
-    if mode in ("store", "store-4", "store-5x8", "store-sha256", "backup"):
+    if mode in ("store", "store-6", "store-5x8", "store-sha256", "backup"):
         path, bucket, key = argv
         if mode.startswith("store"):
             spec = PipelineSpec(compression="none", raw_hash=False)
@@ -84,7 +84,7 @@ def _seawall(mode: str, argv: list[str]) -> None:
             spec = PipelineSpec(compression="zstd", keys=keys)
         with open(path, "rb") as src:
             kw = {
-                "store-4": {"max_in_flight": 4},
+                "store-6": {"max_in_flight": 6},
                 "store-5x8": {"max_in_flight": 8, "part_size": 5 * 1024 * 1024},
             }.get(mode, {})
             storage = _storage(bucket, "SHA256" if mode == "store-sha256" else "CRC32", **kw)

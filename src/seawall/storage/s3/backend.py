@@ -50,15 +50,12 @@ from seawall.storage.s3.writer import CHECKSUMS, PART_CHECKSUM, MultipartWriter
 T = TypeVar("T")
 
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
-#: Parts in flight. Six, not four (ADR 0011 addendum 4): on a quiet machine
-#: the upload is not CPU-bound (sha256 parts, 3.6 CPU-seconds more per 2 GiB,
-#: took the same wall time as CRC32 parts) while the writer kept its four
-#: requests outstanding ~92 % of the time, so what bounds it is the server's
-#: time per request times how many are open: more requests keep both cores
-#: busy. Six, not eight: each costs a part buffer (8 MiB), and the whole
-#: backup pipeline (zstd + age + S3) must stay under 200 MB RSS (4: 171 MB,
-#: 6: 187 MB, 8: 203 MB measured).
-DEFAULT_MAX_IN_FLIGHT = 6
+#: Parts in flight (ADR 0011 addenda 2 and 4). Four: six parts of 8 MiB and
+#: eight of 5 MiB were measured beside it in the same interleaved 2 GiB runs
+#: and were not faster (six was slower in 4 of 5 paired rounds), and each
+#: part in flight is one more 8 MiB buffer (the whole backup pipeline into
+#: S3: 171 MB RSS with 4, 187 MB with 6, 203 MB with 8).
+DEFAULT_MAX_IN_FLIGHT = 4
 #: aborting a failed upload must not hold up the error by the full retry budget
 ABORT_POLICY = RetryPolicy(deadline=10.0)
 

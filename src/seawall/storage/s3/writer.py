@@ -66,8 +66,7 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 #: the part size doubles every this many parts: a stream's size is unknown up
 #: front, and 10,000 fixed 8 MiB parts would cap an object at 78 GiB. This way
-#: objects up to 7.8 GiB keep 8 MiB parts (and ~56 MiB of buffers at the
-#: default 6 parts in flight), memory grows
+#: objects up to 7.8 GiB keep 8 MiB parts (and ~40 MiB of buffers), memory grows
 #: with the log of the size beyond, and S3's 5 TiB object limit is reachable
 GROW_EVERY = 1_000
 #: S3's ceiling on one part
