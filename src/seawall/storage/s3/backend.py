@@ -52,7 +52,7 @@ T = TypeVar("T")
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 #: Parts in flight (ADR 0011 addenda 2 and 4). Four: six parts of 8 MiB and
 #: eight of 5 MiB were measured beside it in the same interleaved 2 GiB runs
-#: and were not faster (six was slower in 4 of 5 paired rounds), and each
+#: and were not faster (six was slower in 6 of 8 paired rounds), and each
 #: part in flight is one more 8 MiB buffer (the whole backup pipeline into
 #: S3: 171 MB RSS with 4, 187 MB with 6, 203 MB with 8).
 DEFAULT_MAX_IN_FLIGHT = 4
