@@ -41,6 +41,8 @@ class StageResult:
     # True when the process ended before the sampler saw it and wait4's value
     # is no more than the fork floor: the real peak is at most this
     upper_bound: bool = False
+    #: CPU seconds (user + system) of the process and its reaped descendants
+    cpu_s: float = 0.0
 
 
 @dataclass
@@ -69,6 +71,11 @@ class RunResult:
     @property
     def max_rss_mb(self) -> float:
         return max((s.maxrss_mb for s in self.stages), default=0.0)
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) of every stage."""
+        return sum(s.cpu_s for s in self.stages)
 
     @property
     def sum_rss_mb(self) -> float:
@@ -278,6 +285,7 @@ def run(
                         argv0=Path(str(stages[len(results)][0])).name,
                         returncode=proc.returncode,
                         maxrss_mb=usage.ru_maxrss / KIB_PER_MIB,
+                        cpu_s=usage.ru_utime + usage.ru_stime,
                     )
                 )
             wall = time.perf_counter() - start

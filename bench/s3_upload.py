@@ -8,6 +8,9 @@ in the standard AWS environment variables (never argv), age keys in
   ``S3Storage``, as a backup stores its artifact: sha256 of the stored bytes,
   the background writer, the multipart writer) of an already compressed and
   encrypted file, so no compression or encryption (``compression=none``);
+- ``store-6 FILE BUCKET KEY``: the same with 6 parts in flight (the default
+  is 4, ADR 0011 addendum 4); ``store-5x8``: 8 parts of 5 MiB in flight
+  (more requests open for about the same buffer memory as 8 MiB x 4);
 - ``store-sha256 FILE BUCKET KEY``: the same with each part carrying
   ``x-amz-checksum-sha256`` (``part_checksum="SHA256"``, the store path before
   ADR 0011 addendum 3: one more sha256 pass in the client and the server);
@@ -51,11 +54,14 @@ import sys
 from pathlib import Path
 
 
-def _storage(bucket: str, part_checksum: str = "CRC32"):  # type: ignore[no-untyped-def]
+def _storage(bucket: str, part_checksum: str = "CRC32", **kw):  # type: ignore[no-untyped-def]
     from seawall.storage.s3 import S3Storage
 
     return S3Storage(
-        f"s3://{bucket}", endpoint_url=os.environ["AWS_ENDPOINT_URL"], part_checksum=part_checksum
+        f"s3://{bucket}",
+        endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+        part_checksum=part_checksum,
+        **kw,
     )
 
 
@@ -69,7 +75,7 @@ def _seawall(mode: str, argv: list[str]) -> None:
     from seawall.pipeline.keys import KeyRing
     from seawall.pipeline.store import PipelineSpec, store_stream
 
-    if mode in ("store", "store-sha256", "backup"):
+    if mode in ("store", "store-6", "store-5x8", "store-sha256", "backup"):
         path, bucket, key = argv
         if mode.startswith("store"):
             spec = PipelineSpec(compression="none", raw_hash=False)
@@ -77,7 +83,11 @@ def _seawall(mode: str, argv: list[str]) -> None:
             keys = KeyRing.build(recipients=[os.environ["SEAWALL_BENCH_RECIPIENT"]])
             spec = PipelineSpec(compression="zstd", keys=keys)
         with open(path, "rb") as src:
-            storage = _storage(bucket, "SHA256" if mode == "store-sha256" else "CRC32")
+            kw = {
+                "store-6": {"max_in_flight": 6},
+                "store-5x8": {"max_in_flight": 8, "part_size": 5 * 1024 * 1024},
+            }.get(mode, {})
+            storage = _storage(bucket, "SHA256" if mode == "store-sha256" else "CRC32", **kw)
             res = store_stream(src, storage, key, spec)
         print(res.sha256, res.stored_size)
         return

@@ -11,9 +11,13 @@ so the shared machine's drift hits every row alike:
 
 - ``upload``: the artifact by seawall's store path (``store_stream``, as a
   backup stores it, no compression/encryption: the file already is; and
-  the same with sha256 part checksums, the store path before ADR 0011
-  addendum 3, to compare in the same run), boto3
-  ``upload_file``, obstore ``put``, ``s5cmd cp`` (**baseline**);
+  the same with 6 parts of 8 MiB in flight instead of 4, and with 8 parts
+  of 5 MiB: more requests open, to compare in the same run, ADR 0011
+  addendum 4), boto3
+  ``upload_file``, obstore ``put``, ``s5cmd cp`` (**baseline**); each
+  seawall and s5cmd row also gives the client's CPU (user + system, from
+  ``wait4``) and the S3 server's CPU over the run (from ``/proc``): the
+  two share the machine's cores, so they say where the time goes;
 - ``backup``: the raw file through the whole pipeline, seawall ``store_stream``
   with zstd + age beside ``zstd -3 -T0 | age -r | s5cmd pipe`` (**baseline**);
 - ``restore``: the uploaded artifact back through seawall's restore read path
@@ -35,6 +39,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import urllib.request
@@ -50,6 +55,17 @@ SUITE = "s3"
 MIB = 1024 * 1024
 IMPORT_RUNS = 5
 PARTS = ("upload", "backup", "restore", "import")
+#: bench.s3_upload modes that write an object (deleted after each run)
+UPLOAD_MODES = (
+    "store",
+    "store-6",
+    "store-5x8",
+    "store-sha256",
+    "backup",
+    "boto3",
+    "obstore",
+    "seawall",
+)
 
 
 def _raw_file(ctx: Context, size_mb: int) -> Path:
@@ -94,6 +110,36 @@ def _with_rate(rows: list[Row], mib: float) -> None:
         if row.median_s:
             row.extra["MiB_per_s"] = round(mib / row.median_s, 1)
             row.notes = "; ".join(n for n in (f"{mib / row.median_s:.0f} MiB/s", row.notes) if n)
+
+
+def _server_cpu(proc: subprocess.Popen[bytes] | None) -> float:
+    """CPU seconds (user + system) the S3 server has used so far, from /proc.
+
+    The upload is a race for two cores between the client and the server:
+    the server's CPU per run says whether a client makes it work harder.
+    """
+    if proc is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # fields 14 and 15: utime, stime
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _with_cpu(rows: list[Row], cpu: dict[str, list[tuple[float, float]]]) -> None:
+    """Median client and server CPU seconds per row (``client_cpu_s``, ``server_cpu_s``)."""
+    for row in rows:
+        runs = cpu.get(row.tool)
+        if not runs:
+            continue
+        client = statistics.median(c for c, _ in runs)
+        served = statistics.median(s for _, s in runs)
+        row.extra |= {"client_cpu_s": round(client, 2), "server_cpu_s": round(served, 2)}
+        row.notes = "; ".join(
+            n for n in (row.notes, f"CPU client {client:.1f} s, server {served:.1f} s") if n
+        )
 
 
 def _vs_fastest_peer(rows: list[Row], ours: str) -> None:
@@ -144,21 +190,32 @@ def run(ctx: Context) -> list[Row]:
             url = f"http://127.0.0.1:{server.ports['master']}/vol/vacuum?garbageThreshold=0.0001"
             urllib.request.urlopen(url, timeout=300).read()
 
+    #: per tool: (client CPU s, server CPU s) of each run (where the time goes)
+    cpu: dict[str, list[tuple[float, float]]] = {}
+
     def timed(
-        stages: list[list[str]], key: str | None = None, stdin: Path | None = None
+        stages: list[list[str]],
+        key: str | None = None,
+        stdin: Path | None = None,
+        cpu_of: str | None = None,
     ) -> measure.RunResult:
         try:
-            return measure.run(stages, env=env, cwd=REPO, stdin_path=stdin, timeout=1800)
+            before = _server_cpu(server.proc)
+            res = measure.run(stages, env=env, cwd=REPO, stdin_path=stdin, timeout=1800)
+            if cpu_of is not None and res.ok:
+                spent = _server_cpu(server.proc) - before
+                cpu.setdefault(cpu_of, []).append((res.cpu_s, spent))
+            return res
         finally:
             if key is not None:
-                forget(key)
+                forget(key)  # untimed, and after the server's CPU was read
 
     def py_tool(name: str, mode: str, *args: str, baseline: bool = False) -> Tool:
         def attempt(i: int) -> measure.RunResult:
             key = f"{mode}/{i}"
             argv = [py, "-m", "bench.s3_upload", mode, *args]
-            if mode in ("store", "store-sha256", "backup", "boto3", "obstore", "seawall"):
-                return timed([[*argv, bucket, key]], key)
+            if mode in UPLOAD_MODES:
+                return timed([[*argv, bucket, key]], key, cpu_of=name)
             return timed([argv])
 
         return Tool(name, attempt, rss="root", baseline=baseline)
@@ -168,18 +225,22 @@ def run(ctx: Context) -> list[Row]:
         a = str(artifact)
         group = [
             py_tool(f"seawall store_stream of the artifact ({art_mib:.0f} MiB)", "store", a),
-            py_tool("seawall store_stream, sha256 parts (before addendum 3)", "store-sha256", a),
+            py_tool("seawall store_stream, 6 parts in flight", "store-6", a),
+            py_tool("seawall store_stream, 8 parts of 5 MiB in flight", "store-5x8", a),
             py_tool("boto3 upload_file", "boto3", a),
             py_tool("obstore put (8 MiB x 4)", "obstore", a),
             Tool(
                 "s5cmd cp",
-                lambda i: timed([[*s5cmd, "cp", a, f"s3://{bucket}/s5cmd/{i}"]], f"s5cmd/{i}"),
+                lambda i: timed(
+                    [[*s5cmd, "cp", a, f"s3://{bucket}/s5cmd/{i}"]], f"s5cmd/{i}", cpu_of="s5cmd cp"
+                ),
                 baseline=True,
                 unavailable=s5_missing,
             ),
         ]
         got = interleaved_rows(SUITE, group, ctx.opts.repeat)
         _with_rate(got, art_mib)
+        _with_cpu(got, cpu)
         apply_baseline(got)
         _vs_fastest_peer(got, "seawall")
         rows += got
@@ -207,6 +268,7 @@ def run(ctx: Context) -> list[Row]:
         ]
         got = interleaved_rows(SUITE, group, ctx.opts.repeat)
         _with_rate(got, size_mb)
+        _with_cpu(got, cpu)
         apply_baseline(got)
         _vs_fastest_peer(got, "seawall")
         rows += got
