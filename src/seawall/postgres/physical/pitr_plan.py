@@ -19,7 +19,10 @@ The rules, and why:
 - the archived segments are followed from the base backup's start segment
   along the timeline history, and a target the WAL cannot reach is refused
   up front (before anything is unpacked), naming the recoverable window;
-  ``--latest`` is refused at a gap, which would silently end recovery early.
+  ``--latest`` is refused at a gap, which would silently end recovery early;
+- a later timeline whose ``.history`` file is not archived is refused: PostgreSQL
+  finds timelines through those files, so recovery would silently stay on the
+  branch the promotion abandoned.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from seawall.postgres.wal.archive import (
     WindowReport,
     analyse,
     describe_window,
+    missing_histories,
     reach,
     timeline_path,
 )
@@ -170,6 +174,7 @@ def choose_plan(
         chosen = _choose(usable, target, window)
     ref = base_ref(chosen)
     assert ref is not None
+    _require_histories(listing, ref, timeline, window)
     r = reach(listing, ref.start_wal, timeline)
     if not _consistent(listing, chosen):
         raise RefusedError(
@@ -209,6 +214,31 @@ def choose_plan(
             f"the missing WAL; {window}"
         )
     return RestorePlan(chosen, target, r, window, report, listing)
+
+
+def _require_histories(
+    listing: ArchiveListing, ref: BaseRef, timeline: int | None, window: str
+) -> None:
+    """Refuse a target timeline PostgreSQL could not reach for want of a history file.
+
+    ``latest`` probes the history files one by one above the base backup's
+    timeline and stops at the first missing one: the restore would succeed on
+    the abandoned branch. An explicit timeline needs its own history file.
+    """
+    top = timeline if timeline is not None else max(listing.timelines(), default=ref.timeline)
+    if top <= ref.timeline:
+        return
+    missing = missing_histories(listing, ref.timeline, top)
+    if timeline is not None:
+        missing = [n for n in missing if n == f"{top:08X}.history"]
+    if missing:
+        raise RefusedError(
+            f"timeline {top} has WAL in the archive but {', '.join(missing)} is not archived: "
+            f"PostgreSQL cannot follow the timeline switch and would recover the older "
+            f"timeline instead; push it from the promoted server's pg_wal (`seawall postgres "
+            f"wal-push pg_wal/{missing[0]}` as PostgreSQL's user), or give --timeline "
+            f"{ref.timeline} to restore that timeline; {window}"
+        )
 
 
 def _on_path(listing: ArchiveListing, m: Manifest, timeline: int | None) -> bool:

@@ -301,6 +301,37 @@ def reach(
     )
 
 
+def has_history(listing: ArchiveListing, tl: int) -> bool:
+    """Is ``tl``'s history file in the archive (read, or present but unreadable)?"""
+    return tl in listing.histories or any(
+        f.kind == "history" and f.timeline == tl for f in listing.files
+    )
+
+
+def missing_histories(listing: ArchiveListing, first_tl: int, last_tl: int) -> list[str]:
+    """History files PostgreSQL needs to go from ``first_tl`` to ``last_tl`` but absent.
+
+    With ``recovery_target_timeline = 'latest'`` PostgreSQL finds the newest
+    timeline by probing ``first_tl + 1``, ``first_tl + 2``, ... history files
+    and stops at the first one missing: without ``00000002.history`` it stays
+    on timeline 1, however much WAL timeline 2 has, and recovery silently ends
+    on the branch the promotion abandoned. A restored server runs with
+    archiving off, so the history of the timeline it creates is never
+    archived by PostgreSQL itself (the runbook's manual push).
+    """
+    return [
+        f"{tl:08X}.history"
+        for tl in range(first_tl + 1, last_tl + 1)
+        if not has_history(listing, tl)
+    ]
+
+
+def archive_missing_histories(listing: ArchiveListing) -> list[str]:
+    """History files missing between the archive's lowest and highest timeline."""
+    tls = sorted({f.timeline for f in listing.files if f.kind in ("segment", "partial", "backup")})
+    return missing_histories(listing, tls[0], tls[-1]) if tls else []
+
+
 def newest_segment(listing: ArchiveListing) -> ArchivedFile | None:
     segs = [f for f in listing.files if f.kind in ("segment", "partial")]
     return max(segs, key=lambda f: f.mtime) if segs else None
@@ -332,12 +363,15 @@ class WindowReport:
     newest_segment_age_seconds: float | None
     errors: list[str]
     duplicates: list[Duplicate] = field(default_factory=list)
+    #: history files of later timelines that are not archived (recovery cannot follow them)
+    missing_histories: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return (
             not self.gaps
             and not self.duplicates
+            and not self.missing_histories
             and not any(b.get("missing") for b in self.base_backups)
         )
 
@@ -349,6 +383,7 @@ class WindowReport:
             "segments": self.segments,
             "gaps": [g.to_dict() for g in self.gaps],
             "duplicates": [d.to_dict() for d in self.duplicates],
+            "missing_histories": self.missing_histories,
             "base_backups": self.base_backups,
             "recoverable_window": {
                 "earliest": self.earliest.isoformat() if self.earliest else None,
@@ -413,6 +448,7 @@ def analyse(
         newest_segment_age_seconds=(now.timestamp() - newest.mtime) if newest else None,
         errors=list(listing.errors),
         duplicates=find_duplicates(listing),
+        missing_histories=archive_missing_histories(listing),
     )
 
 
