@@ -254,6 +254,19 @@ def test_base_backup_taken_on_the_old_timeline_after_the_switch_is_not_on_the_pa
     assert plan(make_target(latest=True), listing=BRANCHED, timeline=1).base.id == "B"
 
 
+def test_backup_end_is_its_stop_time_not_the_manifest_finish() -> None:
+    # pg_basebackup (so the manifest) finished long after pg_backup_stop while
+    # archiving lagged: a target in between is restorable from that backup
+    lst = archive(FULL)
+    late = base("L", 2, 15)  # manifest finished at +15 s, starts in segment 2
+    with pytest.raises(RefusedError, match="before the oldest usable base backup"):
+        plan(t_time(12), bases=[late], listing=lst)
+    lst.backup_stops[f"{segment_name(1, 2, SIZE)}.00000028.backup"] = at(11)
+    p = plan(t_time(12), bases=[late], listing=lst)
+    assert p.base.id == "L"
+    assert p.report.earliest == at(11)
+
+
 def test_later_timeline_without_its_history_file_is_refused() -> None:
     # PostgreSQL finds timeline 2 only through 00000002.history: without it,
     # 'latest' stays on timeline 1 and a restore silently ends on the old branch

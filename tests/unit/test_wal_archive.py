@@ -158,3 +158,23 @@ def test_missing_history_files_are_reported() -> None:
         "00000002.history"
     ]
     assert analyse(listing({1: [4, 5], 2: [5, 6]}, hist), "main", [], now).ok
+
+
+def test_backup_history_stop_time_is_rounded_up_and_zone_aware() -> None:
+    from datetime import UTC, datetime
+
+    from seawall.postgres.wal.archive import parse_backup_stop_time
+
+    text = (
+        "START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\n"
+        "STOP WAL LOCATION: 0/3000100 (file 000000010000000000000003)\n"
+        "START TIME: 2026-12-06 09:48:14 {z}\nSTOP TIME: 2026-12-06 09:48:59 {z}\n"
+    )
+    assert parse_backup_stop_time(text.format(z="UTC")) == datetime(
+        2026, 12, 6, 9, 49, 0, tzinfo=UTC
+    )
+    assert parse_backup_stop_time(text.format(z="Europe/Berlin")) == datetime(
+        2026, 12, 6, 8, 49, 0, tzinfo=UTC
+    )
+    assert parse_backup_stop_time(text.format(z="Not/AZone")) is None
+    assert parse_backup_stop_time("LABEL: x\n") is None
