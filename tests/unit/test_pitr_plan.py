@@ -254,6 +254,45 @@ def test_base_backup_taken_on_the_old_timeline_after_the_switch_is_not_on_the_pa
     assert plan(make_target(latest=True), listing=BRANCHED, timeline=1).base.id == "B"
 
 
+def test_backup_end_is_its_stop_time_not_the_manifest_finish() -> None:
+    # pg_basebackup (so the manifest) finished long after pg_backup_stop while
+    # archiving lagged: a target in between is restorable from that backup
+    lst = archive(FULL)
+    late = base("L", 2, 15)  # manifest finished at +15 s, starts in segment 2
+    with pytest.raises(RefusedError, match="before the oldest usable base backup"):
+        plan(t_time(12), bases=[late], listing=lst)
+    lst.backup_stops[f"{segment_name(1, 2, SIZE)}.00000028.backup"] = at(11)
+    p = plan(t_time(12), bases=[late], listing=lst)
+    assert p.base.id == "L"
+    assert p.report.earliest == at(11)
+
+
+def test_later_timeline_without_its_history_file_is_refused() -> None:
+    # PostgreSQL finds timeline 2 only through 00000002.history: without it,
+    # 'latest' stays on timeline 1 and a restore silently ends on the old branch
+    no_hist = archive({1: list(range(1, 11)), 2: [5, 6, 7, 8]})
+    with pytest.raises(RefusedError, match=r"00000002\.history is not archived") as exc:
+        plan(make_target(latest=True), listing=no_hist)
+    assert "--timeline 1" in str(exc.value) and "recoverable window" in str(exc.value)
+    with pytest.raises(RefusedError, match=r"00000002\.history"):
+        plan(make_target(latest=True), listing=no_hist, timeline=2)
+    assert plan(make_target(latest=True), listing=no_hist, timeline=1).reach.timeline == 1
+    # a history file that is archived but could not be read does not block
+    unreadable = archive({1: list(range(1, 11)), 2: [5, 6, 7, 8]})
+    unreadable.files.append(ArchivedFile("00000002.history", "h", "history", 2, None, 1, 0.0))
+    assert plan(make_target(latest=True), listing=unreadable).reach.timeline == 2
+
+
+def test_latest_needs_every_history_file_up_to_the_newest_timeline() -> None:
+    # 00000003.history is there, 00000002.history is not: PostgreSQL's probe for the
+    # newest timeline stops at 2, so 'latest' would stay on timeline 1
+    lst = archive({1: list(range(1, 11)), 3: [5, 6]}, {3: [HistoryEntry(1, 5 * SIZE + 0x1000)]})
+    with pytest.raises(RefusedError, match=r"00000002\.history"):
+        plan(make_target(latest=True), listing=lst)
+    # an explicit timeline only needs its own history file
+    assert plan(make_target(latest=True), listing=lst, timeline=3).reach.timeline == 3
+
+
 def test_prefetch_names_follow_the_timeline_switch() -> None:
     p = plan(make_target(latest=True), listing=BRANCHED)
     assert prefetch_names(p, None) == [segment_name(1, n, SIZE) for n in (2, 3, 4)] + [

@@ -8,6 +8,8 @@ from seawall.postgres.wal.archive import (
     ArchivedFile,
     ArchiveListing,
     HistoryEntry,
+    analyse,
+    archive_missing_histories,
     find_gaps,
     parse_history,
     reach,
@@ -139,3 +141,40 @@ def test_window_right_after_base_backup_does_not_end_before_it_starts() -> None:
     )
     report = analyse(later, "main", [base], datetime.fromtimestamp(2100.0, UTC))
     assert report.latest == datetime.fromtimestamp(2050.0, UTC)
+
+
+def test_missing_history_files_are_reported() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    lst = listing({1: [3, 4, 5], 2: [5, 6]})
+    assert archive_missing_histories(lst) == ["00000002.history"]
+    report = analyse(lst, "main", [], now)
+    assert not report.ok and report.to_dict()["missing_histories"] == ["00000002.history"]
+    # an archive that starts on a later timeline needs no history for it
+    assert archive_missing_histories(listing({2: [5, 6]})) == []
+    hist = {2: [HistoryEntry(1, 5 * SIZE)], 3: [HistoryEntry(2, 6 * SIZE)]}
+    assert archive_missing_histories(listing({1: [4, 5], 3: [6]}, {3: hist[3]})) == [
+        "00000002.history"
+    ]
+    assert analyse(listing({1: [4, 5], 2: [5, 6]}, hist), "main", [], now).ok
+
+
+def test_backup_history_stop_time_is_rounded_up_and_zone_aware() -> None:
+    from datetime import UTC, datetime
+
+    from seawall.postgres.wal.archive import parse_backup_stop_time
+
+    text = (
+        "START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\n"
+        "STOP WAL LOCATION: 0/3000100 (file 000000010000000000000003)\n"
+        "START TIME: 2026-12-06 09:48:14 {z}\nSTOP TIME: 2026-12-06 09:48:59 {z}\n"
+    )
+    assert parse_backup_stop_time(text.format(z="UTC")) == datetime(
+        2026, 12, 6, 9, 49, 0, tzinfo=UTC
+    )
+    assert parse_backup_stop_time(text.format(z="Europe/Berlin")) == datetime(
+        2026, 12, 6, 8, 49, 0, tzinfo=UTC
+    )
+    assert parse_backup_stop_time(text.format(z="Not/AZone")) is None
+    assert parse_backup_stop_time("LABEL: x\n") is None

@@ -213,6 +213,15 @@ def _pitr(ctx: Context, report: StatusReport) -> None:
                 f"WAL {d.name} stored {len(d.keys)} times; wal-fetch refuses it",
                 "`seawall postgres wal-check` explains; move the foreign copy out of the archive",
             )
+        for name in w.missing_histories:
+            report.problem(
+                "error",
+                subject,
+                f"timeline history file {name} is not archived: recovery to the latest point "
+                "stays on the older timeline",
+                f"push it from the promoted server: `seawall postgres wal-push pg_wal/{name}` "
+                "as PostgreSQL's user",
+            )
         broken = [b for b in w.base_backups if not b["consistent"]]
         for b in broken:  # (a gap after a consistent one is the gap's problem, named above)
             report.problem(

@@ -14,8 +14,9 @@ def wal_check(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Gaps per timeline, base backups without their WAL, WAL names stored more than
-    once, the recoverable window, and the age of the newest segment. Exit 3 on a gap,
-    a base backup missing WAL, or a name stored more than once."""
+    once, timeline history files not archived, the recoverable window, and the age of
+    the newest segment. Exit 3 on a gap, a base backup missing WAL, a name stored more
+    than once, or a later timeline without its history file."""
     from datetime import UTC, datetime
 
     from seawall.context import Context
@@ -44,6 +45,10 @@ def wal_check(
                 f"DUPLICATE {dup.name}: stored {len(dup.keys)} times with {what} "
                 f"({', '.join(k.rsplit('/', 1)[-1] for k in dup.keys)}); wal-fetch refuses it"
             )
+        for name in report.missing_histories:
+            typer.echo(
+                f"MISSING HISTORY {name}: that timeline's WAL is archived, its history is not"
+            )
         for b in report.base_backups:
             status = "ok" if b["consistent"] else f"MISSING WAL {b['missing'] or b['stop_wal']}"
             typer.echo(f"base backup {b['id']}: WAL {b['start_wal']}..{b['stop_wal']} {status}")
@@ -63,6 +68,14 @@ def wal_check(
             "such a name, so recovery stops there; find which copy belongs to this cluster's "
             "history (two clusters sharing PG_CLUSTER_NAME, a diverged standby), move the "
             "other out of the archive, then run wal-check again"
+        )
+    if report.missing_histories:
+        names = ", ".join(report.missing_histories)
+        raise VerificationError(
+            f"timeline history file {names} is not in the archive: recovery to the latest "
+            "point cannot follow that timeline and silently ends on the older one; push it "
+            f"from the promoted server's pg_wal (`seawall postgres wal-push pg_wal/"
+            f"{report.missing_histories[0]}` as PostgreSQL's user)"
         )
     if not report.ok:
         raise VerificationError(

@@ -19,7 +19,10 @@ The rules, and why:
 - the archived segments are followed from the base backup's start segment
   along the timeline history, and a target the WAL cannot reach is refused
   up front (before anything is unpacked), naming the recoverable window;
-  ``--latest`` is refused at a gap, which would silently end recovery early.
+  ``--latest`` is refused at a gap, which would silently end recovery early;
+- a later timeline whose ``.history`` file is not archived is refused: PostgreSQL
+  finds timelines through those files, so recovery would silently stay on the
+  branch the promotion abandoned.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from seawall.postgres.wal.archive import (
     Reach,
     WindowReport,
     analyse,
+    base_end_time,
     describe_window,
+    missing_histories,
     reach,
     timeline_path,
 )
@@ -120,11 +125,18 @@ class RestorePlan:
     listing: ArchiveListing
 
 
-def base_ref(m: Manifest) -> BaseRef | None:
+def base_ref(m: Manifest, listing: ArchiveListing | None = None) -> BaseRef | None:
     pg = m.postgres
     if pg is None or not (pg.start_wal and pg.stop_wal and pg.stop_lsn and pg.timeline):
         return None
-    return BaseRef(m.id, pg.timeline, pg.start_wal, pg.stop_wal, parse_lsn(pg.stop_lsn), m.time)
+    return BaseRef(
+        m.id,
+        pg.timeline,
+        pg.start_wal,
+        pg.stop_wal,
+        parse_lsn(pg.stop_lsn),
+        base_end_time(m, listing),
+    )
 
 
 def wal_segment_size(bases: Sequence[Manifest]) -> int:
@@ -152,7 +164,7 @@ def choose_plan(
     history files loaded; ``now`` only ages the newest segment in the report.
     """
     bases = [m for m in bases if base_ref(m) is not None]
-    refs = [r for r in (base_ref(m) for m in bases) if r is not None]
+    refs = [r for r in (base_ref(m, listing) for m in bases) if r is not None]
     report = analyse(listing, cluster, refs, now)
     window = describe_window(report)
     usable = [m for m in bases if _consistent(listing, m) and _on_path(listing, m, timeline)]
@@ -167,9 +179,10 @@ def choose_plan(
             raise RefusedError(
                 f"no base backup of {cluster!r} has its WAL in the archive; {window}"
             )
-        chosen = _choose(usable, target, window)
+        chosen = _choose(usable, target, window, listing)
     ref = base_ref(chosen)
     assert ref is not None
+    _require_histories(listing, ref, timeline, window)
     r = reach(listing, ref.start_wal, timeline)
     if not _consistent(listing, chosen):
         raise RefusedError(
@@ -180,10 +193,10 @@ def choose_plan(
     end_time = r.end_time.isoformat(timespec="seconds") if r.end_time else "?"
     if target.kind == "time":
         assert target.time is not None
-        if target.time < chosen.time:
+        if target.time < base_end_time(chosen, listing):
             raise RefusedError(
                 f"target {target.time.isoformat()} is before base backup {chosen.id} "
-                f"ended ({chosen.time.isoformat(timespec='seconds')}); {window}"
+                f"ended ({base_end_time(chosen, listing).isoformat(timespec='seconds')}); {window}"
             )
         if r.end_time is None or target.time > r.end_time:
             raise RefusedError(
@@ -209,6 +222,31 @@ def choose_plan(
             f"the missing WAL; {window}"
         )
     return RestorePlan(chosen, target, r, window, report, listing)
+
+
+def _require_histories(
+    listing: ArchiveListing, ref: BaseRef, timeline: int | None, window: str
+) -> None:
+    """Refuse a target timeline PostgreSQL could not reach for want of a history file.
+
+    ``latest`` probes the history files one by one above the base backup's
+    timeline and stops at the first missing one: the restore would succeed on
+    the abandoned branch. An explicit timeline needs its own history file.
+    """
+    top = timeline if timeline is not None else max(listing.timelines(), default=ref.timeline)
+    if top <= ref.timeline:
+        return
+    missing = missing_histories(listing, ref.timeline, top)
+    if timeline is not None:
+        missing = [n for n in missing if n == f"{top:08X}.history"]
+    if missing:
+        raise RefusedError(
+            f"timeline {top} has WAL in the archive but {', '.join(missing)} is not archived: "
+            f"PostgreSQL cannot follow the timeline switch and would recover the older "
+            f"timeline instead; push it from the promoted server's pg_wal (`seawall postgres "
+            f"wal-push pg_wal/{missing[0]}` as PostgreSQL's user), or give --timeline "
+            f"{ref.timeline} to restore that timeline; {window}"
+        )
 
 
 def _on_path(listing: ArchiveListing, m: Manifest, timeline: int | None) -> bool:
@@ -244,7 +282,9 @@ def _consistent(listing: ArchiveListing, m: Manifest) -> bool:
     return r.end_lsn is not None and stop is not None and r.end_lsn > stop * listing.segment_size
 
 
-def _choose(bases: list[Manifest], target: Target, window: str) -> Manifest:
+def _choose(
+    bases: list[Manifest], target: Target, window: str, listing: ArchiveListing
+) -> Manifest:
     """The newest base backup that ends before the target (bases oldest first)."""
     if target.kind == "latest":
         return bases[-1]
@@ -252,11 +292,12 @@ def _choose(bases: list[Manifest], target: Target, window: str) -> Manifest:
         return bases[0]
     if target.kind == "time":
         assert target.time is not None
-        before = [m for m in bases if m.time <= target.time]
+        before = [m for m in bases if base_end_time(m, listing) <= target.time]
         if not before:
             raise RefusedError(
                 f"target {target.time.isoformat()} is before the oldest usable base backup "
-                f"({bases[0].id}, ended {bases[0].time.isoformat(timespec='seconds')}); {window}"
+                f"({bases[0].id}, ended {base_end_time(bases[0], listing).isoformat(timespec='seconds')}); "
+                f"{window}"
             )
         return before[-1]
     if target.kind == "lsn":

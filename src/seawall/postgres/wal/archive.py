@@ -22,13 +22,16 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seawall.catalog.wal_layout import wal_prefix
 from seawall.storage.base import Storage
 from seawall.walcore.archived import parse_wal_key
 from seawall.walcore.lsn import format_lsn
 from seawall.walcore.names import DEFAULT_WAL_SEGMENT_SIZE, parse_wal_name, segment_name
+
+if TYPE_CHECKING:
+    from seawall.catalog.models import Manifest
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class ArchiveListing:
     #: parsed history files (timeline -> entries), when they could be read
     histories: dict[int, list[HistoryEntry]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: backup history file name -> its STOP TIME (next whole second), when read
+    backup_stops: dict[str, datetime] = field(default_factory=dict)
 
     def segments(self) -> dict[int, dict[int, ArchivedFile]]:
         """timeline -> segno -> file (complete segments only)."""
@@ -182,6 +187,9 @@ def load_histories(listing: ArchiveListing, storage: Storage, keys: Any) -> None
     from seawall.pipeline.decode import decode_to
 
     for f in listing.files:
+        if f.kind == "backup":
+            _load_backup_stop(listing, storage, keys, f)
+            continue
         if f.kind != "history":
             continue
         sink = _ListSink()
@@ -194,6 +202,48 @@ def load_histories(listing: ArchiveListing, storage: Storage, keys: Any) -> None
         listing.histories[f.timeline] = parse_history(
             b"".join(sink.chunks).decode(errors="replace")
         )
+
+
+def _load_backup_stop(
+    listing: ArchiveListing, storage: Storage, keys: Any, f: ArchivedFile
+) -> None:
+    """Read a backup history file's STOP TIME (best effort: the manifest's time otherwise)."""
+    from seawall.errors import SeawallError
+    from seawall.pipeline.decode import decode_to
+
+    sink = _ListSink()
+    obj = parse_wal_key(f.key)
+    try:
+        decode_to(storage, f.key, sink, keys, compression=obj.compression if obj else None)
+    except SeawallError:
+        return
+    stop = parse_backup_stop_time(b"".join(sink.chunks).decode(errors="replace"))
+    if stop is not None:
+        listing.backup_stops[f.name] = stop
+
+
+def parse_backup_stop_time(text: str) -> datetime | None:
+    """``STOP TIME: 2026-12-06 09:48:59 UTC`` of a backup history file, rounded up.
+
+    PostgreSQL writes it in ``log_timezone`` to the second; the next whole
+    second is never before the backup's real end.
+    """
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    for line in text.splitlines():
+        if not line.startswith("STOP TIME:"):
+            continue
+        parts = line.split(":", 1)[1].split()
+        if len(parts) != 3:
+            return None
+        try:
+            naive = datetime.fromisoformat(f"{parts[0]}T{parts[1]}")
+            zone = ZoneInfo(parts[2])
+        except (ValueError, KeyError, OSError):
+            return None
+        return naive.replace(tzinfo=zone).astimezone(UTC) + timedelta(seconds=1)
+    return None
 
 
 def find_gaps(listing: ArchiveListing) -> list[Gap]:
@@ -301,9 +351,64 @@ def reach(
     )
 
 
+def has_history(listing: ArchiveListing, tl: int) -> bool:
+    """Is ``tl``'s history file in the archive (read, or present but unreadable)?"""
+    return tl in listing.histories or any(
+        f.kind == "history" and f.timeline == tl for f in listing.files
+    )
+
+
+def missing_histories(listing: ArchiveListing, first_tl: int, last_tl: int) -> list[str]:
+    """History files PostgreSQL needs to go from ``first_tl`` to ``last_tl`` but absent.
+
+    With ``recovery_target_timeline = 'latest'`` PostgreSQL finds the newest
+    timeline by probing ``first_tl + 1``, ``first_tl + 2``, ... history files
+    and stops at the first one missing: without ``00000002.history`` it stays
+    on timeline 1, however much WAL timeline 2 has, and recovery silently ends
+    on the branch the promotion abandoned. A restored server runs with
+    archiving off, so the history of the timeline it creates is never
+    archived by PostgreSQL itself (the runbook's manual push).
+    """
+    return [
+        f"{tl:08X}.history"
+        for tl in range(first_tl + 1, last_tl + 1)
+        if not has_history(listing, tl)
+    ]
+
+
+def archive_missing_histories(listing: ArchiveListing) -> list[str]:
+    """History files missing between the archive's lowest and highest timeline."""
+    tls = sorted({f.timeline for f in listing.files if f.kind in ("segment", "partial", "backup")})
+    return missing_histories(listing, tls[0], tls[-1]) if tls else []
+
+
 def newest_segment(listing: ArchiveListing) -> ArchivedFile | None:
     segs = [f for f in listing.files if f.kind in ("segment", "partial")]
     return max(segs, key=lambda f: f.mtime) if segs else None
+
+
+def base_end_time(m: Manifest, listing: ArchiveListing | None = None) -> datetime:
+    """When a base backup ended: the earliest point in time it can be restored to.
+
+    The STOP TIME of its backup history file in the archive (``pg_backup_stop``)
+    when it could be read, else the manifest's finish time. The manifest is
+    finished only after pg_basebackup, which waits until the backup's WAL is
+    archived: with a lagging archive_command that is minutes after the real
+    end, and targets in between (restorable from this backup) were refused.
+    """
+    pg = m.postgres
+    if listing is None or pg is None or not (pg.start_lsn and pg.timeline):
+        return m.time
+    from seawall.walcore.lsn import parse_lsn
+
+    try:
+        start = parse_lsn(pg.start_lsn)
+    except ValueError:
+        return m.time
+    size = listing.segment_size
+    name = f"{segment_name(pg.timeline, start // size, size)}.{start % size:08X}.backup"
+    stop = listing.backup_stops.get(name)
+    return min(stop, m.time) if stop is not None else m.time
 
 
 @dataclass
@@ -332,12 +437,15 @@ class WindowReport:
     newest_segment_age_seconds: float | None
     errors: list[str]
     duplicates: list[Duplicate] = field(default_factory=list)
+    #: history files of later timelines that are not archived (recovery cannot follow them)
+    missing_histories: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return (
             not self.gaps
             and not self.duplicates
+            and not self.missing_histories
             and not any(b.get("missing") for b in self.base_backups)
         )
 
@@ -349,6 +457,7 @@ class WindowReport:
             "segments": self.segments,
             "gaps": [g.to_dict() for g in self.gaps],
             "duplicates": [d.to_dict() for d in self.duplicates],
+            "missing_histories": self.missing_histories,
             "base_backups": self.base_backups,
             "recoverable_window": {
                 "earliest": self.earliest.isoformat() if self.earliest else None,
@@ -413,6 +522,7 @@ def analyse(
         newest_segment_age_seconds=(now.timestamp() - newest.mtime) if newest else None,
         errors=list(listing.errors),
         duplicates=find_duplicates(listing),
+        missing_histories=archive_missing_histories(listing),
     )
 
 

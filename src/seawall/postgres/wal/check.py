@@ -10,6 +10,7 @@ from seawall.postgres.wal.archive import (
     BaseRef,
     WindowReport,
     analyse,
+    base_end_time,
     list_archive,
     load_histories,
 )
@@ -47,7 +48,12 @@ def check_archive(
         if pg and pg.start_wal and pg.stop_wal and pg.stop_lsn and pg.timeline:
             refs.append(
                 BaseRef(
-                    m.id, pg.timeline, pg.start_wal, pg.stop_wal, parse_lsn(pg.stop_lsn), m.time
+                    m.id,
+                    pg.timeline,
+                    pg.start_wal,
+                    pg.stop_wal,
+                    parse_lsn(pg.stop_lsn),
+                    base_end_time(m, listing),
                 )
             )
     return analyse(listing, cluster, refs, now)
