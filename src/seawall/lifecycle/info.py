@@ -69,31 +69,18 @@ class WalInfo:
 def _window(ctx: Context, cluster: str, size: int, now: datetime) -> dict[str, Any] | None:
     """``wal-check``'s recoverable window for one cluster (its code, not a copy)."""
     from seawall.postgres.physical.basebackup import base_manifests
+    from seawall.postgres.physical.pitr_plan import base_ref
     from seawall.postgres.wal.archive import (
-        BaseRef,
         analyse,
-        base_end_time,
         list_archive,
         load_histories,
     )
-    from seawall.walcore.lsn import parse_lsn
 
     listing = list_archive(ctx.storage, cluster, size)
     # encrypted history files without the identity: timelines assumed promotions
     with contextlib.suppress(Exception):
         load_histories(listing, ctx.storage, ctx.keys)
-    refs = [
-        BaseRef(
-            m.id,
-            pg.timeline,
-            pg.start_wal,
-            pg.stop_wal,
-            parse_lsn(pg.stop_lsn),
-            base_end_time(m, listing),
-        )
-        for m in base_manifests(ctx, cluster)
-        if (pg := m.postgres) and pg.start_wal and pg.stop_wal and pg.stop_lsn and pg.timeline
-    ]
+    refs = [r for m in base_manifests(ctx, cluster) if (r := base_ref(m, listing))]
     report = analyse(listing, cluster, refs, now)
     if report.earliest is None or report.latest is None:
         return None

@@ -7,14 +7,11 @@ from datetime import datetime
 from seawall.context import Context
 from seawall.postgres.wal.archive import (
     ArchiveListing,
-    BaseRef,
     WindowReport,
     analyse,
-    base_end_time,
     list_archive,
     load_histories,
 )
-from seawall.walcore.lsn import parse_lsn
 
 
 def read_listing(ctx: Context) -> ArchiveListing:
@@ -38,22 +35,10 @@ def check_archive(
     """``listing`` (from :func:`read_listing`) lets a caller that also needs the
     files themselves (``seawall status`` sums their sizes) list the archive once."""
     from seawall.postgres.physical.basebackup import base_manifests
+    from seawall.postgres.physical.pitr_plan import base_ref
 
     cluster = ctx.settings.pg_cluster_name
     if listing is None:
         listing = read_listing(ctx)
-    refs = []
-    for m in base_manifests(ctx, cluster):
-        pg = m.postgres
-        if pg and pg.start_wal and pg.stop_wal and pg.stop_lsn and pg.timeline:
-            refs.append(
-                BaseRef(
-                    m.id,
-                    pg.timeline,
-                    pg.start_wal,
-                    pg.stop_wal,
-                    parse_lsn(pg.stop_lsn),
-                    base_end_time(m, listing),
-                )
-            )
+    refs = [r for m in base_manifests(ctx, cluster) if (r := base_ref(m, listing))]
     return analyse(listing, cluster, refs, now)
