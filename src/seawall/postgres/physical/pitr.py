@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from seawall.catalog.models import Manifest
-from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import (
     ConfigError,
@@ -40,7 +39,6 @@ from seawall.errors import (
     StorageError,
 )
 from seawall.log import get_logger
-from seawall.pipeline.decode import decode_to
 from seawall.postgres.physical.basebackup import base_manifests
 from seawall.postgres.physical.pitr_plan import (
     RestorePlan,
@@ -66,13 +64,13 @@ from seawall.postgres.physical.tblspc_restore import (
     Placement,
     plan_placements,
     remove_placements,
+    unpack_artifact,
     unpack_tablespaces,
     write_tablespace_map,
 )
 from seawall.postgres.tools import pg_ctl
 from seawall.postgres.tools.pg_controldata import controldata
 from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
-from seawall.postgres.tools.tar import extract_tar
 from seawall.postgres.wal.archive import ArchiveListing, list_archive, load_histories
 from seawall.storage.base import Storage
 from seawall.storage.mirror import copies_of
@@ -197,22 +195,7 @@ def _unpack(ctx: Context, base: Manifest, data_dir: Path) -> None:
     art = base.artifact("base")
     if art is None:
         raise NotFoundError(f"base backup {base.id} has no base artifact")
-    tar = extract_tar(data_dir)
-    try:
-        decode_to(
-            ctx.storage,
-            artifact_key(base, art.name),
-            tar.stdin,
-            ctx.keys,
-            expected_sha256=art.sha256,
-            expected_size=art.stored_size,
-        )
-    except BrokenPipeError:
-        pass
-    finally:
-        rc, err = tar.finish()
-    if rc != 0:
-        raise StorageError(f"unpacking base backup {base.id} failed: {err.strip()[:300]}")
+    unpack_artifact(ctx, base, art, data_dir, f"base backup {base.id}")
 
 
 def execute_restore(

@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from seawall.catalog.models import Manifest, Tablespace
+from seawall.catalog.models import Artifact, Manifest, Tablespace
 from seawall.catalog.store import artifact_key
 from seawall.context import Context
 from seawall.errors import ConfigError, NotFoundError, RefusedError, StorageError
@@ -103,6 +103,30 @@ def plan_placements(base: Manifest, mapping: dict[str, Path], data_dir: Path) ->
     return placements
 
 
+def unpack_artifact(ctx: Context, base: Manifest, art: Artifact, target: Path, what: str) -> None:
+    """Decode a stored tar artifact of ``base`` into ``target`` through ``tar -x``.
+
+    The base artifact and every tablespace artifact are unpacked the same way
+    (sha256 and size checked by ``decode_to``); tar's own failure is the error.
+    """
+    tar = extract_tar(target)
+    try:
+        decode_to(
+            ctx.storage,
+            artifact_key(base, art.name),
+            tar.stdin,
+            ctx.keys,
+            expected_sha256=art.sha256,
+            expected_size=art.stored_size,
+        )
+    except BrokenPipeError:
+        pass  # tar stopped reading: its exit status and message say why
+    finally:
+        rc, err = tar.finish()
+    if rc != 0:
+        raise StorageError(f"unpacking {what} failed: {err.strip()[:300]}")
+
+
 def unpack_tablespaces(
     ctx: Context, base: Manifest, placements: list[Placement], uid: int, gid: int
 ) -> None:
@@ -120,25 +144,13 @@ def unpack_tablespaces(
         os.chmod(p.target, 0o700)
         if os.geteuid() == 0:
             os.chown(p.target, uid, gid)
-        tar = extract_tar(p.target)
-        try:
-            decode_to(
-                ctx.storage,
-                artifact_key(base, art.name),
-                tar.stdin,
-                ctx.keys,
-                expected_sha256=art.sha256,
-                expected_size=art.stored_size,
-            )
-        except BrokenPipeError:
-            pass
-        finally:
-            rc, err = tar.finish()
-        if rc != 0:
-            raise StorageError(
-                f"unpacking tablespace {p.space.name!r} of base backup {base.id} into "
-                f"{p.target} failed: {err.strip()[:300]}"
-            )
+        unpack_artifact(
+            ctx,
+            base,
+            art,
+            p.target,
+            f"tablespace {p.space.name!r} of base backup {base.id} into {p.target}",
+        )
         if os.geteuid() == 0:
             for root, dirs, files in os.walk(p.target):
                 for name in dirs + files:
