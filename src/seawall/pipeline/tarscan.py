@@ -12,15 +12,12 @@ verification without the decryption identity).
 
 from __future__ import annotations
 
-import queue
-import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from seawall.pipeline.codecs import PullReader
+from seawall.pipeline.pumped import CHUNK, QueuedReader
 
 BLOCK = 512
-CHUNK = 1 << 20
 WANTED = ("backup_label", "backup_manifest", "PG_VERSION")
 _MAX_CAPTURE = 256 * 1024 * 1024
 
@@ -121,7 +118,7 @@ class TarScanner:
             raise TarStructureError("the archive has no end-of-archive marker (truncated)")
 
 
-class ScanningReader(PullReader):
+class ScanningReader(QueuedReader):
     """Wraps a producer's stdout: the pipeline pulls, the scanner watches.
 
     A reader thread keeps pulling from the pipe into a bounded queue (at most
@@ -132,42 +129,12 @@ class ScanningReader(PullReader):
     """
 
     def __init__(self, src: BinaryIO, scanner: TarScanner, depth: int = 8) -> None:
-        self._src = src
         self.scanner = scanner
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
-        self._pending = b""
-        self._eof = False
         _grow_pipe(src)
-        self._thread = threading.Thread(target=self._pump, name="tar-reader", daemon=True)
-        self._thread.start()
+        super().__init__(src, name="tar-reader", depth=depth)
 
-    def _pump(self) -> None:
-        try:
-            while True:
-                data = self._src.read(CHUNK)
-                self._queue.put(data)
-                if not data:
-                    return
-        except BaseException as exc:
-            self._queue.put(exc)
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._pending:
-            if self._eof:
-                return b""
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            if not item:
-                self._eof = True
-                return b""
-            self.scanner.feed(item)
-            self._pending = item
-        if n is None or n < 0 or n >= len(self._pending):
-            data, self._pending = self._pending, b""
-        else:
-            data, self._pending = self._pending[:n], self._pending[n:]
-        return data
+    def _seen(self, chunk: bytes) -> None:
+        self.scanner.feed(chunk)
 
 
 def _grow_pipe(src: BinaryIO) -> None:

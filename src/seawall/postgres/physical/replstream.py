@@ -19,7 +19,6 @@ slow; libpq's blocking calls would hold the GIL.
 
 from __future__ import annotations
 
-import queue
 import select
 import tarfile
 import threading
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seawall.errors import SourceUnavailableError
+from seawall.pipeline.pumped import QueuedReader
 from seawall.pipeline.tarscan import BLOCK, TarStructureError
 from seawall.postgres.tools.base import ConnParams
 
@@ -314,7 +314,7 @@ class ArchiveReader:
         return out
 
 
-class PumpedReader:
+class PumpedReader(QueuedReader):
     """Reads an archive in its own thread into a bounded queue (8 chunks of
     1 MiB), so the server keeps streaming while the pipeline compresses and
     encrypts: pulled in the pipeline's thread, every wait on the network
@@ -323,50 +323,6 @@ class PumpedReader:
     whose :meth:`BaseBackupStream.close` stops it before closing the
     connection (libpq must not be used from two threads at once)."""
 
-    CHUNK = 1 << 20
-
     def __init__(self, stream: BaseBackupStream, src: ArchiveReader, depth: int = 8) -> None:
-        self._stop = stream.stop
-        self._src = src
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
-        self._pending = b""
-        self._eof = False
-        self._thread = threading.Thread(target=self._pump, name="basebackup-reader", daemon=True)
+        super().__init__(src, name="basebackup-reader", depth=depth, stop=stream.stop)
         stream._threads.append(self._thread)
-        self._thread.start()
-
-    def _put(self, item: bytes | BaseException) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _pump(self) -> None:
-        try:
-            while True:
-                data = self._src.read(self.CHUNK)
-                if not self._put(data) or not data:
-                    return
-        except BaseException as exc:
-            self._put(exc)
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._pending:
-            if self._eof:
-                return b""
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            if not item:
-                self._eof = True
-                self._thread.join()
-                return b""
-            self._pending = item
-        if n is None or n < 0 or n >= len(self._pending):
-            data, self._pending = self._pending, b""
-        else:
-            data, self._pending = self._pending[:n], self._pending[n:]
-        return data
