@@ -36,7 +36,7 @@ from seawall.pipeline.stored import check_stored, identity_free, missing_key_hin
 from seawall.pipeline.tarscan import TarScanner, TarStructureError
 from seawall.postgres.tools.pg_ctl import find_pg_binary as find_binary
 from seawall.postgres.tools.pg_verifybackup import verifybackup
-from seawall.postgres.tools.tar import TarExtract, extract_tar
+from seawall.postgres.tools.tar import extract_tar
 from seawall.postgres.wal.envconfig import WalConfig
 from seawall.postgres.wal.fetch import fetch_wal
 from seawall.walcore.names import segment_range
@@ -96,7 +96,6 @@ def verify_base_backup(
         art = manifest.artifact("base")
         if art is None:
             raise TarStructureError("the manifest lists no base artifact")
-        key = artifact_key(manifest, art.name)
         spaces = _tablespace_artifacts(manifest)
         if stored:
             for each in [art, *(a for _, a in spaces)]:
@@ -114,28 +113,14 @@ def verify_base_backup(
                 "is not set); decrypting and pg_verifybackup run where the identity lives"
             )
             return _result(t0, True, deep, level, "ok (stored level: not decrypted here)", checks)
-        scanner = TarScanner()
-        tar: TarExtract | None = None
-        tar_rc, tar_err = 0, ""
+        data_dir = None
         if deep:
             scratch = Path(tempfile.mkdtemp(prefix="seawall-verify-", dir=str(_scratch_root(ctx))))
-            (scratch / "data").mkdir()
-            tar = extract_tar(scratch / "data")
-        sink = _ScanSink(scanner, tar.stdin if tar else None)
-        try:
-            decode_to(
-                ctx.storage,
-                key,
-                sink,
-                ctx.keys,
-                expected_sha256=art.sha256,
-                expected_size=art.stored_size,
-            )
-        finally:
-            if tar is not None:
-                tar_rc, tar_err = tar.finish()
+            data_dir = scratch / "data"
+            data_dir.mkdir()
+        scanner, raw_ok, tar_rc, tar_err = _decode_tar(ctx, manifest, art, data_dir)
         checks.append("sha256 of stored bytes")
-        if art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
+        if not raw_ok:
             raise TarStructureError("decoded content does not match the recorded raw sha256")
         checks.append("decrypt + decompress, raw sha256")
         scanner.finish()
@@ -187,8 +172,12 @@ def _tablespace_artifacts(manifest: Manifest) -> list[tuple[int, Artifact]]:
     return out
 
 
-def _check_tar(ctx: Context, manifest: Manifest, art: Artifact, dest: Path | None) -> int:
-    """Decode one tar artifact (into ``dest`` when given); its member count."""
+def _decode_tar(
+    ctx: Context, manifest: Manifest, art: Artifact, dest: Path | None
+) -> tuple[TarScanner, bool, int, str]:
+    """Decode one tar artifact, scanned (and unpacked into ``dest`` when given):
+    the scanner, whether the raw sha256 matched, and tar's exit status and
+    message (the callers word and order their refusals themselves)."""
     scanner = TarScanner()
     tar = extract_tar(dest) if dest is not None else None
     sink = _ScanSink(scanner, tar.stdin if tar else None)
@@ -205,7 +194,14 @@ def _check_tar(ctx: Context, manifest: Manifest, art: Artifact, dest: Path | Non
     finally:
         if tar is not None:
             rc, err = tar.finish()
-    if art.raw_sha256 and sink.hash.hexdigest() != art.raw_sha256:
+    raw_ok = not art.raw_sha256 or sink.hash.hexdigest() == art.raw_sha256
+    return scanner, raw_ok, rc, err
+
+
+def _check_tar(ctx: Context, manifest: Manifest, art: Artifact, dest: Path | None) -> int:
+    """Decode one tar artifact (into ``dest`` when given); its member count."""
+    scanner, raw_ok, rc, err = _decode_tar(ctx, manifest, art, dest)
+    if not raw_ok:
         raise TarStructureError(f"{art.name}: decoded content does not match the raw sha256")
     scanner.finish()
     if rc != 0:
